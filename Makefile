@@ -1,0 +1,91 @@
+# modelreg: every target installs what it needs, so a fresh clone works with `make run` or `make test`.
+# `make help` lists the targets.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+UV_VERSION := 0.13.8
+GRPCURL_VERSION := v1.9.3
+TOOLS := $(CURDIR)/.tools
+UV := $(TOOLS)/uv/bin/uv
+VENV := $(CURDIR)/.venv
+PY := $(VENV)/bin/python
+BUF := $(VENV)/bin/buf
+GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+GENERATED := clients/python/modelregistry
+
+# Never let uv fetch a Python of its own or a Go toolchain switch itself: use the machine's.
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export GOTOOLCHAIN := local
+export GOFLAGS := -mod=readonly
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
+
+$(UV):
+	python3 -m venv $(TOOLS)/uv
+	$(TOOLS)/uv/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: $(UV) pyproject.toml uv.lock $(wildcard */*/pyproject.toml deploy/local/pyproject.toml)
+	$(UV) sync --frozen --all-groups
+	@touch $@
+
+.PHONY: venv
+venv: $(VENV)/.synced ## Create or update .venv from the lock file
+
+$(TOOLS)/bin/modelreg-ferretdb: deploy/local/ferretdb/main.go deploy/local/ferretdb/go.mod deploy/local/ferretdb/go.sum
+	GO=$(GO) bash deploy/local/build-ferretdb.sh
+
+$(TOOLS)/bin/grpcurl:
+	GOBIN=$(TOOLS)/bin $(GO) install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
+
+.PHONY: tools
+tools: venv $(TOOLS)/bin/modelreg-ferretdb $(TOOLS)/bin/grpcurl ## Build the local servers' binaries (FerretDB wrapper, grpcurl)
+
+.PHONY: run
+run: tools ## Run the registry on the embedded local servers (data in .data/)
+	$(PY) -m modelreg_local
+
+.PHONY: test
+test: tools ## Unit and integration tests against real FerretDB and SeaweedFS
+	$(PY) -m pytest
+
+.PHONY: test-unit
+test-unit: venv ## Unit tests only (no servers)
+	$(PY) -m pytest tests/unit
+
+.PHONY: lint
+lint: venv ## ruff, mypy (strict), buf lint and buf format
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(BUF) lint
+	$(BUF) format --diff --exit-code
+
+.PHONY: fmt
+fmt: venv ## Format Python and proto sources
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+	$(BUF) format -w
+
+.PHONY: proto
+proto: venv ## Regenerate the client code from protos/ (buf.gen.yaml)
+	rm -rf $(GENERATED)
+	$(BUF) generate
+	touch $(GENERATED)/__init__.py $(GENERATED)/v1/__init__.py
+
+.PHONY: proto-check
+proto-check: proto ## Fail when the committed generated code is stale
+	@if [ -n "$$(git status --porcelain -- $(GENERATED))" ]; then \
+	  git status --short -- $(GENERATED); \
+	  echo "generated code in $(GENERATED) is stale: run 'make proto' and commit the result" >&2; exit 1; fi
+
+.PHONY: ci
+ci: proto-check lint test ## What CI runs
+
+.PHONY: clean
+clean: ## Remove the virtualenv, tools and caches (keeps .data/)
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,200 @@
+"""Resource names of the modelregistry.v1 API, parsed and validated in one place.
+
+Services, the SDK and the CLI all use these, so a name accepted by one is accepted by all.
+Names follow AIP-122: `namespaces/{namespace}/models/{model}/versions/{number}` and
+`namespaces/{namespace}/models/{model}/aliases/{alias}`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+NAMESPACE_ID = re.compile(r"[a-z][a-z0-9-]{0,62}")
+MODEL_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,127}")
+ALIAS_ID = re.compile(r"[a-z][a-z0-9_-]{0,62}")
+MAX_VERSION_NUMBER = 2**53  # JSON-safe integers, far beyond any real model's history
+
+
+class InvalidResourceName(ValueError):
+    """A resource name that does not parse; `field` names the request field that carried it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceName:
+    namespace: str
+
+    def __str__(self) -> str:
+        return f"namespaces/{self.namespace}"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelName:
+    namespace: str
+    model: str
+
+    def __str__(self) -> str:
+        return f"namespaces/{self.namespace}/models/{self.model}"
+
+    def version(self, number: int) -> ModelVersionName:
+        return ModelVersionName(self.namespace, self.model, number)
+
+    def alias(self, alias: str) -> AliasName:
+        return AliasName(self.namespace, self.model, alias)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVersionName:
+    namespace: str
+    model: str
+    number: int
+
+    @property
+    def model_name(self) -> ModelName:
+        return ModelName(self.namespace, self.model)
+
+    def __str__(self) -> str:
+        return f"namespaces/{self.namespace}/models/{self.model}/versions/{self.number}"
+
+
+@dataclass(frozen=True, slots=True)
+class AliasName:
+    namespace: str
+    model: str
+    alias: str
+
+    @property
+    def model_name(self) -> ModelName:
+        return ModelName(self.namespace, self.model)
+
+    def __str__(self) -> str:
+        return f"namespaces/{self.namespace}/models/{self.model}/aliases/{self.alias}"
+
+
+def _check_id(field: str, kind: str, value: str, pattern: re.Pattern[str], rule: str) -> str:
+    if not value:
+        raise InvalidResourceName(field, f"{kind} id is empty")
+    if not pattern.fullmatch(value) or ".." in value:
+        raise InvalidResourceName(field, f"{kind} id {value!r} is invalid: {rule}")
+    return value
+
+
+def check_namespace_id(value: str, field: str = "namespace") -> str:
+    return _check_id(
+        field,
+        "namespace",
+        value,
+        NAMESPACE_ID,
+        "use 1-63 lowercase letters, digits or '-', starting with a letter",
+    )
+
+
+def check_model_id(value: str, field: str = "model_id") -> str:
+    return _check_id(
+        field,
+        "model",
+        value,
+        MODEL_ID,
+        "use 1-128 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit, without '..'",
+    )
+
+
+def check_alias_id(value: str, field: str = "alias") -> str:
+    return _check_id(
+        field,
+        "alias",
+        value,
+        ALIAS_ID,
+        "use 1-63 lowercase letters, digits, '_' or '-', starting with a letter",
+    )
+
+
+def _segments(name: str, field: str, shape: str, count: int) -> list[str]:
+    if not name:
+        raise InvalidResourceName(field, f"is empty; expected {shape}")
+    parts = name.split("/")
+    if len(parts) != count:
+        raise InvalidResourceName(field, f"{name!r} is not of the form {shape}")
+    return parts
+
+
+def parse_namespace_name(name: str, field: str = "parent") -> NamespaceName:
+    shape = "namespaces/{namespace}"
+    parts = _segments(name, field, shape, 2)
+    if parts[0] != "namespaces":
+        raise InvalidResourceName(field, f"{name!r} is not of the form {shape}")
+    return NamespaceName(check_namespace_id(parts[1], field))
+
+
+def parse_model_name(name: str, field: str = "name") -> ModelName:
+    shape = "namespaces/{namespace}/models/{model}"
+    parts = _segments(name, field, shape, 4)
+    if parts[0] != "namespaces" or parts[2] != "models":
+        raise InvalidResourceName(field, f"{name!r} is not of the form {shape}")
+    return ModelName(check_namespace_id(parts[1], field), check_model_id(parts[3], field))
+
+
+def parse_model_version_name(name: str, field: str = "name") -> ModelVersionName:
+    shape = "namespaces/{namespace}/models/{model}/versions/{number}"
+    parts = _segments(name, field, shape, 6)
+    if parts[4] != "versions":
+        raise InvalidResourceName(field, f"{name!r} is not of the form {shape}")
+    model = parse_model_name("/".join(parts[:4]), field)
+    number = parts[5]
+    if not number.isascii() or not number.isdigit() or number.startswith("0"):
+        raise InvalidResourceName(field, f"version {number!r} is not a positive integer")
+    if int(number) > MAX_VERSION_NUMBER:
+        raise InvalidResourceName(field, f"version {number} is out of range")
+    return model.version(int(number))
+
+
+def parse_alias_name(name: str, field: str = "name") -> AliasName:
+    shape = "namespaces/{namespace}/models/{model}/aliases/{alias}"
+    parts = _segments(name, field, shape, 6)
+    if parts[4] != "aliases":
+        raise InvalidResourceName(field, f"{name!r} is not of the form {shape}")
+    model = parse_model_name("/".join(parts[:4]), field)
+    return model.alias(check_alias_id(parts[5], field))
+
+
+def parse_version_reference(name: str, field: str = "model_version") -> ModelVersionName | AliasName:
+    """A version by number (`.../versions/3`) or by alias (`.../aliases/production`)."""
+    parts = name.split("/")
+    if len(parts) == 6 and parts[4] == "aliases":
+        return parse_alias_name(name, field)
+    return parse_model_version_name(name, field)
+
+
+MAX_FILE_PATH_BYTES = 1024
+
+
+def check_file_path(path: str, field: str = "path") -> str:
+    """A file path inside a model version: relative, normalized, portable.
+
+    Paths never become object-store keys (blobs are stored by digest), but they become file
+    names when a version is downloaded, so anything that could escape the target directory or
+    mean different files on different systems is refused.
+    """
+    if not path:
+        raise InvalidResourceName(field, "file path is empty")
+    if len(path.encode()) > MAX_FILE_PATH_BYTES:
+        raise InvalidResourceName(field, f"file path is longer than {MAX_FILE_PATH_BYTES} bytes")
+    if "\\" in path:
+        raise InvalidResourceName(field, f"file path {path!r} contains a backslash; use '/' between segments")
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in path):
+        raise InvalidResourceName(field, f"file path {path!r} contains a control character")
+    if path.startswith("/"):
+        raise InvalidResourceName(
+            field, f"file path {path!r} is absolute; it must be relative to the version"
+        )
+    for segment in path.split("/"):
+        if segment in ("", ".", ".."):
+            raise InvalidResourceName(
+                field, f"file path {path!r} has an empty, '.' or '..' segment; it must be normalized"
+            )
+    return path

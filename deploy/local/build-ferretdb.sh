@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Builds <repo>/.tools/bin/modelreg-ferretdb from deploy/local/ferretdb (see main.go for why the
+# wrapper exists). Idempotent: does nothing when the binary is newer than main.go, go.mod and go.sum,
+# so the Makefile can call it on every `make tools` / `make run`.
+#
+# Environment: GO (Go command; default `go` on PATH, else /usr/local/go/bin/go),
+#              FORCE=1 (rebuild even when up to date).
+# The first build downloads the Go modules and compiles SQLite (about a minute on 2 cores).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+src="${here}/ferretdb"
+repo="$(cd "${here}/../.." && pwd)"
+out="${repo}/.tools/bin/modelreg-ferretdb"
+
+up_to_date() {
+    [[ -x "${out}" ]] || return 1
+    local f
+    for f in main.go go.mod go.sum; do
+        [[ "${src}/${f}" -nt "${out}" ]] && return 1
+    done
+    return 0
+}
+
+if [[ "${FORCE:-0}" != "1" ]] && up_to_date; then
+    exit 0
+fi
+
+go_cmd="${GO:-}"
+if [[ -z "${go_cmd}" ]]; then
+    if command -v go >/dev/null 2>&1; then
+        go_cmd="go"
+    elif [[ -x /usr/local/go/bin/go ]]; then
+        go_cmd="/usr/local/go/bin/go"
+    else
+        echo "build-ferretdb.sh: no Go toolchain found (install Go >= 1.24 or set GO=/path/to/go)" >&2
+        exit 1
+    fi
+fi
+
+mkdir -p "$(dirname "${out}")"
+echo "building ${out} with $("${go_cmd}" version)" >&2
+# Build into a temporary name and rename, so an interrupted build never leaves a half-written binary
+# that looks up to date.
+(cd "${src}" && "${go_cmd}" build -mod=readonly -trimpath -buildvcs=false -o "${out}.tmp" .)
+mv -f "${out}.tmp" "${out}"

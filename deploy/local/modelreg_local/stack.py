@@ -1,0 +1,227 @@
+"""The whole registry on one machine: the stores plus both services as real processes.
+
+`make run` and the integration tests both use `LocalStack`, so what the tests exercise is what
+a developer runs. Services are separate processes (not in-process servers) so tests can kill
+them like a real crash would, and so each has its own event loop and logs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Self
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from modelreg.addresses import ARTIFACT_ADDR_ENV, METADATA_ADDR_ENV, ServiceAddresses
+
+from modelreg_local.stores import StoreEndpoints, open_stores
+
+METADATA_SERVICE = "modelregistry.v1.MetadataService"
+ARTIFACT_SERVICE = "modelregistry.v1.ArtifactService"
+_LOG_TAIL_LINES = 40
+
+
+class ServiceStartError(RuntimeError):
+    pass
+
+
+class ServiceProcess:
+    """One service (`python -m <module>`) with its log file, health wait and graceful stop."""
+
+    def __init__(
+        self, name: str, *, module: str, service: str, address: str, env: Mapping[str, str], log_dir: Path
+    ):
+        self.name = name
+        self.module = module
+        self.service = service
+        self.address = address
+        self.env = dict(env)
+        self.log_path = log_dir / f"{name}.log"
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("ab")
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", self.module],
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def exited(self) -> int | None:
+        return self._process.poll() if self._process else None
+
+    def log_tail(self) -> str:
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join(lines[-_LOG_TAIL_LINES:])
+
+    def wait_healthy(self, timeout: float = 60.0) -> None:
+        """Wait until the standard gRPC health check reports SERVING for this service."""
+        deadline = time.monotonic() + timeout
+        with grpc.insecure_channel(self.address) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            while True:
+                code = self.exited()
+                if code is not None:
+                    raise ServiceStartError(
+                        f"{self.name} exited with code {code} before becoming healthy; log {self.log_path}:\n"
+                        f"{self.log_tail()}"
+                    )
+                try:
+                    reply = health.Check(health_pb2.HealthCheckRequest(service=self.service), timeout=1)
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                except grpc.RpcError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise ServiceStartError(
+                        f"{self.name} is not healthy on {self.address} after {timeout:.0f}s; "
+                        f"log {self.log_path}:\n{self.log_tail()}"
+                    )
+                time.sleep(0.1)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM (the service drains and closes its clients), then SIGKILL after `timeout`."""
+        if self._process and self._process.poll() is None:
+            self._process.send_signal(signal.SIGTERM)
+            try:
+                self._process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._close_log()
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: no draining, no cleanup."""
+        if self._process and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+        self._close_log()
+
+    def restart(self, timeout: float = 60.0) -> None:
+        self.stop()
+        self.start()
+        self.wait_healthy(timeout)
+
+    def _close_log(self) -> None:
+        if self._log:
+            self._log.close()
+            self._log = None
+
+
+@dataclass(frozen=True)
+class StackEndpoints:
+    addresses: ServiceAddresses
+    stores: StoreEndpoints
+    log_dir: Path
+
+
+class LocalStack:
+    """Stores, then the metadata service, then the artifact service; stopped in reverse order."""
+
+    def __init__(
+        self,
+        data_root: Path,
+        *,
+        addresses: ServiceAddresses,
+        mongo_port: int = 0,
+        s3_port: int = 0,
+        env: Mapping[str, str] = os.environ,
+        prefer_containers: bool = False,
+        log_level: str = "INFO",
+    ):
+        self.data_root = data_root
+        self.addresses = addresses
+        self.log_dir = data_root / "logs"
+        self._mongo_port = mongo_port
+        self._s3_port = s3_port
+        self._env = dict(env)
+        self._prefer_containers = prefer_containers
+        self._log_level = log_level
+        self._exit = contextlib.ExitStack()
+        self.metadata: ServiceProcess | None = None
+        self.artifacts: ServiceProcess | None = None
+        self.stores: StoreEndpoints | None = None
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self.data_root.mkdir(parents=True, exist_ok=True)
+        self.stores = self._exit.enter_context(
+            open_stores(
+                self.data_root,
+                mongo_port=self._mongo_port,
+                s3_port=self._s3_port,
+                env=self._env,
+                prefer_containers=self._prefer_containers,
+            )
+        )
+        env = {
+            **self._env,
+            **self.stores.to_environment(),
+            METADATA_ADDR_ENV: self.addresses.metadata,
+            ARTIFACT_ADDR_ENV: self.addresses.artifacts,
+            "MODELREG_LOG_LEVEL": self._log_level,
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.metadata = ServiceProcess(
+            "metadata",
+            module="modelreg_metadata",
+            service=METADATA_SERVICE,
+            address=self.addresses.metadata,
+            env=env,
+            log_dir=self.log_dir,
+        )
+        self.artifacts = ServiceProcess(
+            "artifacts",
+            module="modelreg_artifacts",
+            service=ARTIFACT_SERVICE,
+            address=self.addresses.artifacts,
+            env=env,
+            log_dir=self.log_dir,
+        )
+        for service in (self.metadata, self.artifacts):
+            service.start()
+            self._exit.callback(service.stop)
+        for service in (self.metadata, self.artifacts):
+            service.wait_healthy()
+
+    def stop(self) -> None:
+        self._exit.close()
+
+    def dead_service(self) -> ServiceProcess | None:
+        """A service that exited on its own, if any (the stack supervisor reports it)."""
+        for service in (self.metadata, self.artifacts):
+            if service is not None and service.exited() is not None:
+                return service
+        return None

@@ -1,0 +1,87 @@
+"""Running one gRPC service process: health, reflection, interceptors and graceful shutdown.
+
+Shutdown order on SIGTERM (what Kubernetes sends): health -> NOT_SERVING so load balancers
+stop routing, `server.stop(grace)` drains in-flight calls, then the service's clients close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
+from grpc_reflection.v1alpha import reflection
+
+from modelreg_common.interceptors import CallContextInterceptor
+
+log = structlog.get_logger("modelreg.server")
+
+# Upload chunks are at most 2 MiB; leave room for the envelope.
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServiceBinding:
+    """A servicer to serve, named by its fully qualified proto service name."""
+
+    full_name: str
+    add_to_server: Callable[[grpc.aio.Server], None]
+
+
+class BindError(Exception):
+    pass
+
+
+async def serve(
+    listen_addr: str,
+    services: Sequence[ServiceBinding],
+    *,
+    grace_seconds: float,
+    on_shutdown: Sequence[Callable[[], Awaitable[None]]] = (),
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Serve until SIGTERM/SIGINT (or `stop` is set), then shut down gracefully."""
+    server = grpc.aio.server(
+        interceptors=[CallContextInterceptor()],
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    health_servicer = health_aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for service in services:
+        service.add_to_server(server)
+    names = [service.full_name for service in services]
+    reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    try:
+        server.add_insecure_port(listen_addr)
+    except RuntimeError as exc:
+        raise BindError(f"cannot listen on {listen_addr}: {exc}") from exc
+
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+
+    await server.start()
+    for name in ["", *names]:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("serving", address=listen_addr, services=names)
+
+    await stop.wait()
+    log.info("shutting down", grace_seconds=grace_seconds)
+    await health_servicer.enter_graceful_shutdown()
+    await server.stop(grace_seconds)
+    for close in on_shutdown:
+        try:
+            await close()
+        except Exception:
+            log.exception("error while closing a client during shutdown")
+    log.info("stopped")

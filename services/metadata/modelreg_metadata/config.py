@@ -1,0 +1,33 @@
+"""Settings of the metadata service, read once from the environment."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from modelreg.addresses import DEFAULT_METADATA_ADDR, METADATA_ADDR_ENV
+from modelreg_common.config import EnvReader
+
+
+@dataclass(frozen=True)
+class MetadataSettings:
+    listen_addr: str
+    mongodb_uri: str
+    database: str
+    grace_seconds: float
+    log_level: str
+
+    @classmethod
+    def from_environment(cls, env: Mapping[str, str]) -> MetadataSettings:
+        read = EnvReader(env)
+        settings = cls(
+            listen_addr=read.address(METADATA_ADDR_ENV, DEFAULT_METADATA_ADDR),
+            mongodb_uri=read.text("MODELREG_MONGODB_URI"),
+            database=read.text("MODELREG_MONGODB_DATABASE", "modelreg"),
+            grace_seconds=read.number("MODELREG_SHUTDOWN_GRACE_SECONDS", 10.0, minimum=0, maximum=600),
+            log_level=read.log_level("MODELREG_LOG_LEVEL"),
+        )
+        if settings.mongodb_uri and not settings.mongodb_uri.startswith(("mongodb://", "mongodb+srv://")):
+            read.problems.append("MODELREG_MONGODB_URI must start with mongodb:// or mongodb+srv://")
+        read.finish()
+        return settings

@@ -1,0 +1,172 @@
+"""Protobuf messages <-> domain objects for the metadata service."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
+from modelreg.names import ModelName, ModelVersionName
+from modelregistry.v1 import model_pb2
+
+from modelreg_metadata.domain import (
+    Alias,
+    Dataset,
+    Lineage,
+    Model,
+    ModelFile,
+    ModelVersion,
+    Signature,
+    TensorSpec,
+    VersionState,
+)
+
+_STATES = {
+    VersionState.PENDING: model_pb2.MODEL_VERSION_STATE_PENDING,
+    VersionState.READY: model_pb2.MODEL_VERSION_STATE_READY,
+    VersionState.ARCHIVED: model_pb2.MODEL_VERSION_STATE_ARCHIVED,
+}
+
+
+def _timestamp(moment: datetime | None) -> timestamp_pb2.Timestamp | None:
+    if moment is None:
+        return None
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+def model_to_proto(model: Model) -> model_pb2.Model:
+    return model_pb2.Model(
+        name=str(model.name),
+        uid=model.uid,
+        display_name=model.display_name,
+        description=model.description,
+        model_card=model.model_card,
+        owner=model.owner,
+        labels=model.labels,
+        create_time=_timestamp(model.create_time),
+        update_time=_timestamp(model.update_time),
+        etag=model.etag,
+        create_actor=model.create_actor,
+        latest_version_number=model.latest_version_number,
+        deleted=model.deleted,
+    )
+
+
+def model_draft(name: ModelName, message: model_pb2.Model) -> Model:
+    """The caller-settable fields of a model; output-only fields are ignored."""
+    return Model(
+        name=name,
+        uid="",
+        display_name=message.display_name,
+        description=message.description,
+        model_card=message.model_card,
+        owner=message.owner,
+        labels=dict(message.labels),
+    )
+
+
+def file_to_proto(file: ModelFile) -> model_pb2.ModelFile:
+    return model_pb2.ModelFile(
+        path=file.path,
+        size_bytes=file.size_bytes,
+        sha256=file.sha256,
+        content_type=file.content_type,
+        create_time=_timestamp(file.create_time),
+    )
+
+
+def file_from_proto(message: model_pb2.ModelFile) -> ModelFile:
+    return ModelFile(
+        path=message.path,
+        size_bytes=message.size_bytes,
+        sha256=message.sha256,
+        content_type=message.content_type,
+    )
+
+
+def _lineage_to_proto(lineage: Lineage) -> model_pb2.Lineage:
+    return model_pb2.Lineage(
+        training_run_id=lineage.training_run_id,
+        training_run_url=lineage.training_run_url,
+        source_repository=lineage.source_repository,
+        source_commit=lineage.source_commit,
+        datasets=[model_pb2.Dataset(uri=d.uri, digest=d.digest, role=d.role) for d in lineage.datasets],
+        parent_model_version=lineage.parent_model_version,
+    )
+
+
+def _lineage_from_proto(message: model_pb2.Lineage) -> Lineage:
+    return Lineage(
+        training_run_id=message.training_run_id,
+        training_run_url=message.training_run_url,
+        source_repository=message.source_repository,
+        source_commit=message.source_commit,
+        datasets=[Dataset(d.uri, d.digest, d.role) for d in message.datasets],
+        parent_model_version=message.parent_model_version,
+    )
+
+
+def _tensors_to_proto(tensors: list[TensorSpec]) -> list[model_pb2.TensorSpec]:
+    return [model_pb2.TensorSpec(name=t.name, dtype=t.dtype, shape=t.shape) for t in tensors]
+
+
+def _tensors_from_proto(messages: list[model_pb2.TensorSpec]) -> list[TensorSpec]:
+    return [TensorSpec(m.name, m.dtype, list(m.shape)) for m in messages]
+
+
+def version_to_proto(version: ModelVersion) -> model_pb2.ModelVersion:
+    params = struct_pb2.Struct()
+    params.update(version.params)
+    return model_pb2.ModelVersion(
+        name=str(version.name),
+        uid=version.uid,
+        number=version.number,
+        description=version.description,
+        tags=version.tags,
+        params=params,
+        metrics=version.metrics,
+        lineage=_lineage_to_proto(version.lineage),
+        signature=model_pb2.Signature(
+            inputs=_tensors_to_proto(version.signature.inputs),
+            outputs=_tensors_to_proto(version.signature.outputs),
+        ),
+        files=[file_to_proto(f) for f in version.files],
+        manifest_digest=version.manifest_digest,
+        state=_STATES[version.state],
+        create_actor=version.create_actor,
+        create_time=_timestamp(version.create_time),
+        update_time=_timestamp(version.update_time),
+        etag=version.etag,
+        aliases=version.aliases,
+        deleted=version.deleted,
+    )
+
+
+def version_draft(name: ModelVersionName, message: model_pb2.ModelVersion) -> ModelVersion:
+    """The caller-settable fields of a version; output-only fields are ignored."""
+    return ModelVersion(
+        name=name,
+        uid="",
+        model_uid="",
+        description=message.description,
+        tags=dict(message.tags),
+        params=json_format.MessageToDict(message.params),
+        metrics=dict(message.metrics),
+        lineage=_lineage_from_proto(message.lineage),
+        signature=Signature(
+            _tensors_from_proto(list(message.signature.inputs)),
+            _tensors_from_proto(list(message.signature.outputs)),
+        ),
+    )
+
+
+def alias_to_proto(alias: Alias) -> model_pb2.Alias:
+    return model_pb2.Alias(
+        name=str(alias.name),
+        model_version=str(alias.model_version),
+        version_number=alias.version_number,
+        update_time=_timestamp(alias.update_time),
+        update_actor=alias.update_actor,
+        etag=alias.etag,
+    )

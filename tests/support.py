@@ -1,0 +1,101 @@
+"""Helpers shared by the integration tests: unique names, uploads, downloads, error details."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import grpc
+from google.rpc import error_details_pb2, status_pb2
+from modelregistry.v1 import artifact_service_pb2 as art
+from modelregistry.v1 import metadata_service_pb2 as md
+from modelregistry.v1 import model_pb2
+
+__all__ = ["ArtifactStub", "MetadataStub"]
+
+if TYPE_CHECKING:  # the async stub types exist only in the generated .pyi stubs
+    from modelregistry.v1.artifact_service_pb2_grpc import ArtifactServiceAsyncStub as ArtifactStub
+    from modelregistry.v1.metadata_service_pb2_grpc import MetadataServiceAsyncStub as MetadataStub
+
+CHUNK = 1024 * 1024
+ACTOR = (("x-modelreg-actor", "alice@example.com"),)
+
+
+def unique(prefix: str = "m") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+async def new_model(stub: MetadataStub, namespace: str = "team-a") -> model_pb2.Model:
+    return await stub.CreateModel(
+        md.CreateModelRequest(parent=f"namespaces/{namespace}", model_id=unique()), metadata=ACTOR
+    )
+
+
+async def new_version(stub: MetadataStub, **fields: object) -> model_pb2.ModelVersion:
+    model = await new_model(stub)
+    return await stub.CreateModelVersion(
+        md.CreateModelVersionRequest(parent=model.name, model_version=model_pb2.ModelVersion(**fields)),  # type: ignore[arg-type]
+        metadata=ACTOR,
+    )
+
+
+async def upload_messages(
+    spec: art.UploadSpec, data: bytes, chunk: int = CHUNK, finish: bool = True
+) -> AsyncIterator[art.UploadFileRequest]:
+    yield art.UploadFileRequest(spec=spec)
+    for offset in range(0, len(data), chunk):
+        yield art.UploadFileRequest(write_offset=offset, data=data[offset : offset + chunk])
+    if finish:
+        yield art.UploadFileRequest(write_offset=len(data), finish_write=True)
+
+
+async def upload(
+    stub: ArtifactStub,
+    version: str,
+    path: str,
+    data: bytes,
+    *,
+    sha256: str | None = None,
+    size: int | None = None,
+) -> model_pb2.ModelFile:
+    spec = art.UploadSpec(
+        model_version=version,
+        path=path,
+        size_bytes=len(data) if size is None else size,
+        sha256=sha256 or hashlib.sha256(data).hexdigest(),
+    )
+    return await stub.UploadFile(upload_messages(spec, data), metadata=ACTOR)
+
+
+async def download(
+    stub: ArtifactStub, ref: str, path: str, offset: int = 0, limit: int = 0
+) -> tuple[model_pb2.ModelFile, bytes]:
+    header: model_pb2.ModelFile | None = None
+    received = bytearray()
+    request = art.DownloadFileRequest(model_version=ref, path=path, offset=offset, limit=limit)
+    async for message in stub.DownloadFile(request):
+        if message.HasField("file"):
+            header = message.file
+        if message.data:
+            assert message.offset == offset + len(received)
+            received += message.data
+    assert header is not None, "the first message must carry the file"
+    return header, bytes(received)
+
+
+def error_info(exc: grpc.aio.AioRpcError) -> tuple[str, list[str]]:
+    """The AIP-193 reason and the names of the fields in violation."""
+    reason, fields = "", []
+    trailers: Any = exc.trailing_metadata() or ()
+    for key, value in trailers:
+        if key == "grpc-status-details-bin":
+            assert isinstance(value, bytes)
+            for detail in status_pb2.Status.FromString(value).details:
+                info, bad = error_details_pb2.ErrorInfo(), error_details_pb2.BadRequest()
+                if detail.Unpack(info):
+                    reason = info.reason
+                elif detail.Unpack(bad):
+                    fields = [v.field for v in bad.field_violations]
+    return reason, fields

@@ -1,0 +1,56 @@
+"""Page tokens, page sizes and environment settings."""
+
+from __future__ import annotations
+
+import pytest
+from modelreg_artifacts.config import MIB, ArtifactSettings
+from modelreg_common import paging
+from modelreg_common.config import ConfigError
+from modelreg_common.errors import InvalidArgument
+from modelreg_metadata.config import MetadataSettings
+
+
+def test_page_token_round_trip_and_binding_to_its_query() -> None:
+    token = paging.encode_token("models:namespaces/a", ["model-7"])
+    assert paging.decode_token(token, "models:namespaces/a") == ["model-7"]
+    assert paging.decode_token("", "models:namespaces/a") is None
+    with pytest.raises(InvalidArgument) as caught:
+        paging.decode_token(token, "models:namespaces/b")
+    assert caught.value.field == "page_token"
+    for garbage in ("!!!", "e30", "bm90IGpzb24"):
+        with pytest.raises(InvalidArgument):
+            paging.decode_token(garbage, "models:namespaces/a")
+
+
+def test_page_sizes() -> None:
+    assert paging.page_size(0) == paging.DEFAULT_PAGE_SIZE
+    assert paging.page_size(5) == 5
+    assert paging.page_size(10**6) == paging.MAX_PAGE_SIZE
+    with pytest.raises(InvalidArgument):
+        paging.page_size(-1)
+
+
+def test_metadata_settings_defaults_and_all_problems_at_once() -> None:
+    settings = MetadataSettings.from_environment({"MODELREG_MONGODB_URI": "mongodb://127.0.0.1:1/"})
+    assert settings.listen_addr == "127.0.0.1:50051"
+    assert settings.database == "modelreg"
+    with pytest.raises(ConfigError) as caught:
+        MetadataSettings.from_environment(
+            {"MODELREG_LOG_LEVEL": "loud", "MODELREG_SHUTDOWN_GRACE_SECONDS": "x"}
+        )
+    assert len(caught.value.problems) == 3
+
+
+def test_artifact_settings() -> None:
+    env = {
+        "MODELREG_S3_ENDPOINT": "127.0.0.1:9000",
+        "MODELREG_S3_ACCESS_KEY": "k",
+        "MODELREG_S3_SECRET_KEY": "s",
+    }
+    settings = ArtifactSettings.from_environment(env)
+    assert settings.listen_addr == "127.0.0.1:50052"
+    assert settings.part_bytes == 16 * MIB
+    assert settings.s3.bucket == "modelreg"
+    assert not settings.s3.secure
+    with pytest.raises(ConfigError, match="MODELREG_S3_SECURE"):
+        ArtifactSettings.from_environment({**env, "MODELREG_S3_SECURE": "maybe"})
