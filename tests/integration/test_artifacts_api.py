@@ -11,6 +11,7 @@ import grpc
 import pytest
 from modelregistry.v1 import artifact_service_pb2 as art
 from modelregistry.v1 import metadata_service_pb2 as md
+from modelregistry.v1 import model_pb2
 
 from tests.support import ACTOR, download, error_info, new_version, upload, upload_messages
 
@@ -202,3 +203,35 @@ async def test_download_by_alias_and_missing_file(metadata: MetadataStub, artifa
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await download(artifacts, f"{model_name}/aliases/missing", "model.onnx")
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_sealed_version_refuses_uploads_and_keeps_its_manifest(
+    metadata: MetadataStub, artifacts: ArtifactStub
+) -> None:
+    version = await new_version(metadata)
+    await upload(artifacts, version.name, "model.bin", b"v1 weights")
+    sealed = await metadata.SealModelVersion(md.SealModelVersionRequest(name=version.name), metadata=ACTOR)
+    assert sealed.state == model_pb2.MODEL_VERSION_STATE_READY
+    assert (
+        await metadata.SealModelVersion(md.SealModelVersionRequest(name=version.name))
+    ).etag == sealed.etag
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await upload(artifacts, version.name, "extra.bin", b"late")
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error_info(caught.value)[0] == "VERSION_SEALED"
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await metadata.AddModelVersionFile(
+            md.AddModelVersionFileRequest(
+                model_version=version.name, file=model_pb2.ModelFile(path="x", size_bytes=1, sha256="0" * 64)
+            )
+        )
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert await files_of(metadata, version.name) == {
+        "model.bin": (10, hashlib.sha256(b"v1 weights").hexdigest())
+    }
+
+    other = await new_version(metadata)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await metadata.SealModelVersion(md.SealModelVersionRequest(name=other.name, etag="stale"))
+    assert caught.value.code() == grpc.StatusCode.ABORTED

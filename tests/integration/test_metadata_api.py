@@ -18,10 +18,8 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.integration
 
-Stub = MetadataStub
 
-
-async def test_create_get_and_list_models(metadata: Stub) -> None:
+async def test_create_get_and_list_models(metadata: MetadataStub) -> None:
     namespace = unique("ns")
     created = []
     for model_id in ("b-model", "a-model", "c-model"):
@@ -56,7 +54,7 @@ async def test_create_get_and_list_models(metadata: Stub) -> None:
     assert page2.next_page_token == ""
 
 
-async def test_duplicate_model_name_is_already_exists(metadata: Stub) -> None:
+async def test_duplicate_model_name_is_already_exists(metadata: MetadataStub) -> None:
     model = await new_model(metadata)
     namespace, model_id = model.name.split("/")[1], model.name.split("/")[3]
     with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -70,7 +68,7 @@ async def test_duplicate_model_name_is_already_exists(metadata: Stub) -> None:
     assert other.uid != model.uid
 
 
-async def test_unknown_model_is_not_found(metadata: Stub) -> None:
+async def test_unknown_model_is_not_found(metadata: MetadataStub) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await metadata.GetModel(md.GetModelRequest(name="namespaces/team-a/models/never-created"))
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
@@ -100,7 +98,7 @@ async def test_unknown_model_is_not_found(metadata: Stub) -> None:
     ],
 )
 async def test_malformed_create_model_is_invalid_argument(
-    metadata: Stub, request_: md.CreateModelRequest, field: str
+    metadata: MetadataStub, request_: md.CreateModelRequest, field: str
 ) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await metadata.CreateModel(request_)
@@ -111,7 +109,7 @@ async def test_malformed_create_model_is_invalid_argument(
     assert reason
 
 
-async def test_versions_are_numbered_per_model_and_keep_their_fields(metadata: Stub) -> None:
+async def test_versions_are_numbered_per_model_and_keep_their_fields(metadata: MetadataStub) -> None:
     model = await new_model(metadata)
     params = struct_pb2.Struct()
     params.update({"optimizer": {"name": "adam", "lr": 0.001}, "layers": [64, 32]})
@@ -151,7 +149,7 @@ async def test_versions_are_numbered_per_model_and_keep_their_fields(metadata: S
     assert (await metadata.GetModel(md.GetModelRequest(name=model.name))).latest_version_number == 2
 
 
-async def test_concurrent_version_creation_gives_distinct_gap_free_numbers(metadata: Stub) -> None:
+async def test_concurrent_version_creation_gives_distinct_gap_free_numbers(metadata: MetadataStub) -> None:
     model = await new_model(metadata)
     versions = await asyncio.gather(
         *(metadata.CreateModelVersion(md.CreateModelVersionRequest(parent=model.name)) for _ in range(16))
@@ -159,7 +157,7 @@ async def test_concurrent_version_creation_gives_distinct_gap_free_numbers(metad
     assert sorted(v.number for v in versions) == list(range(1, 17))
 
 
-async def test_non_finite_metric_is_rejected_naming_the_metric(metadata: Stub) -> None:
+async def test_non_finite_metric_is_rejected_naming_the_metric(metadata: MetadataStub) -> None:
     model = await new_model(metadata)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await metadata.CreateModelVersion(
@@ -171,7 +169,7 @@ async def test_non_finite_metric_is_rejected_naming_the_metric(metadata: Stub) -
     assert error_info(caught.value)[1] == ["metrics[loss]"]
 
 
-async def test_alias_points_at_a_version_and_moves(metadata: Stub) -> None:
+async def test_alias_points_at_a_version_and_moves(metadata: MetadataStub) -> None:
     model = await new_model(metadata)
     v1 = await metadata.CreateModelVersion(md.CreateModelVersionRequest(parent=model.name))
     v2 = await metadata.CreateModelVersion(md.CreateModelVersionRequest(parent=model.name))
@@ -206,7 +204,7 @@ async def test_alias_points_at_a_version_and_moves(metadata: Stub) -> None:
     ).number == 2
 
 
-async def test_alias_bad_input(metadata: Stub) -> None:
+async def test_alias_bad_input(metadata: MetadataStub) -> None:
     model = await new_model(metadata)
     other = await new_model(metadata)
     v1 = await metadata.CreateModelVersion(md.CreateModelVersionRequest(parent=other.name))
@@ -245,7 +243,7 @@ async def test_alias_bad_input(metadata: Stub) -> None:
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-async def test_page_token_from_another_query_is_rejected(metadata: Stub) -> None:
+async def test_page_token_from_another_query_is_rejected(metadata: MetadataStub) -> None:
     namespace = unique("ns")
     for _ in range(2):
         await new_model(metadata, namespace)

@@ -105,6 +105,9 @@ class Registry:
     async def add_file(self, name: ModelVersionName, file: ModelFile) -> ModelVersion:
         return await self._versions.add_file(name, replace(file, create_time=now()))
 
+    async def seal_version(self, name: ModelVersionName, etag: str) -> ModelVersion:
+        return await self._versions.seal(name, etag)
+
     # Aliases
 
     async def set_alias(self, name: AliasName, target: ModelVersionName, etag: str) -> Alias:

@@ -72,6 +72,12 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
         version = await self._registry.get_version_by_alias(names.parse_alias_name(request.name, "name"))
         return convert.version_to_proto(version)
 
+    async def SealModelVersion(
+        self, request: pb.SealModelVersionRequest, context: Context
+    ) -> model_pb2.ModelVersion:
+        name = names.parse_model_version_name(request.name, "name")
+        return convert.version_to_proto(await self._registry.seal_version(name, request.etag))
+
     async def AddModelVersionFile(
         self, request: pb.AddModelVersionFileRequest, context: Context
     ) -> model_pb2.ModelVersion:

@@ -79,6 +79,11 @@ class MetadataServiceStub:
                 request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.GetModelVersionByAliasRequest.SerializeToString,
                 response_deserializer=modelregistry_dot_v1_dot_model__pb2.ModelVersion.FromString,
                 _registered_method=True)
+        self.SealModelVersion = channel.unary_unary(
+                '/modelregistry.v1.MetadataService/SealModelVersion',
+                request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.SealModelVersionRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_model__pb2.ModelVersion.FromString,
+                _registered_method=True)
         self.AddModelVersionFile = channel.unary_unary(
                 '/modelregistry.v1.MetadataService/AddModelVersionFile',
                 request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.AddModelVersionFileRequest.SerializeToString,
@@ -143,6 +148,14 @@ class MetadataServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SealModelVersion(self, request, context):
+        """Seals a PENDING version: state becomes READY and its manifest and lineage are immutable.
+        Sealing a READY version again is a no-op; an ARCHIVED one is FAILED_PRECONDITION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def AddModelVersionFile(self, request, context):
         """Records a verified file in a PENDING version's manifest. Called by the artifact service
         after it has stored and verified the bytes; replacing a path with the same content is a no-op.
@@ -192,6 +205,11 @@ def add_MetadataServiceServicer_to_server(servicer, server):
             'GetModelVersionByAlias': grpc.unary_unary_rpc_method_handler(
                     servicer.GetModelVersionByAlias,
                     request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.GetModelVersionByAliasRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_model__pb2.ModelVersion.SerializeToString,
+            ),
+            'SealModelVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.SealModelVersion,
+                    request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.SealModelVersionRequest.FromString,
                     response_serializer=modelregistry_dot_v1_dot_model__pb2.ModelVersion.SerializeToString,
             ),
             'AddModelVersionFile': grpc.unary_unary_rpc_method_handler(
@@ -419,6 +437,33 @@ class MetadataService:
             target,
             '/modelregistry.v1.MetadataService/GetModelVersionByAlias',
             modelregistry_dot_v1_dot_metadata__service__pb2.GetModelVersionByAliasRequest.SerializeToString,
+            modelregistry_dot_v1_dot_model__pb2.ModelVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SealModelVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.MetadataService/SealModelVersion',
+            modelregistry_dot_v1_dot_metadata__service__pb2.SealModelVersionRequest.SerializeToString,
             modelregistry_dot_v1_dot_model__pb2.ModelVersion.FromString,
             options,
             channel_credentials,

@@ -48,6 +48,10 @@ class MetadataServiceStub:
     """Points an alias at a version, creating the alias if needed."""
     GetModelVersionByAlias: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.GetModelVersionByAliasRequest, _model_pb2.ModelVersion]
     """Resolves `namespaces/{ns}/models/{model}/aliases/{alias}` to the version it points at."""
+    SealModelVersion: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.SealModelVersionRequest, _model_pb2.ModelVersion]
+    """Seals a PENDING version: state becomes READY and its manifest and lineage are immutable.
+    Sealing a READY version again is a no-op; an ARCHIVED one is FAILED_PRECONDITION.
+    """
     AddModelVersionFile: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.AddModelVersionFileRequest, _model_pb2.ModelVersion]
     """Records a verified file in a PENDING version's manifest. Called by the artifact service
     after it has stored and verified the bytes; replacing a path with the same content is a no-op.
@@ -72,6 +76,10 @@ class MetadataServiceAsyncStub(MetadataServiceStub):
     """Points an alias at a version, creating the alias if needed."""
     GetModelVersionByAlias: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.GetModelVersionByAliasRequest, _model_pb2.ModelVersion]  # type: ignore[assignment]
     """Resolves `namespaces/{ns}/models/{model}/aliases/{alias}` to the version it points at."""
+    SealModelVersion: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.SealModelVersionRequest, _model_pb2.ModelVersion]  # type: ignore[assignment]
+    """Seals a PENDING version: state becomes READY and its manifest and lineage are immutable.
+    Sealing a READY version again is a no-op; an ARCHIVED one is FAILED_PRECONDITION.
+    """
     AddModelVersionFile: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.AddModelVersionFileRequest, _model_pb2.ModelVersion]  # type: ignore[assignment]
     """Records a verified file in a PENDING version's manifest. Called by the artifact service
     after it has stored and verified the bytes; replacing a path with the same content is a no-op.
@@ -141,6 +149,16 @@ class MetadataServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_model_pb2.ModelVersion, _abc.Awaitable[_model_pb2.ModelVersion]]:
         """Resolves `namespaces/{ns}/models/{model}/aliases/{alias}` to the version it points at."""
+
+    @_abc_1.abstractmethod
+    def SealModelVersion(
+        self,
+        request: _metadata_service_pb2.SealModelVersionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_pb2.ModelVersion, _abc.Awaitable[_model_pb2.ModelVersion]]:
+        """Seals a PENDING version: state becomes READY and its manifest and lineage are immutable.
+        Sealing a READY version again is a no-op; an ARCHIVED one is FAILED_PRECONDITION.
+        """
 
     @_abc_1.abstractmethod
     def AddModelVersionFile(

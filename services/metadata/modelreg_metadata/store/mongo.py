@@ -211,6 +211,30 @@ class MongoVersionStore:
             await _backoff(attempt)
         raise Aborted(f"too many concurrent changes to {name}; retry the request")
 
+    async def seal(self, name: ModelVersionName, expected_etag: str) -> ModelVersion:
+        doc = await self._version_document(name)
+        version = version_from(doc)
+        if expected_etag and version.etag != expected_etag:
+            raise Aborted(
+                f"model version {name} changed since it was read (etag mismatch); read it and retry"
+            )
+        if version.state is VersionState.READY:
+            return await self.get_version(name)
+        if version.state is not VersionState.PENDING:
+            raise FailedPrecondition(
+                f"model version {name} is {version.state.value}; only a PENDING version can be sealed",
+                reason="VERSION_NOT_PENDING",
+            )
+        # Compare-and-set on the etag: a file added concurrently either lands before the seal
+        # (and is part of the sealed manifest) or is refused after it, never half-way.
+        result = await self._versions.update_one(
+            {"_id": version.uid, "etag": version.etag, "state": VersionState.PENDING.value},
+            {"$set": {"state": VersionState.READY.value, "etag": new_etag(), "update_time": now()}},
+        )
+        if result.matched_count != 1:
+            raise Aborted(f"model version {name} changed while sealing; retry")
+        return await self.get_version(name)
+
 
 class MongoAliasStore:
     def __init__(self, database: MongoDatabase):
