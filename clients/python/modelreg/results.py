@@ -1,0 +1,88 @@
+"""What a push or a pull did: the version, every file and how it got there, bytes moved."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import json_format
+from modelregistry.v1 import model_pb2
+
+from modelreg.progress import Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class TransferredFile:
+    path: str
+    size_bytes: int
+    sha256: str
+    outcome: Outcome
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "size_bytes": self.size_bytes,
+            "sha256": self.sha256,
+            "outcome": str(self.outcome),
+        }
+
+
+def _bytes_with(files: list[TransferredFile], *outcomes: Outcome) -> int:
+    return sum(f.size_bytes for f in files if f.outcome in outcomes)
+
+
+@dataclass(frozen=True, slots=True)
+class PushResult:
+    version: model_pb2.ModelVersion
+    files: list[TransferredFile] = field(default_factory=list)
+    # The alias set after sealing, if one was asked for.
+    alias: str = ""
+    # True when an earlier, interrupted push of the same content was continued.
+    resumed: bool = False
+
+    @property
+    def uploaded_bytes(self) -> int:
+        return _bytes_with(self.files, Outcome.UPLOADED)
+
+    @property
+    def skipped_bytes(self) -> int:
+        return _bytes_with(self.files, Outcome.ALREADY_PRESENT)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": json_format.MessageToDict(self.version, preserving_proto_field_name=True),
+            "alias": self.alias,
+            "resumed": self.resumed,
+            "uploaded_bytes": self.uploaded_bytes,
+            "skipped_bytes": self.skipped_bytes,
+            "files": [f.to_dict() for f in self.files],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PullResult:
+    version: model_pb2.ModelVersion
+    destination: Path
+    files: list[TransferredFile] = field(default_factory=list)
+    # Bytes that crossed the network; less than `downloaded` file sizes when a partial
+    # download from an earlier, interrupted pull was continued.
+    received_bytes: int = 0
+
+    @property
+    def downloaded_bytes(self) -> int:
+        return _bytes_with(self.files, Outcome.DOWNLOADED)
+
+    @property
+    def cached_bytes(self) -> int:
+        return _bytes_with(self.files, Outcome.FROM_CACHE)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": json_format.MessageToDict(self.version, preserving_proto_field_name=True),
+            "destination": str(self.destination),
+            "received_bytes": self.received_bytes,
+            "downloaded_bytes": self.downloaded_bytes,
+            "cached_bytes": self.cached_bytes,
+            "files": [f.to_dict() for f in self.files],
+        }
