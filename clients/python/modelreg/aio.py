@@ -70,6 +70,7 @@ class AsyncClient:
         actor: str | None = None,
         timeout: float | None = None,
         cache_dir: str | Path | None = None,
+        parallel_files: int | None = None,
         settings: ClientSettings | None = None,
     ) -> None:
         base = settings or ClientSettings.from_environment()
@@ -82,6 +83,7 @@ class AsyncClient:
             actor=base.actor if actor is None else actor,
             timeout=base.timeout if timeout is None else timeout,
             cache_dir=base.cache_dir if cache_dir is None else Path(cache_dir).expanduser(),
+            parallel_files=base.parallel_files if parallel_files is None else max(1, parallel_files),
         )
         self._connection = Connection(self.settings)
         self._uploader = Uploader(self._connection)

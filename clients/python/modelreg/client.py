@@ -121,6 +121,7 @@ class Client:
         actor: str | None = None,
         timeout: float | None = None,
         cache_dir: str | Path | None = None,
+        parallel_files: int | None = None,
         settings: ClientSettings | None = None,
     ) -> None:
         self._loop = _LoopThread()
@@ -130,6 +131,7 @@ class Client:
             actor=actor,
             timeout=timeout,
             cache_dir=cache_dir,
+            parallel_files=parallel_files,
             settings=settings,
         )
         self.settings = self._client.settings

@@ -29,6 +29,9 @@ Metadata = tuple[tuple[str, str], ...]
 _CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", 16 * 1024 * 1024),
     ("grpc.max_send_message_length", 16 * 1024 * 1024),
+    # gRPC's reconnect backoff grows to 120 s by default; a restarted service should be found
+    # again within the client's own retry budget.
+    ("grpc.max_reconnect_backoff_ms", 2000),
 ]
 
 

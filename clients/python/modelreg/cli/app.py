@@ -77,6 +77,9 @@ def _common_options(*, suppress: bool) -> argparse.ArgumentParser:
     )
     group.add_argument("--cache-dir", metavar="DIR", default=default, help="local blob cache")
     group.add_argument(
+        "--parallel", type=int, metavar="N", default=default, help="files transferred at once (default 4)"
+    )
+    group.add_argument(
         "-o",
         "--output",
         choices=["text", "json"],
@@ -161,6 +164,7 @@ async def _run(args: argparse.Namespace, out: Output) -> None:
         actor=args.actor,
         timeout=args.timeout,
         cache_dir=args.cache_dir,
+        parallel_files=args.parallel,
     ) as client:
         await handler(args, client, out)
 
