@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
+from google.protobuf import json_format
 import pytest
 from modelreg import AsyncClient, Client, ClientSettings, Direction, Outcome, RetryPolicy
 from modelreg import errors as sdk_errors
@@ -112,7 +113,7 @@ def test_push_and_pull_with_the_blocking_client(client: Client, tmp_path: Path) 
 
     by_alias = client.get_version(f"{model}@staging")
     assert by_alias == client.get_version(f"{model}/1")
-    assert by_alias.params["optimizer"]["lr"] == 0.001
+    assert json_format.MessageToDict(by_alias.params)["optimizer"] == {"name": "adam", "lr": 0.001}
     assert dict(by_alias.metrics) == {"auc": 0.97, "f1 score": 0.88}
     assert by_alias.lineage.training_run_id == "run-42"
     assert by_alias.signature.inputs[0].shape == [-1, 16]

@@ -55,7 +55,8 @@ def test_terminal_bar_redraws_one_line() -> None:
     progress.file_done("m.bin", 10 * MIB, Outcome.UPLOADED)
     progress.end()
     output = stream.getvalue()
-    assert output.count("\n") == 1 and output.endswith("\n")
+    assert output.count("\n") == 1
+    assert output.endswith("\n")
     last = output.rstrip("\n").split("\r")[-1]
     assert last.startswith("↑ 1/1 files  5.0 MiB / 10.0 MiB  [############............]  50%")
     assert "5.0 MiB/s  ETA 0:01" in last
@@ -70,4 +71,5 @@ def test_human_formats() -> None:
         "3.0 TiB",
     ]
     assert (human_duration(59), human_duration(61), human_duration(3725)) == ("0:59", "1:01", "1:02:05")
-    assert table(("A", "LONGER"), [("xyz", "1"), ("", "22")]).splitlines() == ["A    LONGER", "xyz  1", "     22"]
+    rendered = table(("A", "LONGER"), [("xyz", "1"), ("", "22")])
+    assert rendered.splitlines() == ["A    LONGER", "xyz  1", "     22"]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from modelreg import names
+from modelreg.addresses import ServiceAddresses
 from modelreg.settings import ClientSettings
 
 
@@ -15,7 +16,7 @@ from modelreg.settings import ClientSettings
         ("fraud/detector/3", "namespaces/fraud/models/detector/versions/3"),
         ("fraud/detector@production", "namespaces/fraud/models/detector/aliases/production"),
         ("namespaces/fraud/models/detector/versions/12", "namespaces/fraud/models/detector/versions/12"),
-        ("namespaces/fraud/models/llama-3.1/aliases/champion", "namespaces/fraud/models/llama-3.1/aliases/champion"),
+        ("namespaces/fraud/models/llama-3.1/aliases/top", "namespaces/fraud/models/llama-3.1/aliases/top"),
     ],
 )
 def test_version_references_short_and_long(text: str, expected: str) -> None:
@@ -56,7 +57,7 @@ def test_model_references() -> None:
 
 def test_settings_come_from_the_environment_with_make_run_defaults(tmp_path: Path) -> None:
     defaults = ClientSettings.from_environment({"HOME": str(tmp_path)})
-    assert (defaults.addresses.metadata, defaults.addresses.artifacts) == ("127.0.0.1:50051", "127.0.0.1:50052")
+    assert defaults.addresses == ServiceAddresses("127.0.0.1:50051", "127.0.0.1:50052")
     assert defaults.actor == ""
 
     settings = ClientSettings.from_environment(
@@ -70,7 +71,8 @@ def test_settings_come_from_the_environment_with_make_run_defaults(tmp_path: Pat
     assert (settings.addresses.metadata, settings.addresses.artifacts) == ("meta:1", "art:2")
     assert settings.actor == "ci-bot"
     assert settings.cache_dir == tmp_path / "c"
-    assert ClientSettings.from_environment({"XDG_CACHE_HOME": str(tmp_path)}).cache_dir == tmp_path / "modelreg"
+    xdg = ClientSettings.from_environment({"XDG_CACHE_HOME": str(tmp_path)})
+    assert xdg.cache_dir == tmp_path / "modelreg"
 
 
 def test_streams_get_time_for_their_size() -> None:
