@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
-from google.protobuf import json_format
 import pytest
+from google.protobuf import json_format
 from modelreg import AsyncClient, Client, ClientSettings, Direction, Outcome, RetryPolicy
 from modelreg import errors as sdk_errors
 from modelreg.addresses import ServiceAddresses
