@@ -1,0 +1,314 @@
+"""The real `modelreg` executable (the console script in .venv/bin) against the running stack."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from minio import Minio
+from modelreg_local.stack import LocalStack
+
+from tests.support import unique
+
+pytestmark = pytest.mark.integration
+
+MODELREG = Path(sys.executable).with_name("modelreg")
+MIB = 1024 * 1024
+
+
+@dataclass
+class Cli:
+    env: dict[str, str]
+    cwd: Path
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [str(MODELREG), *args],
+            env=self.env,
+            cwd=self.cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def run(self, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(MODELREG), *args],
+            env=self.env,
+            cwd=self.cwd,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def ok(self, *args: str) -> subprocess.CompletedProcess[str]:
+        done = self.run(*args)
+        assert done.returncode == 0, f"modelreg {' '.join(args)} failed: {done.stderr}"
+        return done
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.ok(*args, "--output", "json").stdout)
+
+
+def _environment(stack: LocalStack, cache: Path, actor: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MODELREG_")}
+    env.update(
+        MODELREG_METADATA_ADDR=stack.addresses.metadata,
+        MODELREG_ARTIFACT_ADDR=stack.addresses.artifacts,
+        MODELREG_CACHE_DIR=str(cache),
+        MODELREG_ACTOR=actor,
+    )
+    return env
+
+
+@pytest.fixture
+def cli(stack: LocalStack, tmp_path: Path) -> Cli:
+    return Cli(_environment(stack, tmp_path / "cache", unique("cli-actor")), tmp_path)
+
+
+def write_files(root: Path, sizes: dict[str, int]) -> None:
+    for path, size in sizes.items():
+        target = root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("wb") as stream:
+            for start in range(0, size, 8 * MIB):
+                stream.write(os.urandom(min(8 * MIB, size - start)))
+
+
+def same_tree(left: Path, right: Path) -> bool:
+    def files(root: Path) -> dict[str, Path]:
+        return {p.relative_to(root).as_posix(): p for p in root.rglob("*") if p.is_file()}
+
+    ours, theirs = files(left), files(right)
+    if ours.keys() != theirs.keys():
+        return False
+    return all(ours[k].read_bytes() == theirs[k].read_bytes() for k in ours)
+
+
+def downloads_logged(stack: LocalStack, actor: str) -> int:
+    """DownloadFile calls that the artifact service itself logged for `actor`."""
+    assert stack.artifacts is not None
+    count = 0
+    for line in stack.artifacts.log_path.read_text().splitlines():
+        if line.startswith("{"):
+            record = json.loads(line)
+            if record.get("method", "").endswith("/DownloadFile") and record.get("actor") == actor:
+                count += 1
+    return count
+
+
+def test_push_a_directory_pull_it_by_alias_byte_for_byte_then_again_from_the_cache(
+    cli: Cli, stack: LocalStack, tmp_path: Path
+) -> None:
+    source = tmp_path / "model"
+    write_files(
+        source,
+        {"weights/model.safetensors": 100 * MIB, "config.json": 512, "tokenizer/vocab.txt": 64_000, "README.md": 10},
+    )
+    model = f"team-a/{unique('cli')}"
+    pushed = cli.ok(
+        "push", model, str(source),
+        "--param", "lr=0.001", "--param", "optimizer=adam", "--param", "layers=[64, 32]",
+        "--metric", "accuracy=0.93", "--metric", "f1=0.9",
+        "--tag", "dataset=q3",
+        "--alias", "production",
+        "--git-commit", "0a1b2c3", "--run-id", "run-7",
+    )  # fmt: skip
+    assert pushed.stdout == f"{model}/1\n"  # only the version on stdout, logs on stderr
+    assert "sealed" in pushed.stderr
+
+    shown = cli.json("versions", "show", f"{model}@production")
+    assert shown["state"] == "MODEL_VERSION_STATE_READY"
+    assert shown["params"] == {"lr": 0.001, "optimizer": "adam", "layers": [64, 32]}
+    assert shown["metrics"] == {"accuracy": 0.93, "f1": 0.9}
+    assert shown["tags"] == {"dataset": "q3"}
+    assert shown["lineage"] == {"source_commit": "0a1b2c3", "training_run_id": "run-7"}
+    assert shown["aliases"] == ["production"]
+    assert len(shown["files"]) == 4
+
+    actor = cli.env["MODELREG_ACTOR"]
+    first = cli.json("pull", f"{model}@production", str(tmp_path / "first"))
+    assert same_tree(source, tmp_path / "first")
+    assert first["received_bytes"] == sum(p.stat().st_size for p in source.rglob("*") if p.is_file())
+    assert downloads_logged(stack, actor) == 4
+
+    second = cli.json("pull", f"{model}@production", str(tmp_path / "second"))
+    assert same_tree(source, tmp_path / "second")
+    assert second["received_bytes"] == 0
+    assert {f["outcome"] for f in second["files"]} == {"from-cache"}
+    assert downloads_logged(stack, actor) == 4  # the service sent nothing the second time
+
+
+def test_an_interrupted_push_resumes_instead_of_restarting(cli: Cli, tmp_path: Path) -> None:
+    source = tmp_path / "model"
+    write_files(source, {"a-config.json": 1000, "b-tokenizer.bin": 2 * MIB, "c-weights.bin": 300 * MIB})
+    model = f"team-a/{unique('resume')}"
+    # One file at a time, in path order: kill the push while the big last file is being sent.
+    with cli.popen("push", model, str(source), "--parallel", "1", "--alias", "candidate") as push:
+        assert push.stderr is not None
+        for line in push.stderr:
+            if "[2/3] b-tokenizer.bin" in line:
+                push.send_signal(signal.SIGKILL)
+                break
+        push.wait(timeout=60)
+    assert push.returncode == -signal.SIGKILL
+
+    interrupted = cli.json("versions", "show", f"{model}/1")
+    assert interrupted["state"] == "MODEL_VERSION_STATE_PENDING"
+    assert sorted(f["path"] for f in interrupted["files"]) == ["a-config.json", "b-tokenizer.bin"]
+
+    resumed = cli.json("push", model, str(source), "--parallel", "1", "--alias", "candidate")
+    assert resumed["resumed"] is True
+    assert resumed["version"]["name"].endswith(f"/models/{model.split('/')[1]}/versions/1")
+    assert {f["path"]: f["outcome"] for f in resumed["files"]} == {
+        "a-config.json": "already-present",
+        "b-tokenizer.bin": "already-present",
+        "c-weights.bin": "uploaded",
+    }
+    assert resumed["version"]["state"] == "MODEL_VERSION_STATE_READY"
+    assert cli.json("models", "show", model)["latest_version_number"] == "1"  # no stray version 2
+
+
+def test_pull_as_a_kubernetes_init_container(cli: Cli, tmp_path: Path) -> None:
+    source = tmp_path / "model.bin"
+    write_files(tmp_path, {"model.bin": 3 * MIB})
+    model = f"team-a/{unique('pod')}"
+    cli.ok("push", model, str(source), "--alias", "production")
+    # No TTY, no cache volume: plain log lines, nothing kept outside the destination.
+    pulled = cli.ok("pull", f"{model}@production", str(tmp_path / "models"), "--no-cache")
+    assert (tmp_path / "models" / "model.bin").read_bytes() == source.read_bytes()
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["model.bin"]
+    assert "\r" not in pulled.stderr
+    assert "\x1b" not in pulled.stderr
+    lines = pulled.stderr.splitlines()
+    assert lines[0] == "modelreg: downloading 1 file (3.0 MiB)"
+    assert lines[1] == "modelreg: [1/1] model.bin (3.0 MiB): downloaded and verified"
+    assert pulled.stdout.startswith(f"{model}/1 -> ")
+
+
+def test_a_corrupted_blob_fails_the_pull_and_places_nothing(cli: Cli, stack: LocalStack, tmp_path: Path) -> None:
+    source = tmp_path / "weights.bin"
+    write_files(tmp_path, {"weights.bin": 2 * MIB})
+    model = f"team-a/{unique('rot')}"
+    cli.ok("push", model, str(source))
+    digest = cli.json("versions", "show", f"{model}/1")["files"][0]["sha256"]
+    # Bit rot in the object store, behind the service's back.
+    assert stack.stores is not None and stack.artifacts is not None
+    s3 = Minio(
+        stack.stores.s3_endpoint,
+        access_key=stack.stores.s3_access_key,
+        secret_key=stack.stores.s3_secret_key,
+        secure=stack.stores.s3_secure,
+    )
+    rotten = bytearray(source.read_bytes())
+    rotten[MIB] ^= 0xFF
+    bucket = stack.artifacts.env.get("MODELREG_S3_BUCKET", "modelreg")
+    s3.put_object(bucket, f"blobs/sha256/{digest}", io.BytesIO(bytes(rotten)), len(rotten))
+
+    failed = cli.run("pull", f"{model}/1", str(tmp_path / "out"))
+    assert failed.returncode == 5
+    assert failed.stderr.splitlines()[-1].startswith("modelreg: error: ")
+    assert "DATA_LOSS" in failed.stderr
+    assert [p for p in (tmp_path / "out").rglob("*") if p.is_file()] == []
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["models", "show", "team-a/no-such-model"], 3, "not found [NOT_FOUND"),
+        (["models", "create", "Team A/x"], 2, "namespace id 'Team A' is invalid"),
+        (["versions", "show", "team-a/x/v1"], 2, "is not a positive integer"),
+        (["versions", "show", "team-a/x"], 2, "is not of the form"),
+        (["pull", "team-a/no-such-model@production", "out"], 3, "not found"),
+        (["push", "team-a/m", "does-not-exist"], 1, "cannot read does-not-exist"),
+        (["push", "team-a/m", ".", "--metric", "auc=high"], 2, "metric 'auc': 'high' is not a number"),
+        (["push", "team-a/m", ".", "--metric", "auc=nan"], 2, "is not a finite number"),
+        (["push", "team-a/m", ".", "--param", "novalue"], 2, "'novalue' is not KEY=VALUE"),
+        (["push", "team-a/m", ".", "--alias", "Bad Alias"], 2, "alias id 'Bad Alias' is invalid"),
+        (["alias", "set", "team-a/no-such-model", "prod", "1"], 3, "not found"),
+        (["frobnicate"], 2, "invalid choice: 'frobnicate'"),
+        (["pull"], 2, "the following arguments are required"),
+        (["--metadata-addr", "127.0.0.1:1", "--timeout", "1", "models", "show", "a/b"], 6, "[UNAVAILABLE]"),
+    ],
+)
+def test_every_error_exits_non_zero_with_one_clear_line(
+    cli: Cli, args: list[str], code: int, message: str
+) -> None:
+    if args[0] == "--metadata-addr":
+        cli.env["MODELREG_CACHE_DIR"] = str(cli.cwd / "unused")
+    done = cli.run(*args)
+    assert done.returncode == code, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("modelreg: error: ")
+    assert message in lines[0]
+    assert done.stdout == ""
+
+
+def test_conflicts_exit_4_and_json_errors_are_structured(cli: Cli, tmp_path: Path) -> None:
+    model = f"team-a/{unique('dup')}"
+    cli.ok("models", "create", model)
+    again = cli.run("models", "create", model, "--output", "json")
+    assert again.returncode == 4
+    error = json.loads(again.stderr.splitlines()[0])["error"]
+    assert error["code"] == "ALREADY_EXISTS"
+    assert error["request_id"]
+    assert again.stderr.splitlines()[1].startswith("modelreg: error: ")
+
+    (tmp_path / "f.bin").write_bytes(b"x")
+    cli.ok("push", model, str(tmp_path / "f.bin"), "--alias", "prod")
+    shown = cli.json("versions", "show", f"{model}@prod")
+    moved = cli.json("alias", "set", model, "prod", "1")
+    stale = cli.run("alias", "set", model, "prod", "1", "--etag", "not-the-current-etag")
+    assert moved["version_number"] == "1"
+    assert shown["aliases"] == ["prod"]
+    assert stale.returncode == 4
+    assert "ABORTED" in stale.stderr
+
+
+def test_flags_override_the_environment(cli: Cli, stack: LocalStack, tmp_path: Path) -> None:
+    env = {key: value for key, value in cli.env.items() if not key.startswith("MODELREG_")}
+    bare = Cli(env, tmp_path)
+    model = f"team-b/{unique('flags')}"
+    created = bare.json(
+        "models", "create", model, "--description", "from flags",
+        "--metadata-addr", stack.addresses.metadata, "--artifact-addr", stack.addresses.artifacts,
+        "--actor", "flag-actor",
+    )  # fmt: skip
+    assert created["create_actor"] == "flag-actor"
+    listed = bare.json("--metadata-addr", stack.addresses.metadata, "models", "list", "team-b")
+    assert model.split("/")[1] in [m["name"].rsplit("/", 1)[1] for m in listed]
+
+
+COMMANDS: Sequence[Sequence[str]] = [
+    [],
+    ["models"],
+    ["models", "create"],
+    ["models", "list"],
+    ["models", "show"],
+    ["versions"],
+    ["versions", "list"],
+    ["versions", "show"],
+    ["push"],
+    ["pull"],
+    ["alias"],
+    ["alias", "set"],
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "modelreg")
+def test_every_command_has_help(cli: Cli, command: Sequence[str]) -> None:
+    done = cli.ok(*command, "--help")
+    assert done.stdout.startswith(f"usage: modelreg {' '.join(command)}".rstrip())
