@@ -115,7 +115,12 @@ def test_push_a_directory_pull_it_by_alias_byte_for_byte_then_again_from_the_cac
     source = tmp_path / "model"
     write_files(
         source,
-        {"weights/model.safetensors": 100 * MIB, "config.json": 512, "tokenizer/vocab.txt": 64_000, "README.md": 10},
+        {
+            "weights/model.safetensors": 100 * MIB,
+            "config.json": 512,
+            "tokenizer/vocab.txt": 64_000,
+            "README.md": 10,
+        },
     )
     model = f"team-a/{unique('cli')}"
     pushed = cli.ok(
@@ -198,14 +203,17 @@ def test_pull_as_a_kubernetes_init_container(cli: Cli, tmp_path: Path) -> None:
     assert pulled.stdout.startswith(f"{model}/1 -> ")
 
 
-def test_a_corrupted_blob_fails_the_pull_and_places_nothing(cli: Cli, stack: LocalStack, tmp_path: Path) -> None:
+def test_a_corrupted_blob_fails_the_pull_and_places_nothing(
+    cli: Cli, stack: LocalStack, tmp_path: Path
+) -> None:
     source = tmp_path / "weights.bin"
     write_files(tmp_path, {"weights.bin": 2 * MIB})
     model = f"team-a/{unique('rot')}"
     cli.ok("push", model, str(source))
     digest = cli.json("versions", "show", f"{model}/1")["files"][0]["sha256"]
     # Bit rot in the object store, behind the service's back.
-    assert stack.stores is not None and stack.artifacts is not None
+    assert stack.stores is not None
+    assert stack.artifacts is not None
     s3 = Minio(
         stack.stores.s3_endpoint,
         access_key=stack.stores.s3_access_key,
