@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import NoReturn
@@ -169,9 +170,16 @@ async def _run(args: argparse.Namespace, out: Output) -> None:
         await handler(args, client, out)
 
 
+def _interrupt_on_sigterm(signum: int, frame: object) -> None:
+    # Kubernetes stops a container with SIGTERM: unwind like Ctrl-C, so in-flight transfers are
+    # cancelled and their temporary files removed before the process exits.
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     out = Output(json_mode=args.output == "json")
+    signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
     try:
         asyncio.run(_run(args, out))
     except KeyboardInterrupt:
