@@ -44,7 +44,7 @@ class RecordingProgress:
 
     def __init__(self) -> None:
         self.begun: list[tuple[Direction, int, int]] = []
-        self.done: dict[str, Outcome] = {}
+        self.done: list[tuple[str, Outcome]] = []
         self.bytes = 0
         self.ended = 0
 
@@ -58,7 +58,7 @@ class RecordingProgress:
         self.bytes += nbytes
 
     def file_done(self, path: str, size_bytes: int, outcome: Outcome) -> None:
-        self.done[path] = outcome
+        self.done.append((path, outcome))
 
     def retrying(self, path: str, reason: str, delay: float) -> None:
         pass
@@ -107,9 +107,12 @@ def test_push_and_pull_with_the_blocking_client(client: Client, tmp_path: Path) 
     }
     assert pushed.uploaded_bytes == sum(len(d) for d in contents.values())
     assert not pushed.resumed
-    assert progress.begun == [(Direction.UPLOAD, 3, pushed.uploaded_bytes)]
-    assert progress.bytes == pushed.uploaded_bytes
-    assert set(progress.done.values()) == {Outcome.UPLOADED}
+    # Two phases: hashing every file, then uploading them.
+    total = pushed.uploaded_bytes
+    assert progress.begun == [(Direction.HASH, 3, total), (Direction.UPLOAD, 3, total)]
+    assert progress.bytes == 2 * total
+    assert sorted(outcome for _, outcome in progress.done) == [Outcome.HASHED] * 3 + [Outcome.UPLOADED] * 3
+    assert progress.ended == 2
 
     by_alias = client.get_version(f"{model}@staging")
     assert by_alias == client.get_version(f"{model}/1")

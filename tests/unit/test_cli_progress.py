@@ -73,3 +73,18 @@ def test_human_formats() -> None:
     assert (human_duration(59), human_duration(61), human_duration(3725)) == ("0:59", "1:01", "1:02:05")
     rendered = table(("A", "LONGER"), [("xyz", "1"), ("", "22")])
     assert rendered.splitlines() == ["A    LONGER", "xyz  1", "     22"]
+
+
+def test_hashing_is_a_phase_with_a_summary_but_no_line_per_file() -> None:
+    stream, clock = io.StringIO(), Clock()
+    progress = LogProgress(stream, interval=10, clock=clock)
+    progress.begin(Direction.HASH, 2, 2 * MIB)
+    for name in ("a", "b"):
+        progress.advance(MIB)
+        progress.file_done(name, MIB, Outcome.HASHED)
+    clock.now += 1
+    progress.end()
+    assert stream.getvalue().splitlines() == [
+        "modelreg: hashing 2 files (2.0 MiB)",
+        "modelreg: 2/2 files, 2.0 MiB in 1.0s (2.0 MiB/s)",
+    ]

@@ -259,7 +259,8 @@ class AsyncClient:
             lineage=lineage,
             signature=signature,
         )
-        files = await describe_files(Path(path), self.settings.parallel_files)
+        progress = progress or NoProgress()
+        files = await describe_files(Path(path), self.settings.parallel_files, progress)
         if create_model:
             await self.ensure_model(str(name))
         journal = PushJournal(self.settings.cache_dir / "pushes")
@@ -276,7 +277,7 @@ class AsyncClient:
             version,
             files,
             parallel=self.settings.parallel_files,
-            progress=progress or NoProgress(),
+            progress=progress,
         )
         version = await self.seal_version(version.name)
         if alias is not None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from modelreg.errors import LocalFileError
 from modelreg.names import InvalidResourceName, check_file_path
+from modelreg.progress import Direction, Outcome, TransferProgress
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,17 +78,35 @@ def _raise_walk_error(error: OSError) -> None:
     raise LocalFileError(f"cannot read {error.filename}: {error.strerror}") from error
 
 
-async def describe_files(root: Path, parallel: int) -> list[LocalFile]:
-    """Every file to push with its size and SHA-256, hashed in `parallel` threads."""
+def _sizes(found: list[tuple[str, Path]]) -> int:
+    try:
+        return sum(source.stat().st_size for _, source in found)
+    except OSError as exc:
+        raise LocalFileError(f"cannot read {exc.filename}: {exc.strerror}") from exc
+
+
+async def describe_files(root: Path, parallel: int, progress: TransferProgress) -> list[LocalFile]:
+    """Every file to push with its size and SHA-256, hashed in `parallel` threads.
+
+    Hashing reads every byte once before the upload, which for a large model takes a while:
+    it is reported as a phase of its own.
+    """
     limit = asyncio.Semaphore(parallel)
 
     async def describe(path: str, source: Path) -> LocalFile:
         async with limit:
+            progress.file_started(path, 0)
             try:
                 digest, size = await asyncio.to_thread(sha256_of, source)
             except OSError as exc:
                 raise LocalFileError(f"cannot read {source}: {exc.strerror}") from exc
+            progress.advance(size)
+            progress.file_done(path, size, Outcome.HASHED)
         return LocalFile(path, source, size, digest, _content_type(path))
 
     found = await asyncio.to_thread(find_files, root)
-    return list(await asyncio.gather(*(describe(path, source) for path, source in found)))
+    progress.begin(Direction.HASH, len(found), await asyncio.to_thread(_sizes, found))
+    try:
+        return list(await asyncio.gather(*(describe(path, source) for path, source in found)))
+    finally:
+        progress.end()

@@ -11,12 +11,16 @@ from typing import Protocol
 
 
 class Direction(StrEnum):
+    # Reading local files to compute their SHA-256 before a push.
+    HASH = "hash"
     UPLOAD = "upload"
     DOWNLOAD = "download"
 
 
 class Outcome(StrEnum):
     """How a file reached its destination."""
+
+    HASHED = "hashed"
 
     UPLOADED = "uploaded"
     # Already in the version's manifest with the same digest (an interrupted push resumed).

@@ -18,11 +18,16 @@ _REDRAW_SECONDS = 0.1
 _RATE_WINDOW_SECONDS = 3.0
 
 _VERBS = {
+    Outcome.HASHED: "hashed",
     Outcome.UPLOADED: "uploaded",
     Outcome.ALREADY_PRESENT: "already in the version",
     Outcome.DOWNLOADED: "downloaded and verified",
     Outcome.FROM_CACHE: "verified from the local cache",
 }
+
+
+_GERUNDS = {Direction.HASH: "hashing", Direction.UPLOAD: "uploading", Direction.DOWNLOAD: "downloading"}
+_ARROWS = {Direction.HASH: "#", Direction.UPLOAD: "↑", Direction.DOWNLOAD: "↓"}
 
 
 class _Meter:
@@ -87,8 +92,9 @@ class LogProgress:
         self._direction = direction
         self._meter.begin(files, total_bytes)
         self._last_report = self._clock()
-        verb = "uploading" if direction is Direction.UPLOAD else "downloading"
-        self._write(f"{verb} {files} file{'s' if files != 1 else ''} ({human_bytes(total_bytes)})")
+        self._write(
+            f"{_GERUNDS[direction]} {files} file{'s' if files != 1 else ''} ({human_bytes(total_bytes)})"
+        )
 
     def file_started(self, path: str, size_bytes: int) -> None:
         pass
@@ -107,6 +113,8 @@ class LogProgress:
     def file_done(self, path: str, size_bytes: int, outcome: Outcome) -> None:
         meter = self._meter
         meter.files_done += 1
+        if outcome is Outcome.HASHED:  # one line per file is for transfers; hashing gets a summary
+            return
         count = f"[{meter.files_done}/{meter.files}]"
         self._write(f"{count} {path} ({human_bytes(size_bytes)}): {_VERBS[outcome]}")
 
@@ -134,7 +142,7 @@ class TerminalProgress:
         self._width = 0
 
     def begin(self, direction: Direction, files: int, total_bytes: int) -> None:
-        self._arrow = "↑" if direction is Direction.UPLOAD else "↓"
+        self._arrow = _ARROWS[direction]
         self._meter.begin(files, total_bytes)
         self._draw(force=True)
 
