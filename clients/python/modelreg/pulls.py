@@ -78,24 +78,19 @@ async def pull_files(
     by_digest: dict[str, model_pb2.ModelFile] = {}
     for file in files:
         by_digest.setdefault(file.sha256, file)
-    fetched: dict[str, Outcome] = {}
-    received = 0
+    fetched: dict[str, tuple[Outcome, int]] = {}
     limit = asyncio.Semaphore(parallel)
 
     async def fetch(file: model_pb2.ModelFile) -> None:
-        nonlocal received
         async with limit:
             progress.file_started(file.path, file.size_bytes)
             if await asyncio.to_thread(cache.find, file.sha256, file.size_bytes) is not None:
                 progress.advance(file.size_bytes)
-                fetched[file.sha256] = Outcome.FROM_CACHE
+                fetched[file.sha256] = (Outcome.FROM_CACHE, 0)
             else:
-                # Awaited before adding: `received += await ...` would read `received` first and
-                # lose the bytes that parallel downloads add meanwhile.
-                got = await downloader.download(version_name, file, cache, progress)
-                received += got
-                fetched[file.sha256] = Outcome.DOWNLOADED
-            progress.file_done(file.path, file.size_bytes, fetched[file.sha256])
+                received = await downloader.download(version_name, file, cache, progress)
+                fetched[file.sha256] = (Outcome.DOWNLOADED, received)
+            progress.file_done(file.path, file.size_bytes, fetched[file.sha256][0])
 
     progress.begin(Direction.DOWNLOAD, len(by_digest), sum(f.size_bytes for f in by_digest.values()))
     try:
@@ -110,12 +105,13 @@ async def pull_files(
     if staging:
         await asyncio.to_thread(shutil.rmtree, root / STAGING_DIR, True)
 
-    transferred, first = [], set()
+    transferred, seen = [], set()
     for file in files:
-        outcome = fetched[file.sha256] if file.sha256 not in first else Outcome.FROM_CACHE
-        first.add(file.sha256)
-        transferred.append(TransferredFile(file.path, file.size_bytes, file.sha256, outcome))
-    return PullResult(version, destination, transferred, received)
+        # A digest is fetched once; further files with the same content come from the cache.
+        outcome, received = fetched[file.sha256] if file.sha256 not in seen else (Outcome.FROM_CACHE, 0)
+        seen.add(file.sha256)
+        transferred.append(TransferredFile(file.path, file.size_bytes, file.sha256, outcome, received))
+    return PullResult(version, destination, transferred)
 
 
 def _place_all(

@@ -117,7 +117,7 @@ async def upload_missing(
     """Upload every file the version's manifest lacks, `parallel` at a time."""
     name: ModelVersionName = parse_model_version_name(version.name)
     present = {f.path: (f.size_bytes, f.sha256) for f in version.files}
-    outcomes: dict[str, Outcome] = {}
+    outcomes: dict[str, tuple[Outcome, int]] = {}
     limit = asyncio.Semaphore(parallel)
 
     async def send(file: LocalFile) -> None:
@@ -125,11 +125,11 @@ async def upload_missing(
             progress.file_started(file.path, file.size_bytes)
             if present.get(file.path) == (file.size_bytes, file.sha256):
                 progress.advance(file.size_bytes)
-                outcomes[file.path] = Outcome.ALREADY_PRESENT
+                outcomes[file.path] = (Outcome.ALREADY_PRESENT, 0)
             else:
-                await uploader.upload(name, file, progress)
-                outcomes[file.path] = Outcome.UPLOADED
-            progress.file_done(file.path, file.size_bytes, outcomes[file.path])
+                report = await uploader.upload(name, file, progress)
+                outcomes[file.path] = (report.outcome, report.sent_bytes)
+            progress.file_done(file.path, file.size_bytes, outcomes[file.path][0])
 
     progress.begin(Direction.UPLOAD, len(files), sum(f.size_bytes for f in files))
     try:
@@ -140,4 +140,4 @@ async def upload_missing(
         raise group_error.exceptions[0] from None
     finally:
         progress.end()
-    return [TransferredFile(f.path, f.size_bytes, f.sha256, outcomes[f.path]) for f in files]
+    return [TransferredFile(f.path, f.size_bytes, f.sha256, *outcomes[f.path]) for f in files]

@@ -18,6 +18,8 @@ class TransferredFile:
     size_bytes: int
     sha256: str
     outcome: Outcome
+    # Bytes of this file that crossed the network in this call.
+    transferred_bytes: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -25,6 +27,7 @@ class TransferredFile:
             "size_bytes": self.size_bytes,
             "sha256": self.sha256,
             "outcome": str(self.outcome),
+            "transferred_bytes": self.transferred_bytes,
         }
 
 
@@ -43,11 +46,13 @@ class PushResult:
 
     @property
     def uploaded_bytes(self) -> int:
-        return _bytes_with(self.files, Outcome.UPLOADED)
+        """Bytes sent to the artifact service by this push."""
+        return sum(f.transferred_bytes for f in self.files)
 
     @property
     def skipped_bytes(self) -> int:
-        return _bytes_with(self.files, Outcome.ALREADY_PRESENT)
+        """Bytes not sent: already in the version, or kept by an interrupted earlier push."""
+        return sum(f.size_bytes - f.transferred_bytes for f in self.files)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -65,9 +70,12 @@ class PullResult:
     version: model_pb2.ModelVersion
     destination: Path
     files: list[TransferredFile] = field(default_factory=list)
-    # Bytes that crossed the network; less than `downloaded` file sizes when a partial
-    # download from an earlier, interrupted pull was continued.
-    received_bytes: int = 0
+
+    @property
+    def received_bytes(self) -> int:
+        """Bytes that crossed the network; less than the downloaded files' sizes when a partial
+        download left by an interrupted pull was continued."""
+        return sum(f.transferred_bytes for f in self.files)
 
     @property
     def downloaded_bytes(self) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import BinaryIO
 
 import grpc
@@ -21,8 +22,16 @@ from modelreg.connection import Connection
 from modelreg.errors import from_rpc_error
 from modelreg.local_files import LocalFile
 from modelreg.names import ModelVersionName
-from modelreg.progress import TransferProgress
+from modelreg.progress import Outcome, TransferProgress
 from modelreg.retries import with_retries
+
+
+@dataclass(frozen=True, slots=True)
+class UploadReport:
+    file: model_pb2.ModelFile
+    outcome: Outcome
+    # Bytes of the file sent by this call.
+    sent_bytes: int
 
 
 class Uploader:
@@ -32,8 +41,8 @@ class Uploader:
 
     async def upload(
         self, version: ModelVersionName, file: LocalFile, progress: TransferProgress
-    ) -> model_pb2.ModelFile:
-        """Store `file` in the PENDING `version`; returns its manifest entry once verified."""
+    ) -> UploadReport:
+        """Store `file` in the PENDING `version`; reports its manifest entry once verified."""
         metadata = self._connection.call_metadata()
         timeout = self._settings.stream_timeout(file.size_bytes)
         sent = 0
@@ -54,11 +63,12 @@ class Uploader:
             except grpc.RpcError as exc:
                 raise from_rpc_error(exc) from exc
 
-        return await with_retries(
+        stored = await with_retries(
             self._settings.retry,
             attempt,
             on_retry=lambda error, delay: progress.retrying(file.path, error.message, delay),
         )
+        return UploadReport(stored, Outcome.UPLOADED, file.size_bytes)
 
     async def _messages(
         self, version: ModelVersionName, file: LocalFile, count: Callable[[int], None]
