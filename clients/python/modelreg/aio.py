@@ -149,17 +149,13 @@ class AsyncClient:
     async def list_models(self, namespace: str, *, page_size: int = 0) -> AsyncIterator[model_pb2.Model]:
         """Every model of a namespace (`team` or `namespaces/team`), fetched a page at a time."""
         parent = _namespace(namespace)
-        token = ""
-        while True:
-            page = await self._connection.unary(
-                self._connection.metadata.ListModels,
-                md.ListModelsRequest(parent=parent, page_size=page_size, page_token=token),
-            )
+        pages = self._connection.pages(
+            self._connection.metadata.ListModels,
+            lambda token: md.ListModelsRequest(parent=parent, page_size=page_size, page_token=token),
+        )
+        async for page in pages:
             for model in page.models:
                 yield model
-            token = page.next_page_token
-            if not token:
-                return
 
     # Versions
 
@@ -208,17 +204,13 @@ class AsyncClient:
     async def list_versions(self, model: str, *, page_size: int = 0) -> AsyncIterator[model_pb2.ModelVersion]:
         """Every version of a model, oldest first, fetched a page at a time."""
         parent = str(names.parse_model_ref(model))
-        token = ""
-        while True:
-            page = await self._connection.unary(
-                self._connection.metadata.ListModelVersions,
-                md.ListModelVersionsRequest(parent=parent, page_size=page_size, page_token=token),
-            )
+        pages = self._connection.pages(
+            self._connection.metadata.ListModelVersions,
+            lambda token: md.ListModelVersionsRequest(parent=parent, page_size=page_size, page_token=token),
+        )
+        async for page in pages:
             for version in page.model_versions:
                 yield version
-            token = page.next_page_token
-            if not token:
-                return
 
     async def seal_version(self, version: str, *, etag: str = "") -> model_pb2.ModelVersion:
         """Freeze a PENDING version's manifest and lineage (state READY); sealing twice is a no-op."""

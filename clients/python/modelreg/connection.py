@@ -7,7 +7,8 @@ backoff, and failures translated to the typed exceptions of `modelreg.errors`.
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import grpc
 from modelregistry.v1 import artifact_service_pb2_grpc, metadata_service_pb2_grpc
@@ -23,6 +24,14 @@ if TYPE_CHECKING:  # the async stub classes exist only in the generated .pyi fil
 
 Request = TypeVar("Request")
 Response = TypeVar("Response")
+
+
+class _ListResponse(Protocol):
+    @property
+    def next_page_token(self) -> str: ...
+
+
+Page = TypeVar("Page", bound=_ListResponse)
 Metadata = tuple[tuple[str, str], ...]
 
 # Download chunks are 1 MiB by default on the server; leave room above the 4 MiB default.
@@ -88,6 +97,20 @@ class Connection:
                 raise from_rpc_error(exc) from exc
 
         return await with_retries(self.settings.retry, attempt)
+
+    async def pages(
+        self,
+        method: grpc.aio.UnaryUnaryMultiCallable[Request, Page],
+        request: Callable[[str], Request],
+    ) -> AsyncIterator[Page]:
+        """Every page of a List call, following `next_page_token` until it is empty."""
+        token = ""
+        while True:
+            page = await self.unary(method, request(token))
+            yield page
+            token = page.next_page_token
+            if not token:
+                return
 
     async def close(self) -> None:
         for channel in (self._metadata_channel, self._artifact_channel):
