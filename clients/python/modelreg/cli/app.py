@@ -14,6 +14,7 @@ import json
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from importlib import metadata
 from typing import NoReturn
 
 import grpc
@@ -97,6 +98,13 @@ def _common_options(*, suppress: bool) -> argparse.ArgumentParser:
     return common
 
 
+def _package_version() -> str:
+    try:
+        return metadata.version("modelreg")
+    except metadata.PackageNotFoundError:  # running from a source tree that is not installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="modelreg",
@@ -105,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[_common_options(suppress=False)],
     )
+    parser.add_argument("--version", action="version", version=f"modelreg {_package_version()}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     common = _common_options(suppress=True)
     for module in (models, versions, transfer, aliases):
