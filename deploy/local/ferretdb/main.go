@@ -19,6 +19,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 )
@@ -67,6 +68,7 @@ func run(listen, stateDir, logLevel string) error {
 
 	done := make(chan error, 1)
 	go func() { done <- f.Run(ctx) }()
+	go newIDIndexKeeper(filepath.Clean(stateDir), slog.Default()).run(ctx, 200*time.Millisecond)
 
 	// ferretdb.New has already bound the socket; MongoDBURI reports the actual port (also for :0).
 	fmt.Printf("READY %s\n", f.MongoDBURI())
