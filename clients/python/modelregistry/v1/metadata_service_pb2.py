@@ -22,40 +22,89 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
+from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from modelregistry.v1 import model_pb2 as modelregistry_dot_v1_dot_model__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'modelregistry/v1/metadata_service.proto\x12\x10modelregistry.v1\x1a\x1cmodelregistry/v1/model.proto\"\x95\x01\n\x12\x43reateModelRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x19\n\x08model_id\x18\x02 \x01(\tR\x07modelId\x12-\n\x05model\x18\x03 \x01(\x0b\x32\x17.modelregistry.v1.ModelR\x05model\x12\x1d\n\nrequest_id\x18\x04 \x01(\tR\trequestId\"%\n\x0fGetModelRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"g\n\x11ListModelsRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\"m\n\x12ListModelsResponse\x12/\n\x06models\x18\x01 \x03(\x0b\x32\x17.modelregistry.v1.ModelR\x06models\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x97\x01\n\x19\x43reateModelVersionRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x43\n\rmodel_version\x18\x02 \x01(\x0b\x32\x1e.modelregistry.v1.ModelVersionR\x0cmodelVersion\x12\x1d\n\nrequest_id\x18\x03 \x01(\tR\trequestId\",\n\x16GetModelVersionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"n\n\x18ListModelVersionsRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\"\x8a\x01\n\x19ListModelVersionsResponse\x12\x45\n\x0emodel_versions\x18\x01 \x03(\x0b\x32\x1e.modelregistry.v1.ModelVersionR\rmodelVersions\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"^\n\x0fSetAliasRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12#\n\rmodel_version\x18\x02 \x01(\tR\x0cmodelVersion\x12\x12\n\x04\x65tag\x18\x03 \x01(\tR\x04\x65tag\"3\n\x1dGetModelVersionByAliasRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"r\n\x1a\x41\x64\x64ModelVersionFileRequest\x12#\n\rmodel_version\x18\x01 \x01(\tR\x0cmodelVersion\x12/\n\x04\x66ile\x18\x02 \x01(\x0b\x32\x1b.modelregistry.v1.ModelFileR\x04\x66ile\"A\n\x17SealModelVersionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n\x04\x65tag\x18\x02 \x01(\tR\x04\x65tag2\xa5\x07\n\x0fMetadataService\x12L\n\x0b\x43reateModel\x12$.modelregistry.v1.CreateModelRequest\x1a\x17.modelregistry.v1.Model\x12\x46\n\x08GetModel\x12!.modelregistry.v1.GetModelRequest\x1a\x17.modelregistry.v1.Model\x12W\n\nListModels\x12#.modelregistry.v1.ListModelsRequest\x1a$.modelregistry.v1.ListModelsResponse\x12\x61\n\x12\x43reateModelVersion\x12+.modelregistry.v1.CreateModelVersionRequest\x1a\x1e.modelregistry.v1.ModelVersion\x12[\n\x0fGetModelVersion\x12(.modelregistry.v1.GetModelVersionRequest\x1a\x1e.modelregistry.v1.ModelVersion\x12l\n\x11ListModelVersions\x12*.modelregistry.v1.ListModelVersionsRequest\x1a+.modelregistry.v1.ListModelVersionsResponse\x12\x46\n\x08SetAlias\x12!.modelregistry.v1.SetAliasRequest\x1a\x17.modelregistry.v1.Alias\x12i\n\x16GetModelVersionByAlias\x12/.modelregistry.v1.GetModelVersionByAliasRequest\x1a\x1e.modelregistry.v1.ModelVersion\x12]\n\x10SealModelVersion\x12).modelregistry.v1.SealModelVersionRequest\x1a\x1e.modelregistry.v1.ModelVersion\x12\x63\n\x13\x41\x64\x64ModelVersionFile\x12,.modelregistry.v1.AddModelVersionFileRequest\x1a\x1e.modelregistry.v1.ModelVersionb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'modelregistry/v1/metadata_service.proto\x12\x10modelregistry.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1cmodelregistry/v1/model.proto\"\x95\x01\n\x12\x43reateModelRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x19\n\x08model_id\x18\x02 \x01(\tR\x07modelId\x12-\n\x05model\x18\x03 \x01(\x0b\x32\x17.modelregistry.v1.ModelR\x05model\x12\x1d\n\nrequest_id\x18\x04 \x01(\tR\trequestId\"%\n\x0fGetModelRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"\xbd\x01\n\x11ListModelsRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\x12\x16\n\x06\x66ilter\x18\x04 \x01(\tR\x06\x66ilter\x12\x19\n\x08order_by\x18\x05 \x01(\tR\x07orderBy\x12!\n\x0cshow_deleted\x18\x06 \x01(\x08R\x0bshowDeleted\"m\n\x12ListModelsResponse\x12/\n\x06models\x18\x01 \x03(\x0b\x32\x17.modelregistry.v1.ModelR\x06models\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x97\x01\n\x19\x43reateModelVersionRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x43\n\rmodel_version\x18\x02 \x01(\x0b\x32\x1e.modelregistry.v1.ModelVersionR\x0cmodelVersion\x12\x1d\n\nrequest_id\x18\x03 \x01(\tR\trequestId\",\n\x16GetModelVersionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"\xc4\x01\n\x18ListModelVersionsRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\x12\x16\n\x06\x66ilter\x18\x04 \x01(\tR\x06\x66ilter\x12\x19\n\x08order_by\x18\x05 \x01(\tR\x07orderBy\x12!\n\x0cshow_deleted\x18\x06 \x01(\x08R\x0bshowDeleted\"\x8a\x01\n\x19ListModelVersionsResponse\x12\x45\n\x0emodel_versions\x18\x01 \x03(\x0b\x32\x1e.modelregistry.v1.ModelVersionR\rmodelVersions\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"^\n\x0fSetAliasRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12#\n\rmodel_version\x18\x02 \x01(\tR\x0cmodelVersion\x12\x12\n\x04\x65tag\x18\x03 \x01(\tR\x04\x65tag\"3\n\x1dGetModelVersionByAliasRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"r\n\x1a\x41\x64\x64ModelVersionFileRequest\x12#\n\rmodel_version\x18\x01 \x01(\tR\x0cmodelVersion\x12/\n\x04\x66ile\x18\x02 \x01(\x0b\x32\x1b.modelregistry.v1.ModelFileR\x04\x66ile\"A\n\x17SealModelVersionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n\x04\x65tag\x18\x02 \x01(\tR\x04\x65tag\"\x95\x01\n\x16\x43reateNamespaceRequest\x12!\n\x0cnamespace_id\x18\x01 \x01(\tR\x0bnamespaceId\x12\x39\n\tnamespace\x18\x02 \x01(\x0b\x32\x1b.modelregistry.v1.NamespaceR\tnamespace\x12\x1d\n\nrequest_id\x18\x03 \x01(\tR\trequestId\")\n\x13GetNamespaceRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"S\n\x15ListNamespacesRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"}\n\x16ListNamespacesResponse\x12;\n\nnamespaces\x18\x01 \x03(\x0b\x32\x1b.modelregistry.v1.NamespaceR\nnamespaces\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x90\x01\n\x16UpdateNamespaceRequest\x12\x39\n\tnamespace\x18\x01 \x01(\x0b\x32\x1b.modelregistry.v1.NamespaceR\tnamespace\x12;\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskR\nupdateMask\"\x80\x01\n\x12UpdateModelRequest\x12-\n\x05model\x18\x01 \x01(\x0b\x32\x17.modelregistry.v1.ModelR\x05model\x12;\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskR\nupdateMask\"<\n\x12\x44\x65leteModelRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n\x04\x65tag\x18\x02 \x01(\tR\x04\x65tag\"*\n\x14UndeleteModelRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"\x9d\x01\n\x19UpdateModelVersionRequest\x12\x43\n\rmodel_version\x18\x01 \x01(\x0b\x32\x1e.modelregistry.v1.ModelVersionR\x0cmodelVersion\x12;\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskR\nupdateMask\"C\n\x19\x44\x65leteModelVersionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n\x04\x65tag\x18\x02 \x01(\tR\x04\x65tag\"1\n\x1bUndeleteModelVersionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"D\n\x1a\x41rchiveModelVersionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n\x04\x65tag\x18\x02 \x01(\tR\x04\x65tag\"F\n\x1cUnarchiveModelVersionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n\x04\x65tag\x18\x02 \x01(\tR\x04\x65tag\"%\n\x0fGetAliasRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"h\n\x12ListAliasesRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\"p\n\x13ListAliasesResponse\x12\x31\n\x07\x61liases\x18\x01 \x03(\x0b\x32\x17.modelregistry.v1.AliasR\x07\x61liases\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"<\n\x12\x44\x65leteAliasRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n\x04\x65tag\x18\x02 \x01(\tR\x04\x65tag\"\x8e\x01\n\x11LogMetricsRequest\x12#\n\rmodel_version\x18\x01 \x01(\tR\x0cmodelVersion\x12\x35\n\x06points\x18\x02 \x03(\x0b\x32\x1d.modelregistry.v1.MetricPointR\x06points\x12\x1d\n\nrequest_id\x18\x03 \x01(\tR\trequestId\"\x9a\x01\n\x18ListMetricHistoryRequest\x12#\n\rmodel_version\x18\x01 \x01(\tR\x0cmodelVersion\x12\x1d\n\nmetric_key\x18\x02 \x01(\tR\tmetricKey\x12\x1b\n\tpage_size\x18\x03 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x04 \x01(\tR\tpageToken\"z\n\x19ListMetricHistoryResponse\x12\x35\n\x06points\x18\x01 \x03(\x0b\x32\x1d.modelregistry.v1.MetricPointR\x06points\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"3\n\x1b\x43ompareModelVersionsRequest\x12\x14\n\x05names\x18\x01 \x03(\tR\x05names\"i\n\x0b\x43omparedRow\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12.\n\x06values\x18\x02 \x03(\x0b\x32\x16.google.protobuf.ValueR\x06values\x12\x18\n\x07\x64iffers\x18\x03 \x01(\x08R\x07\x64iffers\"\xd5\x01\n\x1c\x43ompareModelVersionsResponse\x12\x45\n\x0emodel_versions\x18\x01 \x03(\x0b\x32\x1e.modelregistry.v1.ModelVersionR\rmodelVersions\x12\x37\n\x07metrics\x18\x02 \x03(\x0b\x32\x1d.modelregistry.v1.ComparedRowR\x07metrics\x12\x35\n\x06params\x18\x03 \x03(\x0b\x32\x1d.modelregistry.v1.ComparedRowR\x06params2\xa4\x14\n\x0fMetadataService\x12L\n\x0b\x43reateModel\x12$.modelregistry.v1.CreateModelRequest\x1a\x17.modelregistry.v1.Model\x12\x46\n\x08GetModel\x12!.modelregistry.v1.GetModelRequest\x1a\x17.modelregistry.v1.Model\x12W\n\nListModels\x12#.modelregistry.v1.ListModelsRequest\x1a$.modelregistry.v1.ListModelsResponse\x12\x61\n\x12\x43reateModelVersion\x12+.modelregistry.v1.CreateModelVersionRequest\x1a\x1e.modelregistry.v1.ModelVersion\x12[\n\x0fGetModelVersion\x12(.modelregistry.v1.GetModelVersionRequest\x1a\x1e.modelregistry.v1.ModelVersion\x12l\n\x11ListModelVersions\x12*.modelregistry.v1.ListModelVersionsRequest\x1a+.modelregistry.v1.ListModelVersionsResponse\x12\x46\n\x08SetAlias\x12!.modelregistry.v1.SetAliasRequest\x1a\x17.modelregistry.v1.Alias\x12i\n\x16GetModelVersionByAlias\x12/.modelregistry.v1.GetModelVersionByAliasRequest\x1a\x1e.modelregistry.v1.ModelVersion\x12]\n\x10SealModelVersion\x12).modelregistry.v1.SealModelVersionRequest\x1a\x1e.modelregistry.v1.ModelVersion\x12\x63\n\x13\x41\x64\x64ModelVersionFile\x12,.modelregistry.v1.AddModelVersionFileRequest\x1a\x1e.modelregistry.v1.ModelVersion\x12X\n\x0f\x43reateNamespace\x12(.modelregistry.v1.CreateNamespaceRequest\x1a\x1b.modelregistry.v1.Namespace\x12R\n\x0cGetNamespace\x12%.modelregistry.v1.GetNamespaceRequest\x1a\x1b.modelregistry.v1.Namespace\x12\x63\n\x0eListNamespaces\x12\'.modelregistry.v1.ListNamespacesRequest\x1a(.modelregistry.v1.ListNamespacesResponse\x12X\n\x0fUpdateNamespace\x12(.modelregistry.v1.UpdateNamespaceRequest\x1a\x1b.modelregistry.v1.Namespace\x12L\n\x0bUpdateModel\x12$.modelregistry.v1.UpdateModelRequest\x1a\x17.modelregistry.v1.Model\x12L\n\x0b\x44\x65leteModel\x12$.modelregistry.v1.DeleteModelRequest\x1a\x17.modelregistry.v1.Model\x12P\n\rUndeleteModel\x12&.modelregistry.v1.UndeleteModelRequest\x1a\x17.modelregistry.v1.Model\x12\x61\n\x12UpdateModelVersion\x12+.modelregistry.v1.UpdateModelVersionRequest\x1a\x1e.modelregistry.v1.ModelVersion\x12\x61\n\x12\x44\x65leteModelVersion\x12+.modelregistry.v1.DeleteModelVersionRequest\x1a\x1e.modelregistry.v1.ModelVersion\x12\x65\n\x14UndeleteModelVersion\x12-.modelregistry.v1.UndeleteModelVersionRequest\x1a\x1e.modelregistry.v1.ModelVersion\x12\x63\n\x13\x41rchiveModelVersion\x12,.modelregistry.v1.ArchiveModelVersionRequest\x1a\x1e.modelregistry.v1.ModelVersion\x12g\n\x15UnarchiveModelVersion\x12..modelregistry.v1.UnarchiveModelVersionRequest\x1a\x1e.modelregistry.v1.ModelVersion\x12\x46\n\x08GetAlias\x12!.modelregistry.v1.GetAliasRequest\x1a\x17.modelregistry.v1.Alias\x12Z\n\x0bListAliases\x12$.modelregistry.v1.ListAliasesRequest\x1a%.modelregistry.v1.ListAliasesResponse\x12K\n\x0b\x44\x65leteAlias\x12$.modelregistry.v1.DeleteAliasRequest\x1a\x16.google.protobuf.Empty\x12Q\n\nLogMetrics\x12#.modelregistry.v1.LogMetricsRequest\x1a\x1e.modelregistry.v1.ModelVersion\x12l\n\x11ListMetricHistory\x12*.modelregistry.v1.ListMetricHistoryRequest\x1a+.modelregistry.v1.ListMetricHistoryResponse\x12u\n\x14\x43ompareModelVersions\x12-.modelregistry.v1.CompareModelVersionsRequest\x1a..modelregistry.v1.CompareModelVersionsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'modelregistry.v1.metadata_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CREATEMODELREQUEST']._serialized_start=92
-  _globals['_CREATEMODELREQUEST']._serialized_end=241
-  _globals['_GETMODELREQUEST']._serialized_start=243
-  _globals['_GETMODELREQUEST']._serialized_end=280
-  _globals['_LISTMODELSREQUEST']._serialized_start=282
-  _globals['_LISTMODELSREQUEST']._serialized_end=385
-  _globals['_LISTMODELSRESPONSE']._serialized_start=387
-  _globals['_LISTMODELSRESPONSE']._serialized_end=496
-  _globals['_CREATEMODELVERSIONREQUEST']._serialized_start=499
-  _globals['_CREATEMODELVERSIONREQUEST']._serialized_end=650
-  _globals['_GETMODELVERSIONREQUEST']._serialized_start=652
-  _globals['_GETMODELVERSIONREQUEST']._serialized_end=696
-  _globals['_LISTMODELVERSIONSREQUEST']._serialized_start=698
-  _globals['_LISTMODELVERSIONSREQUEST']._serialized_end=808
-  _globals['_LISTMODELVERSIONSRESPONSE']._serialized_start=811
-  _globals['_LISTMODELVERSIONSRESPONSE']._serialized_end=949
-  _globals['_SETALIASREQUEST']._serialized_start=951
-  _globals['_SETALIASREQUEST']._serialized_end=1045
-  _globals['_GETMODELVERSIONBYALIASREQUEST']._serialized_start=1047
-  _globals['_GETMODELVERSIONBYALIASREQUEST']._serialized_end=1098
-  _globals['_ADDMODELVERSIONFILEREQUEST']._serialized_start=1100
-  _globals['_ADDMODELVERSIONFILEREQUEST']._serialized_end=1214
-  _globals['_SEALMODELVERSIONREQUEST']._serialized_start=1216
-  _globals['_SEALMODELVERSIONREQUEST']._serialized_end=1281
-  _globals['_METADATASERVICE']._serialized_start=1284
-  _globals['_METADATASERVICE']._serialized_end=2217
+  _globals['_CREATEMODELREQUEST']._serialized_start=185
+  _globals['_CREATEMODELREQUEST']._serialized_end=334
+  _globals['_GETMODELREQUEST']._serialized_start=336
+  _globals['_GETMODELREQUEST']._serialized_end=373
+  _globals['_LISTMODELSREQUEST']._serialized_start=376
+  _globals['_LISTMODELSREQUEST']._serialized_end=565
+  _globals['_LISTMODELSRESPONSE']._serialized_start=567
+  _globals['_LISTMODELSRESPONSE']._serialized_end=676
+  _globals['_CREATEMODELVERSIONREQUEST']._serialized_start=679
+  _globals['_CREATEMODELVERSIONREQUEST']._serialized_end=830
+  _globals['_GETMODELVERSIONREQUEST']._serialized_start=832
+  _globals['_GETMODELVERSIONREQUEST']._serialized_end=876
+  _globals['_LISTMODELVERSIONSREQUEST']._serialized_start=879
+  _globals['_LISTMODELVERSIONSREQUEST']._serialized_end=1075
+  _globals['_LISTMODELVERSIONSRESPONSE']._serialized_start=1078
+  _globals['_LISTMODELVERSIONSRESPONSE']._serialized_end=1216
+  _globals['_SETALIASREQUEST']._serialized_start=1218
+  _globals['_SETALIASREQUEST']._serialized_end=1312
+  _globals['_GETMODELVERSIONBYALIASREQUEST']._serialized_start=1314
+  _globals['_GETMODELVERSIONBYALIASREQUEST']._serialized_end=1365
+  _globals['_ADDMODELVERSIONFILEREQUEST']._serialized_start=1367
+  _globals['_ADDMODELVERSIONFILEREQUEST']._serialized_end=1481
+  _globals['_SEALMODELVERSIONREQUEST']._serialized_start=1483
+  _globals['_SEALMODELVERSIONREQUEST']._serialized_end=1548
+  _globals['_CREATENAMESPACEREQUEST']._serialized_start=1551
+  _globals['_CREATENAMESPACEREQUEST']._serialized_end=1700
+  _globals['_GETNAMESPACEREQUEST']._serialized_start=1702
+  _globals['_GETNAMESPACEREQUEST']._serialized_end=1743
+  _globals['_LISTNAMESPACESREQUEST']._serialized_start=1745
+  _globals['_LISTNAMESPACESREQUEST']._serialized_end=1828
+  _globals['_LISTNAMESPACESRESPONSE']._serialized_start=1830
+  _globals['_LISTNAMESPACESRESPONSE']._serialized_end=1955
+  _globals['_UPDATENAMESPACEREQUEST']._serialized_start=1958
+  _globals['_UPDATENAMESPACEREQUEST']._serialized_end=2102
+  _globals['_UPDATEMODELREQUEST']._serialized_start=2105
+  _globals['_UPDATEMODELREQUEST']._serialized_end=2233
+  _globals['_DELETEMODELREQUEST']._serialized_start=2235
+  _globals['_DELETEMODELREQUEST']._serialized_end=2295
+  _globals['_UNDELETEMODELREQUEST']._serialized_start=2297
+  _globals['_UNDELETEMODELREQUEST']._serialized_end=2339
+  _globals['_UPDATEMODELVERSIONREQUEST']._serialized_start=2342
+  _globals['_UPDATEMODELVERSIONREQUEST']._serialized_end=2499
+  _globals['_DELETEMODELVERSIONREQUEST']._serialized_start=2501
+  _globals['_DELETEMODELVERSIONREQUEST']._serialized_end=2568
+  _globals['_UNDELETEMODELVERSIONREQUEST']._serialized_start=2570
+  _globals['_UNDELETEMODELVERSIONREQUEST']._serialized_end=2619
+  _globals['_ARCHIVEMODELVERSIONREQUEST']._serialized_start=2621
+  _globals['_ARCHIVEMODELVERSIONREQUEST']._serialized_end=2689
+  _globals['_UNARCHIVEMODELVERSIONREQUEST']._serialized_start=2691
+  _globals['_UNARCHIVEMODELVERSIONREQUEST']._serialized_end=2761
+  _globals['_GETALIASREQUEST']._serialized_start=2763
+  _globals['_GETALIASREQUEST']._serialized_end=2800
+  _globals['_LISTALIASESREQUEST']._serialized_start=2802
+  _globals['_LISTALIASESREQUEST']._serialized_end=2906
+  _globals['_LISTALIASESRESPONSE']._serialized_start=2908
+  _globals['_LISTALIASESRESPONSE']._serialized_end=3020
+  _globals['_DELETEALIASREQUEST']._serialized_start=3022
+  _globals['_DELETEALIASREQUEST']._serialized_end=3082
+  _globals['_LOGMETRICSREQUEST']._serialized_start=3085
+  _globals['_LOGMETRICSREQUEST']._serialized_end=3227
+  _globals['_LISTMETRICHISTORYREQUEST']._serialized_start=3230
+  _globals['_LISTMETRICHISTORYREQUEST']._serialized_end=3384
+  _globals['_LISTMETRICHISTORYRESPONSE']._serialized_start=3386
+  _globals['_LISTMETRICHISTORYRESPONSE']._serialized_end=3508
+  _globals['_COMPAREMODELVERSIONSREQUEST']._serialized_start=3510
+  _globals['_COMPAREMODELVERSIONSREQUEST']._serialized_end=3561
+  _globals['_COMPAREDROW']._serialized_start=3563
+  _globals['_COMPAREDROW']._serialized_end=3668
+  _globals['_COMPAREMODELVERSIONSRESPONSE']._serialized_start=3671
+  _globals['_COMPAREMODELVERSIONSRESPONSE']._serialized_end=3884
+  _globals['_METADATASERVICE']._serialized_start=3887
+  _globals['_METADATASERVICE']._serialized_end=6483
 # @@protoc_insertion_point(module_scope)
