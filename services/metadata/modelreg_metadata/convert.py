@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
-from modelreg.names import ModelName, ModelVersionName
-from modelregistry.v1 import model_pb2
+from google.protobuf.message import Message
+from modelreg.names import ModelName, ModelVersionName, NamespaceName
+from modelregistry.v1 import metadata_service_pb2, model_pb2
 
 from modelreg_metadata.domain import (
     Alias,
+    ComparedRow,
     Dataset,
     Lineage,
+    MetricPoint,
     Model,
     ModelFile,
     ModelVersion,
+    Namespace,
     Signature,
     TensorSpec,
     VersionState,
@@ -54,7 +59,7 @@ def model_to_proto(model: Model) -> model_pb2.Model:
 
 
 def model_draft(name: ModelName, message: model_pb2.Model) -> Model:
-    """The caller-settable fields of a model; output-only fields are ignored."""
+    """The caller-settable fields of a model (and its etag); output-only fields are ignored."""
     return Model(
         name=name,
         uid="",
@@ -63,6 +68,7 @@ def model_draft(name: ModelName, message: model_pb2.Model) -> Model:
         model_card=message.model_card,
         owner=message.owner,
         labels=dict(message.labels),
+        etag=message.etag,
     )
 
 
@@ -158,6 +164,7 @@ def version_draft(name: ModelVersionName, message: model_pb2.ModelVersion) -> Mo
             _tensors_from_proto(list(message.signature.inputs)),
             _tensors_from_proto(list(message.signature.outputs)),
         ),
+        etag=message.etag,
     )
 
 
@@ -170,3 +177,83 @@ def alias_to_proto(alias: Alias) -> model_pb2.Alias:
         update_actor=alias.update_actor,
         etag=alias.etag,
     )
+
+
+def _time_or_none(stamp: timestamp_pb2.Timestamp, present: bool) -> datetime | None:
+    return stamp.ToDatetime(tzinfo=UTC) if present else None
+
+
+def populated_fields(message: Message) -> list[str]:
+    """The top-level fields set in a message: the implied update mask of an empty one (AIP-134)."""
+    return [descriptor.name for descriptor, _ in message.ListFields()]
+
+
+def namespace_to_proto(namespace: Namespace) -> model_pb2.Namespace:
+    return model_pb2.Namespace(
+        name=str(namespace.name),
+        uid=namespace.uid,
+        display_name=namespace.display_name,
+        description=namespace.description,
+        labels=namespace.labels,
+        create_time=_timestamp(namespace.create_time),
+        update_time=_timestamp(namespace.update_time),
+        etag=namespace.etag,
+        create_actor=namespace.create_actor,
+    )
+
+
+def namespace_draft(name: NamespaceName, message: model_pb2.Namespace) -> Namespace:
+    return Namespace(
+        name=name,
+        uid="",
+        display_name=message.display_name,
+        description=message.description,
+        labels=dict(message.labels),
+        etag=message.etag,
+    )
+
+
+def point_from_proto(message: model_pb2.MetricPoint) -> MetricPoint:
+    return MetricPoint(
+        key=message.key,
+        value=message.value,
+        step=message.step,
+        time=_time_or_none(message.time, message.HasField("time")),
+        dataset=message.dataset,
+        slice=message.slice,
+    )
+
+
+def point_to_proto(point: MetricPoint) -> model_pb2.MetricPoint:
+    return model_pb2.MetricPoint(
+        key=point.key,
+        value=point.value,
+        step=point.step,
+        time=_timestamp(point.time),
+        dataset=point.dataset,
+        slice=point.slice,
+    )
+
+
+def _value(value: Any) -> struct_pb2.Value:
+    out = struct_pb2.Value()
+    if value is None:
+        out.null_value = struct_pb2.NULL_VALUE
+    elif isinstance(value, bool):
+        out.bool_value = value
+    elif isinstance(value, int | float):
+        out.number_value = value
+    elif isinstance(value, str):
+        out.string_value = value
+    else:
+        out.list_value.extend(value)
+    return out
+
+
+def rows_to_proto(rows: list[ComparedRow]) -> list[metadata_service_pb2.ComparedRow]:
+    return [
+        metadata_service_pb2.ComparedRow(
+            key=row.key, values=[_value(v) for v in row.values], differs=row.differs
+        )
+        for row in rows
+    ]

@@ -11,7 +11,12 @@ from modelregistry.v1 import metadata_service_pb2, metadata_service_pb2_grpc
 from modelreg_metadata.config import MetadataSettings
 from modelreg_metadata.registry import Registry
 from modelreg_metadata.servicer import MetadataServicer
-from modelreg_metadata.store.mongo import MongoAliasStore, MongoDatabase, MongoModelStore, MongoVersionStore
+from modelreg_metadata.store.mongo import (
+    MongoDatabase,
+    MongoModelStore,
+    MongoNamespaceStore,
+    MongoVersionStore,
+)
 
 log = structlog.get_logger("modelreg.metadata")
 
@@ -20,8 +25,9 @@ SERVICE_NAME = metadata_service_pb2.DESCRIPTOR.services_by_name["MetadataService
 
 async def run(settings: MetadataSettings, stop: asyncio.Event | None = None) -> None:
     database = MongoDatabase(settings.mongodb_uri, settings.database)
-    await database.ensure_indexes()
-    registry = Registry(MongoModelStore(database), MongoVersionStore(database), MongoAliasStore(database))
+    await database.start()
+    models = MongoModelStore(database)
+    registry = Registry(MongoNamespaceStore(database), models, MongoVersionStore(database, models))
     servicer = MetadataServicer(registry)
     await serve(
         settings.listen_addr,
