@@ -24,7 +24,7 @@ MAX_TITLE_CHARS = 256
 MAX_DESCRIPTION_CHARS = 8 * 1024
 MAX_MODEL_CARD_CHARS = 256 * 1024
 MAX_MAP_ENTRIES = 256  # tags, labels
-MAX_KEY_CHARS = 256  # tag, label, metric keys; each param path segment
+MAX_KEY_CHARS = 256  # tag, label, metric keys and param path segments: bytes of UTF-8
 MAX_VALUE_CHARS = 4096  # one tag or label value
 MAX_MAP_BYTES = 64 * 1024  # all tags (or labels) of one resource together
 MAX_METRICS = 1024  # summary metrics of one version
@@ -189,8 +189,8 @@ def check_text(field_name: str, value: str, limit: int) -> None:
 
 
 def check_key(field_name: str, key: str) -> None:
-    if not key or len(key) > MAX_KEY_CHARS:
-        raise InvalidArgument(field_name, f"key {key[:40]!r} must be 1-{MAX_KEY_CHARS} characters")
+    if not key or len(key.encode()) > MAX_KEY_CHARS:
+        raise InvalidArgument(field_name, f"key {key[:40]!r} must be 1-{MAX_KEY_CHARS} bytes of UTF-8")
     if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in key):
         raise InvalidArgument(field_name, f"key {key[:40]!r} contains a control character")
 
@@ -345,9 +345,9 @@ def check_metric_points(points: list[MetricPoint]) -> None:
 # every map is stored twice (pairs + hex-keyed map, keys doubling in hex).
 WORST_CASE_VERSION_BYTES = (
     MAX_DESCRIPTION_CHARS * 4  # UTF-8 up to 4 bytes a character
-    + 3 * MAX_MAP_BYTES * 4  # tags: pairs + hex-keyed map (hex doubles the key bytes)
+    + 3 * MAX_MAP_BYTES  # tags: pairs + hex-keyed map (hex doubles the key bytes)
     + 4 * MAX_PARAMS_JSON_BYTES  # params JSON + flattened map with hex path keys
-    + MAX_METRICS * (2 * MAX_KEY_CHARS * 4 + 3 * 8 + 64) * 3  # pairs, map, meta per metric
+    + MAX_METRICS * (4 * MAX_KEY_CHARS + 3 * 8 + 64)  # key in pairs, meta and hex map; values
     + 4 * MAX_LINEAGE_TEXT_CHARS * 4
     + MAX_DATASETS * (2 * MAX_LINEAGE_TEXT_CHARS + MAX_TITLE_CHARS) * 4
     + MAX_TENSORS * (MAX_KEY_CHARS * 4 + 64 + MAX_TENSOR_RANK * 8 + 32)

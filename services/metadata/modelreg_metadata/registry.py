@@ -357,7 +357,7 @@ class Registry:
         if wanted("tags"):
             domain.check_string_map("model_version.tags", draft.tags)
         if wanted("metrics"):
-            domain.check_metrics(draft.metrics, "model_version.metrics")
+            domain.check_metrics(draft.metrics)
         if wanted("params"):
             domain.check_params(draft.params, "model_version.params")
         if wanted("lineage"):
