@@ -98,7 +98,7 @@ async def test_namespaces_are_created_explicitly_or_by_their_first_model(metadat
     assert {f"namespaces/{ns}", f"namespaces/{implicit}"} <= set(names)
     assert names == sorted(names)
 
-    reason, fields, _ = await fails(
+    _, fields, _ = await fails(
         metadata.CreateNamespace(md.CreateNamespaceRequest(namespace_id="Bad_Id")),
         grpc.StatusCode.INVALID_ARGUMENT,
     )
