@@ -269,7 +269,8 @@ async def new_version(metadata: MetadataStub) -> model_pb2.ModelVersion:
 async def history(
     metadata: MetadataStub, version: str, key: str, page_size: int = 0
 ) -> list[model_pb2.MetricPoint]:
-    points, token = [], ""
+    points: list[model_pb2.MetricPoint] = []
+    token = ""
     while True:
         page = await metadata.ListMetricHistory(
             md.ListMetricHistoryRequest(
@@ -362,7 +363,7 @@ async def test_bad_metric_points(
 
 async def test_compare_aligns_metrics_and_params_and_marks_differences(metadata: MetadataStub) -> None:
     model = await metadata.CreateModel(md.CreateModelRequest(parent="namespaces/compare", model_id=unique()))
-    specs = [
+    specs: list[tuple[dict[str, float], dict[str, Any]]] = [
         ({"accuracy": 0.8, "loss": 0.5}, {"optimizer": {"lr": 0.01, "name": "adam"}, "layers": [64, 32]}),
         ({"accuracy": 0.9}, {"optimizer": {"lr": 0.01, "name": "sgd"}, "beta.1": 0.9, "layers": [64, 32]}),
     ]

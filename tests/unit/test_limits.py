@@ -21,7 +21,8 @@ def test_a_version_at_every_limit_fits_in_one_document() -> None:
     metrics = {f"{i:04d}{long_key}": float(i) for i in range(domain.MAX_METRICS)}
     tags = {f"{i:03d}{'t' * 200}": "v" * 300 for i in range(domain.MAX_MAP_BYTES // 600)}
     params = {f"group{i}": {"lr": 0.1 * i, "name": "x" * 40, "layers": [64, 32, 16]} for i in range(340)}
-    files, size = [], 0
+    files: list[ModelFile] = []
+    size = 0
     while len(files) < domain.MAX_FILES_PER_VERSION:
         file = ModelFile(path=f"shards/{len(files):06d}/" + "p" * 180, size_bytes=1, sha256="a" * 64)
         size += domain.manifest_bytes([file])
