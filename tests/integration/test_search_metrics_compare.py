@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import math
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
 from google.protobuf import struct_pb2, timestamp_pb2
+from modelreg_local.stack import METADATA_SERVICE, LocalStack, ServiceProcess
+from modelreg_local.stores import free_port
 from modelregistry.v1 import metadata_service_pb2 as md
-from modelregistry.v1 import model_pb2
+from modelregistry.v1 import metadata_service_pb2_grpc, model_pb2
 
 from tests.support import ACTOR, error_info, unique
 
@@ -55,6 +59,42 @@ VERSIONS: list[dict[str, Any]] = [
     {"tags": {}, "metrics": {"accuracy": 0.91}, "params": {"batch": "large"}},
     {"tags": {"team": "b"}, "metrics": {}, "params": {}},
 ]
+
+
+@pytest.fixture(scope="module")
+async def database_metadata(
+    stack: LocalStack, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[MetadataStub]:
+    """A second metadata process without the in-process replica: FerretDB evaluates the queries.
+
+    Every search test runs through both, so the replica's matcher and the database agree on the
+    compiled queries' semantics. (Reads only: the stack's own process stays the one writer.)
+    """
+    assert stack.metadata is not None
+    address = f"127.0.0.1:{free_port()}"
+    process = ServiceProcess(
+        "metadata-no-replica",
+        module="modelreg_metadata",
+        service=METADATA_SERVICE,
+        address=address,
+        env={**stack.metadata.env, "MODELREG_METADATA_ADDR": address, "MODELREG_METADATA_REPLICA": "false"},
+        log_dir=Path(tmp_path_factory.mktemp("no-replica")),
+    )
+    process.start()
+    try:
+        process.wait_healthy()
+        async with grpc.aio.insecure_channel(address) as channel:
+            yield metadata_service_pb2_grpc.MetadataServiceStub(channel)
+    finally:
+        process.stop()
+
+
+@pytest.fixture(params=["replica", "database"])
+def reader(request: pytest.FixtureRequest, metadata: MetadataStub) -> MetadataStub:
+    if request.param == "replica":
+        return metadata
+    stub: MetadataStub = request.getfixturevalue("database_metadata")
+    return stub
 
 
 @pytest.fixture(scope="module")
@@ -136,10 +176,10 @@ async def search(
     ],
 )
 async def test_filter_semantics(
-    metadata: MetadataStub, searchable: tuple[str, str], filter_: str, expected: list[int]
+    reader: MetadataStub, searchable: tuple[str, str], filter_: str, expected: list[int]
 ) -> None:
     _, model = searchable
-    assert await search(metadata, model, filter_) == [f"fixture/{n}" for n in expected]
+    assert await search(reader, model, filter_) == [f"fixture/{n}" for n in expected]
 
 
 @pytest.mark.parametrize(
@@ -155,17 +195,18 @@ async def test_filter_semantics(
 )
 @pytest.mark.parametrize("page_size", [1, 2, 100])
 async def test_order_by_with_keyset_pages(
-    metadata: MetadataStub, searchable: tuple[str, str], order_by: str, expected: list[int], page_size: int
+    reader: MetadataStub, searchable: tuple[str, str], order_by: str, expected: list[int], page_size: int
 ) -> None:
     _, model = searchable
-    assert await search(metadata, model, order_by=order_by, page_size=page_size) == [
+    assert await search(reader, model, order_by=order_by, page_size=page_size) == [
         f"fixture/{n}" for n in expected
     ]
 
 
 async def test_search_across_a_namespace_and_deleted_versions(
-    metadata: MetadataStub, searchable: tuple[str, str]
+    reader: MetadataStub, searchable: tuple[str, str]
 ) -> None:
+    metadata = reader
     namespace, model = searchable
     everywhere = f"namespaces/{namespace}/models/-"
     assert await search(metadata, everywhere, "metrics.accuracy > 0.9") == [

@@ -16,6 +16,9 @@ class MetadataSettings:
     database: str
     grace_seconds: float
     log_level: str
+    # FerretDB deployments only (one metadata process): keep an in-process replica for reads and
+    # searches (store/replica.py). Ignored on MongoDB.
+    replica: bool = True
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str]) -> MetadataSettings:
@@ -26,6 +29,7 @@ class MetadataSettings:
             database=read.text("MODELREG_MONGODB_DATABASE", "modelreg"),
             grace_seconds=read.number("MODELREG_SHUTDOWN_GRACE_SECONDS", 10.0, minimum=0, maximum=600),
             log_level=read.log_level("MODELREG_LOG_LEVEL"),
+            replica=read.flag("MODELREG_METADATA_REPLICA", True),
         )
         if settings.mongodb_uri and not settings.mongodb_uri.startswith(("mongodb://", "mongodb+srv://")):
             read.problems.append("MODELREG_MONGODB_URI must start with mongodb:// or mongodb+srv://")

@@ -24,7 +24,7 @@ SERVICE_NAME = metadata_service_pb2.DESCRIPTOR.services_by_name["MetadataService
 
 
 async def run(settings: MetadataSettings, stop: asyncio.Event | None = None) -> None:
-    database = MongoDatabase(settings.mongodb_uri, settings.database)
+    database = MongoDatabase(settings.mongodb_uri, settings.database, replica=settings.replica)
     await database.start()
     models = MongoModelStore(database)
     registry = Registry(MongoNamespaceStore(database), models, MongoVersionStore(database, models))

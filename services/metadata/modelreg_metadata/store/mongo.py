@@ -61,6 +61,7 @@ from modelreg_metadata.store.documents import (
 )
 from modelreg_metadata.store.locks import DocumentLocks
 from modelreg_metadata.store.query import keyset_after, read_path
+from modelreg_metadata.store.replica import Replica, merged
 
 MAX_NUMBER_ATTEMPTS = 1000
 POINTS_PER_SERIES_DOCUMENT = 1000
@@ -79,7 +80,7 @@ def new_etag() -> str:
 class MongoDatabase:
     """Owns the client, the collections and the per-document locks; created inside the event loop."""
 
-    def __init__(self, uri: str, database: str):
+    def __init__(self, uri: str, database: str, *, replica: bool = True):
         self.client: AsyncMongoClient[Document] = AsyncMongoClient(
             uri, tz_aware=True, serverSelectionTimeoutMS=5000, appname="modelreg-metadata", maxPoolSize=200
         )
@@ -95,10 +96,14 @@ class MongoDatabase:
         # filter with anything besides `_id` would scan the collection, so writes filter on `_id`
         # alone and rely on the in-process locks; MongoDB also gets the revision condition.
         self.atomic_updates = True
+        self._want_replica = replica
+        self.replica: Replica | None = None
 
     async def start(self) -> None:
         info = await self.client.admin.command("buildInfo")
         self.atomic_updates = "ferretdbVersion" not in info
+        if not self.atomic_updates and self._want_replica:
+            self.replica = Replica()  # one process is the only writer: see store/replica.py
         await self.ensure_indexes()
 
     def cas_filter(self, key: str, revision: int) -> Document:
@@ -237,6 +242,8 @@ class MongoModelStore:
         doc = model_document(model, request_key)
         try:
             await self._models.insert_one(doc)
+            if self._db.replica is not None:
+                self._db.replica.put_model(doc)
         except DuplicateKeyError:
             existing = await self._models.find_one({"_id": doc["_id"]})
             if existing is not None and request_key and existing.get("request_key") == request_key:
@@ -250,7 +257,13 @@ class MongoModelStore:
         return model
 
     async def model_document(self, name: ModelName, *, include_deleted: bool = False) -> Document:
-        doc = await self._models.find_one({"_id": model_key(name)})
+        key = model_key(name)
+        replica = self._db.replica
+        doc = replica.model(key) if replica is not None else None
+        if doc is None:
+            doc = await self._models.find_one({"_id": key})
+            if doc is not None and replica is not None:
+                replica.put_model(doc)
         if doc is None or (doc.get("deleted") and not include_deleted):
             raise NotFound(f"model {name} not found")
         return doc
@@ -289,22 +302,28 @@ class MongoModelStore:
             if expected_etag and expected_etag != before.etag:
                 raise Aborted(f"model {name} changed since it was read (etag mismatch); read it and retry")
             after = mutate(before)
+            changes = model_fields(after)
             result = await self._models.update_one(
-                self._db.cas_filter(key, doc.get("revision", 0)),
-                {"$set": model_fields(after), "$inc": {"revision": 1}},
+                self._db.cas_filter(key, doc.get("revision", 0)), {"$set": changes, "$inc": {"revision": 1}}
             )
             if result.matched_count != 1:
                 raise Aborted(f"model {name} changed concurrently; retry")
+            if self._db.replica is not None:
+                self._db.replica.put_model(merged(doc, changes))
             return before, after
 
     async def record_version_number(self, name: ModelName, number: int) -> None:
         # Only a hint for the next allocation (numbers are guarded by the versions' unique `_id`),
         # but FerretDB rewrites the whole document on any update, so it takes the model's lock
         # like every other write to the model's document.
-        async with self._db.locks.hold(model_key(name)):
-            await self._models.update_one(
-                {"_id": model_key(name)}, {"$max": {"latest_version_number": number}}
-            )
+        key = model_key(name)
+        async with self._db.locks.hold(key):
+            await self._models.update_one({"_id": key}, {"$max": {"latest_version_number": number}})
+            replica = self._db.replica
+            cached = replica.model(key) if replica is not None else None
+            if replica is not None and cached is not None:
+                latest = max(cached.get("latest_version_number", 0), number)
+                replica.put_model({**cached, "latest_version_number": latest})
 
     # Aliases
 
@@ -351,6 +370,8 @@ class MongoModelStore:
             )
             if result.matched_count != 1:
                 raise Aborted(f"alias {name} changed concurrently; retry")
+            if self._db.replica is not None:
+                self._db.replica.put_model(merged(doc, {"aliases": entries}))
             return before, after
 
 
@@ -391,12 +412,15 @@ class MongoVersionStore:
             for _ in range(MAX_NUMBER_ATTEMPTS):
                 number += 1
                 numbered = ModelVersion(**{**version.__dict__, "name": model_name.version(number)})
+                doc = version_document(numbered, request_key)
                 try:
-                    await self._versions.insert_one(version_document(numbered, request_key))
+                    await self._versions.insert_one(doc)
                 except DuplicateKeyError:
                     if client_key and (existing := await self._by_request(request_key, search_versions=True)):
                         return existing  # another process created it for the same request
                     continue  # the number is taken (another process, or a lagging hint)
+                if self._db.replica is not None:
+                    self._db.replica.put_version(doc)
                 await self._models.record_version_number(model_name, number)
                 if client_key:
                     await self._record_request(request_key, numbered.name)
@@ -414,7 +438,12 @@ class MongoVersionStore:
             await self._requests.insert_one(record)
 
     async def _version_document(self, name: ModelVersionName, *, include_deleted: bool = False) -> Document:
-        doc = await self._versions.find_one({"_id": version_key(name.model_name, name.number)})
+        key = version_key(name.model_name, name.number)
+        replica = self._db.replica
+        if replica is not None and replica.has_namespace(name.namespace):
+            doc = replica.version(name.namespace, key)
+        else:
+            doc = await self._versions.find_one({"_id": key})
         if doc is None or (doc.get("deleted") and not include_deleted):
             raise NotFound(f"model version {name} not found")
         return doc
@@ -453,7 +482,10 @@ class MongoVersionStore:
     ) -> Page:
         if not show_deleted:
             scope = {**scope, "deleted": False}
-        rows = await _page(self._versions, [scope, condition], sort, limit, after)
+        if self._db.replica is not None:
+            rows = await self._replica_page(scope, condition, sort, limit, after)
+        else:
+            rows = await _page(self._versions, [scope, condition], sort, limit, after)
         model_keys = sorted({f"{doc['namespace']}/{doc['model_id']}" for doc, _ in rows})
         found = await asyncio.gather(*(self._db.models.find_one({"_id": key}) for key in model_keys))
         models = {key: doc for key, doc in zip(model_keys, found, strict=True) if doc is not None}
@@ -464,6 +496,31 @@ class MongoVersionStore:
                 continue  # the versions of a deleted model are deleted with it
             page.append((version_from(doc, aliases_of_version(model_doc, doc["number"])), values, doc["_id"]))
         return page
+
+    async def _replica_page(
+        self,
+        scope: Document,
+        condition: Document,
+        sort: list[tuple[str, bool]],
+        limit: int,
+        after: tuple[list[Any], str] | None,
+    ) -> list[tuple[Document, list[Any]]]:
+        replica = self._db.replica
+        assert replica is not None  # noqa: S101 - the caller checked
+        namespace = scope["namespace"]
+        if not replica.has_namespace(namespace):
+            async with self._db.locks.hold(f"replica {namespace}"):
+                if not replica.has_namespace(namespace):
+                    replica.begin_load(namespace)
+                    docs = [doc async for doc in self._versions.find({"namespace": namespace})]
+                    replica.finish_load(namespace, docs)
+        conditions = [scope, condition]
+        if after is not None:
+            conditions.append(keyset_after(sort, after[0], after[1]))
+        query: Document = {"$and": [c for c in conditions if c]}
+        order = [(path, -1 if desc else 1) for path, desc in sort] + [("_id", 1)]
+        docs = replica.find_versions(namespace, query, order, limit)
+        return [(doc, [read_path(doc, path) for path, _ in sort]) for doc in docs]
 
     async def update_version(
         self,
@@ -489,12 +546,14 @@ class MongoVersionStore:
             after = mutate(before)
             if after is before:
                 return before, after  # nothing to change (e.g. the same file added again)
+            changes = version_fields(after)
             result = await self._versions.update_one(
-                self._db.cas_filter(key, doc.get("revision", 0)),
-                {"$set": version_fields(after), "$inc": {"revision": 1}},
+                self._db.cas_filter(key, doc.get("revision", 0)), {"$set": changes, "$inc": {"revision": 1}}
             )
             if result.matched_count != 1:
                 raise Aborted(f"model version {name} changed concurrently; retry")
+            if self._db.replica is not None:
+                self._db.replica.put_version(merged(doc, changes))
             return before, after
 
     # Metric history
@@ -534,21 +593,20 @@ class MongoVersionStore:
             after = ModelVersion(
                 **{**before.__dict__, "metrics": metrics, "update_time": now(), "etag": new_etag()}
             )
+            changes = {
+                "metrics": pairs(metrics),
+                "m": encoded_map(metrics),
+                "metric_meta": [meta[k] for k in sorted(meta)],
+                "update_time": after.update_time,
+                "etag": after.etag,
+            }
             result = await self._versions.update_one(
-                self._db.cas_filter(key, doc.get("revision", 0)),
-                {
-                    "$set": {
-                        "metrics": pairs(metrics),
-                        "m": encoded_map(metrics),
-                        "metric_meta": [meta[k] for k in sorted(meta)],
-                        "update_time": after.update_time,
-                        "etag": after.etag,
-                    },
-                    "$inc": {"revision": 1},
-                },
+                self._db.cas_filter(key, doc.get("revision", 0)), {"$set": changes, "$inc": {"revision": 1}}
             )
             if result.matched_count != 1:
                 raise Aborted(f"model version {name} changed concurrently; retry")
+            if self._db.replica is not None:
+                self._db.replica.put_version(merged(doc, changes))
             if request_key:
                 await self._requests.update_one(
                     {"_id": request_key}, {"$set": {"kind": "LogMetrics"}}, upsert=True
