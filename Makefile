@@ -57,6 +57,14 @@ test: tools ## Unit and integration tests against real FerretDB and SeaweedFS
 test-unit: venv ## Unit tests only (no servers)
 	$(PY) -m pytest tests/unit
 
+.PHONY: bench
+bench: bench-metadata ## Run every benchmark (results in bench/results/)
+
+.PHONY: bench-metadata
+bench-metadata: tools ## Metadata service vs MLflow: create, get by alias, search (bench/results/metadata.*)
+	UV=$(UV) bash bench/install-mlflow.sh
+	$(PY) -m bench.metadata_bench
+
 .PHONY: lint
 lint: venv ## ruff, mypy (strict), buf lint and buf format
 	$(VENV)/bin/ruff check .

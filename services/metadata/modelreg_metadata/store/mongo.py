@@ -441,7 +441,7 @@ class MongoVersionStore:
         key = version_key(name.model_name, name.number)
         replica = self._db.replica
         if replica is not None and replica.has_namespace(name.namespace):
-            doc = replica.version(name.namespace, key)
+            doc = replica.version(name.namespace, name.model, key)
         else:
             doc = await self._versions.find_one({"_id": key})
         if doc is None or (doc.get("deleted") and not include_deleted):
@@ -519,7 +519,7 @@ class MongoVersionStore:
             conditions.append(keyset_after(sort, after[0], after[1]))
         query: Document = {"$and": [c for c in conditions if c]}
         order = [(path, -1 if desc else 1) for path, desc in sort] + [("_id", 1)]
-        docs = replica.find_versions(namespace, query, order, limit)
+        docs = replica.find_versions(namespace, scope.get("model_id"), query, order, limit)
         return [(doc, [read_path(doc, path) for path, _ in sort]) for doc in docs]
 
     async def update_version(

@@ -31,7 +31,8 @@ def _newer(candidate: Document, current: Document | None) -> bool:
 class Replica:
     def __init__(self) -> None:
         self._models: dict[str, Document] = {}
-        self._versions: dict[str, dict[str, Document]] = {}  # namespace -> version _id -> doc
+        # namespace -> model id -> version _id -> doc: a search of one model reads only its versions
+        self._versions: dict[str, dict[str, dict[str, Document]]] = {}
         self._loaded: set[str] = set()
 
     # Models
@@ -57,21 +58,38 @@ class Replica:
             self.put_version(doc)
         self._loaded.add(namespace)
 
-    def version(self, namespace: str, key: str) -> Document | None:
+    def version(self, namespace: str, model_id: str, key: str) -> Document | None:
         if namespace not in self._loaded:
             return None
-        return self._versions[namespace].get(key)
+        return self._versions[namespace].get(model_id, {}).get(key)
 
     def put_version(self, doc: Document) -> None:
-        versions = self._versions.get(doc["namespace"])
-        if versions is not None and _newer(doc, versions.get(doc["_id"])):
+        models = self._versions.get(doc["namespace"])
+        if models is None:
+            return
+        versions = models.setdefault(doc["model_id"], {})
+        if _newer(doc, versions.get(doc["_id"])):
             versions[doc["_id"]] = doc
 
     def find_versions(
-        self, namespace: str, query: Document, sort: list[tuple[str, int]], limit: int
+        self, namespace: str, model_id: str | None, query: Document, sort: list[tuple[str, int]], limit: int
     ) -> list[Document]:
-        found = [doc for doc in self._versions[namespace].values() if matches(doc, query)]
-        return sort_documents(found, sort)[:limit]
+        models = self._versions[namespace]
+        if model_id is None:
+            docs = [doc for versions in models.values() for doc in versions.values()]
+        else:
+            docs = list(models.get(model_id, {}).values())
+            if sort == [("number", 1), ("_id", 1)]:
+                # The default order: walk the versions by number and stop at the page's end.
+                docs.sort(key=lambda d: d["number"])
+                page: list[Document] = []
+                for doc in docs:
+                    if matches(doc, query):
+                        page.append(doc)
+                        if len(page) == limit:
+                            break
+                return page
+        return sort_documents([doc for doc in docs if matches(doc, query)], sort)[:limit]
 
 
 def merged(doc: Document, changes: Document) -> Document:
