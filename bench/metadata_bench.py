@@ -147,7 +147,7 @@ class Modelreg:
                 metadata=ACTOR,
             )
 
-    async def create(self, i: int) -> None:
+    async def create_version(self, i: int) -> None:
         version = model_pb2.ModelVersion(
             tags={"team": TEAMS[i % len(TEAMS)], "source": f"s3://bucket/path/{i}"},
             metrics={"accuracy": (i % 1000) / 1000},
@@ -203,7 +203,7 @@ class Mlflow:
         for i in range(MODELS):
             self.call("POST", "registered-models/create", {"name": self.model(i)})
 
-    def create(self, i: int) -> None:
+    def create_version(self, i: int) -> None:
         tags = [
             {"key": "team", "value": TEAMS[i % len(TEAMS)]},
             {"key": "accuracy", "value": str((i % 1000) / 1000)},
@@ -305,10 +305,10 @@ class Benchmark:
         await self.ours.setup()
         self.theirs.setup()
         started = time.perf_counter()
-        seeded = await run_async(self.ours.create, 32, 3600, self.args.versions)
+        seeded = await run_async(self.ours.create_version, 32, 3600, self.args.versions)
         self.results["seed_seconds"] = round(time.perf_counter() - started, 1)
         started = time.perf_counter()
-        mlflow_seeded = await asyncio.to_thread(run_threads, self.theirs.create, 32, 3600, self.args.versions)
+        mlflow_seeded = await asyncio.to_thread(run_threads, self.theirs.create_version, 32, 3600, self.args.versions)
         self.results["mlflow_seed_seconds"] = round(time.perf_counter() - started, 1)
         if seeded.count != self.args.versions or mlflow_seeded.count != self.args.versions:
             raise RuntimeError(f"seeding stopped early: {seeded.count} and {mlflow_seeded.count} versions")

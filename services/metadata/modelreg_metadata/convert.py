@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -121,7 +122,42 @@ def _tensors_from_proto(messages: list[model_pb2.TensorSpec]) -> list[TensorSpec
     return [TensorSpec(m.name, m.dtype, list(m.shape)) for m in messages]
 
 
+class _Built:
+    """Messages already built for domain objects, by identity.
+
+    Domain objects are never changed after they are made (updates make new ones with
+    `dataclasses.replace`), and the store's replica hands out the same object for an unchanged
+    version, so a version that many searches return is converted once. Bounded, oldest first out.
+    """
+
+    def __init__(self, capacity: int):
+        self._capacity = capacity
+        self._messages: OrderedDict[int, tuple[ModelVersion, model_pb2.ModelVersion]] = OrderedDict()
+
+    def get(self, version: ModelVersion) -> model_pb2.ModelVersion | None:
+        entry = self._messages.get(id(version))
+        if entry is None or entry[0] is not version:
+            return None
+        return entry[1]
+
+    def put(self, version: ModelVersion, message: model_pb2.ModelVersion) -> None:
+        self._messages[id(version)] = (version, message)  # holding `version` keeps its id unique
+        if len(self._messages) > self._capacity:
+            self._messages.popitem(last=False)
+
+
+_built_versions = _Built(capacity=20_000)
+
+
 def version_to_proto(version: ModelVersion) -> model_pb2.ModelVersion:
+    message = _built_versions.get(version)
+    if message is None:
+        message = _build_version(version)
+        _built_versions.put(version, message)
+    return message
+
+
+def _build_version(version: ModelVersion) -> model_pb2.ModelVersion:
     params = struct_pb2.Struct()
     params.update(version.params)
     return model_pb2.ModelVersion(

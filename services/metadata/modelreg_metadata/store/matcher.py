@@ -12,6 +12,7 @@ drift apart silently (tests/unit/test_matcher.py checks both against each other)
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime
 from functools import cmp_to_key
 from typing import Any
@@ -38,12 +39,28 @@ def _type(value: Any) -> str:  # noqa: PLR0911 - one return per BSON type
 
 
 def _read(doc: Document, path: str) -> Any:
-    value: Any = doc
-    for part in path.split("."):
-        if not isinstance(value, dict) or part not in value:
-            return _MISSING
-        value = value[part]
-    return value
+    return _reader(path)(doc)
+
+
+Reader = Callable[[Document], Any]
+Predicate = Callable[[Document], bool]
+
+
+def _reader(path: str) -> Reader:
+    parts = path.split(".")
+    if len(parts) == 1:
+        key = parts[0]
+        return lambda doc: doc.get(key, _MISSING)
+
+    def read(doc: Document) -> Any:
+        value: Any = doc
+        for part in parts:
+            if not isinstance(value, dict) or part not in value:
+                return _MISSING
+            value = value[part]
+        return value
+
+    return read
 
 
 def _equal(a: Any, b: Any) -> bool:
@@ -66,48 +83,88 @@ def _candidates(value: Any) -> list[Any]:
     return [value]
 
 
-def _operator(value: Any, op: str, operand: Any) -> bool:  # noqa: PLR0911 - one return per operator
+def _value_test(op: str, operand: Any) -> Callable[[Any], bool]:  # noqa: PLR0911 - one per operator
+    """A test of a field's value (possibly _MISSING) for one operator."""
     if op == "$exists":
-        return (value is not _MISSING) == bool(operand)
+        wanted = bool(operand)
+        return lambda value: (value is not _MISSING) == wanted
     if op == "$ne":
-        return not _operator(value, "$eq", operand)
+        equal = _value_test("$eq", operand)
+        return lambda value: not equal(value)
     if op == "$eq":
         if operand is None:
-            return value is _MISSING or value is None or (isinstance(value, list) and None in value)
-        return any(_equal(v, operand) for v in _candidates(value))
+            return lambda value: (
+                value is _MISSING or value is None or (isinstance(value, list) and None in value)
+            )
+        kind = _type(operand)
+
+        def eq(value: Any) -> bool:
+            if type(value) is type(operand) and kind != "array":
+                return bool(value == operand)  # the common case: same scalar type
+            return any(_equal(v, operand) for v in _candidates(value))
+
+        return eq
     if op == "$in":
-        return any(_operator(value, "$eq", item) for item in operand)
+        tests = [_value_test("$eq", item) for item in operand]
+        return lambda value: any(test(value) for test in tests)
     if op in ("$gt", "$gte", "$lt", "$lte"):
-        wanted = {"$gt": (1,), "$gte": (0, 1), "$lt": (-1,), "$lte": (-1, 0)}[op]
-        return any(_compare(v, operand) in wanted for v in _candidates(value))
+        outcomes = {"$gt": (1,), "$gte": (0, 1), "$lt": (-1,), "$lte": (-1, 0)}[op]
+        return lambda value: any(_compare(v, operand) in outcomes for v in _candidates(value))
     if op == "$regex":
         pattern = re.compile(operand)
-        return any(isinstance(v, str) and pattern.search(v) is not None for v in _candidates(value))
+        return lambda value: any(
+            isinstance(v, str) and pattern.search(v) is not None for v in _candidates(value)
+        )
     if op == "$type":
         names = operand if isinstance(operand, list) else [operand]
-        return value is not _MISSING and any(_type(v) in names for v in _candidates(value))
+        return lambda value: value is not _MISSING and any(_type(v) in names for v in _candidates(value))
     raise ValueError(f"the replica cannot evaluate {op}")
 
 
-def matches(doc: Document, query: Document) -> bool:
+def _operator(value: Any, op: str, operand: Any) -> bool:
+    return _value_test(op, operand)(value)
+
+
+def predicate(query: Document) -> Predicate:
+    """The query compiled once into a function of a document (a search tests many documents)."""
+    tests: list[Predicate] = []
     for key, condition in query.items():
-        if key == "$and":
-            ok = all(matches(doc, q) for q in condition)
-        elif key == "$or":
-            ok = any(matches(doc, q) for q in condition)
-        elif key == "$nor":
-            ok = not any(matches(doc, q) for q in condition)
-        elif key.startswith("$"):
+        if key in ("$and", "$or", "$nor"):
+            tests.append(_combine(key, [predicate(q) for q in condition]))
+            continue
+        if key.startswith("$"):
             raise ValueError(f"the replica cannot evaluate {key}")
+        if isinstance(condition, dict) and condition and all(k.startswith("$") for k in condition):
+            value_tests = [_value_test(op, operand) for op, operand in condition.items()]
         else:
-            value = _read(doc, key)
-            if isinstance(condition, dict) and condition and all(k.startswith("$") for k in condition):
-                ok = all(_operator(value, op, operand) for op, operand in condition.items())
-            else:
-                ok = _operator(value, "$eq", condition)
-        if not ok:
-            return False
-    return True
+            value_tests = [_value_test("$eq", condition)]
+        tests.append(_field_test(_reader(key), value_tests))
+    if len(tests) == 1:
+        return tests[0]
+    return _combine("$and", tests)
+
+
+def _combine(kind: str, parts: list[Predicate]) -> Predicate:
+    def test(doc: Document) -> bool:
+        if kind == "$and":
+            return all(p(doc) for p in parts)
+        if kind == "$or":
+            return any(p(doc) for p in parts)
+        return not any(p(doc) for p in parts)
+
+    return test
+
+
+def _field_test(read: Reader, value_tests: list[Callable[[Any], bool]]) -> Predicate:
+    def test(doc: Document) -> bool:
+        value = read(doc)
+        return all(t(value) for t in value_tests)
+
+    return test
+
+
+def matches(doc: Document, query: Document) -> bool:
+    return predicate(query)(doc)
 
 
 def _sort_value(value: Any, descending: bool) -> tuple[int, Any]:

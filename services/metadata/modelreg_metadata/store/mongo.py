@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -494,8 +495,17 @@ class MongoVersionStore:
             model_doc = models.get(f"{doc['namespace']}/{doc['model_id']}")
             if model_doc is None or (model_doc.get("deleted") and not show_deleted):
                 continue  # the versions of a deleted model are deleted with it
-            page.append((version_from(doc, aliases_of_version(model_doc, doc["number"])), values, doc["_id"]))
+            page.append(
+                (self._version_from(doc, aliases_of_version(model_doc, doc["number"])), values, doc["_id"])
+            )
         return page
+
+    def _version_from(self, doc: Document, aliases: list[str]) -> ModelVersion:
+        replica = self._db.replica
+        if replica is None:
+            return version_from(doc, aliases)
+        version = replica.built(doc, version_from)
+        return replace(version, aliases=aliases) if aliases else version
 
     async def _replica_page(
         self,
@@ -514,7 +524,9 @@ class MongoVersionStore:
                     replica.begin_load(namespace)
                     docs = [doc async for doc in self._versions.find({"namespace": namespace})]
                     replica.finish_load(namespace, docs)
-        conditions = [scope, condition]
+        # The replica is partitioned by namespace and model: only the rest of the scope is tested.
+        rest = {k: v for k, v in scope.items() if k not in ("namespace", "model_id")}
+        conditions = [rest, condition]
         if after is not None:
             conditions.append(keyset_after(sort, after[0], after[1]))
         query: Document = {"$and": [c for c in conditions if c]}

@@ -17,11 +17,13 @@ On MongoDB (several processes, real indexes) there is no replica: queries go to 
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from modelreg_metadata.store.matcher import matches, sort_documents
+from modelreg_metadata.store.matcher import predicate, sort_documents
 
 Document = dict[str, Any]
+T = TypeVar("T")
 
 
 def _newer(candidate: Document, current: Document | None) -> bool:
@@ -34,6 +36,10 @@ class Replica:
         # namespace -> model id -> version _id -> doc: a search of one model reads only its versions
         self._versions: dict[str, dict[str, dict[str, Document]]] = {}
         self._loaded: set[str] = set()
+        # Domain objects built from documents, kept while the document is current: a search
+        # returns the same versions over and over, and building them costs more than finding them.
+        self._built: dict[str, tuple[Document, Any]] = {}
+        self._by_number: dict[tuple[str, str], list[Document]] = {}
 
     # Models
 
@@ -43,6 +49,15 @@ class Replica:
     def put_model(self, doc: Document) -> None:
         if _newer(doc, self._models.get(doc["_id"])):
             self._models[doc["_id"]] = doc
+
+    def built(self, doc: Document, build: Callable[[Document], T]) -> T:
+        entry = self._built.get(doc["_id"])
+        if entry is not None and entry[0] is doc:
+            value: T = entry[1]
+            return value
+        value = build(doc)
+        self._built[doc["_id"]] = (doc, value)
+        return value
 
     # Versions
 
@@ -68,28 +83,45 @@ class Replica:
         if models is None:
             return
         versions = models.setdefault(doc["model_id"], {})
-        if _newer(doc, versions.get(doc["_id"])):
+        current = versions.get(doc["_id"])
+        if _newer(doc, current):
             versions[doc["_id"]] = doc
+            self._by_number.pop((doc["namespace"], doc["model_id"]), None)
+
+    def _numbered(self, namespace: str, model_id: str) -> list[Document]:
+        """A model's versions in number order (kept until one of them changes)."""
+        key = (namespace, model_id)
+        ordered = self._by_number.get(key)
+        if ordered is None:
+            ordered = sorted(self._versions[namespace].get(model_id, {}).values(), key=_number)
+            self._by_number[key] = ordered
+        return ordered
 
     def find_versions(
         self, namespace: str, model_id: str | None, query: Document, sort: list[tuple[str, int]], limit: int
     ) -> list[Document]:
         models = self._versions[namespace]
+        matches = predicate(query)
         if model_id is None:
             docs = [doc for versions in models.values() for doc in versions.values()]
         else:
             docs = list(models.get(model_id, {}).values())
             if sort == [("number", 1), ("_id", 1)]:
                 # The default order: walk the versions by number and stop at the page's end.
-                docs.sort(key=lambda d: d["number"])
+                docs = self._numbered(namespace, model_id)
                 page: list[Document] = []
                 for doc in docs:
-                    if matches(doc, query):
+                    if matches(doc):
                         page.append(doc)
                         if len(page) == limit:
                             break
                 return page
-        return sort_documents([doc for doc in docs if matches(doc, query)], sort)[:limit]
+        return sort_documents([doc for doc in docs if matches(doc)], sort)[:limit]
+
+
+def _number(doc: Document) -> int:
+    number: int = doc["number"]
+    return number
 
 
 def merged(doc: Document, changes: Document) -> Document:
