@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import grpc
 import pytest
 from google.protobuf import field_mask_pb2, struct_pb2
+from modelreg_local.stack import METADATA_SERVICE, LocalStack, ServiceProcess
+from modelreg_local.stores import free_port
 from modelregistry.v1 import metadata_service_pb2 as md
-from modelregistry.v1 import model_pb2
+from modelregistry.v1 import metadata_service_pb2_grpc, model_pb2
 
 from tests.support import ACTOR, error_info, new_model, unique
 
@@ -490,3 +493,35 @@ async def test_oversized_params_are_refused(metadata: MetadataStub) -> None:
     )
     assert violations == ["model_version.params"]
     assert "bytes as JSON" in message
+
+
+async def test_numbers_stay_gap_free_when_another_process_took_some(
+    metadata: MetadataStub, stack: LocalStack, tmp_path: Path
+) -> None:
+    """A second metadata process (as with several replicas on MongoDB) allocates numbers too: the
+    first process's cached counter lags, its batched insert hits taken numbers, and it moves on."""
+    assert stack.metadata is not None
+    address = f"127.0.0.1:{free_port()}"
+    other = ServiceProcess(
+        "metadata-second",
+        module="modelreg_metadata",
+        service=METADATA_SERVICE,
+        address=address,
+        env={**stack.metadata.env, "MODELREG_METADATA_ADDR": address, "MODELREG_METADATA_REPLICA": "false"},
+        log_dir=tmp_path,
+    )
+    other.start()
+    try:
+        other.wait_healthy()
+        model = await new_model(metadata)
+        await metadata.GetModel(md.GetModelRequest(name=model.name))  # cached with no versions
+        async with grpc.aio.insecure_channel(address) as channel:
+            second = metadata_service_pb2_grpc.MetadataServiceStub(channel)
+            taken = [await new_version(second, model.name) for _ in range(3)]
+        assert [v.number for v in taken] == [1, 2, 3]
+        versions = await asyncio.gather(*(new_version(metadata, model.name) for _ in range(5)))
+        assert sorted(v.number for v in versions) == [4, 5, 6, 7, 8]
+        listed = await metadata.ListModelVersions(md.ListModelVersionsRequest(parent=model.name))
+        assert [v.number for v in listed.model_versions] == list(range(1, 9))
+    finally:
+        other.stop()

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,7 +29,7 @@ from modelreg_common.errors import Aborted, AlreadyExists, FailedPrecondition, N
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from modelreg_metadata.domain import (
     MAX_ALIASES_PER_MODEL,
@@ -376,6 +376,14 @@ class MongoModelStore:
             return before, after
 
 
+@dataclass
+class _PendingCreate:
+    version: ModelVersion
+    request_key: str
+    client_key: bool
+    done: asyncio.Future[ModelVersion]
+
+
 class MongoVersionStore:
     def __init__(self, database: MongoDatabase, models: MongoModelStore):
         self._db = database
@@ -383,6 +391,7 @@ class MongoVersionStore:
         self._versions = database.versions
         self._requests = database.requests
         self._series = database.series
+        self._pending: dict[str, list[_PendingCreate]] = {}
 
     async def _by_request(self, request_key: str, *, search_versions: bool = False) -> ModelVersion | None:
         done = await self._requests.find_one({"_id": request_key})
@@ -402,30 +411,72 @@ class MongoVersionStore:
 
     async def insert_version(self, version: ModelVersion, request_key: str, client_key: bool) -> ModelVersion:
         """Stores `version` under the next free number of its model (the number in it is ignored)."""
-        model_name = version.name.model_name
-        async with self._db.locks.hold(model_key(model_name) + "#versions"):
-            if client_key:
-                existing = await self._by_request(request_key)
-                if existing is not None:
-                    return existing
+        key = model_key(version.name.model_name)
+        if client_key and (existing := await self._by_request(request_key)) is not None:
+            return existing
+        pending = _PendingCreate(version, request_key, client_key, asyncio.get_running_loop().create_future())
+        self._pending.setdefault(key, []).append(pending)
+        # Group commit: whoever gets the model's allocation lock inserts every create queued by
+        # then with one insert_many (one SQLite transaction on FerretDB) and one counter update;
+        # the others find their create done when their turn comes.
+        async with self._db.locks.hold(key + "#versions"):
+            batch = self._pending.pop(key, [])
+            if batch:
+                await self._insert_batch(version.name.model_name, batch)
+        return await pending.done
+
+    async def _insert_batch(self, model_name: ModelName, batch: list[_PendingCreate]) -> None:
+        try:
             model_doc = await self._models.model_document(model_name)
             number = model_doc.get("latest_version_number", 0)
-            for _ in range(MAX_NUMBER_ATTEMPTS):
+            numbered: list[tuple[_PendingCreate, ModelVersion, Document]] = []
+            for item in batch:
                 number += 1
-                numbered = ModelVersion(**{**version.__dict__, "name": model_name.version(number)})
-                doc = version_document(numbered, request_key)
-                try:
-                    await self._versions.insert_one(doc)
-                except DuplicateKeyError:
-                    if client_key and (existing := await self._by_request(request_key, search_versions=True)):
-                        return existing  # another process created it for the same request
-                    continue  # the number is taken (another process, or a lagging hint)
+                version = replace(item.version, name=model_name.version(number))
+                numbered.append((item, version, version_document(version, item.request_key)))
+            try:
+                await self._versions.insert_many([doc for _, _, doc in numbered], ordered=True)
+                inserted = len(numbered)
+            except BulkWriteError as exc:  # ordered: everything before the first failure is in
+                inserted = exc.details.get("nInserted", 0)
+            if inserted:
+                await self._models.record_version_number(model_name, numbered[inserted - 1][1].number)
+            for item, version, doc in numbered[:inserted]:
                 if self._db.replica is not None:
                     self._db.replica.put_version(doc)
-                await self._models.record_version_number(model_name, number)
-                if client_key:
-                    await self._record_request(request_key, numbered.name)
-                return numbered
+                if item.client_key:
+                    await self._record_request(item.request_key, version.name)
+                item.done.set_result(version)
+            for item, _, _ in numbered[inserted:]:
+                # The number was taken (another process, or a counter that lagged after a crash),
+                # or the same request was created meanwhile: these go one at a time.
+                item.done.set_result(await self._insert_alone(model_name, item))
+        except Exception as exc:  # every waiting caller gets the failure, none waits forever
+            for item in batch:
+                if not item.done.done():
+                    item.done.set_exception(exc)
+
+    async def _insert_alone(self, model_name: ModelName, item: _PendingCreate) -> ModelVersion:
+        model_doc = await self._models.model_document(model_name)
+        number = model_doc.get("latest_version_number", 0)
+        for _ in range(MAX_NUMBER_ATTEMPTS):
+            number += 1
+            numbered = replace(item.version, name=model_name.version(number))
+            doc = version_document(numbered, item.request_key)
+            try:
+                await self._versions.insert_one(doc)
+            except DuplicateKeyError:
+                if item.client_key and (
+                    existing := await self._by_request(item.request_key, search_versions=True)
+                ):
+                    return existing  # another process created it for the same request
+                continue  # the number is taken (another process, or a lagging counter)
+            if self._db.replica is not None:
+                self._db.replica.put_version(doc)
+            await self._models.record_version_number(model_name, number)
+            if item.client_key:
+                await self._record_request(item.request_key, numbered.name)
+            return numbered
         raise Aborted(f"too many concurrent writers on {model_name}; retry the request")
 
     async def _record_request(self, request_key: str, name: ModelVersionName) -> None:
