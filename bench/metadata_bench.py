@@ -308,7 +308,9 @@ class Benchmark:
         seeded = await run_async(self.ours.create_version, 32, 3600, self.args.versions)
         self.results["seed_seconds"] = round(time.perf_counter() - started, 1)
         started = time.perf_counter()
-        mlflow_seeded = await asyncio.to_thread(run_threads, self.theirs.create_version, 32, 3600, self.args.versions)
+        mlflow_seeded = await asyncio.to_thread(
+            run_threads, self.theirs.create_version, 32, 3600, self.args.versions
+        )
         self.results["mlflow_seed_seconds"] = round(time.perf_counter() - started, 1)
         if seeded.count != self.args.versions or mlflow_seeded.count != self.args.versions:
             raise RuntimeError(f"seeding stopped early: {seeded.count} and {mlflow_seeded.count} versions")

@@ -127,11 +127,13 @@ class _Built:
 
     Domain objects are never changed after they are made (updates make new ones with
     `dataclasses.replace`), and the store's replica hands out the same object for an unchanged
-    version, so a version that many searches return is converted once. Bounded, oldest first out.
+    version, so a version that many searches return is converted once. Bounded in entries and in
+    message size (versions with large manifests are rebuilt each time), oldest first out.
     """
 
-    def __init__(self, capacity: int):
+    def __init__(self, capacity: int, max_message_bytes: int):
         self._capacity = capacity
+        self._max_message_bytes = max_message_bytes
         self._messages: OrderedDict[int, tuple[ModelVersion, model_pb2.ModelVersion]] = OrderedDict()
 
     def get(self, version: ModelVersion) -> model_pb2.ModelVersion | None:
@@ -141,12 +143,14 @@ class _Built:
         return entry[1]
 
     def put(self, version: ModelVersion, message: model_pb2.ModelVersion) -> None:
+        if message.ByteSize() > self._max_message_bytes:
+            return
         self._messages[id(version)] = (version, message)  # holding `version` keeps its id unique
         if len(self._messages) > self._capacity:
             self._messages.popitem(last=False)
 
 
-_built_versions = _Built(capacity=20_000)
+_built_versions = _Built(capacity=4096, max_message_bytes=32 * 1024)
 
 
 def version_to_proto(version: ModelVersion) -> model_pb2.ModelVersion:
