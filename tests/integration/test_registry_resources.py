@@ -513,15 +513,51 @@ async def test_numbers_stay_gap_free_when_another_process_took_some(
     other.start()
     try:
         other.wait_healthy()
-        model = await new_model(metadata)
+        model = await new_model(metadata, unique("ns"))
         await metadata.GetModel(md.GetModelRequest(name=model.name))  # cached with no versions
         async with grpc.aio.insecure_channel(address) as channel:
             second = metadata_service_pb2_grpc.MetadataServiceStub(channel)
             taken = [await new_version(second, model.name) for _ in range(3)]
-        assert [v.number for v in taken] == [1, 2, 3]
-        versions = await asyncio.gather(*(new_version(metadata, model.name) for _ in range(5)))
-        assert sorted(v.number for v in versions) == [4, 5, 6, 7, 8]
-        listed = await metadata.ListModelVersions(md.ListModelVersionsRequest(parent=model.name))
-        assert [v.number for v in listed.model_versions] == list(range(1, 9))
+            assert [v.number for v in taken] == [1, 2, 3]
+            versions = await asyncio.gather(*(new_version(metadata, model.name) for _ in range(5)))
+            assert sorted(v.number for v in versions) == [4, 5, 6, 7, 8]
+            # Read back from the database (the second process has no replica).
+            listed = await second.ListModelVersions(md.ListModelVersionsRequest(parent=model.name))
+            assert [v.number for v in listed.model_versions] == list(range(1, 9))
     finally:
         other.stop()
+
+
+async def test_add_file_checks_the_path_and_the_state(metadata: MetadataStub) -> None:
+    model = await new_model(metadata)
+    version = await new_version(metadata, model.name)
+    file = model_pb2.ModelFile(path="weights.bin", size_bytes=3, sha256="a" * 64)
+    added = await metadata.AddModelVersionFile(
+        md.AddModelVersionFileRequest(model_version=version.name, file=file)
+    )
+    assert [f.path for f in added.files] == ["weights.bin"]
+    again = await metadata.AddModelVersionFile(
+        md.AddModelVersionFileRequest(model_version=version.name, file=file)
+    )
+    assert again.etag == added.etag  # the same content again changes nothing
+    _, fields, _ = await fails(
+        metadata.AddModelVersionFile(
+            md.AddModelVersionFileRequest(
+                model_version=version.name,
+                file=model_pb2.ModelFile(path="../escape", size_bytes=1, sha256="b" * 64),
+            )
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
+    assert fields == ["file.path"]
+    await metadata.SealModelVersion(md.SealModelVersionRequest(name=version.name))
+    reason, _, _ = await fails(
+        metadata.AddModelVersionFile(
+            md.AddModelVersionFileRequest(
+                model_version=version.name,
+                file=model_pb2.ModelFile(path="late.bin", size_bytes=1, sha256="c" * 64),
+            )
+        ),
+        grpc.StatusCode.FAILED_PRECONDITION,
+    )
+    assert reason == "VERSION_SEALED"

@@ -132,8 +132,9 @@ async def searchable(metadata: MetadataStub) -> tuple[str, str]:
 async def search(
     metadata: MetadataStub, parent: str, filter_: str = "", order_by: str = "", page_size: int = 0, **kw: Any
 ) -> list[str]:
-    """Every page of a search, as `model/number` (or `number` within one model)."""
-    found, token = [], ""
+    """Every page of a search, as `model/number`."""
+    found: list[str] = []
+    token = ""
     while True:
         page = await metadata.ListModelVersions(
             md.ListModelVersionsRequest(
@@ -457,3 +458,27 @@ async def test_compare_aligns_metrics_and_params_and_marks_differences(metadata:
             md.CompareModelVersionsRequest(names=[names[0], f"{model.name}/versions/9"])
         )
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_versions_of_a_deleted_model_leave_namespace_pages_intact(metadata: MetadataStub) -> None:
+    namespace = unique("ns")
+    models = []
+    for model_id in ("a", "b", "c"):
+        model = await metadata.CreateModel(
+            md.CreateModelRequest(parent=f"namespaces/{namespace}", model_id=model_id)
+        )
+        for _ in range(2):
+            await metadata.CreateModelVersion(md.CreateModelVersionRequest(parent=model.name))
+        models.append(model)
+    await metadata.DeleteModel(md.DeleteModelRequest(name=models[1].name))
+    everywhere = f"namespaces/{namespace}/models/-"
+    for page_size in (1, 2, 3, 100):
+        assert await search(metadata, everywhere, page_size=page_size) == ["a/1", "a/2", "c/1", "c/2"]
+    assert await search(metadata, everywhere, page_size=2, show_deleted=True) == [
+        "a/1",
+        "a/2",
+        "b/1",
+        "b/2",
+        "c/1",
+        "c/2",
+    ]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import bson
+import pytest
 from modelreg.names import ModelName
+from modelreg_common.errors import FailedPrecondition
 from modelreg_metadata import domain
 from modelreg_metadata.domain import Dataset, Lineage, ModelFile, ModelVersion, Signature, TensorSpec
 from modelreg_metadata.store.documents import version_document
@@ -59,3 +61,20 @@ def test_a_version_at_every_limit_fits_in_one_document() -> None:
     )
     encoded = len(bson.encode(version_document(version, "auto u")))
     assert encoded < SIXTEEN_MIB // 2, encoded
+
+
+def test_a_full_manifest_is_refused_whole() -> None:
+    name = ModelName("ns", "m").version(1)
+    many = [
+        ModelFile(path=f"f{i}", size_bytes=1, sha256="a" * 64)
+        for i in range(domain.MAX_FILES_PER_VERSION + 1)
+    ]
+    with pytest.raises(FailedPrecondition) as caught:
+        domain.check_manifest_room(many, name)
+    assert caught.value.reason == "MANIFEST_FULL"
+    long_paths = [
+        ModelFile(path=f"{i:05d}/" + "p" * 1000, size_bytes=1, sha256="a" * 64) for i in range(2000)
+    ]
+    with pytest.raises(FailedPrecondition):
+        domain.check_manifest_room(long_paths, name)
+    domain.check_manifest_room(many[: domain.MAX_FILES_PER_VERSION], name)

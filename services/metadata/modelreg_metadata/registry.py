@@ -413,12 +413,12 @@ class Registry:
             await self._models.get_model(parent)
             scope: dict[str, Any] = {"namespace": parent.namespace, "model_id": parent.model}
             default_order = order_by
-            shown = str(parent)
+            label = str(parent)
         else:
             scope = {"namespace": parent.namespace}
             default_order = order_by or "model_id, number"
-            shown = f"{parent}/models/-"
-        query = f"versions:{shown}:{filter_text}:{order_by}:{show_deleted}"
+            label = f"{parent}/models/-"
+        query = f"versions:{label}:{filter_text}:{order_by}:{show_deleted}"
         limit, condition, sort, after = self._page_query(
             VERSION_SCHEMA,
             page_size=page_size,
@@ -430,7 +430,8 @@ class Registry:
         rows = await self._versions.search_versions(
             scope, condition, sort, limit=limit + 1, after=after, show_deleted=show_deleted
         )
-        return [version for version, _, _ in rows[:limit]], self._next_token(query, rows, limit)
+        shown = [version for version, _, _ in rows[:limit] if version is not None]
+        return shown, self._next_token(query, rows, limit)
 
     async def _update_version(
         self,

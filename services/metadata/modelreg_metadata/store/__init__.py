@@ -14,7 +14,8 @@ from modelreg.names import AliasName, ModelName, ModelVersionName, NamespaceName
 
 from modelreg_metadata.domain import Alias, MetricPoint, Model, ModelVersion, Namespace
 
-# A page of search results: each resource with the values of its sort keys and its key.
+# A page of search results: each resource (None when hidden) with the values of its sort keys and
+# its key.
 Page = list[tuple[Any, list[Any], str]]
 After = tuple[list[Any], str] | None
 Sort = list[tuple[str, bool]]

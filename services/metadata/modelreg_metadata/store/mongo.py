@@ -545,7 +545,10 @@ class MongoVersionStore:
         for doc, values in rows:
             model_doc = models.get(f"{doc['namespace']}/{doc['model_id']}")
             if model_doc is None or (model_doc.get("deleted") and not show_deleted):
-                continue  # the versions of a deleted model are deleted with it
+                # The versions of a deleted model are deleted with it: hidden, but still a row,
+                # so the page's cursor moves past it.
+                page.append((None, values, doc["_id"]))
+                continue
             page.append(
                 (self._version_from(doc, aliases_of_version(model_doc, doc["number"])), values, doc["_id"])
             )
