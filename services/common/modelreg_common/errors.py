@@ -41,6 +41,12 @@ class FailedPrecondition(RegistryError):
     reason = "FAILED_PRECONDITION"
 
 
+class PermissionDenied(RegistryError):
+    """The actor may not do this (e.g. approve a version it created: the four-eyes rule)."""
+
+    reason = "PERMISSION_DENIED"
+
+
 class Aborted(RegistryError):
     """A concurrent writer won: an etag mismatch or a lost race the caller may retry."""
 

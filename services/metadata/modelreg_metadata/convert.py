@@ -8,19 +8,26 @@ from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from google.protobuf.message import Message
-from modelreg.names import ModelName, ModelVersionName, NamespaceName
-from modelregistry.v1 import metadata_service_pb2, model_pb2
+from modelreg.names import AliasName, ModelName, ModelVersionName, NamespaceName
+from modelreg_common.errors import InvalidArgument
+from modelregistry.v1 import event_pb2, metadata_service_pb2, model_pb2
 
+from modelreg_metadata.audit import Event
 from modelreg_metadata.domain import (
     Alias,
+    AliasProtection,
     ComparedRow,
     Dataset,
+    Direction,
     Lineage,
     MetricPoint,
     Model,
     ModelFile,
     ModelVersion,
     Namespace,
+    NoRegression,
+    ReviewDecision,
+    ReviewState,
     Signature,
     TensorSpec,
     VersionState,
@@ -30,6 +37,21 @@ _STATES = {
     VersionState.PENDING: model_pb2.MODEL_VERSION_STATE_PENDING,
     VersionState.READY: model_pb2.MODEL_VERSION_STATE_READY,
     VersionState.ARCHIVED: model_pb2.MODEL_VERSION_STATE_ARCHIVED,
+}
+_REVIEW_STATES = {
+    ReviewState.NOT_SUBMITTED: model_pb2.MODEL_VERSION_REVIEW_STATE_NOT_SUBMITTED,
+    ReviewState.PENDING: model_pb2.MODEL_VERSION_REVIEW_STATE_PENDING,
+    ReviewState.APPROVED: model_pb2.MODEL_VERSION_REVIEW_STATE_APPROVED,
+    ReviewState.REJECTED: model_pb2.MODEL_VERSION_REVIEW_STATE_REJECTED,
+}
+_DECISIONS = {
+    ReviewDecision.SUBMITTED: model_pb2.REVIEW_DECISION_SUBMITTED,
+    ReviewDecision.APPROVED: model_pb2.REVIEW_DECISION_APPROVED,
+    ReviewDecision.REJECTED: model_pb2.REVIEW_DECISION_REJECTED,
+}
+_DIRECTIONS = {
+    Direction.MAXIMIZE: model_pb2.METRIC_DIRECTION_MAXIMIZE,
+    Direction.MINIMIZE: model_pb2.METRIC_DIRECTION_MINIMIZE,
 }
 
 
@@ -186,6 +208,13 @@ def _build_version(version: ModelVersion) -> model_pb2.ModelVersion:
         etag=version.etag,
         aliases=version.aliases,
         deleted=version.deleted,
+        review_state=_REVIEW_STATES[version.review_state],
+        reviews=[
+            model_pb2.Review(
+                decision=_DECISIONS[r.decision], actor=r.actor, time=_timestamp(r.time), comment=r.comment
+            )
+            for r in version.reviews
+        ],
     )
 
 
@@ -216,7 +245,55 @@ def alias_to_proto(alias: Alias) -> model_pb2.Alias:
         update_time=_timestamp(alias.update_time),
         update_actor=alias.update_actor,
         etag=alias.etag,
+        protection=protection_to_proto(alias.protection) if alias.protection else None,
     )
+
+
+def protection_to_proto(protection: AliasProtection) -> model_pb2.AliasProtection:
+    return model_pb2.AliasProtection(
+        name=str(protection.name),
+        metric_gate=protection.metric_gate,
+        no_regression=[
+            model_pb2.NoRegression(metric=r.metric, direction=_DIRECTIONS[r.direction])
+            for r in protection.no_regression
+        ],
+        update_time=_timestamp(protection.update_time),
+        update_actor=protection.update_actor,
+    )
+
+
+def protection_from_proto(name: AliasName, message: model_pb2.AliasProtection) -> AliasProtection:
+    directions = {proto: domain for domain, proto in _DIRECTIONS.items()}
+    rules = []
+    for i, rule in enumerate(message.no_regression):
+        direction = directions.get(rule.direction)
+        if direction is None:
+            raise InvalidArgument(
+                f"protection.no_regression[{i}].direction", "must be METRIC_DIRECTION_MAXIMIZE or _MINIMIZE"
+            )
+        rules.append(NoRegression(rule.metric, direction))
+    return AliasProtection(name=name, metric_gate=message.metric_gate, no_regression=tuple(rules))
+
+
+def event_to_proto(event: Event) -> event_pb2.Event:
+    before, after = struct_pb2.Struct(), struct_pb2.Struct()
+    before.update(event.before)
+    after.update(event.after)
+    return event_pb2.Event(
+        sequence=event.sequence,
+        id=event.id,
+        time=_timestamp(event.time),
+        actor=event.actor,
+        request_id=event.request_id,
+        resource=event.resource,
+        action=event.action,
+        before=before,
+        after=after,
+    )
+
+
+def time_from_proto(stamp: timestamp_pb2.Timestamp) -> datetime:
+    return stamp.ToDatetime(tzinfo=UTC)
 
 
 def _time_or_none(stamp: timestamp_pb2.Timestamp, present: bool) -> datetime | None:
@@ -239,6 +316,7 @@ def namespace_to_proto(namespace: Namespace) -> model_pb2.Namespace:
         update_time=_timestamp(namespace.update_time),
         etag=namespace.etag,
         create_actor=namespace.create_actor,
+        allow_self_approval=namespace.allow_self_approval,
     )
 
 
@@ -250,6 +328,7 @@ def namespace_draft(name: NamespaceName, message: model_pb2.Namespace) -> Namesp
         description=message.description,
         labels=dict(message.labels),
         etag=message.etag,
+        allow_self_approval=message.allow_self_approval,
     )
 
 

@@ -41,12 +41,60 @@ MANIFEST_ENTRY_OVERHEAD = 96  # sha256 hex, size, time and field names of one fi
 MAX_CONTENT_TYPE_CHARS = 255
 MAX_ALIASES_PER_MODEL = 100
 MAX_POINTS_PER_CALL = 1000
+MAX_REVIEWS_PER_VERSION = 100  # review steps kept in the version document
+MAX_COMMENT_CHARS = 2048
+MAX_GATE_CHARS = 1024
 
 
 class VersionState(enum.Enum):
     PENDING = "PENDING"
     READY = "READY"
     ARCHIVED = "ARCHIVED"
+
+
+class ReviewState(enum.Enum):
+    NOT_SUBMITTED = "NOT_SUBMITTED"
+    PENDING = "PENDING"
+    APPROVED = "APPROVED"
+    REJECTED = "REJECTED"
+
+
+class ReviewDecision(enum.Enum):
+    SUBMITTED = "SUBMITTED"
+    APPROVED = "APPROVED"
+    REJECTED = "REJECTED"
+
+
+class Direction(enum.Enum):
+    MAXIMIZE = "MAXIMIZE"
+    MINIMIZE = "MINIMIZE"
+
+
+@dataclass(frozen=True)
+class Review:
+    """One step of a version's review; steps are appended, never rewritten."""
+
+    decision: ReviewDecision
+    actor: str
+    time: datetime | None
+    comment: str = ""
+
+
+@dataclass(frozen=True)
+class NoRegression:
+    metric: str
+    direction: Direction
+
+
+@dataclass(frozen=True)
+class AliasProtection:
+    """The rules a protected alias enforces on every move (governance.py evaluates them)."""
+
+    name: AliasName
+    metric_gate: str = ""
+    no_regression: tuple[NoRegression, ...] = ()
+    update_time: datetime | None = None
+    update_actor: str = ""
 
 
 @dataclass
@@ -60,6 +108,7 @@ class Namespace:
     update_time: datetime | None = None
     etag: str = ""
     create_actor: str = ""
+    allow_self_approval: bool = False
 
 
 @dataclass
@@ -138,6 +187,8 @@ class ModelVersion:
     etag: str = ""
     aliases: list[str] = field(default_factory=list)
     deleted: bool = False
+    review_state: ReviewState = ReviewState.NOT_SUBMITTED
+    reviews: list[Review] = field(default_factory=list)
 
     @property
     def number(self) -> int:
@@ -151,6 +202,7 @@ class Alias:
     update_time: datetime | None = None
     update_actor: str = ""
     etag: str = ""
+    protection: AliasProtection | None = None
 
     @property
     def model_version(self) -> ModelVersionName:
@@ -352,5 +404,6 @@ WORST_CASE_VERSION_BYTES = (
     + MAX_DATASETS * (2 * MAX_LINEAGE_TEXT_CHARS + MAX_TITLE_CHARS) * 4
     + MAX_TENSORS * (MAX_KEY_CHARS * 4 + 64 + MAX_TENSOR_RANK * 8 + 32)
     + MAX_MANIFEST_BYTES
+    + MAX_REVIEWS_PER_VERSION * (MAX_COMMENT_CHARS * 4 + MAX_TITLE_CHARS + 64)
     + 4096  # identity, times, state, etag, counters
 )

@@ -2,17 +2,20 @@
 metrics goes through here.
 
 This is the one place that stamps identity, time and etags on a change, and each change is a
-single-document write in the store that hands back the resource before and after it. `_changed`
-receives every committed change with the actor and request id: the governance work (audit events
-through a per-document outbox, reviews, protected aliases) hooks in there and nowhere else.
+single-document write in the store that hands back the resource before and after it. Every write
+also takes the audit event of its change (`_event`): the store builds it from the resource before
+and after, inside the write, and commits both together (store/outbox.py). Governance rules
+(reviews, protected aliases) are in governance.py; this module applies them inside the writes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields, replace
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any, TypeVar
 
 import structlog
@@ -25,22 +28,28 @@ from modelreg.names import (
     check_namespace_id,
 )
 from modelreg_common import paging
-from modelreg_common.context import current_actor, current_request_id
-from modelreg_common.errors import FailedPrecondition, InvalidArgument, NotFound
+from modelreg_common.context import current_actor
+from modelreg_common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 
-from modelreg_metadata import domain
+from modelreg_metadata import audit, domain, governance
+from modelreg_metadata.audit import Action, Event
 from modelreg_metadata.domain import (
     Alias,
+    AliasProtection,
     ComparedRow,
     MetricPoint,
     Model,
     ModelFile,
     ModelVersion,
     Namespace,
+    Review,
+    ReviewDecision,
+    ReviewState,
     VersionState,
 )
 from modelreg_metadata.filtering import Path, parse_filter, parse_order_by
-from modelreg_metadata.store import ModelStore, NamespaceStore, Page, VersionStore
+from modelreg_metadata.store import EventFor, EventLog, ModelStore, NamespaceStore, Page, VersionStore
+from modelreg_metadata.store.events import list_condition
 from modelreg_metadata.store.mongo import new_etag, now
 from modelreg_metadata.store.query import (
     MODEL_SCHEMA,
@@ -59,6 +68,9 @@ T = TypeVar("T")
 MAX_COMPARED_VERSIONS = 100
 DEFAULT_HISTORY_PAGE = 1000
 MAX_HISTORY_PAGE = 10_000
+WATCH_POLL_SECONDS = 0.15  # how long a watcher waits for this process's relay before re-reading
+WATCH_BATCH = 256
+MAX_RESOURCE_CHARS = 512
 
 
 @dataclass(frozen=True)
@@ -98,7 +110,7 @@ class Mask:
 
 
 NAMESPACE_MASK = Mask(
-    updatable=frozenset({"display_name", "description", "labels"}),
+    updatable=frozenset({"display_name", "description", "labels", "allow_self_approval"}),
     output_only=frozenset({"uid", "create_time", "update_time", "etag", "create_actor"}),
     immutable=frozenset({"name"}),
 )
@@ -124,6 +136,8 @@ VERSION_MASK = Mask(
             "etag",
             "aliases",
             "deleted",
+            "review_state",
+            "reviews",
         }
     ),
     immutable=frozenset({"name"}),
@@ -135,14 +149,23 @@ def _copy(target: T, source: Any, paths: Sequence[str]) -> T:
     return replace(target, **{path: getattr(source, path) for path in paths})  # type: ignore[type-var]
 
 
-def _changed_fields(before: Any, after: Any) -> dict[str, tuple[Any, Any]]:
-    if before is None or after is None:
-        return {}
-    return {
-        f.name: (getattr(before, f.name), getattr(after, f.name))
-        for f in fields(before)
-        if f.name not in ("update_time", "etag") and getattr(before, f.name) != getattr(after, f.name)
-    }
+def _event(action: Action | Callable[[Any, Any], Action]) -> EventFor:
+    """The event maker of one write: `action` may depend on the resource before and after."""
+
+    def make(before: Any, after: Any) -> Event:
+        chosen = action(before, after) if callable(action) else action
+        resource = (after if after is not None else before).name
+        event = audit.new_event(chosen, resource, before, after, now())
+        log.debug("change", action=event.action, resource=event.resource, fields=sorted(event.after))
+        return event
+
+    return make
+
+
+def _alias_action(before: Alias | None, after: Alias | None) -> Action:
+    if after is None:
+        return Action.ALIAS_DELETED
+    return Action.ALIAS_CREATED if before is None else Action.ALIAS_MOVED
 
 
 def _request_key(kind: str, scope: str, request_id: str) -> str:
@@ -156,18 +179,6 @@ class Registry:
         self._namespaces = namespaces
         self._models = models
         self._versions = versions
-
-    def _changed(self, action: str, resource: str, before: Any, after: Any) -> None:
-        """Every committed change passes here once (the hook for the audit trail)."""
-        changed = _changed_fields(before, after)
-        log.debug(
-            "change",
-            action=action,
-            resource=resource,
-            actor=current_actor(),
-            request_id=current_request_id(),
-            fields=sorted(changed),
-        )
 
     # Paging helpers
 
@@ -214,6 +225,7 @@ class Registry:
             display_name=(draft.display_name if draft else "") or name.namespace,
             description=draft.description if draft else "",
             labels=dict(draft.labels) if draft else {},
+            allow_self_approval=draft.allow_self_approval if draft else False,
             create_time=moment,
             update_time=moment,
             etag=new_etag(),
@@ -224,9 +236,9 @@ class Registry:
         name = NamespaceName(check_namespace_id(namespace_id, "namespace_id"))
         self._check_namespace_fields(draft)
         request_key = _request_key("CreateNamespace", str(name), request_id) if request_id else ""
-        namespace = await self._namespaces.insert_namespace(self._new_namespace(name, draft), request_key)
-        self._changed("CreateNamespace", str(name), None, namespace)
-        return namespace
+        return await self._namespaces.insert_namespace(
+            self._new_namespace(name, draft), request_key, _event(Action.NAMESPACE_CREATED)
+        )
 
     async def get_namespace(self, name: NamespaceName) -> Namespace:
         return await self._namespaces.get_namespace(name)
@@ -249,8 +261,9 @@ class Registry:
         def mutate(current: Namespace) -> Namespace:
             return replace(_copy(current, draft, paths), update_time=now(), etag=new_etag())
 
-        before, after = await self._namespaces.update_namespace(draft.name, mutate, draft.etag)
-        self._changed("UpdateNamespace", str(draft.name), before, after)
+        _, after = await self._namespaces.update_namespace(
+            draft.name, mutate, draft.etag, _event(Action.NAMESPACE_UPDATED)
+        )
         return after
 
     # Models
@@ -269,7 +282,7 @@ class Registry:
         self._check_model_fields(draft)
         request_key = _request_key("CreateModel", str(name), request_id) if request_id else ""
         # A namespace comes into being with its first model (its settings can be set later).
-        await self._namespaces.ensure_namespace(self._new_namespace(parent))
+        await self._namespaces.ensure_namespace(self._new_namespace(parent), _event(Action.NAMESPACE_CREATED))
         moment = now()
         model = replace(
             draft,
@@ -283,10 +296,7 @@ class Registry:
             latest_version_number=0,
             deleted=False,
         )
-        created = await self._models.insert_model(model, request_key)
-        if created is model:
-            self._changed("CreateModel", str(name), None, created)
-        return created
+        return await self._models.insert_model(model, request_key, _event(Action.MODEL_CREATED))
 
     async def get_model(self, name: ModelName) -> Model:
         return await self._models.get_model(name)
@@ -322,16 +332,16 @@ class Registry:
         def mutate(current: Model) -> Model:
             return replace(_copy(current, draft, paths), update_time=now(), etag=new_etag())
 
-        before, after = await self._models.update_model(draft.name, mutate, draft.etag)
-        self._changed("UpdateModel", str(draft.name), before, after)
+        _, after = await self._models.update_model(
+            draft.name, mutate, draft.etag, _event(Action.MODEL_UPDATED)
+        )
         return after
 
     async def delete_model(self, name: ModelName, etag: str) -> Model:
         def mutate(current: Model) -> Model:
             return replace(current, deleted=True, update_time=now(), etag=new_etag())
 
-        before, after = await self._models.update_model(name, mutate, etag)
-        self._changed("DeleteModel", str(name), before, after)
+        _, after = await self._models.update_model(name, mutate, etag, _event(Action.MODEL_DELETED))
         return after
 
     async def undelete_model(self, name: ModelName) -> Model:
@@ -340,8 +350,9 @@ class Registry:
                 raise FailedPrecondition(f"model {name} is not deleted", reason="NOT_DELETED")
             return replace(current, deleted=False, update_time=now(), etag=new_etag())
 
-        before, after = await self._models.update_model(name, mutate, "", include_deleted=True)
-        self._changed("UndeleteModel", str(name), before, after)
+        _, after = await self._models.update_model(
+            name, mutate, "", _event(Action.MODEL_UNDELETED), include_deleted=True
+        )
         return after
 
     # Versions
@@ -384,6 +395,8 @@ class Registry:
             etag=new_etag(),
             aliases=[],
             deleted=False,
+            review_state=ReviewState.NOT_SUBMITTED,
+            reviews=[],
         )
         model = await self._models.get_model(parent)
         version = replace(version, model_uid=model.uid)
@@ -391,10 +404,9 @@ class Registry:
             request_key, client_key = _request_key("CreateModelVersion", str(parent), request_id), True
         else:
             request_key, client_key = f"auto {version.uid}", False  # unique and never null
-        created = await self._versions.insert_version(version, request_key, client_key)
-        if created.uid == version.uid:
-            self._changed("CreateModelVersion", str(created.name), None, created)
-        return created
+        return await self._versions.insert_version(
+            version, request_key, client_key, _event(Action.MODEL_VERSION_CREATED)
+        )
 
     async def get_version(self, name: ModelVersionName) -> ModelVersion:
         return await self._versions.get_version(name)
@@ -435,24 +447,27 @@ class Registry:
 
     async def _update_version(
         self,
-        action: str,
+        action: Action,
         name: ModelVersionName,
         mutate: Callable[[ModelVersion], ModelVersion],
         etag: str = "",
         *,
         include_deleted: bool = False,
+        protected: Callable[[ModelVersion, dict[str, AliasProtection]], None] | None = None,
     ) -> ModelVersion:
-        def stamped(current: ModelVersion) -> ModelVersion:
+        """One version write; `protected` sees the model's protected aliases under its lock."""
+
+        def stamped(current: ModelVersion, protections: dict[str, AliasProtection]) -> ModelVersion:
+            if protected is not None:
+                protected(current, protections)
             changed = mutate(current)
             if changed is current:
                 return current
             return replace(changed, update_time=now(), etag=new_etag())
 
-        before, after = await self._versions.update_version(
-            name, stamped, etag, include_deleted=include_deleted
+        _, after = await self._versions.update_version(
+            name, stamped, etag, _event(action), include_deleted=include_deleted
         )
-        if after is not before:
-            self._changed(action, str(name), before, after)
         return after
 
     async def update_version(
@@ -471,7 +486,7 @@ class Registry:
                 )
             return _copy(current, draft, paths)
 
-        return await self._update_version("UpdateModelVersion", draft.name, mutate, draft.etag)
+        return await self._update_version(Action.MODEL_VERSION_UPDATED, draft.name, mutate, draft.etag)
 
     async def delete_version(self, name: ModelVersionName, etag: str) -> ModelVersion:
         def mutate(current: ModelVersion) -> ModelVersion:
@@ -483,7 +498,7 @@ class Registry:
                 )
             return replace(current, deleted=True)
 
-        return await self._update_version("DeleteModelVersion", name, mutate, etag)
+        return await self._update_version(Action.MODEL_VERSION_DELETED, name, mutate, etag)
 
     async def undelete_version(self, name: ModelVersionName) -> ModelVersion:
         def mutate(current: ModelVersion) -> ModelVersion:
@@ -491,7 +506,7 @@ class Registry:
                 raise FailedPrecondition(f"model version {name} is not deleted", reason="NOT_DELETED")
             return replace(current, deleted=False)
 
-        return await self._update_version("UndeleteModelVersion", name, mutate, include_deleted=True)
+        return await self._update_version(Action.MODEL_VERSION_UNDELETED, name, mutate, include_deleted=True)
 
     async def archive_version(self, name: ModelVersionName, etag: str) -> ModelVersion:
         def mutate(current: ModelVersion) -> ModelVersion:
@@ -505,7 +520,19 @@ class Registry:
                 )
             return replace(current, state=VersionState.ARCHIVED)
 
-        return await self._update_version("ArchiveModelVersion", name, mutate, etag)
+        def serving_protected(current: ModelVersion, protections: dict[str, AliasProtection]) -> None:
+            serving = sorted(a for a in current.aliases if a in protections)
+            if serving and current.state is not VersionState.ARCHIVED:
+                raise FailedPrecondition(
+                    f"model version {name} is the target of protected alias(es) {', '.join(serving)}; "
+                    "move them to another version before archiving it",
+                    reason="VERSION_SERVES_PROTECTED_ALIAS",
+                    metadata={"aliases": ",".join(serving)},
+                )
+
+        return await self._update_version(
+            Action.MODEL_VERSION_ARCHIVED, name, mutate, etag, protected=serving_protected
+        )
 
     async def unarchive_version(self, name: ModelVersionName, etag: str) -> ModelVersion:
         def mutate(current: ModelVersion) -> ModelVersion:
@@ -518,7 +545,7 @@ class Registry:
                 )
             return replace(current, state=VersionState.READY)
 
-        return await self._update_version("UnarchiveModelVersion", name, mutate, etag)
+        return await self._update_version(Action.MODEL_VERSION_UNARCHIVED, name, mutate, etag)
 
     async def add_file(self, name: ModelVersionName, file: ModelFile) -> ModelVersion:
         domain.check_text("file.content_type", file.content_type, domain.MAX_CONTENT_TYPE_CHARS)
@@ -539,7 +566,7 @@ class Registry:
             domain.check_manifest_room(ordered, name)
             return replace(current, files=ordered, manifest_digest=domain.manifest_digest(ordered))
 
-        return await self._update_version("AddModelVersionFile", name, mutate)
+        return await self._update_version(Action.MODEL_VERSION_FILE_ADDED, name, mutate)
 
     async def seal_version(self, name: ModelVersionName, etag: str) -> ModelVersion:
         def mutate(current: ModelVersion) -> ModelVersion:
@@ -554,7 +581,7 @@ class Registry:
             # lands before the seal (and is part of the sealed manifest) or is refused after it.
             return replace(current, state=VersionState.READY)
 
-        return await self._update_version("SealModelVersion", name, mutate, etag)
+        return await self._update_version(Action.MODEL_VERSION_SEALED, name, mutate, etag)
 
     # Aliases
 
@@ -564,24 +591,37 @@ class Registry:
                 "model_version",
                 f"{target} belongs to another model than alias {name}; an alias points within its model",
             )
-        version = await self._versions.get_version(target)  # NOT_FOUND before any alias changes
-        if version.state is VersionState.ARCHIVED:
-            raise FailedPrecondition(
-                f"model version {target} is ARCHIVED; unarchive it before pointing an alias at it",
-                reason="VERSION_ARCHIVED",
-            )
+        await self._versions.get_version(target)  # NOT_FOUND before any alias changes
 
-        def change(current: Alias | None) -> Alias:
+        async def change(current: Alias | None, protection: AliasProtection | None) -> Alias:
+            # Under the model's lock: the versions read here cannot change until the move is
+            # written (their updates take the model's lock too).
+            version = await self._versions.get_version(target)
+            if version.state is VersionState.ARCHIVED:
+                raise FailedPrecondition(
+                    f"model version {target} is ARCHIVED; unarchive it before pointing an alias at it",
+                    reason="VERSION_ARCHIVED",
+                )
+            if protection is not None:
+                serving = None
+                if current is not None:
+                    try:
+                        serving = await self._versions.get_version(
+                            current.model_version, include_deleted=True
+                        )
+                    except NotFound:
+                        serving = None
+                governance.admit(name, protection, version, serving)
             return Alias(
                 name=name,
                 version_number=target.number,
                 update_time=now(),
                 update_actor=current_actor(),
                 etag=new_etag(),
+                protection=protection,
             )
 
-        before, after = await self._models.change_alias(name, change, etag)
-        self._changed("SetAlias", str(name), before, after)
+        _, after = await self._models.change_alias(name, change, etag, _event(_alias_action))
         if after is None:  # `change` always returns an alias; this keeps the type honest
             raise NotFound(f"alias {name} not found")
         return after
@@ -602,12 +642,85 @@ class Registry:
         return aliases[:limit], token
 
     async def delete_alias(self, name: AliasName, etag: str) -> None:
-        def change(current: Alias | None) -> None:
+        async def change(current: Alias | None, protection: AliasProtection | None) -> None:
             if current is None:
                 raise NotFound(f"alias {name} not found")
+            if protection is not None:
+                raise FailedPrecondition(
+                    f"alias {name} is protected; UnprotectAlias first to delete it",
+                    reason="ALIAS_PROTECTED",
+                    metadata={"alias": str(name)},
+                )
 
-        before, _ = await self._models.change_alias(name, change, etag)
-        self._changed("DeleteAlias", str(name), before, None)
+        await self._models.change_alias(name, change, etag, _event(_alias_action))
+
+    # Protected aliases
+
+    async def protect_alias(self, protection: AliasProtection) -> AliasProtection:
+        governance.check_protection(protection)
+        actor = current_actor()
+
+        def change(current: AliasProtection | None, alias: Alias | None) -> AliasProtection:
+            return replace(protection, update_time=now(), update_actor=actor)
+
+        _, after = await self._models.change_protection(
+            protection.name, change, _event(Action.ALIAS_PROTECTED)
+        )
+        if after is None:  # `change` always returns a protection; this keeps the type honest
+            raise NotFound(f"alias {protection.name} is not protected")
+        return after
+
+    async def get_alias_protection(self, name: AliasName) -> AliasProtection:
+        protection = await self._models.get_protection(name)
+        if protection is None:
+            raise NotFound(f"alias {name} is not protected")
+        return protection
+
+    async def unprotect_alias(self, name: AliasName) -> None:
+        def change(current: AliasProtection | None, alias: Alias | None) -> None:
+            if current is None:
+                raise NotFound(f"alias {name} is not protected")
+
+        await self._models.change_protection(name, change, _event(Action.ALIAS_UNPROTECTED))
+
+    # Reviews
+
+    async def submit_for_review(self, name: ModelVersionName, comment: str, etag: str) -> ModelVersion:
+        governance.check_comment(comment)
+        actor = current_actor()
+
+        def mutate(current: ModelVersion) -> ModelVersion:
+            governance.check_submittable(current)
+            step = Review(ReviewDecision.SUBMITTED, actor, now(), comment)
+            return replace(current, review_state=ReviewState.PENDING, reviews=[*current.reviews, step])
+
+        return await self._update_version(Action.MODEL_VERSION_REVIEW_SUBMITTED, name, mutate, etag)
+
+    async def approve_version(self, name: ModelVersionName, comment: str, etag: str) -> ModelVersion:
+        governance.check_comment(comment)
+        actor = current_actor()
+        try:
+            namespace = await self._namespaces.get_namespace(NamespaceName(name.namespace))
+        except NotFound:  # created before namespaces were stored: the defaults apply
+            namespace = Namespace(name=NamespaceName(name.namespace), uid="")
+
+        def mutate(current: ModelVersion) -> ModelVersion:
+            governance.check_approvable(current, namespace, actor)
+            step = Review(ReviewDecision.APPROVED, actor, now(), comment)
+            return replace(current, review_state=ReviewState.APPROVED, reviews=[*current.reviews, step])
+
+        return await self._update_version(Action.MODEL_VERSION_APPROVED, name, mutate, etag)
+
+    async def reject_version(self, name: ModelVersionName, comment: str, etag: str) -> ModelVersion:
+        governance.check_comment(comment)
+        actor = current_actor()
+
+        def mutate(current: ModelVersion) -> ModelVersion:
+            governance.check_decidable(current)
+            step = Review(ReviewDecision.REJECTED, actor, now(), comment)
+            return replace(current, review_state=ReviewState.REJECTED, reviews=[*current.reviews, step])
+
+        return await self._update_version(Action.MODEL_VERSION_REJECTED, name, mutate, etag)
 
     async def get_version_by_alias(self, name: AliasName) -> ModelVersion:
         return await self._versions.get_version_by_alias(name)
@@ -626,9 +739,9 @@ class Registry:
         current = await self._versions.get_version(name)
         if len(set(current.metrics) | summary_keys) > domain.MAX_METRICS:
             raise InvalidArgument("points", f"a version holds at most {domain.MAX_METRICS} distinct metrics")
-        before, after = await self._versions.log_metrics(name, stamped, request_key)
-        if after is not before:
-            self._changed("LogMetrics", str(name), before, after)
+        _, after = await self._versions.log_metrics(
+            name, stamped, request_key, _event(Action.MODEL_VERSION_METRICS_LOGGED)
+        )
         return after
 
     async def list_metric_history(
@@ -677,3 +790,164 @@ class Registry:
             ]
         )
         return versions, metrics, params
+
+
+@dataclass(frozen=True)
+class EventScope:
+    """Which events a list or a watch wants (every field optional)."""
+
+    namespace: str = ""
+    model_id: str = ""
+    resource: str = ""
+    actions: tuple[str, ...] = ()
+    actor: str = ""
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        namespace: NamespaceName | None = None,
+        model: ModelName | None = None,
+        resource: str = "",
+        actions: Sequence[str] = (),
+        actor: str = "",
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+    ) -> EventScope:
+        if model is not None and namespace is not None and model.namespace != namespace.namespace:
+            raise InvalidArgument("model", f"{model} is not in {namespace}")
+        known = {a.value for a in Action}
+        for i, action in enumerate(actions):
+            if action not in known:
+                raise InvalidArgument(
+                    f"actions[{i}]", f"unknown action {action!r}; one of {', '.join(sorted(known))}"
+                )
+        domain.check_text("resource", resource, MAX_RESOURCE_CHARS)
+        domain.check_text("actor", actor, domain.MAX_TITLE_CHARS)
+        if start_time is not None and end_time is not None and end_time <= start_time:
+            raise InvalidArgument("end_time", "must be after start_time")
+        return cls(
+            namespace=model.namespace if model else namespace.namespace if namespace else "",
+            model_id=model.model if model else "",
+            resource=resource,
+            actions=tuple(dict.fromkeys(actions)),
+            actor=actor,
+            start_time=start_time,
+            end_time=end_time,
+        )
+
+    def condition(self) -> dict[str, Any]:
+        return list_condition(
+            namespace=self.namespace,
+            model_id=self.model_id,
+            resource=self.resource,
+            actions=list(self.actions),
+            actor=self.actor,
+            start_time=self.start_time,
+            end_time=self.end_time,
+        )
+
+    def matches(self, event: Event) -> bool:
+        parts = event.resource.split("/")
+        namespace = parts[1] if len(parts) > 1 else ""
+        model_id = parts[3] if len(parts) > 3 else ""
+        return (
+            (not self.namespace or namespace == self.namespace)
+            and (not self.model_id or model_id == self.model_id)
+            and (not self.resource or event.resource == self.resource)
+            and (not self.actions or event.action in self.actions)
+            and (not self.actor or event.actor == self.actor)
+            and (self.start_time is None or event.time >= self.start_time)
+            and (self.end_time is None or event.time < self.end_time)
+        )
+
+
+class AuditTrail:
+    """Reading the event trail: list, watch, and the state of a resource at a point in time."""
+
+    def __init__(self, events: EventLog):
+        self._events = events
+
+    async def list_events(
+        self, scope: EventScope, *, after_sequence: int, page_size: int, page_token: str
+    ) -> tuple[list[Event], str]:
+        if after_sequence < 0:
+            raise InvalidArgument("after_sequence", "must not be negative")
+        limit = paging.page_size(page_size)
+        query = f"events:{scope!r}:{after_sequence}"
+        key = paging.decode_token(page_token, query)
+        if key is not None:
+            if len(key) != 1 or not isinstance(key[0], int):
+                raise InvalidArgument("page_token", "is not a token returned by this method")
+            after_sequence = max(after_sequence, key[0])
+        found = await self._events.search(scope.condition(), after_sequence, limit + 1)
+        token = paging.encode_token(query, [found[limit - 1].sequence]) if len(found) > limit else ""
+        return found[:limit], token
+
+    async def watch_events(
+        self, scope: EventScope, *, after_sequence: int, from_now: bool
+    ) -> AsyncIterator[Event]:
+        """Every event after the cursor, in order and without gaps, until the caller goes away."""
+        if after_sequence < 0:
+            raise InvalidArgument("after_sequence", "must not be negative")
+        cursor = await self._events.latest_sequence() if from_now else after_sequence
+        while True:
+            grown = self._events.growth()  # taken before reading: a publish meanwhile still wakes us
+            batch = await self._events.read_after(cursor, WATCH_BATCH)
+            for event in batch:
+                if event.sequence != cursor + 1:  # read_after never skips; a gap would be a bug
+                    raise RuntimeError(f"event trail gap: expected {cursor + 1}, read {event.sequence}")
+                cursor = event.sequence
+                if scope.matches(event):
+                    yield event
+            if batch:
+                continue
+            if self._events.closed:
+                raise Unavailable(
+                    f"the metadata service is shutting down; reconnect with after_sequence={cursor}",
+                    reason="SHUTTING_DOWN",
+                    metadata={"last_sequence": str(cursor)},
+                )
+            # Events placed by this process wake us at once; the timeout picks up the others'.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(grown.wait(), WATCH_POLL_SECONDS)
+
+    async def _history(self, resource: str, moment: datetime, actions: Sequence[str] = ()) -> list[Event]:
+        condition = list_condition(resource=resource, actions=list(actions), end_time=None)
+        condition["time"] = {"$lte": moment}
+        found: list[Event] = []
+        after = 0
+        while True:
+            page = await self._events.search(condition, after, paging.MAX_PAGE_SIZE)
+            found += page
+            if len(page) < paging.MAX_PAGE_SIZE:
+                return found
+            after = page[-1].sequence
+
+    async def version_at(self, name: ModelVersionName, moment: datetime) -> tuple[ModelVersion, Event]:
+        history = await self._history(str(name), moment)
+        state: audit.Json | None = None
+        for event in history:
+            if event.action == Action.MODEL_VERSION_CREATED:
+                state = dict(event.after)
+            elif state is not None:
+                state = audit.apply(state, event)
+        if state is None:
+            raise NotFound(
+                f"model version {name} did not exist at {moment.isoformat()}", reason="NOT_FOUND_AT_TIME"
+            )
+        return audit.version_from_state(name, state, history[-1].time), history[-1]
+
+    async def alias_at(self, name: AliasName, moment: datetime) -> tuple[Alias, Event]:
+        moves = (Action.ALIAS_CREATED, Action.ALIAS_MOVED, Action.ALIAS_DELETED)
+        history = await self._history(str(name), moment, [a.value for a in moves])
+        if not history or history[-1].action == Action.ALIAS_DELETED:
+            raise NotFound(f"alias {name} did not exist at {moment.isoformat()}", reason="NOT_FOUND_AT_TIME")
+        last = history[-1]
+        number = last.after.get("version_number")
+        if number is None:  # a move that changed only the actor: the number is in an earlier event
+            number = next(e.after["version_number"] for e in reversed(history) if "version_number" in e.after)
+        alias = Alias(name=name, version_number=int(number), update_time=last.time, update_actor=last.actor)
+        return alias, last

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 import grpc
 from google.protobuf import empty_pb2
 from modelreg import names
+from modelreg_common.errors import InvalidArgument
+from modelregistry.v1 import event_pb2, model_pb2
 from modelregistry.v1 import metadata_service_pb2 as pb
 from modelregistry.v1 import metadata_service_pb2_grpc as pb_grpc
-from modelregistry.v1 import model_pb2
 
 from modelreg_metadata import convert
-from modelreg_metadata.registry import Registry
+from modelreg_metadata.registry import AuditTrail, EventScope, Registry
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -26,9 +29,30 @@ def _version_parent(parent: str) -> names.ModelName | names.NamespaceName:
     return names.parse_model_name(parent, "parent")
 
 
+def _time(message: Any, field: str) -> datetime | None:
+    return convert.time_from_proto(getattr(message, field)) if message.HasField(field) else None
+
+
+def _scope(request: pb.ListEventsRequest | pb.WatchEventsRequest) -> EventScope:
+    return EventScope.of(
+        namespace=names.parse_namespace_name(request.namespace, "namespace") if request.namespace else None,
+        model=names.parse_model_name(request.model, "model") if request.model else None,
+        resource=request.resource,
+        actions=list(request.actions),
+        actor=request.actor if isinstance(request, pb.ListEventsRequest) else "",
+        start_time=_time(request, "start_time") if isinstance(request, pb.ListEventsRequest) else None,
+        end_time=_time(request, "end_time") if isinstance(request, pb.ListEventsRequest) else None,
+    )
+
+
+def _version_or_alias(name: str) -> names.ModelVersionName | names.AliasName:
+    return names.parse_version_reference(name, "name")
+
+
 class MetadataServicer(pb_grpc.MetadataServiceServicer):
-    def __init__(self, registry: Registry):
+    def __init__(self, registry: Registry, trail: AuditTrail):
         self._registry = registry
+        self._trail = trail
 
     # Namespaces
 
@@ -241,4 +265,83 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
             model_versions=[convert.version_to_proto(v) for v in versions],
             metrics=convert.rows_to_proto(metrics),
             params=convert.rows_to_proto(params),
+        )
+
+    # Review
+
+    async def SubmitModelVersionForReview(
+        self, request: pb.SubmitModelVersionForReviewRequest, context: Context
+    ) -> model_pb2.ModelVersion:
+        name = names.parse_model_version_name(request.name, "name")
+        version = await self._registry.submit_for_review(name, request.comment, request.etag)
+        return convert.version_to_proto(version)
+
+    async def ApproveModelVersion(
+        self, request: pb.ApproveModelVersionRequest, context: Context
+    ) -> model_pb2.ModelVersion:
+        name = names.parse_model_version_name(request.name, "name")
+        return convert.version_to_proto(
+            await self._registry.approve_version(name, request.comment, request.etag)
+        )
+
+    async def RejectModelVersion(
+        self, request: pb.RejectModelVersionRequest, context: Context
+    ) -> model_pb2.ModelVersion:
+        name = names.parse_model_version_name(request.name, "name")
+        return convert.version_to_proto(
+            await self._registry.reject_version(name, request.comment, request.etag)
+        )
+
+    # Protected aliases
+
+    async def ProtectAlias(
+        self, request: pb.ProtectAliasRequest, context: Context
+    ) -> model_pb2.AliasProtection:
+        name = names.parse_alias_name(request.protection.name, "protection.name")
+        protection = convert.protection_from_proto(name, request.protection)
+        return convert.protection_to_proto(await self._registry.protect_alias(protection))
+
+    async def GetAliasProtection(
+        self, request: pb.GetAliasProtectionRequest, context: Context
+    ) -> model_pb2.AliasProtection:
+        name = names.parse_alias_name(request.name, "name")
+        return convert.protection_to_proto(await self._registry.get_alias_protection(name))
+
+    async def UnprotectAlias(self, request: pb.UnprotectAliasRequest, context: Context) -> empty_pb2.Empty:
+        await self._registry.unprotect_alias(names.parse_alias_name(request.name, "name"))
+        return empty_pb2.Empty()
+
+    # Audit trail
+
+    async def ListEvents(self, request: pb.ListEventsRequest, context: Context) -> pb.ListEventsResponse:
+        events, token = await self._trail.list_events(
+            _scope(request),
+            after_sequence=request.after_sequence,
+            page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        return pb.ListEventsResponse(
+            events=[convert.event_to_proto(e) for e in events], next_page_token=token
+        )
+
+    async def WatchEvents(
+        self, request: pb.WatchEventsRequest, context: Context
+    ) -> AsyncIterator[event_pb2.Event]:
+        scope = _scope(request)
+        async for event in self._trail.watch_events(
+            scope, after_sequence=request.after_sequence, from_now=request.from_now
+        ):
+            yield convert.event_to_proto(event)
+
+    async def GetStateAtTime(self, request: pb.GetStateAtTimeRequest, context: Context) -> pb.StateAtTime:
+        name = _version_or_alias(request.name)
+        if not request.HasField("time"):
+            raise InvalidArgument("time", "is required")
+        moment = convert.time_from_proto(request.time)
+        if isinstance(name, names.AliasName):
+            alias, last = await self._trail.alias_at(name, moment)
+            return pb.StateAtTime(alias=convert.alias_to_proto(alias), as_of=convert.event_to_proto(last))
+        version, last = await self._trail.version_at(name, moment)
+        return pb.StateAtTime(
+            model_version=convert.version_to_proto(version), as_of=convert.event_to_proto(last)
         )

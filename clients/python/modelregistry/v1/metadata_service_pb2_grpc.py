@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
+from modelregistry.v1 import event_pb2 as modelregistry_dot_v1_dot_event__pb2
 from modelregistry.v1 import metadata_service_pb2 as modelregistry_dot_v1_dot_metadata__service__pb2
 from modelregistry.v1 import model_pb2 as modelregistry_dot_v1_dot_model__pb2
 
@@ -179,6 +180,51 @@ class MetadataServiceStub:
                 '/modelregistry.v1.MetadataService/CompareModelVersions',
                 request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.CompareModelVersionsRequest.SerializeToString,
                 response_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.CompareModelVersionsResponse.FromString,
+                _registered_method=True)
+        self.SubmitModelVersionForReview = channel.unary_unary(
+                '/modelregistry.v1.MetadataService/SubmitModelVersionForReview',
+                request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.SubmitModelVersionForReviewRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_model__pb2.ModelVersion.FromString,
+                _registered_method=True)
+        self.ApproveModelVersion = channel.unary_unary(
+                '/modelregistry.v1.MetadataService/ApproveModelVersion',
+                request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.ApproveModelVersionRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_model__pb2.ModelVersion.FromString,
+                _registered_method=True)
+        self.RejectModelVersion = channel.unary_unary(
+                '/modelregistry.v1.MetadataService/RejectModelVersion',
+                request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.RejectModelVersionRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_model__pb2.ModelVersion.FromString,
+                _registered_method=True)
+        self.ProtectAlias = channel.unary_unary(
+                '/modelregistry.v1.MetadataService/ProtectAlias',
+                request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.ProtectAliasRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_model__pb2.AliasProtection.FromString,
+                _registered_method=True)
+        self.GetAliasProtection = channel.unary_unary(
+                '/modelregistry.v1.MetadataService/GetAliasProtection',
+                request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.GetAliasProtectionRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_model__pb2.AliasProtection.FromString,
+                _registered_method=True)
+        self.UnprotectAlias = channel.unary_unary(
+                '/modelregistry.v1.MetadataService/UnprotectAlias',
+                request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.UnprotectAliasRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
+        self.ListEvents = channel.unary_unary(
+                '/modelregistry.v1.MetadataService/ListEvents',
+                request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.ListEventsRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.ListEventsResponse.FromString,
+                _registered_method=True)
+        self.WatchEvents = channel.unary_stream(
+                '/modelregistry.v1.MetadataService/WatchEvents',
+                request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.WatchEventsRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_event__pb2.Event.FromString,
+                _registered_method=True)
+        self.GetStateAtTime = channel.unary_unary(
+                '/modelregistry.v1.MetadataService/GetStateAtTime',
+                request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.GetStateAtTimeRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.StateAtTime.FromString,
                 _registered_method=True)
 
 
@@ -380,6 +426,74 @@ class MetadataServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitModelVersionForReview(self, request, context):
+        """Review. The history of a version's review is kept in `ModelVersion.reviews`.
+        Submits a PENDING or READY version for review (again after a rejection).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApproveModelVersion(self, request, context):
+        """Approves a submitted READY version. The approver must not be the version's creator unless
+        the namespace sets `allow_self_approval` (else PERMISSION_DENIED, SELF_APPROVAL_NOT_ALLOWED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RejectModelVersion(self, request, context):
+        """Rejects a submitted version.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ProtectAlias(self, request, context):
+        """Protects an alias (or replaces its rules): from now on SetAlias moves it only to an approved
+        READY version that passes its metric gate; a refused move is FAILED_PRECONDITION naming the
+        failed condition and the values compared (ErrorInfo metadata).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAliasProtection(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnprotectAlias(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListEvents(self, request, context):
+        """The audit trail, in sequence order, filtered and paginated.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchEvents(self, request, context):
+        """Every event after a sequence number (or from now on), in order, without gaps, for as long
+        as the stream stays open. Delivery is at least once: a client that reconnects with the last
+        sequence it processed misses nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetStateAtTime(self, request, context):
+        """A model version, or which version an alias pointed at, as it was at a point in time,
+        answered from the audit trail.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MetadataServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -522,6 +636,51 @@ def add_MetadataServiceServicer_to_server(servicer, server):
                     servicer.CompareModelVersions,
                     request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.CompareModelVersionsRequest.FromString,
                     response_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.CompareModelVersionsResponse.SerializeToString,
+            ),
+            'SubmitModelVersionForReview': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitModelVersionForReview,
+                    request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.SubmitModelVersionForReviewRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_model__pb2.ModelVersion.SerializeToString,
+            ),
+            'ApproveModelVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApproveModelVersion,
+                    request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.ApproveModelVersionRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_model__pb2.ModelVersion.SerializeToString,
+            ),
+            'RejectModelVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.RejectModelVersion,
+                    request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.RejectModelVersionRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_model__pb2.ModelVersion.SerializeToString,
+            ),
+            'ProtectAlias': grpc.unary_unary_rpc_method_handler(
+                    servicer.ProtectAlias,
+                    request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.ProtectAliasRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_model__pb2.AliasProtection.SerializeToString,
+            ),
+            'GetAliasProtection': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAliasProtection,
+                    request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.GetAliasProtectionRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_model__pb2.AliasProtection.SerializeToString,
+            ),
+            'UnprotectAlias': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnprotectAlias,
+                    request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.UnprotectAliasRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'ListEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListEvents,
+                    request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.ListEventsRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.ListEventsResponse.SerializeToString,
+            ),
+            'WatchEvents': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchEvents,
+                    request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.WatchEventsRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_event__pb2.Event.SerializeToString,
+            ),
+            'GetStateAtTime': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStateAtTime,
+                    request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.GetStateAtTimeRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.StateAtTime.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1284,6 +1443,249 @@ class MetadataService:
             '/modelregistry.v1.MetadataService/CompareModelVersions',
             modelregistry_dot_v1_dot_metadata__service__pb2.CompareModelVersionsRequest.SerializeToString,
             modelregistry_dot_v1_dot_metadata__service__pb2.CompareModelVersionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitModelVersionForReview(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.MetadataService/SubmitModelVersionForReview',
+            modelregistry_dot_v1_dot_metadata__service__pb2.SubmitModelVersionForReviewRequest.SerializeToString,
+            modelregistry_dot_v1_dot_model__pb2.ModelVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApproveModelVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.MetadataService/ApproveModelVersion',
+            modelregistry_dot_v1_dot_metadata__service__pb2.ApproveModelVersionRequest.SerializeToString,
+            modelregistry_dot_v1_dot_model__pb2.ModelVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RejectModelVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.MetadataService/RejectModelVersion',
+            modelregistry_dot_v1_dot_metadata__service__pb2.RejectModelVersionRequest.SerializeToString,
+            modelregistry_dot_v1_dot_model__pb2.ModelVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ProtectAlias(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.MetadataService/ProtectAlias',
+            modelregistry_dot_v1_dot_metadata__service__pb2.ProtectAliasRequest.SerializeToString,
+            modelregistry_dot_v1_dot_model__pb2.AliasProtection.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAliasProtection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.MetadataService/GetAliasProtection',
+            modelregistry_dot_v1_dot_metadata__service__pb2.GetAliasProtectionRequest.SerializeToString,
+            modelregistry_dot_v1_dot_model__pb2.AliasProtection.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnprotectAlias(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.MetadataService/UnprotectAlias',
+            modelregistry_dot_v1_dot_metadata__service__pb2.UnprotectAliasRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.MetadataService/ListEvents',
+            modelregistry_dot_v1_dot_metadata__service__pb2.ListEventsRequest.SerializeToString,
+            modelregistry_dot_v1_dot_metadata__service__pb2.ListEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/modelregistry.v1.MetadataService/WatchEvents',
+            modelregistry_dot_v1_dot_metadata__service__pb2.WatchEventsRequest.SerializeToString,
+            modelregistry_dot_v1_dot_event__pb2.Event.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStateAtTime(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.MetadataService/GetStateAtTime',
+            modelregistry_dot_v1_dot_metadata__service__pb2.GetStateAtTimeRequest.SerializeToString,
+            modelregistry_dot_v1_dot_metadata__service__pb2.StateAtTime.FromString,
             options,
             channel_credentials,
             insecure,

@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from google.protobuf import empty_pb2 as _empty_pb2
 from grpc import aio as _aio
+from modelregistry.v1 import event_pb2 as _event_pb2
 from modelregistry.v1 import metadata_service_pb2 as _metadata_service_pb2
 from modelregistry.v1 import model_pb2 as _model_pb2
 import abc as _abc_1
@@ -97,6 +98,34 @@ class MetadataServiceStub:
     """The summary metrics and the params of several versions side by side, one row per key, each
     marked when the versions disagree: ready for a table or a chart.
     """
+    SubmitModelVersionForReview: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.SubmitModelVersionForReviewRequest, _model_pb2.ModelVersion]
+    """Review. The history of a version's review is kept in `ModelVersion.reviews`.
+    Submits a PENDING or READY version for review (again after a rejection).
+    """
+    ApproveModelVersion: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.ApproveModelVersionRequest, _model_pb2.ModelVersion]
+    """Approves a submitted READY version. The approver must not be the version's creator unless
+    the namespace sets `allow_self_approval` (else PERMISSION_DENIED, SELF_APPROVAL_NOT_ALLOWED).
+    """
+    RejectModelVersion: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.RejectModelVersionRequest, _model_pb2.ModelVersion]
+    """Rejects a submitted version."""
+    ProtectAlias: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.ProtectAliasRequest, _model_pb2.AliasProtection]
+    """Protects an alias (or replaces its rules): from now on SetAlias moves it only to an approved
+    READY version that passes its metric gate; a refused move is FAILED_PRECONDITION naming the
+    failed condition and the values compared (ErrorInfo metadata).
+    """
+    GetAliasProtection: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.GetAliasProtectionRequest, _model_pb2.AliasProtection]
+    UnprotectAlias: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.UnprotectAliasRequest, _empty_pb2.Empty]
+    ListEvents: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.ListEventsRequest, _metadata_service_pb2.ListEventsResponse]
+    """The audit trail, in sequence order, filtered and paginated."""
+    WatchEvents: _grpc.UnaryStreamMultiCallable[_metadata_service_pb2.WatchEventsRequest, _event_pb2.Event]
+    """Every event after a sequence number (or from now on), in order, without gaps, for as long
+    as the stream stays open. Delivery is at least once: a client that reconnects with the last
+    sequence it processed misses nothing.
+    """
+    GetStateAtTime: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.GetStateAtTimeRequest, _metadata_service_pb2.StateAtTime]
+    """A model version, or which version an alias pointed at, as it was at a point in time,
+    answered from the audit trail.
+    """
 
 @_typing.type_check_only
 class MetadataServiceAsyncStub(MetadataServiceStub):
@@ -164,6 +193,34 @@ class MetadataServiceAsyncStub(MetadataServiceStub):
     CompareModelVersions: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.CompareModelVersionsRequest, _metadata_service_pb2.CompareModelVersionsResponse]  # type: ignore[assignment]
     """The summary metrics and the params of several versions side by side, one row per key, each
     marked when the versions disagree: ready for a table or a chart.
+    """
+    SubmitModelVersionForReview: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.SubmitModelVersionForReviewRequest, _model_pb2.ModelVersion]  # type: ignore[assignment]
+    """Review. The history of a version's review is kept in `ModelVersion.reviews`.
+    Submits a PENDING or READY version for review (again after a rejection).
+    """
+    ApproveModelVersion: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.ApproveModelVersionRequest, _model_pb2.ModelVersion]  # type: ignore[assignment]
+    """Approves a submitted READY version. The approver must not be the version's creator unless
+    the namespace sets `allow_self_approval` (else PERMISSION_DENIED, SELF_APPROVAL_NOT_ALLOWED).
+    """
+    RejectModelVersion: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.RejectModelVersionRequest, _model_pb2.ModelVersion]  # type: ignore[assignment]
+    """Rejects a submitted version."""
+    ProtectAlias: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.ProtectAliasRequest, _model_pb2.AliasProtection]  # type: ignore[assignment]
+    """Protects an alias (or replaces its rules): from now on SetAlias moves it only to an approved
+    READY version that passes its metric gate; a refused move is FAILED_PRECONDITION naming the
+    failed condition and the values compared (ErrorInfo metadata).
+    """
+    GetAliasProtection: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.GetAliasProtectionRequest, _model_pb2.AliasProtection]  # type: ignore[assignment]
+    UnprotectAlias: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.UnprotectAliasRequest, _empty_pb2.Empty]  # type: ignore[assignment]
+    ListEvents: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.ListEventsRequest, _metadata_service_pb2.ListEventsResponse]  # type: ignore[assignment]
+    """The audit trail, in sequence order, filtered and paginated."""
+    WatchEvents: _aio.UnaryStreamMultiCallable[_metadata_service_pb2.WatchEventsRequest, _event_pb2.Event]  # type: ignore[assignment]
+    """Every event after a sequence number (or from now on), in order, without gaps, for as long
+    as the stream stays open. Delivery is at least once: a client that reconnects with the last
+    sequence it processed misses nothing.
+    """
+    GetStateAtTime: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.GetStateAtTimeRequest, _metadata_service_pb2.StateAtTime]  # type: ignore[assignment]
+    """A model version, or which version an alias pointed at, as it was at a point in time,
+    answered from the audit trail.
     """
 
 class MetadataServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -397,6 +454,88 @@ class MetadataServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_metadata_service_pb2.CompareModelVersionsResponse, _abc.Awaitable[_metadata_service_pb2.CompareModelVersionsResponse]]:
         """The summary metrics and the params of several versions side by side, one row per key, each
         marked when the versions disagree: ready for a table or a chart.
+        """
+
+    @_abc_1.abstractmethod
+    def SubmitModelVersionForReview(
+        self,
+        request: _metadata_service_pb2.SubmitModelVersionForReviewRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_pb2.ModelVersion, _abc.Awaitable[_model_pb2.ModelVersion]]:
+        """Review. The history of a version's review is kept in `ModelVersion.reviews`.
+        Submits a PENDING or READY version for review (again after a rejection).
+        """
+
+    @_abc_1.abstractmethod
+    def ApproveModelVersion(
+        self,
+        request: _metadata_service_pb2.ApproveModelVersionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_pb2.ModelVersion, _abc.Awaitable[_model_pb2.ModelVersion]]:
+        """Approves a submitted READY version. The approver must not be the version's creator unless
+        the namespace sets `allow_self_approval` (else PERMISSION_DENIED, SELF_APPROVAL_NOT_ALLOWED).
+        """
+
+    @_abc_1.abstractmethod
+    def RejectModelVersion(
+        self,
+        request: _metadata_service_pb2.RejectModelVersionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_pb2.ModelVersion, _abc.Awaitable[_model_pb2.ModelVersion]]:
+        """Rejects a submitted version."""
+
+    @_abc_1.abstractmethod
+    def ProtectAlias(
+        self,
+        request: _metadata_service_pb2.ProtectAliasRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_pb2.AliasProtection, _abc.Awaitable[_model_pb2.AliasProtection]]:
+        """Protects an alias (or replaces its rules): from now on SetAlias moves it only to an approved
+        READY version that passes its metric gate; a refused move is FAILED_PRECONDITION naming the
+        failed condition and the values compared (ErrorInfo metadata).
+        """
+
+    @_abc_1.abstractmethod
+    def GetAliasProtection(
+        self,
+        request: _metadata_service_pb2.GetAliasProtectionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_pb2.AliasProtection, _abc.Awaitable[_model_pb2.AliasProtection]]: ...
+
+    @_abc_1.abstractmethod
+    def UnprotectAlias(
+        self,
+        request: _metadata_service_pb2.UnprotectAliasRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_empty_pb2.Empty, _abc.Awaitable[_empty_pb2.Empty]]: ...
+
+    @_abc_1.abstractmethod
+    def ListEvents(
+        self,
+        request: _metadata_service_pb2.ListEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_metadata_service_pb2.ListEventsResponse, _abc.Awaitable[_metadata_service_pb2.ListEventsResponse]]:
+        """The audit trail, in sequence order, filtered and paginated."""
+
+    @_abc_1.abstractmethod
+    def WatchEvents(
+        self,
+        request: _metadata_service_pb2.WatchEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_event_pb2.Event], _abc.AsyncIterator[_event_pb2.Event]]:
+        """Every event after a sequence number (or from now on), in order, without gaps, for as long
+        as the stream stays open. Delivery is at least once: a client that reconnects with the last
+        sequence it processed misses nothing.
+        """
+
+    @_abc_1.abstractmethod
+    def GetStateAtTime(
+        self,
+        request: _metadata_service_pb2.GetStateAtTimeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_metadata_service_pb2.StateAtTime, _abc.Awaitable[_metadata_service_pb2.StateAtTime]]:
+        """A model version, or which version an alias pointed at, as it was at a point in time,
+        answered from the audit trail.
         """
 
 def add_MetadataServiceServicer_to_server(servicer: MetadataServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -7,12 +7,18 @@ raise domain errors (duplicate key -> AlreadyExists, etag mismatch -> Aborted). 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from modelreg.names import AliasName, ModelName, ModelVersionName, NamespaceName
 
-from modelreg_metadata.domain import Alias, MetricPoint, Model, ModelVersion, Namespace
+from modelreg_metadata.audit import Event
+from modelreg_metadata.domain import Alias, AliasProtection, MetricPoint, Model, ModelVersion, Namespace
+
+# Every write takes the event of its change, built from the resource before (None for a creation)
+# and after (None for a deletion) inside the write, and commits the two together (store/outbox.py).
+EventFor = Callable[[Any, Any], Event]
 
 # A page of search results: each resource (None when hidden) with the values of its sort keys and
 # its key.
@@ -22,17 +28,23 @@ Sort = list[tuple[str, bool]]
 
 
 class NamespaceStore(Protocol):
-    async def insert_namespace(self, namespace: Namespace, request_key: str) -> Namespace: ...
-    async def ensure_namespace(self, namespace: Namespace) -> None: ...
+    async def insert_namespace(
+        self, namespace: Namespace, request_key: str, event: EventFor
+    ) -> Namespace: ...
+    async def ensure_namespace(self, namespace: Namespace, event: EventFor) -> None: ...
     async def get_namespace(self, name: NamespaceName) -> Namespace: ...
     async def list_namespaces(self, limit: int, after: str | None) -> list[Namespace]: ...
     async def update_namespace(
-        self, name: NamespaceName, mutate: Callable[[Namespace], Namespace], expected_etag: str
+        self,
+        name: NamespaceName,
+        mutate: Callable[[Namespace], Namespace],
+        expected_etag: str,
+        event: EventFor,
     ) -> tuple[Namespace, Namespace]: ...
 
 
 class ModelStore(Protocol):
-    async def insert_model(self, model: Model, request_key: str) -> Model: ...
+    async def insert_model(self, model: Model, request_key: str, event: EventFor) -> Model: ...
     async def get_model(self, name: ModelName, *, include_deleted: bool = False) -> Model: ...
     async def search_models(
         self,
@@ -49,18 +61,32 @@ class ModelStore(Protocol):
         name: ModelName,
         mutate: Callable[[Model], Model],
         expected_etag: str,
+        event: EventFor,
         *,
         include_deleted: bool = False,
     ) -> tuple[Model, Model]: ...
     async def get_alias(self, name: AliasName) -> Alias: ...
     async def list_aliases(self, model: ModelName) -> list[Alias]: ...
     async def change_alias(
-        self, name: AliasName, change: Callable[[Alias | None], Alias | None], expected_etag: str
+        self,
+        name: AliasName,
+        change: Callable[[Alias | None, AliasProtection | None], Awaitable[Alias | None]],
+        expected_etag: str,
+        event: EventFor,
     ) -> tuple[Alias | None, Alias | None]: ...
+    async def get_protection(self, name: AliasName) -> AliasProtection | None: ...
+    async def change_protection(
+        self,
+        name: AliasName,
+        change: Callable[[AliasProtection | None, Alias | None], AliasProtection | None],
+        event: EventFor,
+    ) -> tuple[AliasProtection | None, AliasProtection | None]: ...
 
 
 class VersionStore(Protocol):
-    async def insert_version(self, version: ModelVersion, request_key: str, client_key: bool) -> ModelVersion:
+    async def insert_version(
+        self, version: ModelVersion, request_key: str, client_key: bool, event: EventFor
+    ) -> ModelVersion:
         """Stores `version` under the next free number of its model (the number in it is ignored)."""
         ...
 
@@ -79,14 +105,30 @@ class VersionStore(Protocol):
     async def update_version(
         self,
         name: ModelVersionName,
-        mutate: Callable[[ModelVersion], ModelVersion],
+        mutate: Callable[[ModelVersion, dict[str, AliasProtection]], ModelVersion],
         expected_etag: str,
+        event: EventFor,
         *,
         include_deleted: bool = False,
     ) -> tuple[ModelVersion, ModelVersion]: ...
     async def log_metrics(
-        self, name: ModelVersionName, points: list[MetricPoint], request_key: str
+        self, name: ModelVersionName, points: list[MetricPoint], request_key: str, event: EventFor
     ) -> tuple[ModelVersion, ModelVersion]: ...
     async def metric_history(
         self, name: ModelVersionName, metric: str, start: tuple[int, int], limit: int
     ) -> tuple[list[MetricPoint], tuple[int, int] | None]: ...
+
+
+class EventLog(Protocol):
+    async def get(self, sequence: int) -> Event | None: ...
+    async def latest_sequence(self) -> int: ...
+    async def read_after(self, sequence: int, limit: int) -> list[Event]: ...
+    async def search(self, condition: dict[str, Any], after_sequence: int, limit: int) -> list[Event]: ...
+    def growth(self) -> asyncio.Event:
+        """Set when this process places its next event (or stops): take it before reading."""
+        ...
+
+    @property
+    def closed(self) -> bool:
+        """True once the service is stopping."""
+        ...

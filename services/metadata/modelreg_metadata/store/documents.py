@@ -24,12 +24,18 @@ from modelreg.names import AliasName, ModelName, NamespaceName
 
 from modelreg_metadata.domain import (
     Alias,
+    AliasProtection,
     Dataset,
+    Direction,
     Lineage,
     Model,
     ModelFile,
     ModelVersion,
     Namespace,
+    NoRegression,
+    Review,
+    ReviewDecision,
+    ReviewState,
     Signature,
     TensorSpec,
     VersionState,
@@ -87,6 +93,7 @@ def namespace_document(namespace: Namespace) -> Document:
         "update_time": namespace.update_time,
         "etag": namespace.etag,
         "create_actor": namespace.create_actor,
+        "allow_self_approval": namespace.allow_self_approval,
         "revision": 0,
     }
 
@@ -102,6 +109,7 @@ def namespace_from(doc: Document) -> Namespace:
         update_time=doc.get("update_time"),
         etag=doc.get("etag", ""),
         create_actor=doc.get("create_actor", ""),
+        allow_self_approval=doc.get("allow_self_approval", False),
     )
 
 
@@ -111,6 +119,7 @@ def namespace_fields(namespace: Namespace) -> Document:
         "display_name": namespace.display_name,
         "description": namespace.description,
         "labels": pairs(namespace.labels),
+        "allow_self_approval": namespace.allow_self_approval,
         "update_time": namespace.update_time,
         "etag": namespace.etag,
     }
@@ -175,8 +184,38 @@ def alias_entry(alias: Alias) -> Document:
     }
 
 
+def protection_entry(protection: AliasProtection) -> Document:
+    return {
+        "alias": protection.name.alias,
+        "metric_gate": protection.metric_gate,
+        "no_regression": [
+            {"metric": r.metric, "direction": r.direction.value} for r in protection.no_regression
+        ],
+        "update_time": protection.update_time,
+        "update_actor": protection.update_actor,
+    }
+
+
+def protections_from(model_doc: Document) -> dict[str, AliasProtection]:
+    """The model's protected aliases by alias id (an alias may be protected before it exists)."""
+    name = ModelName(model_doc["namespace"], model_doc["model_id"])
+    return {
+        entry["alias"]: AliasProtection(
+            name=name.alias(entry["alias"]),
+            metric_gate=entry.get("metric_gate", ""),
+            no_regression=tuple(
+                NoRegression(r["metric"], Direction(r["direction"])) for r in entry.get("no_regression", [])
+            ),
+            update_time=entry.get("update_time"),
+            update_actor=entry.get("update_actor", ""),
+        )
+        for entry in model_doc.get("alias_protections", [])
+    }
+
+
 def aliases_from(model_doc: Document) -> list[Alias]:
     name = ModelName(model_doc["namespace"], model_doc["model_id"])
+    protections = protections_from(model_doc)
     return [
         Alias(
             name=AliasName(name.namespace, name.model, entry["alias"]),
@@ -184,6 +223,7 @@ def aliases_from(model_doc: Document) -> list[Alias]:
             update_time=entry.get("update_time"),
             update_actor=entry.get("update_actor", ""),
             etag=entry.get("etag", ""),
+            protection=protections.get(entry["alias"]),
         )
         for entry in model_doc.get("aliases", [])
     ]
@@ -270,6 +310,17 @@ def version_fields(version: ModelVersion) -> Document:
         "update_time": version.update_time,
         "etag": version.etag,
         "deleted": version.deleted,
+        "review_state": version.review_state.value,
+        "reviews": [review_document(r) for r in version.reviews],
+    }
+
+
+def review_document(review: Review) -> Document:
+    return {
+        "decision": review.decision.value,
+        "actor": review.actor,
+        "time": review.time,
+        "comment": review.comment,
     }
 
 
@@ -311,6 +362,11 @@ def version_from(doc: Document, aliases: list[str] | None = None) -> ModelVersio
         etag=doc.get("etag", ""),
         aliases=sorted(aliases or []),
         deleted=doc.get("deleted", False),
+        review_state=ReviewState(doc.get("review_state", ReviewState.NOT_SUBMITTED.value)),
+        reviews=[
+            Review(ReviewDecision(r["decision"]), r.get("actor", ""), r.get("time"), r.get("comment", ""))
+            for r in doc.get("reviews", [])
+        ],
     )
 
 

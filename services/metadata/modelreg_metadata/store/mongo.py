@@ -11,7 +11,9 @@ guarded by a unique index:
   version by alias is two `_id` reads;
 - every read-modify-write holds the document's in-process lock (store/locks.py) and, on MongoDB,
   also conditions the write on the document's revision (compare-and-set), so no update is lost;
-- metric histories live in their own documents (`metric_series`), 1000 points per document.
+- metric histories live in their own documents (`metric_series`), 1000 points per document;
+- every write of a namespace, model or version document also pushes the change's audit event
+  into that document's `outbox` (store/outbox.py), in the same single-document write.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -34,12 +36,14 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from modelreg_metadata.domain import (
     MAX_ALIASES_PER_MODEL,
     Alias,
+    AliasProtection,
     MetricPoint,
     Model,
     ModelVersion,
     Namespace,
 )
-from modelreg_metadata.store import Page
+from modelreg_metadata.faults import Faults
+from modelreg_metadata.store import EventFor, Page
 from modelreg_metadata.store.documents import (
     Document,
     alias_entry,
@@ -55,12 +59,16 @@ from modelreg_metadata.store.documents import (
     namespace_from,
     namespace_key,
     pairs,
+    protection_entry,
+    protections_from,
     version_document,
     version_fields,
     version_from,
     version_key,
 )
+from modelreg_metadata.store.events import EventFeed, MongoEventLog
 from modelreg_metadata.store.locks import DocumentLocks
+from modelreg_metadata.store.outbox import Relay, outbox_entry
 from modelreg_metadata.store.query import keyset_after, read_path
 from modelreg_metadata.store.replica import Replica, merged
 
@@ -81,7 +89,15 @@ def new_etag() -> str:
 class MongoDatabase:
     """Owns the client, the collections and the per-document locks; created inside the event loop."""
 
-    def __init__(self, uri: str, database: str, *, replica: bool = True):
+    def __init__(
+        self,
+        uri: str,
+        database: str,
+        *,
+        replica: bool = True,
+        faults: Faults | None = None,
+        sweep_seconds: float = 10.0,
+    ):
         self.client: AsyncMongoClient[Document] = AsyncMongoClient(
             uri, tz_aware=True, serverSelectionTimeoutMS=5000, appname="modelreg-metadata", maxPoolSize=200
         )
@@ -91,6 +107,15 @@ class MongoDatabase:
         self.versions: AsyncCollection[Document] = self.db["model_versions"]
         self.series: AsyncCollection[Document] = self.db["metric_series"]
         self.requests: AsyncCollection[Document] = self.db["requests"]
+        self.events: AsyncCollection[Document] = self.db["events"]
+        self.event_log = MongoEventLog(self.events, EventFeed())
+        self.relay = Relay(
+            {"namespaces": self.namespaces, "models": self.models, "model_versions": self.versions},
+            self.events,
+            self.event_log,
+            faults=faults or Faults(),
+            sweep_seconds=sweep_seconds,
+        )
         self.locks = DocumentLocks()
         # FerretDB v1 neither applies updates atomically nor uses secondary indexes (it filters in
         # Go after reading every document; only a lone `_id` equality reaches SQLite). There, a
@@ -106,6 +131,7 @@ class MongoDatabase:
         if not self.atomic_updates and self._want_replica:
             self.replica = Replica()  # one process is the only writer: see store/replica.py
         await self.ensure_indexes()
+        await self.relay.start()
 
     def cas_filter(self, key: str, revision: int) -> Document:
         return {"_id": key, "revision": revision} if self.atomic_updates else {"_id": key}
@@ -115,9 +141,30 @@ class MongoDatabase:
         # accepts but never uses them, and rejects wildcard indexes).
         indexes: list[tuple[AsyncCollection[Document], IndexModel]] = [
             (self.versions, IndexModel([("request_key", ASCENDING)], unique=True, name="request_key")),
+            # No event twice in the trail, even when a crash makes the relay place it again.
+            (self.events, IndexModel([("event_id", ASCENDING)], unique=True, name="event_id")),
         ]
         if self.atomic_updates:
             indexes += [
+                (self.events, IndexModel([("seq", ASCENDING)], unique=True, name="seq")),
+                (
+                    self.events,
+                    IndexModel([("namespace", ASCENDING), ("seq", ASCENDING)], name="by_namespace"),
+                ),
+                (
+                    self.events,
+                    IndexModel(
+                        [("namespace", ASCENDING), ("model_id", ASCENDING), ("seq", ASCENDING)],
+                        name="by_model",
+                    ),
+                ),
+                (self.events, IndexModel([("resource", ASCENDING), ("seq", ASCENDING)], name="by_resource")),
+                (self.events, IndexModel([("actor", ASCENDING), ("seq", ASCENDING)], name="by_actor")),
+                (self.events, IndexModel([("time", ASCENDING)], name="by_time")),
+                # The relay's sweep finds leftover outbox entries by their time.
+                (self.namespaces, IndexModel([("outbox.time", ASCENDING)], name="outbox")),
+                (self.models, IndexModel([("outbox.time", ASCENDING)], name="outbox")),
+                (self.versions, IndexModel([("outbox.time", ASCENDING)], name="outbox")),
                 (
                     self.models,
                     IndexModel([("namespace", ASCENDING), ("model_id", ASCENDING)], name="by_namespace"),
@@ -154,8 +201,15 @@ class MongoDatabase:
     async def ping(self) -> None:
         await self.client.admin.command("ping")
 
+    async def stop_feeds(self) -> None:
+        self.event_log.feed.close()
+
     async def close(self) -> None:
+        await self.relay.stop()
         await self.client.close()
+
+    def committed(self, collection: str, key: str, entry: Document) -> None:
+        self.relay.committed(collection, key, entry)
 
 
 async def _page(
@@ -181,10 +235,12 @@ class MongoNamespaceStore:
         self._db = database
         self._namespaces = database.namespaces
 
-    async def insert_namespace(self, namespace: Namespace, request_key: str) -> Namespace:
-        doc = {**namespace_document(namespace), "request_key": request_key}
+    async def insert_namespace(self, namespace: Namespace, request_key: str, event: EventFor) -> Namespace:
+        entry = outbox_entry(event(None, namespace))
+        doc = {**namespace_document(namespace), "request_key": request_key, "outbox": [entry]}
         try:
             await self._namespaces.insert_one(doc)
+            self._db.committed("namespaces", doc["_id"], entry)
         except DuplicateKeyError:
             existing = await self._namespaces.find_one({"_id": doc["_id"]})
             if existing is not None and request_key and existing.get("request_key") == request_key:
@@ -192,11 +248,14 @@ class MongoNamespaceStore:
             raise AlreadyExists(f"namespace {namespace.name} already exists") from None
         return namespace
 
-    async def ensure_namespace(self, namespace: Namespace) -> None:
+    async def ensure_namespace(self, namespace: Namespace, event: EventFor) -> None:
         if await self._namespaces.find_one({"_id": namespace_key(namespace.name.namespace)}, {"_id": True}):
             return
+        entry = outbox_entry(event(None, namespace))
+        doc = {**namespace_document(namespace), "request_key": "", "outbox": [entry]}
         with contextlib.suppress(DuplicateKeyError):  # created concurrently: that is all we wanted
-            await self._namespaces.insert_one({**namespace_document(namespace), "request_key": ""})
+            await self._namespaces.insert_one(doc)
+            self._db.committed("namespaces", doc["_id"], entry)
 
     async def get_namespace(self, name: NamespaceName) -> Namespace:
         doc = await self._namespaces.find_one({"_id": namespace_key(name.namespace)})
@@ -210,7 +269,11 @@ class MongoNamespaceStore:
         return [namespace_from(doc) async for doc in cursor]
 
     async def update_namespace(
-        self, name: NamespaceName, mutate: Callable[[Namespace], Namespace], expected_etag: str
+        self,
+        name: NamespaceName,
+        mutate: Callable[[Namespace], Namespace],
+        expected_etag: str,
+        event: EventFor,
     ) -> tuple[Namespace, Namespace]:
         key = namespace_key(name.namespace)
         async with self._db.locks.hold(key):
@@ -223,12 +286,14 @@ class MongoNamespaceStore:
                     f"namespace {name} changed since it was read (etag mismatch); read it and retry"
                 )
             after = mutate(before)
+            entry = outbox_entry(event(before, after))
             result = await self._namespaces.update_one(
                 self._db.cas_filter(key, doc.get("revision", 0)),
-                {"$set": namespace_fields(after), "$inc": {"revision": 1}},
+                {"$set": namespace_fields(after), "$inc": {"revision": 1}, "$push": {"outbox": entry}},
             )
             if result.matched_count != 1:
                 raise Aborted(f"namespace {name} changed concurrently; retry")
+            self._db.committed("namespaces", key, entry)
             return before, after
 
 
@@ -239,10 +304,12 @@ class MongoModelStore:
         self._db = database
         self._models = database.models
 
-    async def insert_model(self, model: Model, request_key: str) -> Model:
-        doc = model_document(model, request_key)
+    async def insert_model(self, model: Model, request_key: str, event: EventFor) -> Model:
+        entry = outbox_entry(event(None, model))
+        doc = {**model_document(model, request_key), "outbox": [entry]}
         try:
             await self._models.insert_one(doc)
+            self._db.committed("models", doc["_id"], entry)
             if self._db.replica is not None:
                 self._db.replica.put_model(doc)
         except DuplicateKeyError:
@@ -293,6 +360,7 @@ class MongoModelStore:
         name: ModelName,
         mutate: Callable[[Model], Model],
         expected_etag: str,
+        event: EventFor,
         *,
         include_deleted: bool = False,
     ) -> tuple[Model, Model]:
@@ -304,11 +372,14 @@ class MongoModelStore:
                 raise Aborted(f"model {name} changed since it was read (etag mismatch); read it and retry")
             after = mutate(before)
             changes = model_fields(after)
+            entry = outbox_entry(event(before, after))
             result = await self._models.update_one(
-                self._db.cas_filter(key, doc.get("revision", 0)), {"$set": changes, "$inc": {"revision": 1}}
+                self._db.cas_filter(key, doc.get("revision", 0)),
+                {"$set": changes, "$inc": {"revision": 1}, "$push": {"outbox": entry}},
             )
             if result.matched_count != 1:
                 raise Aborted(f"model {name} changed concurrently; retry")
+            self._db.committed("models", key, entry)
             if self._db.replica is not None:
                 self._db.replica.put_model(merged(doc, changes))
             return before, after
@@ -341,10 +412,17 @@ class MongoModelStore:
     async def change_alias(
         self,
         name: AliasName,
-        change: Callable[[Alias | None], Alias | None],
+        change: Callable[[Alias | None, AliasProtection | None], Awaitable[Alias | None]],
         expected_etag: str,
+        event: EventFor,
     ) -> tuple[Alias | None, Alias | None]:
-        """Applies `change` to the alias (None when absent; returning None deletes it)."""
+        """Applies `change` to the alias (None when absent; returning None deletes it).
+
+        `change` runs under the model's lock and sees the alias's protection: the versions of the
+        model cannot change meanwhile in this process (updates of a version hold its model's lock
+        too), and on MongoDB the write is conditioned on the model document's revision, so a
+        concurrent move or protection change aborts the write instead of slipping past the gate.
+        """
         key = model_key(name.model_name)
         async with self._db.locks.hold(key):
             doc = await self.model_document(name.model_name)
@@ -354,7 +432,7 @@ class MongoModelStore:
                 if before is None:
                     raise NotFound(f"alias {name} not found")
                 raise Aborted(f"alias {name} was moved by someone else (etag mismatch); read it and retry")
-            after = change(before)
+            after = await change(before, protections_from(doc).get(name.alias))
             if after is None:
                 aliases.pop(name.alias, None)
             else:
@@ -365,14 +443,55 @@ class MongoModelStore:
                     reason="TOO_MANY_ALIASES",
                 )
             entries = [alias_entry(a) for _, a in sorted(aliases.items())]
+            entry = outbox_entry(event(before, after))
             result = await self._models.update_one(
                 self._db.cas_filter(key, doc.get("revision", 0)),
-                {"$set": {"aliases": entries}, "$inc": {"revision": 1}},
+                {"$set": {"aliases": entries}, "$inc": {"revision": 1}, "$push": {"outbox": entry}},
             )
             if result.matched_count != 1:
                 raise Aborted(f"alias {name} changed concurrently; retry")
+            self._db.committed("models", key, entry)
             if self._db.replica is not None:
                 self._db.replica.put_model(merged(doc, {"aliases": entries}))
+            return before, after
+
+    async def get_protection(self, name: AliasName) -> AliasProtection | None:
+        return protections_from(await self.model_document(name.model_name)).get(name.alias)
+
+    async def change_protection(
+        self,
+        name: AliasName,
+        change: Callable[[AliasProtection | None, Alias | None], AliasProtection | None],
+        event: EventFor,
+    ) -> tuple[AliasProtection | None, AliasProtection | None]:
+        """Sets (or with None, removes) the alias's protection, in the model's document."""
+        key = model_key(name.model_name)
+        async with self._db.locks.hold(key):
+            doc = await self.model_document(name.model_name)
+            protections = protections_from(doc)
+            before = protections.get(name.alias)
+            alias = next((a for a in aliases_from(doc) if a.name == name), None)
+            after = change(before, alias)
+            if after is None:
+                protections.pop(name.alias, None)
+            else:
+                protections[name.alias] = after
+            if len(protections) > MAX_ALIASES_PER_MODEL:
+                raise FailedPrecondition(
+                    f"model {name.model_name} already protects {MAX_ALIASES_PER_MODEL} aliases",
+                    reason="TOO_MANY_ALIASES",
+                )
+            entries = [protection_entry(p) for _, p in sorted(protections.items())]
+            entry = outbox_entry(event(before, after))
+            result = await self._models.update_one(
+                self._db.cas_filter(key, doc.get("revision", 0)),
+                {"$set": {"alias_protections": entries}, "$inc": {"revision": 1}, "$push": {"outbox": entry}},
+            )
+            if result.matched_count != 1:
+                raise Aborted(f"alias {name} changed concurrently; retry")
+            self._db.committed("models", key, entry)
+            if self._db.replica is not None:
+                self._db.replica.put_model(merged(doc, {"alias_protections": entries}))
             return before, after
 
 
@@ -381,6 +500,7 @@ class _PendingCreate:
     version: ModelVersion
     request_key: str
     client_key: bool
+    event: EventFor
     done: asyncio.Future[ModelVersion]
 
 
@@ -409,12 +529,16 @@ class MongoVersionStore:
             name = ModelName(done["namespace"], done["model_id"]).version(done["number"])
         return await self.get_version(name, include_deleted=True)
 
-    async def insert_version(self, version: ModelVersion, request_key: str, client_key: bool) -> ModelVersion:
+    async def insert_version(
+        self, version: ModelVersion, request_key: str, client_key: bool, event: EventFor
+    ) -> ModelVersion:
         """Stores `version` under the next free number of its model (the number in it is ignored)."""
         key = model_key(version.name.model_name)
         if client_key and (existing := await self._by_request(request_key)) is not None:
             return existing
-        pending = _PendingCreate(version, request_key, client_key, asyncio.get_running_loop().create_future())
+        pending = _PendingCreate(
+            version, request_key, client_key, event, asyncio.get_running_loop().create_future()
+        )
         self._pending.setdefault(key, []).append(pending)
         # Group commit: whoever gets the model's allocation lock inserts every create queued by
         # then with one insert_many (one SQLite transaction on FerretDB) and one counter update;
@@ -433,7 +557,9 @@ class MongoVersionStore:
             for item in batch:
                 number += 1
                 version = replace(item.version, name=model_name.version(number))
-                numbered.append((item, version, version_document(version, item.request_key)))
+                numbered.append(
+                    (item, version, _with_event(version_document(version, item.request_key), item, version))
+                )
             try:
                 await self._versions.insert_many([doc for _, _, doc in numbered], ordered=True)
                 inserted = len(numbered)
@@ -442,6 +568,7 @@ class MongoVersionStore:
             if inserted:
                 await self._models.record_version_number(model_name, numbered[inserted - 1][1].number)
             for item, version, doc in numbered[:inserted]:
+                self._db.committed("model_versions", doc["_id"], doc["outbox"][0])
                 if self._db.replica is not None:
                     self._db.replica.put_version(doc)
                 if item.client_key:
@@ -462,7 +589,7 @@ class MongoVersionStore:
         for _ in range(MAX_NUMBER_ATTEMPTS):
             number += 1
             numbered = replace(item.version, name=model_name.version(number))
-            doc = version_document(numbered, item.request_key)
+            doc = _with_event(version_document(numbered, item.request_key), item, numbered)
             try:
                 await self._versions.insert_one(doc)
             except DuplicateKeyError:
@@ -471,6 +598,7 @@ class MongoVersionStore:
                 ):
                     return existing  # another process created it for the same request
                 continue  # the number is taken (another process, or a lagging counter)
+            self._db.committed("model_versions", doc["_id"], doc["outbox"][0])
             if self._db.replica is not None:
                 self._db.replica.put_version(doc)
             await self._models.record_version_number(model_name, number)
@@ -591,8 +719,9 @@ class MongoVersionStore:
     async def update_version(
         self,
         name: ModelVersionName,
-        mutate: Callable[[ModelVersion], ModelVersion],
+        mutate: Callable[[ModelVersion, dict[str, AliasProtection]], ModelVersion],
         expected_etag: str,
+        event: EventFor,
         *,
         include_deleted: bool = False,
     ) -> tuple[ModelVersion, ModelVersion]:
@@ -609,15 +738,18 @@ class MongoVersionStore:
                 raise Aborted(
                     f"model version {name} changed since it was read (etag mismatch); read it and retry"
                 )
-            after = mutate(before)
+            after = mutate(before, protections_from(model_doc))
             if after is before:
                 return before, after  # nothing to change (e.g. the same file added again)
             changes = version_fields(after)
+            entry = outbox_entry(event(before, after))
             result = await self._versions.update_one(
-                self._db.cas_filter(key, doc.get("revision", 0)), {"$set": changes, "$inc": {"revision": 1}}
+                self._db.cas_filter(key, doc.get("revision", 0)),
+                {"$set": changes, "$inc": {"revision": 1}, "$push": {"outbox": entry}},
             )
             if result.matched_count != 1:
                 raise Aborted(f"model version {name} changed concurrently; retry")
+            self._db.committed("model_versions", key, entry)
             if self._db.replica is not None:
                 self._db.replica.put_version(merged(doc, changes))
             return before, after
@@ -625,7 +757,7 @@ class MongoVersionStore:
     # Metric history
 
     async def log_metrics(
-        self, name: ModelVersionName, points: list[MetricPoint], request_key: str
+        self, name: ModelVersionName, points: list[MetricPoint], request_key: str, event: EventFor
     ) -> tuple[ModelVersion, ModelVersion]:
         key = version_key(name.model_name, name.number)
         async with self._db.locks.hold(key):
@@ -666,11 +798,14 @@ class MongoVersionStore:
                 "update_time": after.update_time,
                 "etag": after.etag,
             }
+            entry = outbox_entry(event(before, after))
             result = await self._versions.update_one(
-                self._db.cas_filter(key, doc.get("revision", 0)), {"$set": changes, "$inc": {"revision": 1}}
+                self._db.cas_filter(key, doc.get("revision", 0)),
+                {"$set": changes, "$inc": {"revision": 1}, "$push": {"outbox": entry}},
             )
             if result.matched_count != 1:
                 raise Aborted(f"model version {name} changed concurrently; retry")
+            self._db.committed("model_versions", key, entry)
             if self._db.replica is not None:
                 self._db.replica.put_version(merged(doc, changes))
             if request_key:
@@ -720,3 +855,8 @@ class MongoVersionStore:
             if offset >= len(stored):
                 bucket, offset = bucket + 1, 0
         return points, (bucket, offset)
+
+
+def _with_event(doc: Document, item: _PendingCreate, version: ModelVersion) -> Document:
+    """A new version's document carrying its creation event (the number is known only now)."""
+    return {**doc, "outbox": [outbox_entry(item.event(None, version))]}

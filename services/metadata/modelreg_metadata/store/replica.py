@@ -47,6 +47,7 @@ class Replica:
         return self._models.get(key)
 
     def put_model(self, doc: Document) -> None:
+        doc = _without_outbox(doc)
         if _newer(doc, self._models.get(doc["_id"])):
             self._models[doc["_id"]] = doc
 
@@ -82,6 +83,7 @@ class Replica:
         models = self._versions.get(doc["namespace"])
         if models is None:
             return
+        doc = _without_outbox(doc)
         versions = models.setdefault(doc["model_id"], {})
         current = versions.get(doc["_id"])
         if _newer(doc, current):
@@ -119,11 +121,16 @@ class Replica:
         return sort_documents([doc for doc in docs if matches(doc)], sort)[:limit]
 
 
+def _without_outbox(doc: Document) -> Document:
+    # Outbox entries are in flight to the event trail (store/outbox.py), not part of the resource.
+    return {k: v for k, v in doc.items() if k != "outbox"} if "outbox" in doc else doc
+
+
 def _number(doc: Document) -> int:
     number: int = doc["number"]
     return number
 
 
 def merged(doc: Document, changes: Document) -> Document:
-    """The document after `$set: changes` and `$inc: {revision: 1}`."""
-    return {**doc, **changes, "revision": doc.get("revision", 0) + 1}
+    """The document after `$set: changes` and `$inc: {revision: 1}` (outbox entries aside)."""
+    return _without_outbox({**doc, **changes, "revision": doc.get("revision", 0) + 1})
