@@ -55,7 +55,7 @@ test: tools ## Unit and integration tests against real FerretDB and SeaweedFS
 
 .PHONY: test-unit
 test-unit: venv ## Unit tests only (no servers)
-	$(PY) -m pytest tests/unit
+	$(PY) -m pytest tests/unit -m "not integration"
 
 .PHONY: bench
 bench: bench-metadata ## Run every benchmark (results in bench/results/)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 from collections.abc import AsyncIterator
@@ -235,3 +236,13 @@ async def test_sealed_version_refuses_uploads_and_keeps_its_manifest(
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await metadata.SealModelVersion(md.SealModelVersionRequest(name=other.name, etag="stale"))
     assert caught.value.code() == grpc.StatusCode.ABORTED
+
+
+async def test_parallel_uploads_into_one_version_lose_no_file(
+    metadata: MetadataStub, artifacts: ArtifactStub
+) -> None:
+    version = await new_version(metadata)
+    contents = {f"shard-{i:02d}.bin": os.urandom(1000 + i) for i in range(12)}
+    await asyncio.gather(*(upload(artifacts, version.name, path, data) for path, data in contents.items()))
+    expected = {path: (len(data), hashlib.sha256(data).hexdigest()) for path, data in contents.items()}
+    assert await files_of(metadata, version.name) == expected

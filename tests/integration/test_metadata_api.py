@@ -262,3 +262,27 @@ async def test_page_token_from_another_query_is_rejected(metadata: MetadataStub)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await metadata.ListModels(md.ListModelsRequest(parent=f"namespaces/{namespace}", page_size=-1))
     assert error_info(caught.value)[1] == ["page_size"]
+
+
+async def test_concurrent_alias_moves_with_one_etag_have_exactly_one_winner(metadata: MetadataStub) -> None:
+    model = await new_model(metadata)
+    versions = [
+        await metadata.CreateModelVersion(md.CreateModelVersionRequest(parent=model.name)) for _ in range(8)
+    ]
+    alias_name = f"{model.name}/aliases/champion"
+    start = await metadata.SetAlias(md.SetAliasRequest(name=alias_name, model_version=versions[0].name))
+
+    results = await asyncio.gather(
+        *(
+            metadata.SetAlias(md.SetAliasRequest(name=alias_name, model_version=v.name, etag=start.etag))
+            for v in versions[1:] * 4
+        ),
+        return_exceptions=True,
+    )
+    winners = [r for r in results if not isinstance(r, BaseException)]
+    losers = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
+    assert len(winners) == 1
+    assert len(losers) == len(results) - 1
+    assert {r.code() for r in losers} == {grpc.StatusCode.ABORTED}
+    final = await metadata.GetModelVersionByAlias(md.GetModelVersionByAliasRequest(name=alias_name))
+    assert final.number == winners[0].version_number

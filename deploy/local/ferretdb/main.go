@@ -53,9 +53,17 @@ func run(listen, stateDir, logLevel string) error {
 
 	// The SQLite handler wants a "file:" URI naming an existing directory, with a trailing slash.
 	sqliteURL := (&url.URL{Scheme: "file", Path: filepath.Clean(stateDir) + "/"}).String()
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	// Clients connect to the write-lock proxy (see writelock.go); FerretDB itself listens on a
+	// loopback port of its own choosing behind it.
+	proxy, err := newWriteLockProxy(listen, logger)
+	if err != nil {
+		return err
+	}
+	defer proxy.close()
 	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: listen},
-		Logger:    slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
+		Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
+		Logger:    logger,
 		Handler:   "sqlite",
 		SQLiteURL: sqliteURL,
 	})
@@ -70,8 +78,18 @@ func run(listen, stateDir, logLevel string) error {
 	go func() { done <- f.Run(ctx) }()
 	go newIDIndexKeeper(filepath.Clean(stateDir), slog.Default()).run(ctx, 200*time.Millisecond)
 
-	// ferretdb.New has already bound the socket; MongoDBURI reports the actual port (also for :0).
-	fmt.Printf("READY %s\n", f.MongoDBURI())
+	// ferretdb.New has already bound its socket; MongoDBURI reports the port it got.
+	backend, err := url.Parse(f.MongoDBURI())
+	if err != nil {
+		return err
+	}
+	proxy.backend = backend.Host
+	go func() {
+		if err := proxy.serve(); err != nil {
+			done <- err
+		}
+	}()
+	fmt.Printf("READY mongodb://%s/\n", proxy.addr())
 
 	return <-done
 }

@@ -506,6 +506,8 @@ class FerretDBServer(_ServerProcess):
         super().__init__(data_dir, binary if binary is not None else default_ferretdb_binary())
         self._requested_port = port
         self.port = port
+        # "error" by default: FerretDB logs every failed command at WARN with its whole reply (pymongo's
+        # unsupported endSessions at each client close, every duplicate-key error).
         self.log_level = log_level
         self._client: MongoClient[dict[str, Any]] | None = None
 
@@ -642,10 +644,12 @@ class SeaweedS3Server(_ServerProcess):
 
     def stop(self, timeout: float = 10.0) -> None:
         super().stop(timeout)
+        if not self.ports:
+            return
         # weed puts a Unix socket per gRPC port (and for the filer and S3 http ports) into /tmp, hard-coded,
         # and leaves some behind; they carry our port numbers, so they are ours to remove.
-        names = [f"seaweedfs-{c}-grpc-{self.ports[c + '.grpc']}.sock" for c in self._COMPONENTS if self.ports]
-        names += [f"seaweedfs-{c}-{self.ports[c]}.sock" for c in ("filer", "s3") if self.ports]
+        names = [f"seaweedfs-{c}-grpc-{self.ports[c + '.grpc']}.sock" for c in self._COMPONENTS]
+        names += [f"seaweedfs-{c}-{self.ports[c]}.sock" for c in ("filer", "s3")]
         for name in names:
             path = Path("/tmp") / name  # noqa: S108 - where weed creates them
             with contextlib.suppress(OSError):
