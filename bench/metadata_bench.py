@@ -55,6 +55,12 @@ PAGE = 100
 ACTOR = (("x-modelreg-actor", "bench"),)
 
 
+def team(i: int) -> str:
+    # Version i goes to model i % MODELS; the team turns once per round of models, so every model
+    # has every team in equal parts and every search below finds a full page.
+    return TEAMS[(i // MODELS) % len(TEAMS)]
+
+
 @dataclass
 class Run:
     count: int
@@ -149,7 +155,7 @@ class Modelreg:
 
     async def create_version(self, i: int) -> None:
         version = model_pb2.ModelVersion(
-            tags={"team": TEAMS[i % len(TEAMS)], "source": f"s3://bucket/path/{i}"},
+            tags={"team": team(i), "source": f"s3://bucket/path/{i}"},
             metrics={"accuracy": (i % 1000) / 1000},
         )
         await self.stub.CreateModelVersion(
@@ -205,7 +211,7 @@ class Mlflow:
 
     def create_version(self, i: int) -> None:
         tags = [
-            {"key": "team", "value": TEAMS[i % len(TEAMS)]},
+            {"key": "team", "value": team(i)},
             {"key": "accuracy", "value": str((i % 1000) / 1000)},
         ]
         self.call(

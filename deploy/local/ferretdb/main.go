@@ -76,7 +76,7 @@ func run(listen, stateDir, logLevel string) error {
 
 	done := make(chan error, 1)
 	go func() { done <- f.Run(ctx) }()
-	go newIDIndexKeeper(filepath.Clean(stateDir), slog.Default()).run(ctx, 200*time.Millisecond)
+	go newIDIndexKeeper(filepath.Clean(stateDir), logger).run(ctx, 200*time.Millisecond)
 
 	// ferretdb.New has already bound its socket; MongoDBURI reports the port it got.
 	backend, err := url.Parse(f.MongoDBURI())

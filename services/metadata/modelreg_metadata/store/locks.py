@@ -1,13 +1,14 @@
 """Per-document write locks inside one service process.
 
-Why: FerretDB v1 does not apply an update atomically. It reads the matching document, applies the
-update in Go and writes the result back by `_id`, so two concurrent compare-and-set updates can
-both match (measured: 100 concurrent `$inc` on one document left it at 4, and 4 of 50 concurrent
-`find_one_and_update` calls won the same precondition). Only unique-index inserts are atomic.
-Every read-modify-write of a document therefore holds this document's lock, so within a process
-writes to one document never interleave. Across processes, MongoDB's atomic single-document
-updates with a revision condition keep them safe (see `MongoDatabase.cas_filter`); FerretDB
-deployments run one metadata process.
+Why: FerretDB v1 does not apply an update atomically: it reads the matching document, applies the
+update in Go and writes the result back by `_id` (measured here: 100 concurrent `$inc` on one
+document left it at 4; 4 of 50 concurrent `find_one_and_update` calls won the same precondition).
+The local wrapper now serializes FerretDB's writing commands (deploy/local/ferretdb/writelock.go),
+which makes each write atomic, but a compare-and-set filter still costs a full collection scan
+there: FerretDB only looks up a filter that is exactly `{_id: ...}`, anything more is read and
+decoded document by document. So every read-modify-write holds this document's lock, and on
+FerretDB the write filters on `_id` alone; on MongoDB the write also carries the document's
+revision (`MongoDatabase.cas_filter`), which keeps several service processes safe there.
 """
 
 from __future__ import annotations

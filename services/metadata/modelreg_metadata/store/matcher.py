@@ -51,6 +51,14 @@ def _reader(path: str) -> Reader:
     if len(parts) == 1:
         key = parts[0]
         return lambda doc: doc.get(key, _MISSING)
+    if len(parts) == 2:  # `t.<hex>`, `m.<hex>`, `lineage.x`: the common case, without a loop
+        outer, inner = parts
+
+        def read_two(doc: Document) -> Any:
+            value = doc.get(outer)
+            return value.get(inner, _MISSING) if isinstance(value, dict) else _MISSING
+
+        return read_two
 
     def read(doc: Document) -> Any:
         value: Any = doc
@@ -145,20 +153,39 @@ def predicate(query: Document) -> Predicate:
 
 
 def _combine(kind: str, parts: list[Predicate]) -> Predicate:
-    def test(doc: Document) -> bool:
-        if kind == "$and":
-            return all(p(doc) for p in parts)
-        if kind == "$or":
-            return any(p(doc) for p in parts)
-        return not any(p(doc) for p in parts)
+    # Plain loops: a search calls these for every candidate document.
+    if kind == "$and":
 
-    return test
+        def all_of(doc: Document) -> bool:
+            for part in parts:  # noqa: SIM110 - a loop beats a generator in this hot path
+                if not part(doc):
+                    return False
+            return True
+
+        return all_of
+
+    def any_of(doc: Document) -> bool:
+        for part in parts:  # noqa: SIM110 - a loop beats a generator in this hot path
+            if part(doc):
+                return True
+        return False
+
+    if kind == "$or":
+        return any_of
+    return lambda doc: not any_of(doc)
 
 
 def _field_test(read: Reader, value_tests: list[Callable[[Any], bool]]) -> Predicate:
+    if len(value_tests) == 1:
+        only = value_tests[0]
+        return lambda doc: only(read(doc))
+
     def test(doc: Document) -> bool:
         value = read(doc)
-        return all(t(value) for t in value_tests)
+        for value_test in value_tests:  # noqa: SIM110 - a loop beats a generator in this hot path
+            if not value_test(value):
+                return False
+        return True
 
     return test
 
