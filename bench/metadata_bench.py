@@ -1,6 +1,6 @@
 """Metadata benchmark: modelreg's metadata service vs an MLflow server, same operations, same machine.
 
-    python -m bench.metadata_bench [--versions 10000] [--seconds 8] [--repeats 3]
+    python -m bench.metadata_bench [--versions 10000] [--seconds 8] [--repeats 3] [--only watch]
 
 Starts its own LocalStack (FerretDB + SeaweedFS + both services, free ports, temporary
 directory) and `mlflow server` on a SQLite file (installed by bench/install-mlflow.sh into
@@ -9,7 +9,11 @@ measures at concurrency 1 and 32:
 
 - create-version: a version with two tags, into one of 10 models in turn;
 - get-by-alias: the version the `production` alias of a model points at;
-- filtered search: the first page (100) of one model's versions with tag `team` = `b`.
+- filtered search: the first page (100) of one model's versions with tag `team` = `b`;
+- watch latency (modelreg only): while a client changes version descriptions at 100 mutations/s
+  (open loop) for `--watch-seconds`, a WatchEvents stream receives their events; the latency is
+  the time from each mutation's response to its event's arrival (`watch_event_latency_ms_*`).
+  `--only watch` runs just this (no MLflow, no seeding) and updates those keys in metadata.json.
 
 Each measurement runs for `--seconds` (or a count cap), is repeated `--repeats` times, and the
 median run is reported with the min and max of the repeats. The load generator runs on the same
@@ -33,13 +37,14 @@ import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
 import urllib3
+from google.protobuf import field_mask_pb2
 from modelreg.addresses import ServiceAddresses
 from modelreg_local.stack import LocalStack
 from modelreg_local.stores import free_port
@@ -70,6 +75,17 @@ class Run:
     @property
     def rps(self) -> float:
         return self.count / self.seconds
+
+    def percentile(self, q: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+@dataclass
+class WatchRun:
+    rate: float  # mutations per second achieved
+    latencies_ms: list[float]
+    missing: int  # events never received (must be 0)
 
     def percentile(self, q: float) -> float:
         ordered = sorted(self.latencies_ms)
@@ -181,6 +197,61 @@ class Modelreg:
             md.ListModelVersionsRequest(parent=self.model(i), filter='tags.team = "b"', page_size=PAGE)
         )
         return len(reply.model_versions)
+
+    async def watch_latency(self, seconds: float, rate: float) -> WatchRun:
+        """Mutations at `rate`/s for `seconds`; ms from each response to its event reaching a watcher."""
+        namespace = f"watch-{time.monotonic_ns()}"
+        model = f"namespaces/{namespace}/models/w"
+        await self.stub.CreateModel(
+            md.CreateModelRequest(parent=f"namespaces/{namespace}", model_id="w"), metadata=ACTOR
+        )
+        versions = []
+        for _ in range(MODELS):
+            created = await self.stub.CreateModelVersion(
+                md.CreateModelVersionRequest(parent=model), metadata=ACTOR
+            )
+            versions.append(created.name)
+        marker = await self.stub.ListEvents(md.ListEventsRequest(model=model, page_size=1000))
+        while len(marker.events) < 1 + MODELS:  # the trail holds our setup: start after it
+            await asyncio.sleep(0.05)
+            marker = await self.stub.ListEvents(md.ListEventsRequest(model=model, page_size=1000))
+        start = marker.events[-1].sequence
+        responded: dict[str, float] = {}
+        arrived: dict[str, float] = {}
+        count = int(seconds * rate)
+        stream = self.stub.WatchEvents(md.WatchEventsRequest(after_sequence=start, model=model))
+
+        async def watch() -> None:
+            async for event in stream:
+                if event.action == "MODEL_VERSION_UPDATED":
+                    arrived.setdefault(str(event.after["description"]), time.perf_counter())
+                    if len(arrived) == count:
+                        return
+
+        async def mutate(i: int) -> None:
+            text = f"m-{i}"
+            await self.stub.UpdateModelVersion(
+                md.UpdateModelVersionRequest(
+                    model_version=model_pb2.ModelVersion(name=versions[i % MODELS], description=text),
+                    update_mask=field_mask_pb2.FieldMask(paths=["description"]),
+                ),
+                metadata=ACTOR,
+            )
+            responded[text] = time.perf_counter()
+
+        watcher = asyncio.create_task(watch())
+        began = time.perf_counter()
+        tasks = []
+        for i in range(count):  # open loop: each mutation starts on schedule, whatever the others do
+            await asyncio.sleep(max(0.0, began + i / rate - time.perf_counter()))
+            tasks.append(asyncio.create_task(mutate(i)))
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - began
+        with suppress(TimeoutError):
+            await asyncio.wait_for(watcher, timeout=30)
+        stream.cancel()
+        latencies = [(arrived[k] - responded[k]) * 1000 for k in responded if k in arrived]
+        return WatchRun(count / elapsed, latencies, count - len(latencies))
 
 
 # MLflow
@@ -296,6 +367,7 @@ def load() -> float:
 
 OPERATIONS = ("create_version", "get_by_alias", "search")
 CONCURRENCY = (1, 32)
+WATCH_RATE = 100.0  # mutations per second
 
 
 class Benchmark:
@@ -362,6 +434,39 @@ class Benchmark:
             flush=True,
         )
 
+    async def measure_watch(self) -> None:
+        runs = []
+        for _ in range(self.args.repeats):
+            self.loads.append(load())
+            runs.append(await self.ours.watch_latency(self.args.watch_seconds, WATCH_RATE))
+            run = runs[-1]
+            print(
+                f"modelreg watch latency at {run.rate:.0f} mutations/s: p50 {run.percentile(0.5):.1f} ms "
+                f"p99 {run.percentile(0.99):.1f} ms max {max(run.latencies_ms):.1f} ms, "
+                f"missing {run.missing} (load {load():.1f})",
+                flush=True,
+            )
+        ordered = sorted(runs, key=lambda r: r.percentile(0.99))
+        median = ordered[len(ordered) // 2]
+        self.results.update(
+            {
+                "watch_event_latency_ms_p99": round(median.percentile(0.99), 1),
+                "watch_event_latency_ms_p99_min": round(ordered[0].percentile(0.99), 1),
+                "watch_event_latency_ms_p99_max": round(ordered[-1].percentile(0.99), 1),
+                "watch_event_latency_ms_p50": round(median.percentile(0.50), 1),
+                "watch_event_latency_ms_max": round(max(median.latencies_ms), 1),
+                "watch_mutations_per_second": round(median.rate, 1),
+                "watch_seconds_per_run": self.args.watch_seconds,
+                "watch_events_missing": sum(r.missing for r in runs),
+            }
+        )
+
+    async def run_watch_only(self) -> dict[str, Any]:
+        await self.measure_watch()
+        self.results["watch_load_average_1m_min"] = round(min(self.loads), 2)
+        self.results["watch_load_average_1m_max"] = round(max(self.loads), 2)
+        return self.results
+
     async def run(self) -> dict[str, Any]:
         await self.seed()
         print(f"seeded {self.args.versions} versions into each: {self.results}", flush=True)
@@ -369,6 +474,7 @@ class Benchmark:
             for concurrency in CONCURRENCY:
                 for system in ("modelreg", "mlflow"):
                     await self.measure(system, name, concurrency)
+        await self.measure_watch()
         for name in OPERATIONS:
             for c in CONCURRENCY:
                 ratio = self.results[f"{name}_rps_c{c}"] / self.results[f"mlflow_{name}_rps_c{c}"]
@@ -383,6 +489,13 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     try:
         addresses = ServiceAddresses(f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}")
         stack = LocalStack(workdir / "stack", addresses=addresses, log_level="WARNING")
+        if args.only == "watch":
+            with stack:
+                ours = Modelreg(addresses.metadata)
+                try:
+                    return await Benchmark(args, ours, Mlflow(0)).run_watch_only()
+                finally:
+                    await ours.channel.close(grace=None)
         with stack, mlflow_server(workdir) as port:
             ours = Modelreg(addresses.metadata)
             try:
@@ -446,6 +559,14 @@ def markdown(results: dict[str, Any]) -> str:
             f"({results['search_results_per_page']} results on both). Targets: >= 5x MLflow's throughput "
             "at concurrency 32, get-by-alias p99 < 10 ms at concurrency 1.",
             "",
+            f"Watch latency (response of a mutation -> its event at a WatchEvents client), at "
+            f"{results['watch_mutations_per_second']} mutations/s for "
+            f"{results['watch_seconds_per_run']} s per run: "
+            f"p99 {results['watch_event_latency_ms_p99']} ms (runs "
+            f"{results['watch_event_latency_ms_p99_min']}-{results['watch_event_latency_ms_p99_max']}), p50 "
+            f"{results['watch_event_latency_ms_p50']} ms, max {results['watch_event_latency_ms_max']} ms, "
+            f"{results['watch_events_missing']} events missing. Target: p99 < 250 ms.",
+            "",
         ]
     )
 
@@ -458,10 +579,21 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--create-cap", type=int, default=2_000, help="at most this many creates per run")
+    parser.add_argument("--watch-seconds", type=float, default=20.0, help="length of one watch-latency run")
+    parser.add_argument(
+        "--only", choices=("all", "watch"), default="all", help="`watch`: only the watch latency"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     results = asyncio.run(benchmark(args))
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.only == "watch":
+        previous = args.out / "metadata.json"
+        kept = json.loads(previous.read_text()) if previous.exists() else {}
+        kept.update(results)
+        previous.write_text(json.dumps(kept, indent=2, sort_keys=True) + "\n")
+        print(json.dumps(results, indent=2, sort_keys=True))
+        sys.exit(0)
     (args.out / "metadata.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     (args.out / "metadata.md").write_text(markdown(results))
     print(markdown(results))

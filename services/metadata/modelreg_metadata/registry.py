@@ -11,7 +11,6 @@ and after, inside the write, and commits both together (store/outbox.py). Govern
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
@@ -893,9 +892,11 @@ class AuditTrail:
         if after_sequence < 0:
             raise InvalidArgument("after_sequence", "must not be negative")
         cursor = await self._events.latest_sequence() if from_now else after_sequence
+        probe = True  # also look in the database for events this process has not seen placed
         while True:
             grown = self._events.growth()  # taken before reading: a publish meanwhile still wakes us
-            batch = await self._events.read_after(cursor, WATCH_BATCH)
+            batch = await self._events.read_after(cursor, WATCH_BATCH, probe=probe)
+            probe = False
             for event in batch:
                 if event.sequence != cursor + 1:  # read_after never skips; a gap would be a bug
                     raise RuntimeError(f"event trail gap: expected {cursor + 1}, read {event.sequence}")
@@ -910,9 +911,12 @@ class AuditTrail:
                     reason="SHUTTING_DOWN",
                     metadata={"last_sequence": str(cursor)},
                 )
-            # Events placed by this process wake us at once; the timeout picks up the others'.
-            with contextlib.suppress(TimeoutError):
+            # Events placed by this process wake us at once (and are in memory); the timeout
+            # makes the next read probe the database for events placed by other processes.
+            try:
                 await asyncio.wait_for(grown.wait(), WATCH_POLL_SECONDS)
+            except TimeoutError:
+                probe = True
 
     async def _history(self, resource: str, moment: datetime, actions: Sequence[str] = ()) -> list[Event]:
         condition = list_condition(resource=resource, actions=list(actions), end_time=None)

@@ -179,11 +179,13 @@ class MongoEventLog:
         self.feed.saw(low)
         return low
 
-    async def read_after(self, sequence: int, limit: int) -> list[Event]:
+    async def read_after(self, sequence: int, limit: int, *, probe: bool) -> list[Event]:
         """Events sequence+1, sequence+2, ... up to `limit`, stopping before the first missing one.
 
         A missing number means "not placed yet" (numbers are only taken in order), so the events
-        returned never skip one: the caller waits and asks again from the last it got.
+        returned never skip one: the caller waits and asks again from the last it got. Recent
+        events come from memory; the database is read for older ones (a watcher catching up) and,
+        when `probe` is set, to look for events placed by other processes since.
         """
         found: list[Event] = []
         while len(found) < limit:
@@ -191,10 +193,17 @@ class MongoEventLog:
             if event is None:
                 break
             found.append(event)
-        if len(found) == limit:
-            return found
         start = sequence + len(found) + 1
-        count = min(READ_AHEAD, limit - len(found))
+        if found or (start > self.feed.latest and not probe):
+            return found  # nothing newer is known: do not touch the database
+        if start > self.feed.latest:  # a probe: one read says whether anything new exists at all
+            doc = await self._events.find_one({"_id": sequence_key(start)})
+            if doc is None:
+                return found
+            found.append(event_from_document(doc))
+            self.feed.saw(start)
+            start += 1
+        count = max(0, min(READ_AHEAD, limit - len(found)))
         # Read concurrently, keep the prefix: a slot read as missing ends the batch even if a later
         # one (placed meanwhile) was read as present.
         docs = await asyncio.gather(
@@ -204,6 +213,8 @@ class MongoEventLog:
             if doc is None:
                 break
             found.append(event_from_document(doc))
+        if found:
+            self.feed.saw(found[-1].sequence)
         return found
 
     def growth(self) -> asyncio.Event:

@@ -109,13 +109,9 @@ class MongoDatabase:
         self.requests: AsyncCollection[Document] = self.db["requests"]
         self.events: AsyncCollection[Document] = self.db["events"]
         self.event_log = MongoEventLog(self.events, EventFeed())
-        self.relay = Relay(
-            {"namespaces": self.namespaces, "models": self.models, "model_versions": self.versions},
-            self.events,
-            self.event_log,
-            faults=faults or Faults(),
-            sweep_seconds=sweep_seconds,
-        )
+        self._faults = faults or Faults()
+        self._sweep_seconds = sweep_seconds
+        self.relay = self._new_relay(single_writer=False)
         self.locks = DocumentLocks()
         # FerretDB v1 neither applies updates atomically nor uses secondary indexes (it filters in
         # Go after reading every document; only a lone `_id` equality reaches SQLite). There, a
@@ -125,9 +121,21 @@ class MongoDatabase:
         self._want_replica = replica
         self.replica: Replica | None = None
 
+    def _new_relay(self, *, single_writer: bool) -> Relay:
+        return Relay(
+            {"namespaces": self.namespaces, "models": self.models, "model_versions": self.versions},
+            self.events,
+            self.event_log,
+            faults=self._faults,
+            sweep_seconds=self._sweep_seconds,
+            single_writer=single_writer,
+        )
+
     async def start(self) -> None:
         info = await self.client.admin.command("buildInfo")
         self.atomic_updates = "ferretdbVersion" not in info
+        # FerretDB deployments run one metadata process (store/locks.py): its relay is the only one.
+        self.relay = self._new_relay(single_writer=not self.atomic_updates)
         if not self.atomic_updates and self._want_replica:
             self.replica = Replica()  # one process is the only writer: see store/replica.py
         await self.ensure_indexes()
