@@ -170,12 +170,29 @@ def _holds(expr: Expr, metrics: dict[str, float]) -> bool:
     }[expr.op]
 
 
-def _text(leaf: Compare | In | StartsWith) -> str:
+Leaf = Compare | In | StartsWith
+
+
+def _culprits(expr: Expr, metrics: dict[str, float], *, want: bool) -> list[tuple[Leaf, bool]]:
+    """The comparisons that make `expr` differ from `want`, each with "it sits under a NOT"."""
+    if isinstance(expr, Not):
+        return [(leaf, not negated) for leaf, negated in _culprits(expr.item, metrics, want=not want)]
+    if isinstance(expr, And | Or):
+        # A false AND (a true OR) is decided by its children of that value; a false OR (a true
+        # AND) by all of them: either way, by the children that differ from `want`.
+        deciding = [e for e in expr.items if _holds(e, metrics) != want]
+        return [c for e in deciding for c in _culprits(e, metrics, want=want)]
+    return [(expr, False)] if _holds(expr, metrics) != want else []
+
+
+def _text(leaf: Leaf, negated: bool = False) -> str:
     if isinstance(leaf, Compare):
-        return f"{leaf.path} {leaf.op.value} {_number(leaf.value)}"
-    if isinstance(leaf, In):
-        return f"{leaf.path} IN ({', '.join(_number(v) for v in leaf.values)})"
-    return f"{leaf.path} STARTS_WITH {leaf.prefix!r}"
+        text = f"{leaf.path} {leaf.op.value} {_number(leaf.value)}"
+    elif isinstance(leaf, In):
+        text = f"{leaf.path} IN ({', '.join(_number(v) for v in leaf.values)})"
+    else:
+        text = f"{leaf.path} STARTS_WITH {leaf.prefix!r}"
+    return f"NOT {text}" if negated else text
 
 
 def _number(value: object) -> str:
@@ -220,13 +237,12 @@ def admit(
                     },
                 )
         if not _holds(gate, candidate.metrics):
-            failed = [leaf for leaf in _leaves(gate) if not _holds(leaf, candidate.metrics)] or list(
-                _leaves(gate)
-            )
+            failed = _culprits(gate, candidate.metrics, want=True)
             first = failed[0]
-            metric = _metric(first)
+            metric = _metric(first[0])
             values = ", ".join(
-                f"{_text(f)} with {_metric(f)} = {_number(candidate.metrics[_metric(f)])}" for f in failed
+                f"{_text(f, negated)} with {_metric(f)} = {_number(candidate.metrics[_metric(f)])}"
+                for f, negated in failed
             )
             raise FailedPrecondition(
                 f"{prefix} fails the metric gate `{protection.metric_gate}`: {values}",
@@ -234,7 +250,7 @@ def admit(
                 metadata={
                     **where,
                     "gate": protection.metric_gate,
-                    "condition": _text(first),
+                    "condition": _text(*first),
                     "metric": metric,
                     "candidate_value": _number(candidate.metrics[metric]),
                 },
