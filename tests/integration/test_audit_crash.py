@@ -7,6 +7,9 @@ in-process replica never see these writes), with `MODELREG_FAULT_INJECTION` maki
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,10 +19,10 @@ import grpc
 import pytest
 from modelreg_local.stack import METADATA_SERVICE, LocalStack, ServiceProcess
 from modelreg_local.stores import free_port
+from modelregistry.v1 import event_pb2, metadata_service_pb2_grpc
 from modelregistry.v1 import metadata_service_pb2 as md
-from modelregistry.v1 import metadata_service_pb2_grpc
 
-from tests.support import as_actor, events_when, list_all_events, unique
+from tests.support import as_actor, error_metadata, events_when, list_all_events, unique
 
 if TYPE_CHECKING:
     from tests.support import MetadataStub
@@ -194,3 +197,26 @@ async def test_a_refused_change_leaves_no_event(isolated: Isolated) -> None:
         assert isolated.process.exited() is None  # nothing was committed, so nothing crashed
         assert await _trail(metadata) == before
     isolated.stop()
+
+
+async def test_sigterm_ends_watch_streams_with_their_last_sequence(isolated: Isolated) -> None:
+    """Open streams end at once with UNAVAILABLE instead of holding the drain for the grace period."""
+    isolated.env["MODELREG_SHUTDOWN_GRACE_SECONDS"] = "30"
+    isolated.start()
+    async with isolated.stub() as metadata:
+        await metadata.CreateModel(md.CreateModelRequest(parent="namespaces/w", model_id="m"), metadata=ALICE)
+        stream = metadata.WatchEvents(md.WatchEventsRequest())
+        received = [await stream.read() for _ in range(2)]  # NAMESPACE_CREATED, MODEL_CREATED
+        last = received[-1]
+        assert isinstance(last, event_pb2.Event)
+        assert isolated.process is not None
+        assert isolated.process.pid is not None
+        started = asyncio.get_running_loop().time()
+        os.kill(isolated.process.pid, signal.SIGTERM)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stream.read()
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert error_metadata(caught.value)["last_sequence"] == str(last.sequence)
+    assert isolated.process.wait_exited(timeout=30) == 0
+    stopped = asyncio.get_running_loop().time() - started
+    assert stopped < 15, stopped  # well under the 30 s grace
