@@ -42,7 +42,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from modelreg_metadata.audit import Event
 from modelreg_metadata.faults import FaultPoint, Faults
@@ -90,6 +90,7 @@ class Relay:
         self._single_writer = single_writer
         self._queue: deque[tuple[str, str, Document]] = deque()
         self._wake = asyncio.Event()
+        self._idle = asyncio.Event()  # set while nothing is queued
         self._task: asyncio.Task[None] | None = None
         self._last = 0  # the highest sequence number known to exist
 
@@ -101,6 +102,7 @@ class Relay:
         """Called by the store right after a write carrying `entry` succeeded."""
         self._faults.reached(FaultPoint.CRASH_AFTER_COMMIT, entry["action"])
         self._queue.append((collection, key, entry))
+        self._idle.clear()
         self._wake.set()
 
     async def start(self) -> None:
@@ -108,9 +110,13 @@ class Relay:
         await self.sweep(everything=True)
         self._task = asyncio.create_task(self._run(), name="event-relay")
 
-    async def stop(self) -> None:
+    async def stop(self, drain_seconds: float = 5.0) -> None:
+        """Places what is queued (for up to `drain_seconds`), then stops; the rest waits in the
+        outboxes for the next start."""
         self.feed.close()
         if self._task is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), drain_seconds)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -120,6 +126,7 @@ class Relay:
         next_sweep = time.monotonic() + self._sweep_seconds
         while True:
             if not self._queue:
+                self._idle.set()
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(
@@ -139,7 +146,7 @@ class Relay:
                 if time.monotonic() >= next_sweep:
                     await self.sweep(everything=False)
                     next_sweep = time.monotonic() + self._sweep_seconds
-            except PyMongoError:
+            except Exception:
                 # The entries stay in their outboxes and in the queue: retry until the database
                 # answers again (nothing is lost meanwhile, only delayed).
                 log.exception("relaying events failed; retrying")
