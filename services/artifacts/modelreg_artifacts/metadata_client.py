@@ -58,5 +58,19 @@ class MetadataClient:
         except grpc.aio.AioRpcError as exc:
             raise error_from_rpc(exc) from None
 
+    async def referenced(self, digests: list[str]) -> list[str]:
+        """The digests that some version's manifest references (soft-deleted versions included)."""
+        if not digests:
+            return []
+        try:
+            reply = await self._stub.CheckBlobReferences(
+                pb.CheckBlobReferencesRequest(sha256s=digests),
+                metadata=self._metadata(),
+                timeout=CALL_TIMEOUT_SECONDS,
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise error_from_rpc(exc) from None
+        return list(reply.referenced_sha256s)
+
     async def close(self) -> None:
         await self._channel.close(grace=None)

@@ -11,6 +11,7 @@ from modelregistry.v1 import metadata_service_pb2, metadata_service_pb2_grpc
 from modelreg_metadata.config import MetadataSettings
 from modelreg_metadata.registry import Registry
 from modelreg_metadata.servicer import MetadataServicer
+from modelreg_metadata.store.blob_references import MongoBlobReferences
 from modelreg_metadata.store.mongo import MongoAliasStore, MongoDatabase, MongoModelStore, MongoVersionStore
 
 log = structlog.get_logger("modelreg.metadata")
@@ -22,7 +23,7 @@ async def run(settings: MetadataSettings, stop: asyncio.Event | None = None) -> 
     database = MongoDatabase(settings.mongodb_uri, settings.database)
     await database.ensure_indexes()
     registry = Registry(MongoModelStore(database), MongoVersionStore(database), MongoAliasStore(database))
-    servicer = MetadataServicer(registry)
+    servicer = MetadataServicer(registry, MongoBlobReferences(database))
     await serve(
         settings.listen_addr,
         [

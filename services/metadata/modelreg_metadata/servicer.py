@@ -12,13 +12,15 @@ from modelregistry.v1 import model_pb2
 
 from modelreg_metadata import convert
 from modelreg_metadata.registry import Registry
+from modelreg_metadata.store.blob_references import MongoBlobReferences
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class MetadataServicer(pb_grpc.MetadataServiceServicer):
-    def __init__(self, registry: Registry):
+    def __init__(self, registry: Registry, blob_references: MongoBlobReferences):
         self._registry = registry
+        self._blob_references = blob_references
 
     async def CreateModel(self, request: pb.CreateModelRequest, context: Context) -> model_pb2.Model:
         parent = names.parse_namespace_name(request.parent, "parent")
@@ -84,3 +86,9 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
         name = names.parse_model_version_name(request.model_version, "model_version")
         version = await self._registry.add_file(name, convert.file_from_proto(request.file))
         return convert.version_to_proto(version)
+
+    async def CheckBlobReferences(
+        self, request: pb.CheckBlobReferencesRequest, context: Context
+    ) -> pb.CheckBlobReferencesResponse:
+        referenced = await self._blob_references.referenced(list(request.sha256s))
+        return pb.CheckBlobReferencesResponse(referenced_sha256s=referenced)

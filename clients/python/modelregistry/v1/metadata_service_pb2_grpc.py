@@ -89,6 +89,11 @@ class MetadataServiceStub:
                 request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.AddModelVersionFileRequest.SerializeToString,
                 response_deserializer=modelregistry_dot_v1_dot_model__pb2.ModelVersion.FromString,
                 _registered_method=True)
+        self.CheckBlobReferences = channel.unary_unary(
+                '/modelregistry.v1.MetadataService/CheckBlobReferences',
+                request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.CheckBlobReferencesRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.CheckBlobReferencesResponse.FromString,
+                _registered_method=True)
 
 
 class MetadataServiceServicer:
@@ -164,6 +169,15 @@ class MetadataServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CheckBlobReferences(self, request, context):
+        """Which of the given blob digests any version's manifest references, soft-deleted versions
+        included (their blobs stay until the version is purged). The artifact service's garbage
+        collector asks this before deleting a blob.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MetadataServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -216,6 +230,11 @@ def add_MetadataServiceServicer_to_server(servicer, server):
                     servicer.AddModelVersionFile,
                     request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.AddModelVersionFileRequest.FromString,
                     response_serializer=modelregistry_dot_v1_dot_model__pb2.ModelVersion.SerializeToString,
+            ),
+            'CheckBlobReferences': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckBlobReferences,
+                    request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.CheckBlobReferencesRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.CheckBlobReferencesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -492,6 +511,33 @@ class MetadataService:
             '/modelregistry.v1.MetadataService/AddModelVersionFile',
             modelregistry_dot_v1_dot_metadata__service__pb2.AddModelVersionFileRequest.SerializeToString,
             modelregistry_dot_v1_dot_model__pb2.ModelVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckBlobReferences(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.MetadataService/CheckBlobReferences',
+            modelregistry_dot_v1_dot_metadata__service__pb2.CheckBlobReferencesRequest.SerializeToString,
+            modelregistry_dot_v1_dot_metadata__service__pb2.CheckBlobReferencesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -56,6 +56,11 @@ class MetadataServiceStub:
     """Records a verified file in a PENDING version's manifest. Called by the artifact service
     after it has stored and verified the bytes; replacing a path with the same content is a no-op.
     """
+    CheckBlobReferences: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.CheckBlobReferencesRequest, _metadata_service_pb2.CheckBlobReferencesResponse]
+    """Which of the given blob digests any version's manifest references, soft-deleted versions
+    included (their blobs stay until the version is purged). The artifact service's garbage
+    collector asks this before deleting a blob.
+    """
 
 @_typing.type_check_only
 class MetadataServiceAsyncStub(MetadataServiceStub):
@@ -83,6 +88,11 @@ class MetadataServiceAsyncStub(MetadataServiceStub):
     AddModelVersionFile: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.AddModelVersionFileRequest, _model_pb2.ModelVersion]  # type: ignore[assignment]
     """Records a verified file in a PENDING version's manifest. Called by the artifact service
     after it has stored and verified the bytes; replacing a path with the same content is a no-op.
+    """
+    CheckBlobReferences: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.CheckBlobReferencesRequest, _metadata_service_pb2.CheckBlobReferencesResponse]  # type: ignore[assignment]
+    """Which of the given blob digests any version's manifest references, soft-deleted versions
+    included (their blobs stay until the version is purged). The artifact service's garbage
+    collector asks this before deleting a blob.
     """
 
 class MetadataServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -168,6 +178,17 @@ class MetadataServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_model_pb2.ModelVersion, _abc.Awaitable[_model_pb2.ModelVersion]]:
         """Records a verified file in a PENDING version's manifest. Called by the artifact service
         after it has stored and verified the bytes; replacing a path with the same content is a no-op.
+        """
+
+    @_abc_1.abstractmethod
+    def CheckBlobReferences(
+        self,
+        request: _metadata_service_pb2.CheckBlobReferencesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_metadata_service_pb2.CheckBlobReferencesResponse, _abc.Awaitable[_metadata_service_pb2.CheckBlobReferencesResponse]]:
+        """Which of the given blob digests any version's manifest references, soft-deleted versions
+        included (their blobs stay until the version is purged). The artifact service's garbage
+        collector asks this before deleting a blob.
         """
 
 def add_MetadataServiceServicer_to_server(servicer: MetadataServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
