@@ -35,6 +35,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import google_crc32c
+import structlog
 from modelreg.names import UploadSessionName
 from modelreg_common.errors import FailedPrecondition, InvalidArgument, NotFound, RegistryError
 from modelregistry.v1 import model_pb2
@@ -55,6 +56,8 @@ from modelreg_artifacts.part_writer import PartWriter
 from modelreg_artifacts.store.blobs import BlobIndex
 from modelreg_artifacts.store.database import now
 from modelreg_artifacts.store.sessions import UploadSessionStore, refuse_unless_active
+
+log = structlog.get_logger("modelreg.artifacts.uploads")
 
 # Errors from the metadata service that no retry of the same finish can fix.
 _FINAL_ERRORS = (FailedPrecondition, NotFound, InvalidArgument)
@@ -234,6 +237,7 @@ class Uploads:
     async def _check_stored(self, session: UploadSession, key: str) -> None:
         """Read a completed object back and hash it (the hasher of its first bytes is gone)."""
         spec = session.spec
+        log.info("reading back a resumed upload to verify it", upload=session.id, size_bytes=spec.size_bytes)
         found = await self._store.digest_of(key)
         if found is None:
             raise await self._refuse(
