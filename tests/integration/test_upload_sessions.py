@@ -39,14 +39,22 @@ MIB = 1024 * 1024
 
 
 async def send_then_drop(stub: ArtifactStub, session: str, data: bytes, start: int, upto: int) -> None:
-    """Stream data[start:upto] into a session, then drop the connection as a crashing client would."""
+    """Stream data[start:upto] into a session, then drop the connection as a crashing client would.
+
+    The drop comes once the server has recorded at least one part of it, so the test does not
+    depend on how fast a loaded machine moves the bytes.
+    """
     call = stub.WriteUpload(metadata=ACTOR)  # type: ignore[call-arg]  # aio: write() API, no iterator
     await call.write(art.WriteUploadRequest(upload_session=session, write_offset=start))
     for offset in range(start, upto, CHUNK):
         await call.write(
             art.WriteUploadRequest(write_offset=offset, data=data[offset : min(offset + CHUNK, upto)])
         )
-    await asyncio.sleep(0.3)  # let the server take what is on the wire, as a real drop would
+    first = (await session_of(stub, session)).committed_size
+    for _ in range(200):
+        if (await session_of(stub, session)).committed_size > first:
+            break
+        await asyncio.sleep(0.1)
     call.cancel()
 
 

@@ -124,6 +124,9 @@ class UploadSession:
     blob_reused: bool = False
     failure_reason: str = ""
     failure_message: str = ""
+    # False for a one-shot upload of a single-part file: nothing to resume, nothing to clean
+    # up after a crash, so it is never written to the database (two writes fewer per file).
+    persisted: bool = True
 
     @property
     def name(self) -> UploadSessionName:

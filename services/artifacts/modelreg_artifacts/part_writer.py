@@ -92,6 +92,8 @@ class PartWriter:
                 f"{spec.size_bytes} of {spec.path!r}",
                 reason="PAST_DECLARED_SIZE",
             )
+        while self._in_flight and self._in_flight[0].task.done():
+            await self._retire_oldest()  # record parts as soon as they are stored: less to resend
         view = memoryview(data)
         while view:
             buffer = self._current_buffer()

@@ -33,6 +33,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from typing import Any
 
 import google_crc32c
 import structlog
@@ -103,15 +104,23 @@ class Uploads:
         self._parts_in_flight = parts_in_flight
         self._session_ttl = session_ttl
 
-    async def start(self, spec: UploadSpec, *, as_writer: bool = False) -> UploadSession:
+    async def start(
+        self, spec: UploadSpec, *, as_writer: bool = False, persist: bool = True
+    ) -> UploadSession:
         """A new ACTIVE session, or a FINISHED one when the blob is already stored (no bytes needed)."""
-        version = await self._metadata.get_version(spec.model_version)
-        if version.state != model_pb2.MODEL_VERSION_STATE_PENDING:
-            raise FailedPrecondition(
-                f"model version {spec.model_version} is sealed; files can be added only while it is PENDING",
-                reason="VERSION_SEALED",
+        if persist:
+            # Refuse early, before the client sends any bytes; a transient upload is refused by
+            # the manifest at its end instead, which costs nothing since its bytes are few.
+            version, stored = await asyncio.gather(
+                self._metadata.get_version(spec.model_version), self._blobs.get(spec.sha256)
             )
-        stored = await self._blobs.get(spec.sha256)
+            if version.state != model_pb2.MODEL_VERSION_STATE_PENDING:
+                raise FailedPrecondition(
+                    f"model version {spec.model_version} is sealed; files are added only while it is PENDING",
+                    reason="VERSION_SEALED",
+                )
+        else:
+            stored = await self._blobs.get(spec.sha256)
         if stored is not None and stored.size_bytes != spec.size_bytes:
             raise InvalidArgument(
                 "spec.size_bytes",
@@ -129,10 +138,14 @@ class Uploads:
             create_time=moment,
             update_time=moment,
             expire_time=moment + self._session_ttl,
+            persisted=persist,
         )
         # The session is recorded before the blob is claimed: the collector spares digests that
         # ACTIVE sessions declare, so the claimed blob cannot vanish before the manifest has it.
-        await self._sessions.insert(session)
+        # (A transient upload relies on the claim alone: it reaches the manifest within seconds,
+        # far inside the grace period.)
+        if persist:
+            await self._sessions.insert(session)
         if stored is None or await self._blobs.claim(spec.sha256, now()) is None:
             return session
         return await self._publish(session, blob_reused=True)
@@ -148,7 +161,8 @@ class Uploads:
 
     async def upload(self, spec: UploadSpec, chunks: AsyncIterator[Chunk]) -> StoredFile:
         """A whole file in one stream: a session nobody resumes, cancelled if the stream fails."""
-        session = await self.start(spec, as_writer=True)
+        single_part = spec.size_bytes <= part_size_for(spec.size_bytes, self._part_bytes)
+        session = await self.start(spec, as_writer=True, persist=not single_part)
         if session.state is UploadState.FINISHED:
             return session.file
         try:
@@ -164,15 +178,17 @@ class Uploads:
     async def cancel(self, name: UploadSessionName) -> UploadSession:
         session = await self._sessions.get(name.upload)
         refuse_unless_active(session, now())
-        ended = await self._sessions.end(session, UploadState.CANCELLED, released=False, owned=False)
+        ended = await self._end(session, UploadState.CANCELLED, released=False, owned=False)
         await self.release_storage(ended)
         return ended
 
     async def _abandon(self, session: UploadSession) -> None:
+        if not session.persisted:
+            return  # it stored nothing before verification, and a verified blob is kept
         try:
             current = await self._sessions.get(session.id)
             if current.state is UploadState.ACTIVE:
-                ended = await self._sessions.end(current, UploadState.CANCELLED, released=False, owned=False)
+                ended = await self._end(current, UploadState.CANCELLED, released=False, owned=False)
                 await self.release_storage(ended)
         except RegistryError:
             pass  # the sweeper frees whatever is left once the session expires
@@ -196,7 +212,7 @@ class Uploads:
             await asyncio.shield(writer.pause())
             raise
         await writer.pause()
-        return await self._sessions.get(session.id)
+        return await self._sessions.get(session.id) if session.persisted else writer.session
 
     async def _finish(self, writer: PartWriter) -> UploadSession:
         spec = writer.session.spec
@@ -261,7 +277,7 @@ class Uploads:
 
     async def _refuse(self, session: UploadSession, field: str, message: str, reason: str) -> InvalidArgument:
         """End the session as FAILED (nothing becomes visible) and return the error to raise."""
-        ended = await self._sessions.end(
+        ended = await self._end(
             session, UploadState.FAILED, released=False, failure_reason=reason, failure_message=message
         )
         await self.release_storage(ended)
@@ -272,7 +288,7 @@ class Uploads:
         try:
             await self._metadata.add_file(session.spec.model_version, session.file)
         except _FINAL_ERRORS as exc:
-            ended = await self._sessions.end(
+            ended = await self._end(
                 session,
                 UploadState.FAILED,
                 released=False,
@@ -283,11 +299,20 @@ class Uploads:
             raise
         # Other errors (the metadata service unavailable) leave the session ACTIVE with every
         # byte committed: sending finish_write again repeats only what is missing.
-        finished = await self._sessions.end(
-            session, UploadState.FINISHED, released=True, blob_reused=blob_reused
-        )
+        finished = await self._end(session, UploadState.FINISHED, released=True, blob_reused=blob_reused)
         self._hashes.forget(session.id)
         return finished
+
+    async def _end(self, session: UploadSession, state: UploadState, **outcome: Any) -> UploadSession:
+        if session.persisted:
+            return await self._sessions.end(session, state, **outcome)
+        return replace(
+            session,
+            state=state,
+            blob_reused=outcome.get("blob_reused", False),
+            failure_reason=outcome.get("failure_reason", ""),
+            failure_message=outcome.get("failure_message", ""),
+        )
 
     async def release_storage(self, session: UploadSession) -> None:
         """Free what a session stored that is not (or no longer) a blob: its parts, its object."""
@@ -297,7 +322,8 @@ class Uploads:
         if not await self._blobs.references_object(key):
             await self._store.delete(key)
         self._hashes.forget(session.id)
-        await self._sessions.mark_released(session.id)
+        if session.persisted:
+            await self._sessions.mark_released(session.id)
 
     async def find_missing(self, digests: list[str]) -> list[str]:
         present = await self._blobs.present(digests)

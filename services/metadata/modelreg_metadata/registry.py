@@ -19,6 +19,8 @@ from modelreg_metadata.domain import Alias, Model, ModelFile, ModelVersion
 from modelreg_metadata.store import AliasStore, ModelStore, VersionStore
 from modelreg_metadata.store.mongo import new_etag, now
 
+MAX_FILES_PER_BATCH = 1000
+
 
 class Registry:
     def __init__(self, models: ModelStore, versions: VersionStore, aliases: AliasStore):
@@ -102,8 +104,11 @@ class Registry:
         next_token = paging.encode_token(query, [versions[limit - 1].number]) if len(versions) > limit else ""
         return versions[:limit], next_token
 
-    async def add_file(self, name: ModelVersionName, file: ModelFile) -> ModelVersion:
-        return await self._versions.add_file(name, replace(file, create_time=now()))
+    async def add_files(self, name: ModelVersionName, files: list[ModelFile]) -> ModelVersion:
+        if not 1 <= len(files) <= MAX_FILES_PER_BATCH:
+            raise InvalidArgument("files", f"must hold 1 to {MAX_FILES_PER_BATCH} files, got {len(files)}")
+        moment = now()
+        return await self._versions.add_files(name, [replace(file, create_time=moment) for file in files])
 
     async def seal_version(self, name: ModelVersionName, etag: str) -> ModelVersion:
         return await self._versions.seal(name, etag)

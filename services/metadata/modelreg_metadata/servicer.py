@@ -84,7 +84,7 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
         self, request: pb.AddModelVersionFileRequest, context: Context
     ) -> model_pb2.ModelVersion:
         name = names.parse_model_version_name(request.model_version, "model_version")
-        version = await self._registry.add_file(name, convert.file_from_proto(request.file))
+        version = await self._registry.add_files(name, [convert.file_from_proto(request.file)])
         return convert.version_to_proto(version)
 
     async def CheckBlobReferences(
@@ -92,3 +92,10 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
     ) -> pb.CheckBlobReferencesResponse:
         referenced = await self._blob_references.referenced(list(request.sha256s))
         return pb.CheckBlobReferencesResponse(referenced_sha256s=referenced)
+
+    async def BatchAddModelVersionFiles(
+        self, request: pb.BatchAddModelVersionFilesRequest, context: Context
+    ) -> model_pb2.ModelVersion:
+        name = names.parse_model_version_name(request.model_version, "model_version")
+        files = [convert.file_from_proto(file) for file in request.files]
+        return convert.version_to_proto(await self._registry.add_files(name, files))

@@ -363,3 +363,29 @@ class CheckBlobReferencesResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CheckBlobReferencesResponse: _TypeAlias = CheckBlobReferencesResponse  # noqa: Y015
+
+@_typing.final
+class BatchAddModelVersionFilesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_VERSION_FIELD_NUMBER: _builtins.int
+    FILES_FIELD_NUMBER: _builtins.int
+    model_version: _builtins.str
+    """`namespaces/{namespace}/models/{model}/versions/{number}`."""
+    @_builtins.property
+    def files(self) -> _containers.RepeatedCompositeFieldContainer[_model_pb2.ModelFile]:
+        """1 to 1000 files."""
+
+    def __init__(
+        self,
+        *,
+        model_version: _builtins.str = ...,
+        files: _abc.Iterable[_model_pb2.ModelFile] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["files", b"files", "model_version", b"model_version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchAddModelVersionFilesRequest: _TypeAlias = BatchAddModelVersionFilesRequest  # noqa: Y015

@@ -182,7 +182,8 @@ class MongoVersionStore:
         aliases = await MongoAliasStore.aliases_by_version_in(self._aliases, model.uid)
         return [version_from(doc, aliases.get(doc["number"])) for doc in docs]
 
-    async def add_file(self, name: ModelVersionName, file: ModelFile) -> ModelVersion:
+    async def add_files(self, name: ModelVersionName, added: list[ModelFile]) -> ModelVersion:
+        """Add files to the manifest in one change, in order (a later file replaces an earlier path)."""
         for attempt in range(MAX_CAS_ATTEMPTS):
             doc = await self._version_document(name)
             version = version_from(doc)
@@ -192,10 +193,15 @@ class MongoVersionStore:
                     reason="VERSION_SEALED",
                 )
             files = {f.path: f for f in version.files}
-            current = files.get(file.path)
-            if current and (current.sha256, current.size_bytes) == (file.sha256, file.size_bytes):
+            changed = False
+            for file in added:
+                current = files.get(file.path)
+                if current and (current.sha256, current.size_bytes) == (file.sha256, file.size_bytes):
+                    continue
+                files[file.path] = file
+                changed = True
+            if not changed:
                 return await self.get_version(name)
-            files[file.path] = file
             ordered = sorted(files.values(), key=lambda f: f.path)
             update: dict[str, Any] = {
                 "files": [file_document(f) for f in ordered],
