@@ -86,6 +86,14 @@ proto-check: proto ## Fail when the committed generated code is stale
 .PHONY: ci
 ci: proto-check lint test ## What CI runs
 
+.PHONY: bench
+bench: bench-artifacts ## Run every benchmark (results in bench/results/)
+
+.PHONY: bench-artifacts
+bench-artifacts: tools ## Artifact service vs minio SDK vs MLflow on one SeaweedFS (bench/results/artifacts.*)
+	UV=$(UV) bash bench/install-mlflow.sh
+	$(PY) bench/artifacts_bench.py
+
 .PHONY: clean
 clean: ## Remove the virtualenv, tools and caches (keeps .data/)
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from modelreg.names import AliasName, ModelVersionName
 from modelreg_common.errors import DataLoss, NotFound, OutOfRange
 
-from modelreg_artifacts.blobstore import BlobReader, S3BlobStore
+from modelreg_artifacts.blobstore import S3BlobStore
 from modelreg_artifacts.domain import DownloadRequest, StoredFile
 from modelreg_artifacts.metadata_client import MetadataClient
 from modelreg_artifacts.store.blobs import BlobIndex
@@ -77,37 +77,41 @@ class Downloads:
     ) -> AsyncIterator[tuple[int, bytes]]:
         if length == 0:
             return
+        # Three things overlap: a worker reads piece n+1 from S3, another hashes piece n, and the
+        # event loop sends piece n to the client.
         hasher = hashlib.sha256() if offset == 0 and length == file.size_bytes else None
+        hashing: asyncio.Future[None] | None = None
         reader = await self._store.open(key, offset, length)
+        reading = asyncio.ensure_future(self._store.run(reader.read, self._chunk_bytes))
         try:
             position, end = offset, offset + length
-            pending = asyncio.ensure_future(self._store.run(self._read, reader, hasher))
             while position < end:
-                data = await pending
+                data = await reading
                 if not data:
                     raise DataLoss(
                         f"blob of {file.path!r} ended at byte {position}, expected {end}",
                         reason="BLOB_TRUNCATED",
                     )
-                if position + len(data) < end:  # read ahead while the caller sends this piece
-                    pending = asyncio.ensure_future(self._store.run(self._read, reader, hasher))
+                if position + len(data) < end:
+                    reading = asyncio.ensure_future(self._store.run(reader.read, self._chunk_bytes))
+                if hasher is not None:
+                    if hashing is not None:
+                        await hashing
+                    hashing = asyncio.ensure_future(self._store.run(hasher.update, data))
                 yield position, data
                 position += len(data)
+            if hashing is not None:
+                await hashing
         finally:
-            if not pending.done():
-                pending.cancel()
+            for pending in (reading, hashing):
+                if pending is not None and not pending.done():
+                    pending.cancel()
             await self._store.run(reader.close)
         if hasher is not None and hasher.hexdigest() != file.sha256:
             raise DataLoss(
                 f"stored bytes of {file.path!r} hash to {hasher.hexdigest()}, not the recorded {file.sha256}",
                 reason="BLOB_CORRUPT",
             )
-
-    def _read(self, reader: BlobReader, hasher: hashlib._Hash | None) -> bytes:
-        data = reader.read(self._chunk_bytes)
-        if hasher is not None:
-            hasher.update(data)
-        return data
 
     async def verify(self, ref: ModelVersionName | AliasName) -> VersionCheck:
         """Re-read every blob of a version from object storage; report each one that does not match."""
