@@ -18,8 +18,10 @@ from modelreg_artifacts.domain import (
     part_size_for,
 )
 from modelreg_artifacts.hashing import LiveHashes
+from modelreg_artifacts.servicer import encode_data_message
 from modelreg_common.config import ConfigError
 from modelreg_common.errors import InvalidArgument
+from modelregistry.v1 import artifact_service_pb2 as art
 
 MIB = 1024**2
 TIB = 1024**4
@@ -103,3 +105,10 @@ def test_artifact_settings_need_the_database() -> None:
     )
     assert settings.sweep.gc_grace_seconds == 60
     assert settings.sweep.upload_ttl_seconds == 7 * 86400
+
+
+@pytest.mark.parametrize(("offset", "size"), [(0, 0), (1, 1), (127, 128), (2**40 + 5, 1024 * 1024)])
+def test_hand_encoded_download_messages_parse_as_protobuf(offset: int, size: int) -> None:
+    data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    parsed = art.DownloadFileResponse.FromString(encode_data_message(offset, data))
+    assert (parsed.offset, parsed.data, parsed.HasField("file")) == (offset, data, False)

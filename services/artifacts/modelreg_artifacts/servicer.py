@@ -92,6 +92,24 @@ def _session_to_proto(session: UploadSession) -> pb.UploadSession:
     )
 
 
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def encode_data_message(offset: int, data: bytes) -> bytes:
+    """`DownloadFileResponse(offset=offset, data=data)` in protobuf wire format, built directly.
+
+    Fields 2 (varint) and 3 (length-delimited) as SerializeToString would write them, with one
+    copy of `data` instead of three (the server plumbing sends bytes as they are).
+    """
+    return b"".join((b"\x10", _varint(offset), b"\x1a", _varint(len(data)), data))
+
+
 def _chunk(message: pb.UploadFileRequest | pb.WriteUploadRequest) -> Chunk:
     return Chunk(
         message.write_offset,
@@ -137,9 +155,10 @@ class ArtifactServicer(pb_grpc.ArtifactServiceServicer):
         stored = await self._uploads.upload(spec, _upload_chunks(first, aiter(request_iterator)))
         return _file_to_proto(stored)
 
-    async def DownloadFile(
+    # Data messages are yielded pre-encoded (bytes), which the base class's type does not allow.
+    async def DownloadFile(  # type: ignore[override]
         self, request: pb.DownloadFileRequest, context: Context
-    ) -> AsyncIterator[pb.DownloadFileResponse]:
+    ) -> AsyncIterator[pb.DownloadFileResponse | bytes]:
         wanted = check_download(
             DownloadRequest(
                 version=names.parse_version_reference(request.model_version, "model_version"),
@@ -151,7 +170,7 @@ class ArtifactServicer(pb_grpc.ArtifactServiceServicer):
         file, pieces = await self._downloads.open(wanted)
         yield pb.DownloadFileResponse(file=_file_to_proto(file), offset=request.offset)
         async for offset, data in pieces:
-            yield pb.DownloadFileResponse(offset=offset, data=data)
+            yield encode_data_message(offset, data)
 
     async def StartUpload(self, request: pb.StartUploadRequest, context: Context) -> pb.UploadSession:
         session = await self._uploads.start(_spec_from_proto(request.spec))
