@@ -23,7 +23,9 @@ async def run(settings: MetadataSettings, stop: asyncio.Event | None = None) -> 
     database = MongoDatabase(settings.mongodb_uri, settings.database)
     await database.ensure_indexes()
     registry = Registry(MongoModelStore(database), MongoVersionStore(database), MongoAliasStore(database))
-    servicer = MetadataServicer(registry, MongoBlobReferences(database))
+    blob_references = MongoBlobReferences(database)
+    await blob_references.ensure_indexes()
+    servicer = MetadataServicer(registry, blob_references)
     await serve(
         settings.listen_addr,
         [

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from modelreg_common.errors import InvalidArgument
+from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 
 from modelreg_metadata.store.documents import Document
@@ -32,6 +33,10 @@ def check_digests(digests: list[str], field: str = "sha256s") -> list[str]:
 class MongoBlobReferences:
     def __init__(self, database: MongoDatabase):
         self._versions: AsyncCollection[Document] = database.versions
+
+    async def ensure_indexes(self) -> None:
+        # A multikey index: MongoDB answers each batch from it; FerretDB v1 accepts it but scans.
+        await self._versions.create_indexes([IndexModel([("files.sha256", ASCENDING)], name="file_digests")])
 
     async def referenced(self, digests: list[str]) -> list[str]:
         """The digests of `digests` that at least one version's manifest lists, in the given order."""
