@@ -5,14 +5,14 @@ allocated once and reused, and when object storage is slower than the client, `w
 the oldest part before accepting more bytes. That stops reading from the gRPC stream and so
 pushes back on the sender through HTTP/2 flow control.
 
-Hashing and copying into the part buffer run on the I/O pool, one chunk behind the event loop:
-while a worker hashes chunk n, the loop already receives chunk n+1.
+Chunks are copied into the part buffer as they arrive; each full part is then hashed on the
+I/O pool while it uploads (one hand-off per part, not per chunk). Parts are hashed strictly in
+order, each after the previous one, so the running SHA-256 is the file's.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 from collections import deque
 from dataclasses import dataclass
@@ -28,17 +28,15 @@ from modelreg_artifacts.store.sessions import UploadSessionStore
 @dataclass
 class _PartInFlight:
     task: asyncio.Future[str]
+    # The hash of the file up to the end of this part, saved once the part is recorded.
+    hashed: asyncio.Future[hashlib._Hash | None]
     number: int
     size: int
     buffer: bytearray
-    # The hash of the file up to the end of this part, saved once the part is recorded.
-    hash_at_end: hashlib._Hash | None
 
-
-def _absorb(hasher: hashlib._Hash | None, buffer: bytearray, at: int, piece: memoryview) -> None:
-    buffer[at : at + len(piece)] = piece
-    if hasher is not None:
-        hasher.update(piece)
+    def cancel(self) -> None:
+        self.task.cancel()
+        self.hashed.cancel()
 
 
 class PartWriter:
@@ -66,7 +64,7 @@ class PartWriter:
         self._fill = 0
         self._spare: list[bytearray] = []
         self._in_flight: deque[_PartInFlight] = deque()
-        self._absorbing: asyncio.Future[None] | None = None
+        self._last_hashed: asyncio.Future[hashlib._Hash | None] | None = None
 
     @property
     def received(self) -> int:
@@ -98,7 +96,7 @@ class PartWriter:
         while view:
             buffer = self._current_buffer()
             piece, view = view[: len(buffer) - self._fill], view[len(buffer) - self._fill :]
-            await self._absorb(buffer, piece)
+            self._absorb(buffer, piece)
             if self.session.multipart and self._fill == len(buffer):
                 await self._send_part()
 
@@ -112,21 +110,22 @@ class PartWriter:
                 self._buffer = bytearray(size)
         return self._buffer
 
-    async def _absorb(self, buffer: bytearray, piece: memoryview) -> None:
-        await self._settle()
-        self._absorbing = asyncio.ensure_future(
-            self._store.run(_absorb, self._hasher, buffer, self._fill, piece)
-        )
+    def _absorb(self, buffer: bytearray, piece: memoryview) -> None:
+        buffer[self._fill : self._fill + len(piece)] = piece
         self._fill += len(piece)
         self._received += len(piece)
 
-    async def _settle(self) -> None:
-        if self._absorbing is not None:
-            absorbing, self._absorbing = self._absorbing, None
-            await absorbing
+    async def _hash_after(
+        self, previous: asyncio.Future[hashlib._Hash | None] | None, data: bytearray | memoryview
+    ) -> hashlib._Hash | None:
+        if previous is not None:
+            await previous
+        if self._hasher is None:
+            return None
+        await self._store.run(self._hasher.update, data)
+        return self._hasher.copy()
 
     async def _send_part(self) -> None:
-        await self._settle()
         buffer, size = self._current_buffer(), self._fill
         while len(self._in_flight) >= self._parts_in_flight:
             await self._retire_oldest()
@@ -142,20 +141,21 @@ class PartWriter:
         task = asyncio.ensure_future(
             self._store.upload_part(self._key, self.session.multipart_id, number, data)
         )
-        snapshot = self._hasher.copy() if self._hasher is not None else None
-        self._in_flight.append(_PartInFlight(task, number, size, buffer, snapshot))
+        self._last_hashed = asyncio.ensure_future(self._hash_after(self._last_hashed, data))
+        self._in_flight.append(_PartInFlight(task, self._last_hashed, number, size, buffer))
         self._buffer, self._fill = None, 0
         self._buffer_start += size
 
     async def _retire_oldest(self) -> None:
         part = self._in_flight[0]
         etag = await part.task
+        hash_at_end = await part.hashed
         self._in_flight.popleft()
         self.session = await self._sessions.record_part(
             self.session, StoredPart(part.number, etag, part.size)
         )
-        if part.hash_at_end is not None:
-            self._hashes.save(self.session.id, self.session.committed_size, part.hash_at_end)
+        if hash_at_end is not None:
+            self._hashes.save(self.session.id, self.session.committed_size, hash_at_end)
         self._spare.append(part.buffer)
 
     async def flush(self) -> str | None:
@@ -163,12 +163,13 @@ class PartWriter:
 
         A small file's bytes stay in memory: the caller stores them after verification (`whole`).
         """
-        await self._settle()
         if self.session.multipart:
             if self._fill:
                 await self._send_part()
             while self._in_flight:
                 await self._retire_oldest()
+        elif self._hasher is not None:
+            await self._store.run(self._hasher.update, self.whole())
         return self._hasher.hexdigest() if self._hasher is not None else None
 
     def whole(self) -> memoryview:
@@ -181,14 +182,12 @@ class PartWriter:
         Bytes after the last recorded part are forgotten; the client sends them again from
         `committed_size`. Never raises: it runs while another error is on its way out.
         """
-        with contextlib.suppress(Exception):  # the chunk is dropped either way
-            await self._settle()
         while self._in_flight:
             try:
                 await self._retire_oldest()
             except Exception:
                 break
         for part in self._in_flight:
-            part.task.cancel()
+            part.cancel()
         self._in_flight.clear()
         self._buffer, self._fill, self._spare = None, 0, []
