@@ -21,6 +21,7 @@ import urllib3
 from minio import Minio
 from minio.datatypes import Part
 from minio.error import S3Error
+from modelreg_common.errors import Unavailable
 
 from modelreg_artifacts.config import S3Settings
 
@@ -29,6 +30,7 @@ T = TypeVar("T")
 OBJECT_PREFIX = "blobs/"
 _MISSING_CODES = ("NoSuchKey", "NoSuchObject", "ResourceNotFound")
 _NO_UPLOAD_CODES = ("NoSuchUpload",)
+_UNAVAILABLE_CODES = ("InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout")
 _HASH_READ_BYTES = 1024 * 1024
 
 
@@ -77,8 +79,19 @@ class S3BlobStore:
         )
 
     async def run(self, function: Callable[..., T], *args: Any) -> T:
-        """Run blocking work (SDK calls, hashing) on the shared bounded pool."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+        """Run blocking work (SDK calls, hashing) on the shared bounded pool.
+
+        An object store that cannot be reached or answers 5xx is UNAVAILABLE to our callers
+        (retry later), not an internal error of ours.
+        """
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+        except urllib3.exceptions.HTTPError as exc:
+            raise Unavailable(f"object storage is unreachable: {exc}") from exc
+        except S3Error as exc:
+            if exc.code in _UNAVAILABLE_CODES:
+                raise Unavailable(f"object storage is unavailable: {exc.code}") from exc
+            raise
 
     async def ensure_bucket(self) -> None:
         if not await self.run(self._client.bucket_exists, self.bucket):
