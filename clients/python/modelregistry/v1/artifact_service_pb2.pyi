@@ -254,7 +254,9 @@ class UploadSession(_message.Message):
     part_size_bytes: _builtins.int
     """Output only. The object-storage part size chosen for this file."""
     blob_reused: _builtins.bool
-    """Output only. FINISHED without receiving the bytes, because the blob was already stored."""
+    """Output only. FINISHED with a blob that was already stored: this upload stored no new bytes
+    (StartUpload of a known digest receives none; a finish that finds the blob drops its copy).
+    """
     failure_reason: _builtins.str
     """Output only. FAILED: an UPPER_SNAKE_CASE reason (as in ErrorInfo) and a message."""
     failure_message: _builtins.str
