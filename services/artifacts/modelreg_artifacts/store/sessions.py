@@ -175,8 +175,6 @@ class UploadSessionStore:
         """ACTIVE -> a terminal state. `owned` requires the caller to still be the writer."""
         moment = now()
         query = self._owned(session) if owned else {"_id": session.id, "state": UploadState.ACTIVE.value}
-        if not owned:
-            query.pop("expire_time", None)
         doc = await self._sessions.find_one_and_update(
             query,
             {
