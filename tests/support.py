@@ -108,6 +108,50 @@ def error_info(exc: grpc.aio.AioRpcError) -> tuple[str, list[str]]:
     return reason, fields
 
 
+def spec_for(version: str, path: str, data: bytes, *, sha256: str | None = None) -> art.UploadSpec:
+    return art.UploadSpec(
+        model_version=version,
+        path=path,
+        size_bytes=len(data),
+        sha256=sha256 or hashlib.sha256(data).hexdigest(),
+    )
+
+
+async def start_upload(
+    stub: ArtifactStub, version: str, path: str, data: bytes, *, sha256: str | None = None
+) -> art.UploadSession:
+    return await stub.StartUpload(
+        art.StartUploadRequest(spec=spec_for(version, path, data, sha256=sha256)), metadata=ACTOR
+    )
+
+
+async def write_upload(
+    stub: ArtifactStub,
+    session: str,
+    data: bytes,
+    start: int = 0,
+    *,
+    end: int | None = None,
+    finish: bool = True,
+    chunk: int = CHUNK,
+) -> art.UploadSession:
+    """Send data[start:end] to a session in one stream (finishing it when `finish`)."""
+    end = len(data) if end is None else end
+
+    async def messages() -> AsyncIterator[art.WriteUploadRequest]:
+        yield art.WriteUploadRequest(upload_session=session, write_offset=start)
+        for offset in range(start, end, chunk):
+            yield art.WriteUploadRequest(write_offset=offset, data=data[offset : min(offset + chunk, end)])
+        if finish:
+            yield art.WriteUploadRequest(write_offset=end, finish_write=True)
+
+    return await stub.WriteUpload(messages(), metadata=ACTOR)
+
+
+async def session_of(stub: ArtifactStub, name: str) -> art.UploadSession:
+    return await stub.GetUploadSession(art.GetUploadSessionRequest(name=name))
+
+
 def error_metadata(exc: grpc.aio.AioRpcError) -> dict[str, str]:
     """The AIP-193 ErrorInfo metadata (the values a refused governance check compared)."""
     trailers: Any = exc.trailing_metadata() or ()

@@ -198,3 +198,26 @@ def check_file_path(path: str, field: str = "path") -> str:
                 field, f"file path {path!r} has an empty, '.' or '..' segment; it must be normalized"
             )
     return path
+
+
+UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
+
+
+@dataclass(frozen=True, slots=True)
+class UploadSessionName:
+    """`uploads/{upload}`: a resumable upload session of the artifact service."""
+
+    upload: str
+
+    def __str__(self) -> str:
+        return f"uploads/{self.upload}"
+
+
+def parse_upload_session_name(name: str, field: str = "name") -> UploadSessionName:
+    shape = "uploads/{upload}"
+    parts = _segments(name, field, shape, 2)
+    if parts[0] != "uploads":
+        raise InvalidResourceName(field, f"{name!r} is not of the form {shape}")
+    if not UPLOAD_ID.fullmatch(parts[1]):
+        raise InvalidResourceName(field, f"upload id {parts[1][:40]!r} is not one this service issued")
+    return UploadSessionName(parts[1])

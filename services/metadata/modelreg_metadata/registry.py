@@ -64,6 +64,7 @@ log = structlog.get_logger("modelreg.metadata.changes")
 
 T = TypeVar("T")
 
+MAX_FILES_PER_BATCH = 1000  # files one BatchAddModelVersionFiles call may add
 MAX_COMPARED_VERSIONS = 100
 DEFAULT_HISTORY_PAGE = 1000
 MAX_HISTORY_PAGE = 10_000
@@ -546,9 +547,15 @@ class Registry:
 
         return await self._update_version(Action.MODEL_VERSION_UNARCHIVED, name, mutate, etag)
 
-    async def add_file(self, name: ModelVersionName, file: ModelFile) -> ModelVersion:
-        domain.check_text("file.content_type", file.content_type, domain.MAX_CONTENT_TYPE_CHARS)
-        stamped = replace(file, create_time=now())
+    async def add_files(self, name: ModelVersionName, files: list[ModelFile]) -> ModelVersion:
+        """Add verified files to a PENDING version's manifest as one change (one event), in order:
+        a later file replaces an earlier one at the same path; the same content again is a no-op."""
+        if not 1 <= len(files) <= MAX_FILES_PER_BATCH:
+            raise InvalidArgument("files", f"must hold 1 to {MAX_FILES_PER_BATCH} files, got {len(files)}")
+        moment = now()
+        for file in files:
+            domain.check_text("file.content_type", file.content_type, domain.MAX_CONTENT_TYPE_CHARS)
+        stamped = [replace(file, create_time=moment) for file in files]
 
         def mutate(current: ModelVersion) -> ModelVersion:
             if current.state is not VersionState.PENDING:
@@ -556,12 +563,17 @@ class Registry:
                     f"model version {name} is {current.state.value}; files can be added only while PENDING",
                     reason="VERSION_SEALED",
                 )
-            files = {f.path: f for f in current.files}
-            present = files.get(file.path)
-            if present and (present.sha256, present.size_bytes) == (file.sha256, file.size_bytes):
-                return current  # the same content again: nothing changes
-            files[file.path] = stamped
-            ordered = sorted(files.values(), key=lambda f: f.path)
+            manifest = {f.path: f for f in current.files}
+            changed = False
+            for file in stamped:
+                present = manifest.get(file.path)
+                if present and (present.sha256, present.size_bytes) == (file.sha256, file.size_bytes):
+                    continue  # the same content again: nothing changes
+                manifest[file.path] = file
+                changed = True
+            if not changed:
+                return current
+            ordered = sorted(manifest.values(), key=lambda f: f.path)
             domain.check_manifest_room(ordered, name)
             return replace(current, files=ordered, manifest_digest=domain.manifest_digest(ordered))
 

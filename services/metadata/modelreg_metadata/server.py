@@ -12,6 +12,7 @@ from modelreg_metadata.config import MetadataSettings
 from modelreg_metadata.faults import Faults
 from modelreg_metadata.registry import AuditTrail, Registry
 from modelreg_metadata.servicer import MetadataServicer
+from modelreg_metadata.store.blob_references import MongoBlobReferences
 from modelreg_metadata.store.mongo import (
     MongoDatabase,
     MongoModelStore,
@@ -35,7 +36,7 @@ async def run(settings: MetadataSettings, stop: asyncio.Event | None = None) -> 
     await database.start()
     models = MongoModelStore(database)
     registry = Registry(MongoNamespaceStore(database), models, MongoVersionStore(database, models))
-    servicer = MetadataServicer(registry, AuditTrail(database.event_log))
+    servicer = MetadataServicer(registry, AuditTrail(database.event_log), MongoBlobReferences(database))
     await serve(
         settings.listen_addr,
         [

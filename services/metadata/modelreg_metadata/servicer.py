@@ -16,6 +16,7 @@ from modelregistry.v1 import metadata_service_pb2_grpc as pb_grpc
 
 from modelreg_metadata import convert
 from modelreg_metadata.registry import AuditTrail, EventScope, Registry
+from modelreg_metadata.store import BlobReferences
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -50,9 +51,10 @@ def _version_or_alias(name: str) -> names.ModelVersionName | names.AliasName:
 
 
 class MetadataServicer(pb_grpc.MetadataServiceServicer):
-    def __init__(self, registry: Registry, trail: AuditTrail):
+    def __init__(self, registry: Registry, trail: AuditTrail, blob_references: BlobReferences):
         self._registry = registry
         self._trail = trail
+        self._blob_references = blob_references
 
     # Namespaces
 
@@ -207,8 +209,23 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
     ) -> model_pb2.ModelVersion:
         name = names.parse_model_version_name(request.model_version, "model_version")
         names.check_file_path(request.file.path, "file.path")
-        version = await self._registry.add_file(name, convert.file_from_proto(request.file))
+        version = await self._registry.add_files(name, [convert.file_from_proto(request.file)])
         return convert.version_to_proto(version)
+
+    async def BatchAddModelVersionFiles(
+        self, request: pb.BatchAddModelVersionFilesRequest, context: Context
+    ) -> model_pb2.ModelVersion:
+        name = names.parse_model_version_name(request.model_version, "model_version")
+        for index, file in enumerate(request.files):
+            names.check_file_path(file.path, f"files[{index}].path")
+        files = [convert.file_from_proto(file) for file in request.files]
+        return convert.version_to_proto(await self._registry.add_files(name, files))
+
+    async def CheckBlobReferences(
+        self, request: pb.CheckBlobReferencesRequest, context: Context
+    ) -> pb.CheckBlobReferencesResponse:
+        referenced = await self._blob_references.referenced(list(request.sha256s))
+        return pb.CheckBlobReferencesResponse(referenced_sha256s=referenced)
 
     # Aliases
 

@@ -226,6 +226,16 @@ class MetadataServiceStub:
                 request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.GetStateAtTimeRequest.SerializeToString,
                 response_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.StateAtTime.FromString,
                 _registered_method=True)
+        self.CheckBlobReferences = channel.unary_unary(
+                '/modelregistry.v1.MetadataService/CheckBlobReferences',
+                request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.CheckBlobReferencesRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.CheckBlobReferencesResponse.FromString,
+                _registered_method=True)
+        self.BatchAddModelVersionFiles = channel.unary_unary(
+                '/modelregistry.v1.MetadataService/BatchAddModelVersionFiles',
+                request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.BatchAddModelVersionFilesRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_model__pb2.ModelVersion.FromString,
+                _registered_method=True)
 
 
 class MetadataServiceServicer:
@@ -494,6 +504,25 @@ class MetadataServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CheckBlobReferences(self, request, context):
+        """Which of the given blob digests any version's manifest references, soft-deleted versions
+        included (their blobs stay until the version is purged). The artifact service's garbage
+        collector asks this before deleting a blob.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchAddModelVersionFiles(self, request, context):
+        """Records several verified files in a PENDING version's manifest as one change, in order (a
+        later file replaces an earlier one at the same path), as consecutive AddModelVersionFile
+        calls would. The artifact service batches files of one version that finish together, so a
+        version of thousands of small files is not thousands of manifest rewrites.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MetadataServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -681,6 +710,16 @@ def add_MetadataServiceServicer_to_server(servicer, server):
                     servicer.GetStateAtTime,
                     request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.GetStateAtTimeRequest.FromString,
                     response_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.StateAtTime.SerializeToString,
+            ),
+            'CheckBlobReferences': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckBlobReferences,
+                    request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.CheckBlobReferencesRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.CheckBlobReferencesResponse.SerializeToString,
+            ),
+            'BatchAddModelVersionFiles': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchAddModelVersionFiles,
+                    request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.BatchAddModelVersionFilesRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_model__pb2.ModelVersion.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1686,6 +1725,60 @@ class MetadataService:
             '/modelregistry.v1.MetadataService/GetStateAtTime',
             modelregistry_dot_v1_dot_metadata__service__pb2.GetStateAtTimeRequest.SerializeToString,
             modelregistry_dot_v1_dot_metadata__service__pb2.StateAtTime.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckBlobReferences(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.MetadataService/CheckBlobReferences',
+            modelregistry_dot_v1_dot_metadata__service__pb2.CheckBlobReferencesRequest.SerializeToString,
+            modelregistry_dot_v1_dot_metadata__service__pb2.CheckBlobReferencesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchAddModelVersionFiles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.MetadataService/BatchAddModelVersionFiles',
+            modelregistry_dot_v1_dot_metadata__service__pb2.BatchAddModelVersionFilesRequest.SerializeToString,
+            modelregistry_dot_v1_dot_model__pb2.ModelVersion.FromString,
             options,
             channel_credentials,
             insecure,

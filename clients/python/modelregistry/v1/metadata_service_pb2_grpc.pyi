@@ -126,6 +126,17 @@ class MetadataServiceStub:
     """A model version, or which version an alias pointed at, as it was at a point in time,
     answered from the audit trail.
     """
+    CheckBlobReferences: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.CheckBlobReferencesRequest, _metadata_service_pb2.CheckBlobReferencesResponse]
+    """Which of the given blob digests any version's manifest references, soft-deleted versions
+    included (their blobs stay until the version is purged). The artifact service's garbage
+    collector asks this before deleting a blob.
+    """
+    BatchAddModelVersionFiles: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.BatchAddModelVersionFilesRequest, _model_pb2.ModelVersion]
+    """Records several verified files in a PENDING version's manifest as one change, in order (a
+    later file replaces an earlier one at the same path), as consecutive AddModelVersionFile
+    calls would. The artifact service batches files of one version that finish together, so a
+    version of thousands of small files is not thousands of manifest rewrites.
+    """
 
 @_typing.type_check_only
 class MetadataServiceAsyncStub(MetadataServiceStub):
@@ -221,6 +232,17 @@ class MetadataServiceAsyncStub(MetadataServiceStub):
     GetStateAtTime: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.GetStateAtTimeRequest, _metadata_service_pb2.StateAtTime]  # type: ignore[assignment]
     """A model version, or which version an alias pointed at, as it was at a point in time,
     answered from the audit trail.
+    """
+    CheckBlobReferences: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.CheckBlobReferencesRequest, _metadata_service_pb2.CheckBlobReferencesResponse]  # type: ignore[assignment]
+    """Which of the given blob digests any version's manifest references, soft-deleted versions
+    included (their blobs stay until the version is purged). The artifact service's garbage
+    collector asks this before deleting a blob.
+    """
+    BatchAddModelVersionFiles: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.BatchAddModelVersionFilesRequest, _model_pb2.ModelVersion]  # type: ignore[assignment]
+    """Records several verified files in a PENDING version's manifest as one change, in order (a
+    later file replaces an earlier one at the same path), as consecutive AddModelVersionFile
+    calls would. The artifact service batches files of one version that finish together, so a
+    version of thousands of small files is not thousands of manifest rewrites.
     """
 
 class MetadataServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -536,6 +558,29 @@ class MetadataServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_metadata_service_pb2.StateAtTime, _abc.Awaitable[_metadata_service_pb2.StateAtTime]]:
         """A model version, or which version an alias pointed at, as it was at a point in time,
         answered from the audit trail.
+        """
+
+    @_abc_1.abstractmethod
+    def CheckBlobReferences(
+        self,
+        request: _metadata_service_pb2.CheckBlobReferencesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_metadata_service_pb2.CheckBlobReferencesResponse, _abc.Awaitable[_metadata_service_pb2.CheckBlobReferencesResponse]]:
+        """Which of the given blob digests any version's manifest references, soft-deleted versions
+        included (their blobs stay until the version is purged). The artifact service's garbage
+        collector asks this before deleting a blob.
+        """
+
+    @_abc_1.abstractmethod
+    def BatchAddModelVersionFiles(
+        self,
+        request: _metadata_service_pb2.BatchAddModelVersionFilesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_pb2.ModelVersion, _abc.Awaitable[_model_pb2.ModelVersion]]:
+        """Records several verified files in a PENDING version's manifest as one change, in order (a
+        later file replaces an earlier one at the same path), as consecutive AddModelVersionFile
+        calls would. The artifact service batches files of one version that finish together, so a
+        version of thousands of small files is not thousands of manifest rewrites.
         """
 
 def add_MetadataServiceServicer_to_server(servicer: MetadataServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

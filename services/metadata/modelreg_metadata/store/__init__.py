@@ -132,3 +132,9 @@ class EventLog(Protocol):
     def closed(self) -> bool:
         """True once the service is stopping."""
         ...
+
+
+class BlobReferences(Protocol):
+    async def referenced(self, digests: list[str]) -> list[str]:
+        """The digests that some manifest (soft-deleted versions included) lists, in the given order."""
+        ...

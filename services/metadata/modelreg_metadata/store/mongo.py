@@ -200,6 +200,8 @@ class MongoDatabase:
                 (self.versions, IndexModel([("t.$**", ASCENDING)], name="tags")),
                 (self.versions, IndexModel([("m.$**", ASCENDING)], name="metrics")),
                 (self.versions, IndexModel([("p.$**", ASCENDING)], name="params")),
+                # Multikey: the garbage collector's CheckBlobReferences batches (store/blob_references.py).
+                (self.versions, IndexModel([("files.sha256", ASCENDING)], name="file_digests")),
             ]
         for collection, index in indexes:
             # One index per command: FerretDB v1.24 panics on a multi-index createIndexes when the
