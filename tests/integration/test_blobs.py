@@ -196,6 +196,42 @@ async def test_gc_keeps_a_blob_while_any_version_references_it(
     assert (await download(artifacts, three.name, "model.bin"))[1] == shared
 
 
+async def test_gc_keeps_blobs_of_soft_deleted_versions(
+    metadata: MetadataStub, artifacts: ArtifactStub, collector: ServiceProcess
+) -> None:
+    """A blob shared by two versions survives the deletion of one; a deleted version's own blob
+    stays too (soft delete can be undone: blobs go only when a version is purged)."""
+    shared, own = os.urandom(20_000), os.urandom(30_000)
+    one, two = await new_version(metadata), await new_version(metadata)
+    await upload(artifacts, one.name, "model.bin", shared)
+    await upload(artifacts, one.name, "extra.bin", own)
+    await upload(artifacts, two.name, "model.bin", shared)
+    await metadata.DeleteModelVersion(md.DeleteModelVersionRequest(name=one.name), metadata=ACTOR)
+    await asyncio.sleep(GRACE_SECONDS + 0.5)
+
+    references = await metadata.CheckBlobReferences(
+        md.CheckBlobReferencesRequest(sha256s=[sha(own), sha(shared)])
+    )
+    assert list(references.referenced_sha256s) == [sha(own), sha(shared)]
+    report = await collect(collector.address, dry_run=False)
+    assert {sha(shared), sha(own)}.isdisjoint(report.deleted_sha256s)
+    assert await missing(artifacts, sha(shared), sha(own)) == []
+    await metadata.UndeleteModelVersion(md.UndeleteModelVersionRequest(name=one.name), metadata=ACTOR)
+    assert (await download(artifacts, one.name, "extra.bin"))[1] == own
+
+
+async def test_blob_reference_questions_take_digests_only(metadata: MetadataStub) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await metadata.CheckBlobReferences(md.CheckBlobReferencesRequest(sha256s=["../../etc/passwd"]))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_info(caught.value)[1] == ["sha256s"]
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await metadata.CheckBlobReferences(md.CheckBlobReferencesRequest(sha256s=["a" * 64] * 1001))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    empty = await metadata.CheckBlobReferences(md.CheckBlobReferencesRequest())
+    assert list(empty.referenced_sha256s) == []
+
+
 async def test_gc_waits_for_the_grace_period(
     metadata: MetadataStub, artifacts: ArtifactStub, collector: ServiceProcess
 ) -> None:
