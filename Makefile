@@ -57,6 +57,14 @@ test: tools ## Unit and integration tests against real FerretDB and SeaweedFS
 test-unit: venv ## Unit tests only (no servers)
 	$(PY) -m pytest tests/unit -m "not integration"
 
+.PHONY: bench
+bench: bench-metadata bench-artifacts ## Run every benchmark (results in bench/results/)
+
+.PHONY: bench-metadata
+bench-metadata: tools ## Metadata service vs MLflow: create, get by alias, search (bench/results/metadata.*)
+	UV=$(UV) bash bench/install-mlflow.sh
+	$(PY) -m bench.metadata_bench
+
 .PHONY: lint
 lint: venv ## ruff, mypy (strict), buf lint and buf format
 	$(VENV)/bin/ruff check .
@@ -85,6 +93,11 @@ proto-check: proto ## Fail when the committed generated code is stale
 
 .PHONY: ci
 ci: proto-check lint test ## What CI runs
+
+.PHONY: bench-artifacts
+bench-artifacts: tools ## Artifact service vs minio SDK vs MLflow on one SeaweedFS (bench/results/artifacts.*)
+	UV=$(UV) bash bench/install-mlflow.sh
+	$(PY) -m bench.artifacts_bench
 
 .PHONY: clean
 clean: ## Remove the virtualenv, tools and caches (keeps .data/)

@@ -9,14 +9,15 @@ MODELREG_MONGODB_URI / MODELREG_S3_* variables point the tests at external serve
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import grpc
 import pytest
-from modelreg.addresses import ServiceAddresses
-from modelreg_local.stack import LocalStack, ServiceStartError
+from minio import Minio
+from modelreg.addresses import ARTIFACT_ADDR_ENV, ServiceAddresses
+from modelreg_local.stack import ARTIFACT_SERVICE, LocalStack, ServiceProcess, ServiceStartError
 from modelreg_local.stores import StoreConfigError, StoreStartError, free_port
 from modelregistry.v1 import artifact_service_pb2_grpc, metadata_service_pb2_grpc
 
@@ -65,3 +66,54 @@ def metadata(metadata_channel: grpc.aio.Channel) -> MetadataStub:
 @pytest.fixture(scope="session")
 def artifacts(artifact_channel: grpc.aio.Channel) -> ArtifactStub:
     return artifact_service_pb2_grpc.ArtifactServiceStub(artifact_channel)
+
+
+ReplicaFactory = Callable[..., ServiceProcess]
+
+
+@pytest.fixture(scope="session")
+def artifact_replicas(stack: LocalStack) -> Iterator[ReplicaFactory]:
+    """Start more artifact service processes on the same stores, with extra environment.
+
+    Tests that kill a process or need short timers use their own replica, so the session-wide
+    stack stays intact.
+    """
+    assert stack.artifacts is not None
+    base_env = stack.artifacts.env
+    started: list[ServiceProcess] = []
+
+    def start(**env: str) -> ServiceProcess:
+        address = f"127.0.0.1:{free_port()}"
+        replica = ServiceProcess(
+            f"artifacts-replica-{len(started) + 1}",
+            module="modelreg_artifacts",
+            service=ARTIFACT_SERVICE,
+            address=address,
+            env={**base_env, ARTIFACT_ADDR_ENV: address, **env},
+            log_dir=stack.log_dir,
+        )
+        started.append(replica)
+        replica.start()
+        replica.wait_healthy()
+        return replica
+
+    yield start
+    for replica in started:
+        replica.stop()
+
+
+@pytest.fixture(scope="session")
+def second_replica(artifact_replicas: ReplicaFactory) -> ServiceProcess:
+    """Another replica of the artifact service (5 MiB parts, so tests need fewer bytes)."""
+    return artifact_replicas(MODELREG_S3_PART_MIB="5")
+
+
+@pytest.fixture(scope="session")
+def bucket(stack: LocalStack) -> tuple[Minio, str]:
+    """Direct access to the object store, to check what is stored or to damage it on purpose."""
+    assert stack.stores is not None
+    s3 = stack.stores.s3
+    client = Minio(
+        s3.endpoint, access_key=s3.access_key, secret_key=s3.secret_key, secure=s3.secure, region=s3.region
+    )
+    return client, os.environ.get("MODELREG_S3_BUCKET", "modelreg")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -203,27 +204,39 @@ def test_pull_as_a_kubernetes_init_container(cli: Cli, tmp_path: Path) -> None:
     assert pulled.stdout.startswith(f"{model}/1 -> ")
 
 
+def object_holding(bucket: tuple[Minio, str], data: bytes) -> str:
+    """The key of the stored object that holds exactly `data` (random content: one object)."""
+    client, name = bucket
+    digest = hashlib.sha256(data).hexdigest()
+    for item in client.list_objects(name, prefix="blobs/", recursive=True):
+        key: str | None = item.object_name
+        if key and item.size == len(data):
+            response = client.get_object(name, key)
+            try:
+                if hashlib.sha256(response.read()).hexdigest() == digest:
+                    return key
+            finally:
+                response.close()
+                response.release_conn()
+    raise AssertionError(f"no stored object holds sha256 {digest}")
+
+
+def damage(bucket: tuple[Minio, str], data: bytes) -> None:
+    """Bit rot in the object store, behind the service's back: flip one byte of the blob."""
+    client, name = bucket
+    rotten = bytearray(data)
+    rotten[len(rotten) // 2] ^= 0xFF
+    client.put_object(name, object_holding(bucket, data), io.BytesIO(bytes(rotten)), len(rotten))
+
+
 def test_a_corrupted_blob_fails_the_pull_and_places_nothing(
-    cli: Cli, stack: LocalStack, tmp_path: Path
+    cli: Cli, bucket: tuple[Minio, str], tmp_path: Path
 ) -> None:
     source = tmp_path / "weights.bin"
     write_files(tmp_path, {"weights.bin": 2 * MIB})
     model = f"team-a/{unique('rot')}"
     cli.ok("push", model, str(source))
-    digest = cli.json("versions", "show", f"{model}/1")["files"][0]["sha256"]
-    # Bit rot in the object store, behind the service's back.
-    assert stack.stores is not None
-    assert stack.artifacts is not None
-    s3 = Minio(
-        stack.stores.s3_endpoint,
-        access_key=stack.stores.s3_access_key,
-        secret_key=stack.stores.s3_secret_key,
-        secure=stack.stores.s3_secure,
-    )
-    rotten = bytearray(source.read_bytes())
-    rotten[MIB] ^= 0xFF
-    bucket = stack.artifacts.env.get("MODELREG_S3_BUCKET", "modelreg")
-    s3.put_object(bucket, f"blobs/sha256/{digest}", io.BytesIO(bytes(rotten)), len(rotten))
+    damage(bucket, source.read_bytes())
 
     failed = cli.run("pull", f"{model}/1", str(tmp_path / "out"))
     assert failed.returncode == 5

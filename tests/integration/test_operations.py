@@ -105,6 +105,12 @@ def test_sigterm_turns_health_not_serving_then_exits_cleanly(stack: LocalStack, 
         ),
         ("modelreg_artifacts", {"MODELREG_S3_PART_MIB": "1"}, "MODELREG_S3_PART_MIB=1 is outside [5, 5120]"),
         ("modelreg_artifacts", {"MODELREG_S3_ENDPOINT": ""}, "MODELREG_S3_ENDPOINT is required"),
+        ("modelreg_artifacts", {"MODELREG_MONGODB_URI": ""}, "MODELREG_MONGODB_URI is required"),
+        (
+            "modelreg_artifacts",
+            {"MODELREG_UPLOAD_TTL_SECONDS": "0"},
+            "MODELREG_UPLOAD_TTL_SECONDS=0.0 is outside",
+        ),
     ],
 )
 def test_invalid_configuration_stops_at_start_with_a_clear_message(

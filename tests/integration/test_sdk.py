@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -181,11 +182,16 @@ def test_errors_are_typed_with_code_reason_and_field(client: Client) -> None:
     with pytest.raises(sdk_errors.Aborted):
         client.set_alias(model, "prod", version.number, etag=alias.etag)
 
-    with (
-        Client(metadata_addr=client.settings.addresses.metadata, timeout=0.000001) as hurried,
-        pytest.raises(sdk_errors.DeadlineExceeded),
-    ):
-        hurried.get_model(model)
+    # A server that accepts the connection and never answers: only the deadline ends the call.
+    # (A deadline too short to be met by the real service is not reliable: a local reply can
+    # arrive before gRPC looks at its timer.)
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        address = f"127.0.0.1:{silent.getsockname()[1]}"
+        with (
+            Client(metadata_addr=address, timeout=0.3) as hurried,
+            pytest.raises(sdk_errors.DeadlineExceeded),
+        ):
+            hurried.get_model(model)
 
 
 def test_pull_refuses_a_pending_version_unless_asked(client: Client, tmp_path: Path) -> None:

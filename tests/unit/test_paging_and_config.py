@@ -46,6 +46,7 @@ def test_artifact_settings() -> None:
         "MODELREG_S3_ENDPOINT": "127.0.0.1:9000",
         "MODELREG_S3_ACCESS_KEY": "k",
         "MODELREG_S3_SECRET_KEY": "s",
+        "MODELREG_MONGODB_URI": "mongodb://127.0.0.1:27017",  # upload sessions live in MongoDB
     }
     settings = ArtifactSettings.from_environment(env)
     assert settings.listen_addr == "127.0.0.1:50052"

@@ -241,3 +241,26 @@ def short_ref(name: ModelName | ModelVersionName | AliasName) -> str:
     if isinstance(name, AliasName):
         return f"{name.namespace}/{name.model}@{name.alias}"
     return f"{name.namespace}/{name.model}"
+
+
+UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
+
+
+@dataclass(frozen=True, slots=True)
+class UploadSessionName:
+    """`uploads/{upload}`: a resumable upload session of the artifact service."""
+
+    upload: str
+
+    def __str__(self) -> str:
+        return f"uploads/{self.upload}"
+
+
+def parse_upload_session_name(name: str, field: str = "name") -> UploadSessionName:
+    shape = "uploads/{upload}"
+    parts = _segments(name, field, shape, 2)
+    if parts[0] != "uploads":
+        raise InvalidResourceName(field, f"{name!r} is not of the form {shape}")
+    if not UPLOAD_ID.fullmatch(parts[1]):
+        raise InvalidResourceName(field, f"upload id {parts[1][:40]!r} is not one this service issued")
+    return UploadSessionName(parts[1])

@@ -19,6 +19,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 )
@@ -75,6 +76,7 @@ func run(listen, stateDir, logLevel string) error {
 
 	done := make(chan error, 1)
 	go func() { done <- f.Run(ctx) }()
+	go newIDIndexKeeper(filepath.Clean(stateDir), logger).run(ctx, 200*time.Millisecond)
 
 	// ferretdb.New has already bound its socket; MongoDBURI reports the port it got.
 	backend, err := url.Parse(f.MongoDBURI())

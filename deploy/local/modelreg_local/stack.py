@@ -67,6 +67,19 @@ class ServiceProcess:
     def exited(self) -> int | None:
         return self._process.poll() if self._process else None
 
+    def wait_exited(self, timeout: float) -> int | None:
+        """The exit code once the process ends on its own (a crash test's expected end), or None
+        after `timeout` seconds (then it is killed)."""
+        if self._process is None:
+            return None
+        try:
+            return self._process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return None
+        finally:
+            self._close_log()
+
     def log_tail(self) -> str:
         try:
             lines = self.log_path.read_text(errors="replace").splitlines()

@@ -1,32 +1,41 @@
-"""Content-addressed blobs in an S3-compatible bucket, through the `minio` SDK.
+"""Objects in an S3-compatible bucket, through the `minio` SDK.
 
-Keys are `blobs/sha256/<hex>`: they come from verified digests, never from user text, and the
-same content is stored once whatever model or version it belongs to. The SDK is synchronous, so
-every call runs in a bounded thread pool, never on the event loop.
+Every key is `blobs/<upload id>`: a UUID chosen by the service, never user text. Which object
+holds which digest is the blob index's business (`store.blobs`), so an object is written once
+and never overwritten, and an object becomes a blob only after its bytes were verified. The
+SDK is synchronous, so every call runs in a bounded thread pool, never on the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 import urllib3
 from minio import Minio
 from minio.datatypes import Part
 from minio.error import S3Error
+from modelreg_common.errors import Unavailable
 
 from modelreg_artifacts.config import S3Settings
 
 T = TypeVar("T")
 
+OBJECT_PREFIX = "blobs/"
 _MISSING_CODES = ("NoSuchKey", "NoSuchObject", "ResourceNotFound")
+_NO_UPLOAD_CODES = ("NoSuchUpload",)
+_UNAVAILABLE_CODES = ("InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout")
+_HASH_READ_BYTES = 1024 * 1024
 
 
-def blob_key(sha256: str) -> str:
-    return f"blobs/sha256/{sha256}"
+def object_key(upload_id: str) -> str:
+    return f"{OBJECT_PREFIX}{upload_id}"
 
 
 class BlobReader:
@@ -41,6 +50,13 @@ class BlobReader:
     def close(self) -> None:
         self._response.close()
         self._response.release_conn()
+
+
+@dataclass(frozen=True)
+class PendingMultipart:
+    key: str
+    multipart_id: str
+    initiated: datetime | None
 
 
 class S3BlobStore:
@@ -63,8 +79,19 @@ class S3BlobStore:
         )
 
     async def run(self, function: Callable[..., T], *args: Any) -> T:
-        """Run blocking work (SDK calls, hashing) on the shared bounded pool."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+        """Run blocking work (SDK calls, hashing) on the shared bounded pool.
+
+        An object store that cannot be reached or answers 5xx is UNAVAILABLE to our callers
+        (retry later), not an internal error of ours.
+        """
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+        except urllib3.exceptions.HTTPError as exc:
+            raise Unavailable(f"object storage is unreachable: {exc}") from exc
+        except S3Error as exc:
+            if exc.code in _UNAVAILABLE_CODES:
+                raise Unavailable(f"object storage is unavailable: {exc.code}") from exc
+            raise
 
     async def ensure_bucket(self) -> None:
         if not await self.run(self._client.bucket_exists, self.bucket):
@@ -74,44 +101,115 @@ class S3BlobStore:
                 if exc.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                     raise
 
-    async def size_of(self, sha256: str) -> int | None:
-        """Size of the stored blob, or None when it is not stored."""
+    async def size_of(self, key: str) -> int | None:
+        """Size of the stored object, or None when there is none."""
         try:
-            stat = await self.run(self._client.stat_object, self.bucket, blob_key(sha256))
+            stat = await self.run(self._client.stat_object, self.bucket, key)
         except S3Error as exc:
             if exc.code in _MISSING_CODES:
                 return None
             raise
         return int(stat.size or 0)
 
-    async def put(self, sha256: str, data: bytes, content_type: str) -> None:
+    async def put(self, key: str, data: bytes | bytearray | memoryview, content_type: str) -> None:
+        size = len(data)
         await self.run(
             lambda: self._client.put_object(
-                self.bucket, blob_key(sha256), io.BytesIO(data), len(data), content_type=content_type
+                self.bucket,
+                key,
+                io.BytesIO(data),
+                size,
+                content_type=content_type or "application/octet-stream",
             )
         )
 
-    async def start_multipart(self, sha256: str, content_type: str) -> str:
+    async def start_multipart(self, key: str, content_type: str) -> str:
         headers = {"Content-Type": content_type or "application/octet-stream"}
-        return await self.run(self._client._create_multipart_upload, self.bucket, blob_key(sha256), headers)
+        return await self.run(self._client._create_multipart_upload, self.bucket, key, headers)
 
-    async def upload_part(self, sha256: str, upload_id: str, number: int, data: bytes) -> Part:
-        etag = await self.run(
-            self._client._upload_part, self.bucket, blob_key(sha256), data, None, upload_id, number
-        )
-        return Part(number, etag)
+    async def upload_part(
+        self, key: str, multipart_id: str, number: int, data: bytes | bytearray | memoryview
+    ) -> str:
+        """Store one part; returns its ETag (which completion checks, part by part)."""
+        return await self.run(self._client._upload_part, self.bucket, key, data, None, multipart_id, number)
 
-    async def complete_multipart(self, sha256: str, upload_id: str, parts: list[Part]) -> None:
-        await self.run(
-            self._client._complete_multipart_upload, self.bucket, blob_key(sha256), upload_id, parts
-        )
+    async def complete_multipart(self, key: str, multipart_id: str, parts: list[tuple[int, str]]) -> bool:
+        """Complete the upload; False when it no longer exists (completed or aborted before)."""
+        try:
+            await self.run(
+                self._client._complete_multipart_upload,
+                self.bucket,
+                key,
+                multipart_id,
+                [Part(number, etag) for number, etag in parts],
+            )
+        except S3Error as exc:
+            if exc.code in _NO_UPLOAD_CODES:
+                return False
+            raise
+        return True
 
-    async def abort_multipart(self, sha256: str, upload_id: str) -> None:
-        await self.run(self._client._abort_multipart_upload, self.bucket, blob_key(sha256), upload_id)
+    async def abort_multipart(self, key: str, multipart_id: str) -> None:
+        try:
+            await self.run(self._client._abort_multipart_upload, self.bucket, key, multipart_id)
+        except S3Error as exc:
+            if exc.code not in _NO_UPLOAD_CODES:
+                raise
 
-    async def open(self, sha256: str, offset: int, length: int) -> BlobReader:
-        response = await self.run(self._client.get_object, self.bucket, blob_key(sha256), offset, length)
+    async def pending_multiparts(self) -> list[PendingMultipart]:
+        """Incomplete multipart uploads under our prefix (to abort the ones nobody tracks)."""
+
+        def listing() -> list[PendingMultipart]:
+            found: list[PendingMultipart] = []
+            key_marker: str | None = None
+            id_marker: str | None = None
+            while True:
+                result = self._client._list_multipart_uploads(
+                    self.bucket, prefix=OBJECT_PREFIX, key_marker=key_marker, upload_id_marker=id_marker
+                )
+                found.extend(
+                    PendingMultipart(u.object_name, u.upload_id or "", u.initiated_time)
+                    for u in result.uploads
+                )
+                if not result.is_truncated:
+                    return found
+                key_marker, id_marker = result.next_key_marker, result.next_upload_id_marker
+
+        return await self.run(listing)
+
+    async def delete(self, key: str) -> None:
+        await self.run(self._client.remove_object, self.bucket, key)
+
+    async def open(self, key: str, offset: int, length: int) -> BlobReader:
+        response = await self.run(self._client.get_object, self.bucket, key, offset, length)
         return BlobReader(response)
+
+    async def digest_of(self, key: str) -> tuple[int, str] | None:
+        """Size and SHA-256 of a stored object, read back in full; None when it is missing."""
+
+        def read_and_hash() -> tuple[int, str] | None:
+            try:
+                response = self._client.get_object(self.bucket, key)
+            except S3Error as exc:
+                if exc.code in _MISSING_CODES:
+                    return None
+                raise
+            hasher, size = hashlib.sha256(), 0
+            try:
+                for piece in _pieces(response):
+                    hasher.update(piece)
+                    size += len(piece)
+            finally:
+                response.close()
+                response.release_conn()
+            return size, hasher.hexdigest()
+
+        return await self.run(read_and_hash)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _pieces(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
+    while piece := response.read(_HASH_READ_BYTES):
+        yield piece

@@ -14,7 +14,7 @@ from modelreg.addresses import (
 from modelreg_common.config import EnvReader
 
 MIB = 1024 * 1024
-S3_MIN_PART_BYTES = 5 * MIB
+DAY = 86400.0
 
 
 @dataclass(frozen=True)
@@ -28,10 +28,30 @@ class S3Settings:
 
 
 @dataclass(frozen=True)
+class SweepSettings:
+    """How long unfinished uploads and unreferenced blobs live, and how often they are swept."""
+
+    # An upload session not finished within this time expires and its stored parts are freed.
+    upload_ttl_seconds: float
+    # Finished, failed, cancelled and expired sessions stay queryable this long, then vanish.
+    session_retention_seconds: float
+    # A blob nobody references is deleted only once it has been unclaimed this long.
+    gc_grace_seconds: float
+    # How often each replica sweeps expired sessions; and collects garbage (0 = only on request).
+    session_sweep_interval_seconds: float
+    gc_interval_seconds: float
+
+
+@dataclass(frozen=True)
 class ArtifactSettings:
     listen_addr: str
     metadata_addr: str
+    # Upload sessions and the blob index live in MongoDB (collections of their own), so any
+    # replica can continue any upload.
+    mongodb_uri: str
+    database: str
     s3: S3Settings
+    sweep: SweepSettings
     # Size of each S3 multipart part; memory per upload is about part_bytes * (parts_in_flight + 1).
     part_bytes: int
     parts_in_flight: int
@@ -47,6 +67,8 @@ class ArtifactSettings:
         settings = cls(
             listen_addr=read.address(ARTIFACT_ADDR_ENV, DEFAULT_ARTIFACT_ADDR),
             metadata_addr=read.address(METADATA_ADDR_ENV, DEFAULT_METADATA_ADDR),
+            mongodb_uri=read.text("MODELREG_MONGODB_URI"),
+            database=read.text("MODELREG_MONGODB_DATABASE", "modelreg"),
             s3=S3Settings(
                 endpoint=read.address("MODELREG_S3_ENDPOINT"),
                 access_key=read.text("MODELREG_S3_ACCESS_KEY"),
@@ -54,6 +76,19 @@ class ArtifactSettings:
                 secure=read.flag("MODELREG_S3_SECURE", False),
                 region=read.text("MODELREG_S3_REGION", "") or None,
                 bucket=read.text("MODELREG_S3_BUCKET", "modelreg"),
+            ),
+            sweep=SweepSettings(
+                upload_ttl_seconds=read.number(
+                    "MODELREG_UPLOAD_TTL_SECONDS", 7 * DAY, minimum=1, maximum=365 * DAY
+                ),
+                session_retention_seconds=read.number(
+                    "MODELREG_UPLOAD_RETENTION_SECONDS", DAY, minimum=0, maximum=365 * DAY
+                ),
+                gc_grace_seconds=read.number("MODELREG_GC_GRACE_SECONDS", DAY, minimum=0, maximum=365 * DAY),
+                session_sweep_interval_seconds=read.number(
+                    "MODELREG_UPLOAD_SWEEP_SECONDS", 60, minimum=0.1, maximum=DAY
+                ),
+                gc_interval_seconds=read.number("MODELREG_GC_INTERVAL_SECONDS", 3600, minimum=0, maximum=DAY),
             ),
             part_bytes=read.integer("MODELREG_S3_PART_MIB", 16, minimum=5, maximum=5 * 1024) * MIB,
             parts_in_flight=read.integer("MODELREG_S3_PARTS_IN_FLIGHT", 2, minimum=1, maximum=16),
@@ -63,5 +98,7 @@ class ArtifactSettings:
             grace_seconds=read.number("MODELREG_SHUTDOWN_GRACE_SECONDS", 10.0, minimum=0, maximum=600),
             log_level=read.log_level("MODELREG_LOG_LEVEL"),
         )
+        if settings.mongodb_uri and not settings.mongodb_uri.startswith(("mongodb://", "mongodb+srv://")):
+            read.problems.append("MODELREG_MONGODB_URI must start with mongodb:// or mongodb+srv://")
         read.finish()
         return settings

@@ -1,11 +1,14 @@
-"""What the artifact service reasons about: declared uploads and the rules they must satisfy."""
+"""What the artifact service reasons about: declared uploads, sessions, blobs and their rules."""
 
 from __future__ import annotations
 
+import enum
 import re
+import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
-from modelreg.names import AliasName, ModelVersionName, check_file_path
+from modelreg.names import AliasName, ModelVersionName, UploadSessionName, check_file_path
 from modelreg_common.errors import InvalidArgument
 
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
@@ -62,3 +65,115 @@ def check_download(request: DownloadRequest) -> DownloadRequest:
     if request.limit < 0:
         raise InvalidArgument("limit", f"must not be negative, got {request.limit}")
     return request
+
+
+# S3 multipart limits: parts of 5 MiB to 5 GiB (the last may be smaller), at most 10,000 parts.
+S3_MAX_PARTS = 10_000
+S3_MIN_PART_BYTES = 5 * 1024**2
+S3_MAX_PART_BYTES = 5 * 1024**3
+_PART_ALIGNMENT = 1024**2
+
+
+def part_size_for(size_bytes: int, preferred: int) -> int:
+    """The part size for a file: the preferred one, grown only when the file would need more parts.
+
+    With 16 MiB parts a file of up to 156 GiB fits in 10,000 parts; a 1 TiB file gets 105 MiB
+    parts and the 5 TiB maximum 525 MiB ones (memory per upload grows with the part size then).
+    """
+    needed = -(-size_bytes // S3_MAX_PARTS)
+    aligned = -(-needed // _PART_ALIGNMENT) * _PART_ALIGNMENT
+    return min(max(preferred, aligned, S3_MIN_PART_BYTES), S3_MAX_PART_BYTES)
+
+
+class UploadState(enum.Enum):
+    ACTIVE = "ACTIVE"
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    EXPIRED = "EXPIRED"
+
+
+@dataclass(frozen=True)
+class StoredPart:
+    """A multipart part that object storage acknowledged and the session recorded."""
+
+    number: int
+    etag: str
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class UploadSession:
+    """A resumable upload of one file; persisted, so any replica can continue it.
+
+    `writer_epoch` grows each time a stream takes the session over: only the newest stream may
+    record parts or finish, so a stream left behind on another replica cannot interfere.
+    """
+
+    id: str
+    spec: UploadSpec
+    state: UploadState
+    committed_size: int
+    part_bytes: int
+    writer_epoch: int
+    create_time: datetime
+    update_time: datetime
+    expire_time: datetime
+    multipart_id: str = ""
+    parts: tuple[StoredPart, ...] = ()
+    blob_reused: bool = False
+    failure_reason: str = ""
+    failure_message: str = ""
+    # False for a one-shot upload of a single-part file: nothing to resume, nothing to clean
+    # up after a crash, so it is never written to the database (two writes fewer per file).
+    persisted: bool = True
+
+    @property
+    def name(self) -> UploadSessionName:
+        return UploadSessionName(self.id)
+
+    @property
+    def multipart(self) -> bool:
+        """Files larger than one part go through an S3 multipart upload; smaller ones are one PUT."""
+        return self.spec.size_bytes > self.part_bytes
+
+    def state_at(self, moment: datetime) -> UploadState:
+        if self.state is UploadState.ACTIVE and moment >= self.expire_time:
+            return UploadState.EXPIRED
+        return self.state
+
+    @property
+    def file(self) -> StoredFile:
+        spec = self.spec
+        return StoredFile(spec.path, spec.size_bytes, spec.sha256, spec.content_type)
+
+
+def new_upload_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class BlobRecord:
+    """A verified blob: the only way a digest becomes visible (see `modelreg_artifacts.uploads`).
+
+    `claim_time` moves forward whenever an upload relies on the blob; the garbage collector only
+    deletes blobs unclaimed for its whole grace period, and only by compare-and-set on it.
+    """
+
+    sha256: str
+    size_bytes: int
+    object_key: str
+    create_time: datetime
+    claim_time: datetime
+
+
+MAX_DIGESTS_PER_CALL = 1000
+
+
+def check_digests(digests: list[str], field: str = "sha256s") -> list[str]:
+    if len(digests) > MAX_DIGESTS_PER_CALL:
+        raise InvalidArgument(field, f"has {len(digests)} digests; at most {MAX_DIGESTS_PER_CALL} per call")
+    for digest in digests:
+        if not SHA256_HEX.fullmatch(digest):
+            raise InvalidArgument(field, f"{digest[:80]!r} is not 64 lowercase hex characters")
+    return digests

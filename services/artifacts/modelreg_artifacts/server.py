@@ -1,17 +1,25 @@
-"""Wiring of the artifact service process: object store, metadata client, gRPC server."""
+"""Wiring of the artifact service process: stores, metadata client, use cases, sweeper, gRPC server."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 from modelreg_common.server import ServiceBinding, serve
 from modelregistry.v1 import artifact_service_pb2, artifact_service_pb2_grpc
 
 from modelreg_artifacts.blobstore import S3BlobStore
 from modelreg_artifacts.config import ArtifactSettings
+from modelreg_artifacts.downloads import Downloads
+from modelreg_artifacts.garbage import GarbageCollector
+from modelreg_artifacts.hashing import LiveHashes
 from modelreg_artifacts.metadata_client import MetadataClient
 from modelreg_artifacts.servicer import ArtifactServicer
-from modelreg_artifacts.transfers import Transfers
+from modelreg_artifacts.store.blobs import BlobIndex
+from modelreg_artifacts.store.database import ArtifactDatabase
+from modelreg_artifacts.store.sessions import UploadSessionStore
+from modelreg_artifacts.sweeper import Sweeper
+from modelreg_artifacts.uploads import Uploads
 
 SERVICE_NAME = artifact_service_pb2.DESCRIPTOR.services_by_name["ArtifactService"].full_name
 
@@ -19,15 +27,29 @@ SERVICE_NAME = artifact_service_pb2.DESCRIPTOR.services_by_name["ArtifactService
 async def run(settings: ArtifactSettings, stop: asyncio.Event | None = None) -> None:
     store = S3BlobStore(settings.s3, settings.io_threads)
     await store.ensure_bucket()
+    database = ArtifactDatabase(settings.mongodb_uri, settings.database)
+    sessions = UploadSessionStore(database, timedelta(seconds=settings.sweep.session_retention_seconds))
+    blobs = BlobIndex(database)
+    await sessions.ensure_indexes()
+    await blobs.ensure_indexes()
     metadata = MetadataClient(settings.metadata_addr)
-    transfers = Transfers(
+    uploads = Uploads(
         store,
+        sessions,
+        blobs,
         metadata,
+        LiveHashes(),
         part_bytes=settings.part_bytes,
         parts_in_flight=settings.parts_in_flight,
-        download_chunk_bytes=settings.download_chunk_bytes,
+        session_ttl=timedelta(seconds=settings.sweep.upload_ttl_seconds),
     )
-    servicer = ArtifactServicer(transfers)
+    downloads = Downloads(store, blobs, metadata, chunk_bytes=settings.download_chunk_bytes)
+    collector = GarbageCollector(
+        store, blobs, sessions, metadata, uploads, grace=timedelta(seconds=settings.sweep.gc_grace_seconds)
+    )
+    servicer = ArtifactServicer(uploads, downloads, collector)
+    sweeper = Sweeper(collector, settings.sweep)
+    sweeper.start()
 
     async def close_store() -> None:
         store.close()
@@ -43,6 +65,6 @@ async def run(settings: ArtifactSettings, stop: asyncio.Event | None = None) -> 
             )
         ],
         grace_seconds=settings.grace_seconds,
-        on_shutdown=[metadata.close, close_store],
+        on_shutdown=[sweeper.stop, metadata.close, database.close, close_store],
         stop=stop,
     )

@@ -23,8 +23,15 @@ class RegistryError(Exception):
 class InvalidArgument(RegistryError):
     reason = "INVALID_ARGUMENT"
 
-    def __init__(self, field: str, message: str, *, reason: str | None = None):
-        super().__init__(f"{field}: {message}", reason=reason)
+    def __init__(
+        self,
+        field: str,
+        message: str,
+        *,
+        reason: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ):
+        super().__init__(f"{field}: {message}", reason=reason, metadata=metadata)
         self.field = field
         self.description = message
 
@@ -39,6 +46,12 @@ class AlreadyExists(RegistryError):
 
 class FailedPrecondition(RegistryError):
     reason = "FAILED_PRECONDITION"
+
+
+class PermissionDenied(RegistryError):
+    """The actor may not do this (e.g. approve a version it created: the four-eyes rule)."""
+
+    reason = "PERMISSION_DENIED"
 
 
 class Aborted(RegistryError):

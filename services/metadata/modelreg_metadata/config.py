@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from modelreg.addresses import DEFAULT_METADATA_ADDR, METADATA_ADDR_ENV
 from modelreg_common.config import EnvReader
 
+from modelreg_metadata.faults import Faults
+
 
 @dataclass(frozen=True)
 class MetadataSettings:
@@ -16,6 +18,13 @@ class MetadataSettings:
     database: str
     grace_seconds: float
     log_level: str
+    # FerretDB deployments only (one metadata process): keep an in-process replica for reads and
+    # searches (store/replica.py). Ignored on MongoDB.
+    replica: bool = True
+    # Crash-test seam (faults.py); never set in production.
+    fault_injection: str = ""
+    # How often the event relay looks for outbox entries left by crashed processes.
+    event_sweep_seconds: float = 10.0
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str]) -> MetadataSettings:
@@ -26,8 +35,15 @@ class MetadataSettings:
             database=read.text("MODELREG_MONGODB_DATABASE", "modelreg"),
             grace_seconds=read.number("MODELREG_SHUTDOWN_GRACE_SECONDS", 10.0, minimum=0, maximum=600),
             log_level=read.log_level("MODELREG_LOG_LEVEL"),
+            replica=read.flag("MODELREG_METADATA_REPLICA", True),
+            fault_injection=read.text("MODELREG_FAULT_INJECTION", ""),
+            event_sweep_seconds=read.number("MODELREG_EVENT_SWEEP_SECONDS", 10.0, minimum=0.1, maximum=3600),
         )
         if settings.mongodb_uri and not settings.mongodb_uri.startswith(("mongodb://", "mongodb+srv://")):
             read.problems.append("MODELREG_MONGODB_URI must start with mongodb:// or mongodb+srv://")
+        try:
+            Faults.parse(settings.fault_injection)
+        except ValueError as exc:
+            read.problems.append(f"MODELREG_FAULT_INJECTION: {exc}")
         read.finish()
         return settings

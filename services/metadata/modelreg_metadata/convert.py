@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections import OrderedDict
+from datetime import UTC, datetime
+from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
-from modelreg.names import ModelName, ModelVersionName
-from modelregistry.v1 import model_pb2
+from google.protobuf.message import Message
+from modelreg.names import AliasName, ModelName, ModelVersionName, NamespaceName
+from modelreg_common.errors import InvalidArgument
+from modelregistry.v1 import event_pb2, metadata_service_pb2, model_pb2
 
+from modelreg_metadata.audit import Event
 from modelreg_metadata.domain import (
     Alias,
+    AliasProtection,
+    ComparedRow,
     Dataset,
+    Direction,
     Lineage,
+    MetricPoint,
     Model,
     ModelFile,
     ModelVersion,
+    Namespace,
+    NoRegression,
+    ReviewDecision,
+    ReviewState,
     Signature,
     TensorSpec,
     VersionState,
@@ -24,6 +37,21 @@ _STATES = {
     VersionState.PENDING: model_pb2.MODEL_VERSION_STATE_PENDING,
     VersionState.READY: model_pb2.MODEL_VERSION_STATE_READY,
     VersionState.ARCHIVED: model_pb2.MODEL_VERSION_STATE_ARCHIVED,
+}
+_REVIEW_STATES = {
+    ReviewState.NOT_SUBMITTED: model_pb2.MODEL_VERSION_REVIEW_STATE_NOT_SUBMITTED,
+    ReviewState.PENDING: model_pb2.MODEL_VERSION_REVIEW_STATE_PENDING,
+    ReviewState.APPROVED: model_pb2.MODEL_VERSION_REVIEW_STATE_APPROVED,
+    ReviewState.REJECTED: model_pb2.MODEL_VERSION_REVIEW_STATE_REJECTED,
+}
+_DECISIONS = {
+    ReviewDecision.SUBMITTED: model_pb2.REVIEW_DECISION_SUBMITTED,
+    ReviewDecision.APPROVED: model_pb2.REVIEW_DECISION_APPROVED,
+    ReviewDecision.REJECTED: model_pb2.REVIEW_DECISION_REJECTED,
+}
+_DIRECTIONS = {
+    Direction.MAXIMIZE: model_pb2.METRIC_DIRECTION_MAXIMIZE,
+    Direction.MINIMIZE: model_pb2.METRIC_DIRECTION_MINIMIZE,
 }
 
 
@@ -54,7 +82,7 @@ def model_to_proto(model: Model) -> model_pb2.Model:
 
 
 def model_draft(name: ModelName, message: model_pb2.Model) -> Model:
-    """The caller-settable fields of a model; output-only fields are ignored."""
+    """The caller-settable fields of a model (and its etag); output-only fields are ignored."""
     return Model(
         name=name,
         uid="",
@@ -63,6 +91,7 @@ def model_draft(name: ModelName, message: model_pb2.Model) -> Model:
         model_card=message.model_card,
         owner=message.owner,
         labels=dict(message.labels),
+        etag=message.etag,
     )
 
 
@@ -115,7 +144,46 @@ def _tensors_from_proto(messages: list[model_pb2.TensorSpec]) -> list[TensorSpec
     return [TensorSpec(m.name, m.dtype, list(m.shape)) for m in messages]
 
 
+class _Built:
+    """Messages already built for domain objects, by identity.
+
+    Domain objects are never changed after they are made (updates make new ones with
+    `dataclasses.replace`), and the store's replica hands out the same object for an unchanged
+    version, so a version that many searches return is converted once. Bounded in entries and in
+    message size (versions with large manifests are rebuilt each time), oldest first out.
+    """
+
+    def __init__(self, capacity: int, max_message_bytes: int):
+        self._capacity = capacity
+        self._max_message_bytes = max_message_bytes
+        self._messages: OrderedDict[int, tuple[ModelVersion, model_pb2.ModelVersion]] = OrderedDict()
+
+    def get(self, version: ModelVersion) -> model_pb2.ModelVersion | None:
+        entry = self._messages.get(id(version))
+        if entry is None or entry[0] is not version:
+            return None
+        return entry[1]
+
+    def put(self, version: ModelVersion, message: model_pb2.ModelVersion) -> None:
+        if message.ByteSize() > self._max_message_bytes:
+            return
+        self._messages[id(version)] = (version, message)  # holding `version` keeps its id unique
+        if len(self._messages) > self._capacity:
+            self._messages.popitem(last=False)
+
+
+_built_versions = _Built(capacity=4096, max_message_bytes=32 * 1024)
+
+
 def version_to_proto(version: ModelVersion) -> model_pb2.ModelVersion:
+    message = _built_versions.get(version)
+    if message is None:
+        message = _build_version(version)
+        _built_versions.put(version, message)
+    return message
+
+
+def _build_version(version: ModelVersion) -> model_pb2.ModelVersion:
     params = struct_pb2.Struct()
     params.update(version.params)
     return model_pb2.ModelVersion(
@@ -140,6 +208,13 @@ def version_to_proto(version: ModelVersion) -> model_pb2.ModelVersion:
         etag=version.etag,
         aliases=version.aliases,
         deleted=version.deleted,
+        review_state=_REVIEW_STATES[version.review_state],
+        reviews=[
+            model_pb2.Review(
+                decision=_DECISIONS[r.decision], actor=r.actor, time=_timestamp(r.time), comment=r.comment
+            )
+            for r in version.reviews
+        ],
     )
 
 
@@ -158,6 +233,7 @@ def version_draft(name: ModelVersionName, message: model_pb2.ModelVersion) -> Mo
             _tensors_from_proto(list(message.signature.inputs)),
             _tensors_from_proto(list(message.signature.outputs)),
         ),
+        etag=message.etag,
     )
 
 
@@ -169,4 +245,134 @@ def alias_to_proto(alias: Alias) -> model_pb2.Alias:
         update_time=_timestamp(alias.update_time),
         update_actor=alias.update_actor,
         etag=alias.etag,
+        protection=protection_to_proto(alias.protection) if alias.protection else None,
     )
+
+
+def protection_to_proto(protection: AliasProtection) -> model_pb2.AliasProtection:
+    return model_pb2.AliasProtection(
+        name=str(protection.name),
+        metric_gate=protection.metric_gate,
+        no_regression=[
+            model_pb2.NoRegression(metric=r.metric, direction=_DIRECTIONS[r.direction])
+            for r in protection.no_regression
+        ],
+        update_time=_timestamp(protection.update_time),
+        update_actor=protection.update_actor,
+    )
+
+
+def protection_from_proto(name: AliasName, message: model_pb2.AliasProtection) -> AliasProtection:
+    directions = {proto: domain for domain, proto in _DIRECTIONS.items()}
+    rules = []
+    for i, rule in enumerate(message.no_regression):
+        direction = directions.get(rule.direction)
+        if direction is None:
+            raise InvalidArgument(
+                f"protection.no_regression[{i}].direction", "must be METRIC_DIRECTION_MAXIMIZE or _MINIMIZE"
+            )
+        rules.append(NoRegression(rule.metric, direction))
+    return AliasProtection(name=name, metric_gate=message.metric_gate, no_regression=tuple(rules))
+
+
+def event_to_proto(event: Event) -> event_pb2.Event:
+    before, after = struct_pb2.Struct(), struct_pb2.Struct()
+    before.update(event.before)
+    after.update(event.after)
+    return event_pb2.Event(
+        sequence=event.sequence,
+        id=event.id,
+        time=_timestamp(event.time),
+        actor=event.actor,
+        request_id=event.request_id,
+        resource=event.resource,
+        action=event.action,
+        before=before,
+        after=after,
+    )
+
+
+def time_from_proto(stamp: timestamp_pb2.Timestamp) -> datetime:
+    return stamp.ToDatetime(tzinfo=UTC)
+
+
+def _time_or_none(stamp: timestamp_pb2.Timestamp, present: bool) -> datetime | None:
+    return stamp.ToDatetime(tzinfo=UTC) if present else None
+
+
+def populated_fields(message: Message) -> list[str]:
+    """The top-level fields set in a message: the implied update mask of an empty one (AIP-134)."""
+    return [descriptor.name for descriptor, _ in message.ListFields()]
+
+
+def namespace_to_proto(namespace: Namespace) -> model_pb2.Namespace:
+    return model_pb2.Namespace(
+        name=str(namespace.name),
+        uid=namespace.uid,
+        display_name=namespace.display_name,
+        description=namespace.description,
+        labels=namespace.labels,
+        create_time=_timestamp(namespace.create_time),
+        update_time=_timestamp(namespace.update_time),
+        etag=namespace.etag,
+        create_actor=namespace.create_actor,
+        allow_self_approval=namespace.allow_self_approval,
+    )
+
+
+def namespace_draft(name: NamespaceName, message: model_pb2.Namespace) -> Namespace:
+    return Namespace(
+        name=name,
+        uid="",
+        display_name=message.display_name,
+        description=message.description,
+        labels=dict(message.labels),
+        etag=message.etag,
+        allow_self_approval=message.allow_self_approval,
+    )
+
+
+def point_from_proto(message: model_pb2.MetricPoint) -> MetricPoint:
+    return MetricPoint(
+        key=message.key,
+        value=message.value,
+        step=message.step,
+        time=_time_or_none(message.time, message.HasField("time")),
+        dataset=message.dataset,
+        slice=message.slice,
+    )
+
+
+def point_to_proto(point: MetricPoint) -> model_pb2.MetricPoint:
+    return model_pb2.MetricPoint(
+        key=point.key,
+        value=point.value,
+        step=point.step,
+        time=_timestamp(point.time),
+        dataset=point.dataset,
+        slice=point.slice,
+    )
+
+
+def _value(value: Any) -> struct_pb2.Value:
+    out = struct_pb2.Value()
+    if value is None:
+        out.null_value = struct_pb2.NULL_VALUE
+    elif isinstance(value, bool):
+        out.bool_value = value
+    elif isinstance(value, int | float):
+        out.number_value = value
+    elif isinstance(value, str):
+        out.string_value = value
+    else:
+        out.list_value.extend(value)
+    return out
+
+
+def rows_to_proto(rows: list[ComparedRow]) -> list[metadata_service_pb2.ComparedRow]:
+    return [
+        metadata_service_pb2.ComparedRow(
+            key=row.key, values=[_value(v) for v in row.values], differs=row.differs
+        )
+        for row in rows
+    ]

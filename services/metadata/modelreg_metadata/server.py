@@ -9,9 +9,16 @@ from modelreg_common.server import ServiceBinding, serve
 from modelregistry.v1 import metadata_service_pb2, metadata_service_pb2_grpc
 
 from modelreg_metadata.config import MetadataSettings
-from modelreg_metadata.registry import Registry
+from modelreg_metadata.faults import Faults
+from modelreg_metadata.registry import AuditTrail, Registry
 from modelreg_metadata.servicer import MetadataServicer
-from modelreg_metadata.store.mongo import MongoAliasStore, MongoDatabase, MongoModelStore, MongoVersionStore
+from modelreg_metadata.store.blob_references import MongoBlobReferences
+from modelreg_metadata.store.mongo import (
+    MongoDatabase,
+    MongoModelStore,
+    MongoNamespaceStore,
+    MongoVersionStore,
+)
 
 log = structlog.get_logger("modelreg.metadata")
 
@@ -19,10 +26,17 @@ SERVICE_NAME = metadata_service_pb2.DESCRIPTOR.services_by_name["MetadataService
 
 
 async def run(settings: MetadataSettings, stop: asyncio.Event | None = None) -> None:
-    database = MongoDatabase(settings.mongodb_uri, settings.database)
-    await database.ensure_indexes()
-    registry = Registry(MongoModelStore(database), MongoVersionStore(database), MongoAliasStore(database))
-    servicer = MetadataServicer(registry)
+    database = MongoDatabase(
+        settings.mongodb_uri,
+        settings.database,
+        replica=settings.replica,
+        faults=Faults.parse(settings.fault_injection),
+        sweep_seconds=settings.event_sweep_seconds,
+    )
+    await database.start()
+    models = MongoModelStore(database)
+    registry = Registry(MongoNamespaceStore(database), models, MongoVersionStore(database, models))
+    servicer = MetadataServicer(registry, AuditTrail(database.event_log), MongoBlobReferences(database))
     await serve(
         settings.listen_addr,
         [
@@ -34,6 +48,8 @@ async def run(settings: MetadataSettings, stop: asyncio.Event | None = None) -> 
             )
         ],
         grace_seconds=settings.grace_seconds,
+        # Watchers end (UNAVAILABLE, with their last sequence) instead of holding up the drain.
+        on_draining=[database.stop_feeds],
         on_shutdown=[database.close],
         stop=stop,
     )

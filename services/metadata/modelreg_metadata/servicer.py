@@ -2,29 +2,99 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 import grpc
+from google.protobuf import empty_pb2
 from modelreg import names
+from modelreg_common.errors import InvalidArgument
+from modelregistry.v1 import event_pb2, model_pb2
 from modelregistry.v1 import metadata_service_pb2 as pb
 from modelregistry.v1 import metadata_service_pb2_grpc as pb_grpc
-from modelregistry.v1 import model_pb2
 
 from modelreg_metadata import convert
-from modelreg_metadata.registry import Registry
+from modelreg_metadata.registry import AuditTrail, EventScope, Registry
+from modelreg_metadata.store import BlobReferences
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
+ALL_MODELS = "-"  # AIP-159: `namespaces/{ns}/models/-` reads across the models of a namespace
+
+
+def _version_parent(parent: str) -> names.ModelName | names.NamespaceName:
+    parts = parent.split("/")
+    if len(parts) == 4 and parts[2] == "models" and parts[3] == ALL_MODELS:
+        return names.parse_namespace_name("/".join(parts[:2]), "parent")
+    return names.parse_model_name(parent, "parent")
+
+
+def _time(message: Any, field: str) -> datetime | None:
+    return convert.time_from_proto(getattr(message, field)) if message.HasField(field) else None
+
+
+def _scope(request: pb.ListEventsRequest | pb.WatchEventsRequest) -> EventScope:
+    return EventScope.of(
+        namespace=names.parse_namespace_name(request.namespace, "namespace") if request.namespace else None,
+        model=names.parse_model_name(request.model, "model") if request.model else None,
+        resource=request.resource,
+        actions=list(request.actions),
+        actor=request.actor if isinstance(request, pb.ListEventsRequest) else "",
+        start_time=_time(request, "start_time") if isinstance(request, pb.ListEventsRequest) else None,
+        end_time=_time(request, "end_time") if isinstance(request, pb.ListEventsRequest) else None,
+    )
+
+
+def _version_or_alias(name: str) -> names.ModelVersionName | names.AliasName:
+    return names.parse_version_reference(name, "name")
+
 
 class MetadataServicer(pb_grpc.MetadataServiceServicer):
-    def __init__(self, registry: Registry):
+    def __init__(self, registry: Registry, trail: AuditTrail, blob_references: BlobReferences):
         self._registry = registry
+        self._trail = trail
+        self._blob_references = blob_references
+
+    # Namespaces
+
+    async def CreateNamespace(
+        self, request: pb.CreateNamespaceRequest, context: Context
+    ) -> model_pb2.Namespace:
+        names.check_namespace_id(request.namespace_id, "namespace_id")
+        draft = convert.namespace_draft(names.NamespaceName(request.namespace_id), request.namespace)
+        namespace = await self._registry.create_namespace(request.namespace_id, draft, request.request_id)
+        return convert.namespace_to_proto(namespace)
+
+    async def GetNamespace(self, request: pb.GetNamespaceRequest, context: Context) -> model_pb2.Namespace:
+        namespace = await self._registry.get_namespace(names.parse_namespace_name(request.name, "name"))
+        return convert.namespace_to_proto(namespace)
+
+    async def ListNamespaces(
+        self, request: pb.ListNamespacesRequest, context: Context
+    ) -> pb.ListNamespacesResponse:
+        found, token = await self._registry.list_namespaces(request.page_size, request.page_token)
+        return pb.ListNamespacesResponse(
+            namespaces=[convert.namespace_to_proto(n) for n in found], next_page_token=token
+        )
+
+    async def UpdateNamespace(
+        self, request: pb.UpdateNamespaceRequest, context: Context
+    ) -> model_pb2.Namespace:
+        name = names.parse_namespace_name(request.namespace.name, "namespace.name")
+        draft = convert.namespace_draft(name, request.namespace)
+        namespace = await self._registry.update_namespace(
+            draft, list(request.update_mask.paths), convert.populated_fields(request.namespace)
+        )
+        return convert.namespace_to_proto(namespace)
+
+    # Models
 
     async def CreateModel(self, request: pb.CreateModelRequest, context: Context) -> model_pb2.Model:
         parent = names.parse_namespace_name(request.parent, "parent")
         names.check_model_id(request.model_id, "model_id")
         draft = convert.model_draft(names.ModelName(parent.namespace, request.model_id), request.model)
-        model = await self._registry.create_model(parent, request.model_id, draft)
+        model = await self._registry.create_model(parent, request.model_id, draft, request.request_id)
         return convert.model_to_proto(model)
 
     async def GetModel(self, request: pb.GetModelRequest, context: Context) -> model_pb2.Model:
@@ -33,17 +103,43 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
 
     async def ListModels(self, request: pb.ListModelsRequest, context: Context) -> pb.ListModelsResponse:
         parent = names.parse_namespace_name(request.parent, "parent")
-        models, token = await self._registry.list_models(parent, request.page_size, request.page_token)
+        models, token = await self._registry.list_models(
+            parent,
+            page_size=request.page_size,
+            page_token=request.page_token,
+            filter_text=request.filter,
+            order_by=request.order_by,
+            show_deleted=request.show_deleted,
+        )
         return pb.ListModelsResponse(
             models=[convert.model_to_proto(m) for m in models], next_page_token=token
         )
+
+    async def UpdateModel(self, request: pb.UpdateModelRequest, context: Context) -> model_pb2.Model:
+        name = names.parse_model_name(request.model.name, "model.name")
+        model = await self._registry.update_model(
+            convert.model_draft(name, request.model),
+            list(request.update_mask.paths),
+            convert.populated_fields(request.model),
+        )
+        return convert.model_to_proto(model)
+
+    async def DeleteModel(self, request: pb.DeleteModelRequest, context: Context) -> model_pb2.Model:
+        model = await self._registry.delete_model(names.parse_model_name(request.name, "name"), request.etag)
+        return convert.model_to_proto(model)
+
+    async def UndeleteModel(self, request: pb.UndeleteModelRequest, context: Context) -> model_pb2.Model:
+        model = await self._registry.undelete_model(names.parse_model_name(request.name, "name"))
+        return convert.model_to_proto(model)
+
+    # Versions
 
     async def CreateModelVersion(
         self, request: pb.CreateModelVersionRequest, context: Context
     ) -> model_pb2.ModelVersion:
         parent = names.parse_model_name(request.parent, "parent")
         draft = convert.version_draft(parent.version(1), request.model_version)
-        version = await self._registry.create_version(parent, draft)
+        version = await self._registry.create_version(parent, draft, request.request_id)
         return convert.version_to_proto(version)
 
     async def GetModelVersion(
@@ -55,22 +151,52 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
     async def ListModelVersions(
         self, request: pb.ListModelVersionsRequest, context: Context
     ) -> pb.ListModelVersionsResponse:
-        parent = names.parse_model_name(request.parent, "parent")
-        versions, token = await self._registry.list_versions(parent, request.page_size, request.page_token)
+        versions, token = await self._registry.list_versions(
+            _version_parent(request.parent),
+            page_size=request.page_size,
+            page_token=request.page_token,
+            filter_text=request.filter,
+            order_by=request.order_by,
+            show_deleted=request.show_deleted,
+        )
         return pb.ListModelVersionsResponse(
             model_versions=[convert.version_to_proto(v) for v in versions], next_page_token=token
         )
 
-    async def SetAlias(self, request: pb.SetAliasRequest, context: Context) -> model_pb2.Alias:
-        alias = names.parse_alias_name(request.name, "name")
-        target = names.parse_model_version_name(request.model_version, "model_version")
-        return convert.alias_to_proto(await self._registry.set_alias(alias, target, request.etag))
-
-    async def GetModelVersionByAlias(
-        self, request: pb.GetModelVersionByAliasRequest, context: Context
+    async def UpdateModelVersion(
+        self, request: pb.UpdateModelVersionRequest, context: Context
     ) -> model_pb2.ModelVersion:
-        version = await self._registry.get_version_by_alias(names.parse_alias_name(request.name, "name"))
+        name = names.parse_model_version_name(request.model_version.name, "model_version.name")
+        version = await self._registry.update_version(
+            convert.version_draft(name, request.model_version),
+            list(request.update_mask.paths),
+            convert.populated_fields(request.model_version),
+        )
         return convert.version_to_proto(version)
+
+    async def DeleteModelVersion(
+        self, request: pb.DeleteModelVersionRequest, context: Context
+    ) -> model_pb2.ModelVersion:
+        name = names.parse_model_version_name(request.name, "name")
+        return convert.version_to_proto(await self._registry.delete_version(name, request.etag))
+
+    async def UndeleteModelVersion(
+        self, request: pb.UndeleteModelVersionRequest, context: Context
+    ) -> model_pb2.ModelVersion:
+        name = names.parse_model_version_name(request.name, "name")
+        return convert.version_to_proto(await self._registry.undelete_version(name))
+
+    async def ArchiveModelVersion(
+        self, request: pb.ArchiveModelVersionRequest, context: Context
+    ) -> model_pb2.ModelVersion:
+        name = names.parse_model_version_name(request.name, "name")
+        return convert.version_to_proto(await self._registry.archive_version(name, request.etag))
+
+    async def UnarchiveModelVersion(
+        self, request: pb.UnarchiveModelVersionRequest, context: Context
+    ) -> model_pb2.ModelVersion:
+        name = names.parse_model_version_name(request.name, "name")
+        return convert.version_to_proto(await self._registry.unarchive_version(name, request.etag))
 
     async def SealModelVersion(
         self, request: pb.SealModelVersionRequest, context: Context
@@ -82,5 +208,157 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
         self, request: pb.AddModelVersionFileRequest, context: Context
     ) -> model_pb2.ModelVersion:
         name = names.parse_model_version_name(request.model_version, "model_version")
-        version = await self._registry.add_file(name, convert.file_from_proto(request.file))
+        names.check_file_path(request.file.path, "file.path")
+        version = await self._registry.add_files(name, [convert.file_from_proto(request.file)])
         return convert.version_to_proto(version)
+
+    async def BatchAddModelVersionFiles(
+        self, request: pb.BatchAddModelVersionFilesRequest, context: Context
+    ) -> model_pb2.ModelVersion:
+        name = names.parse_model_version_name(request.model_version, "model_version")
+        for index, file in enumerate(request.files):
+            names.check_file_path(file.path, f"files[{index}].path")
+        files = [convert.file_from_proto(file) for file in request.files]
+        return convert.version_to_proto(await self._registry.add_files(name, files))
+
+    async def CheckBlobReferences(
+        self, request: pb.CheckBlobReferencesRequest, context: Context
+    ) -> pb.CheckBlobReferencesResponse:
+        referenced = await self._blob_references.referenced(list(request.sha256s))
+        return pb.CheckBlobReferencesResponse(referenced_sha256s=referenced)
+
+    # Aliases
+
+    async def SetAlias(self, request: pb.SetAliasRequest, context: Context) -> model_pb2.Alias:
+        alias = names.parse_alias_name(request.name, "name")
+        target = names.parse_model_version_name(request.model_version, "model_version")
+        return convert.alias_to_proto(await self._registry.set_alias(alias, target, request.etag))
+
+    async def GetAlias(self, request: pb.GetAliasRequest, context: Context) -> model_pb2.Alias:
+        alias = await self._registry.get_alias(names.parse_alias_name(request.name, "name"))
+        return convert.alias_to_proto(alias)
+
+    async def ListAliases(self, request: pb.ListAliasesRequest, context: Context) -> pb.ListAliasesResponse:
+        parent = names.parse_model_name(request.parent, "parent")
+        aliases, token = await self._registry.list_aliases(parent, request.page_size, request.page_token)
+        return pb.ListAliasesResponse(
+            aliases=[convert.alias_to_proto(a) for a in aliases], next_page_token=token
+        )
+
+    async def DeleteAlias(self, request: pb.DeleteAliasRequest, context: Context) -> empty_pb2.Empty:
+        await self._registry.delete_alias(names.parse_alias_name(request.name, "name"), request.etag)
+        return empty_pb2.Empty()
+
+    async def GetModelVersionByAlias(
+        self, request: pb.GetModelVersionByAliasRequest, context: Context
+    ) -> model_pb2.ModelVersion:
+        version = await self._registry.get_version_by_alias(names.parse_alias_name(request.name, "name"))
+        return convert.version_to_proto(version)
+
+    # Metrics and comparison
+
+    async def LogMetrics(self, request: pb.LogMetricsRequest, context: Context) -> model_pb2.ModelVersion:
+        name = names.parse_model_version_name(request.model_version, "model_version")
+        points = [convert.point_from_proto(p) for p in request.points]
+        return convert.version_to_proto(await self._registry.log_metrics(name, points, request.request_id))
+
+    async def ListMetricHistory(
+        self, request: pb.ListMetricHistoryRequest, context: Context
+    ) -> pb.ListMetricHistoryResponse:
+        name = names.parse_model_version_name(request.model_version, "model_version")
+        points, token = await self._registry.list_metric_history(
+            name, request.metric_key, request.page_size, request.page_token
+        )
+        return pb.ListMetricHistoryResponse(
+            points=[convert.point_to_proto(p) for p in points], next_page_token=token
+        )
+
+    async def CompareModelVersions(
+        self, request: pb.CompareModelVersionsRequest, context: Context
+    ) -> pb.CompareModelVersionsResponse:
+        parsed = [names.parse_model_version_name(n, f"names[{i}]") for i, n in enumerate(request.names)]
+        versions, metrics, params = await self._registry.compare_versions(parsed)
+        return pb.CompareModelVersionsResponse(
+            model_versions=[convert.version_to_proto(v) for v in versions],
+            metrics=convert.rows_to_proto(metrics),
+            params=convert.rows_to_proto(params),
+        )
+
+    # Review
+
+    async def SubmitModelVersionForReview(
+        self, request: pb.SubmitModelVersionForReviewRequest, context: Context
+    ) -> model_pb2.ModelVersion:
+        name = names.parse_model_version_name(request.name, "name")
+        version = await self._registry.submit_for_review(name, request.comment, request.etag)
+        return convert.version_to_proto(version)
+
+    async def ApproveModelVersion(
+        self, request: pb.ApproveModelVersionRequest, context: Context
+    ) -> model_pb2.ModelVersion:
+        name = names.parse_model_version_name(request.name, "name")
+        return convert.version_to_proto(
+            await self._registry.approve_version(name, request.comment, request.etag)
+        )
+
+    async def RejectModelVersion(
+        self, request: pb.RejectModelVersionRequest, context: Context
+    ) -> model_pb2.ModelVersion:
+        name = names.parse_model_version_name(request.name, "name")
+        return convert.version_to_proto(
+            await self._registry.reject_version(name, request.comment, request.etag)
+        )
+
+    # Protected aliases
+
+    async def ProtectAlias(
+        self, request: pb.ProtectAliasRequest, context: Context
+    ) -> model_pb2.AliasProtection:
+        name = names.parse_alias_name(request.protection.name, "protection.name")
+        protection = convert.protection_from_proto(name, request.protection)
+        return convert.protection_to_proto(await self._registry.protect_alias(protection))
+
+    async def GetAliasProtection(
+        self, request: pb.GetAliasProtectionRequest, context: Context
+    ) -> model_pb2.AliasProtection:
+        name = names.parse_alias_name(request.name, "name")
+        return convert.protection_to_proto(await self._registry.get_alias_protection(name))
+
+    async def UnprotectAlias(self, request: pb.UnprotectAliasRequest, context: Context) -> empty_pb2.Empty:
+        await self._registry.unprotect_alias(names.parse_alias_name(request.name, "name"))
+        return empty_pb2.Empty()
+
+    # Audit trail
+
+    async def ListEvents(self, request: pb.ListEventsRequest, context: Context) -> pb.ListEventsResponse:
+        events, token = await self._trail.list_events(
+            _scope(request),
+            after_sequence=request.after_sequence,
+            page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        return pb.ListEventsResponse(
+            events=[convert.event_to_proto(e) for e in events], next_page_token=token
+        )
+
+    async def WatchEvents(
+        self, request: pb.WatchEventsRequest, context: Context
+    ) -> AsyncIterator[event_pb2.Event]:
+        scope = _scope(request)
+        async for event in self._trail.watch_events(
+            scope, after_sequence=request.after_sequence, from_now=request.from_now
+        ):
+            yield convert.event_to_proto(event)
+
+    async def GetStateAtTime(self, request: pb.GetStateAtTimeRequest, context: Context) -> pb.StateAtTime:
+        name = _version_or_alias(request.name)
+        if not request.HasField("time"):
+            raise InvalidArgument("time", "is required")
+        moment = convert.time_from_proto(request.time)
+        if isinstance(name, names.AliasName):
+            alias, last = await self._trail.alias_at(name, moment)
+            return pb.StateAtTime(alias=convert.alias_to_proto(alias), as_of=convert.event_to_proto(last))
+        version, last = await self._trail.version_at(name, moment)
+        return pb.StateAtTime(
+            model_version=convert.version_to_proto(version), as_of=convert.event_to_proto(last)
+        )

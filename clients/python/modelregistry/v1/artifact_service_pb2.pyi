@@ -3,8 +3,12 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from modelregistry.v1 import model_pb2 as _model_pb2
 import builtins as _builtins
 import sys
@@ -16,6 +20,66 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _UploadState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _UploadStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_UploadState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    UPLOAD_STATE_UNSPECIFIED: _UploadState.ValueType  # 0
+    UPLOAD_STATE_ACTIVE: _UploadState.ValueType  # 1
+    """Accepting bytes."""
+    UPLOAD_STATE_FINISHED: _UploadState.ValueType  # 2
+    """Verified, stored and recorded in the version's manifest (`file` is set)."""
+    UPLOAD_STATE_FAILED: _UploadState.ValueType  # 3
+    """Refused at finish (`failure_reason` says why, e.g. DIGEST_MISMATCH); nothing was recorded."""
+    UPLOAD_STATE_CANCELLED: _UploadState.ValueType  # 4
+    """Cancelled by a client; its parts were freed."""
+    UPLOAD_STATE_EXPIRED: _UploadState.ValueType  # 5
+    """Not finished before `expire_time`; its parts were freed."""
+
+class UploadState(_UploadState, metaclass=_UploadStateEnumTypeWrapper):
+    """The life cycle of an upload session."""
+
+UPLOAD_STATE_UNSPECIFIED: UploadState.ValueType  # 0
+UPLOAD_STATE_ACTIVE: UploadState.ValueType  # 1
+"""Accepting bytes."""
+UPLOAD_STATE_FINISHED: UploadState.ValueType  # 2
+"""Verified, stored and recorded in the version's manifest (`file` is set)."""
+UPLOAD_STATE_FAILED: UploadState.ValueType  # 3
+"""Refused at finish (`failure_reason` says why, e.g. DIGEST_MISMATCH); nothing was recorded."""
+UPLOAD_STATE_CANCELLED: UploadState.ValueType  # 4
+"""Cancelled by a client; its parts were freed."""
+UPLOAD_STATE_EXPIRED: UploadState.ValueType  # 5
+"""Not finished before `expire_time`; its parts were freed."""
+Global___UploadState: _TypeAlias = UploadState  # noqa: Y015
+
+class _BlobProblem:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _BlobProblemEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_BlobProblem.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    BLOB_PROBLEM_UNSPECIFIED: _BlobProblem.ValueType  # 0
+    BLOB_PROBLEM_MISSING: _BlobProblem.ValueType  # 1
+    """No stored blob has the file's SHA-256."""
+    BLOB_PROBLEM_SIZE_MISMATCH: _BlobProblem.ValueType  # 2
+    """The stored blob has another size than the manifest records."""
+    BLOB_PROBLEM_DIGEST_MISMATCH: _BlobProblem.ValueType  # 3
+    """The stored bytes hash to another SHA-256 than the manifest records."""
+
+class BlobProblem(_BlobProblem, metaclass=_BlobProblemEnumTypeWrapper):
+    """What is wrong with one file of a version."""
+
+BLOB_PROBLEM_UNSPECIFIED: BlobProblem.ValueType  # 0
+BLOB_PROBLEM_MISSING: BlobProblem.ValueType  # 1
+"""No stored blob has the file's SHA-256."""
+BLOB_PROBLEM_SIZE_MISMATCH: BlobProblem.ValueType  # 2
+"""The stored blob has another size than the manifest records."""
+BLOB_PROBLEM_DIGEST_MISMATCH: BlobProblem.ValueType  # 3
+"""The stored bytes hash to another SHA-256 than the manifest records."""
+Global___BlobProblem: _TypeAlias = BlobProblem  # noqa: Y015
 
 @_typing.final
 class UploadSpec(_message.Message):
@@ -62,12 +126,17 @@ class UploadFileRequest(_message.Message):
     WRITE_OFFSET_FIELD_NUMBER: _builtins.int
     DATA_FIELD_NUMBER: _builtins.int
     FINISH_WRITE_FIELD_NUMBER: _builtins.int
+    CRC32C_FIELD_NUMBER: _builtins.int
     write_offset: _builtins.int
     """Offset of `data` within the file; must equal the number of bytes sent so far."""
     data: _builtins.bytes
     """At most 2 MiB per message; 256 KiB to 1 MiB is the sweet spot."""
     finish_write: _builtins.bool
     """Set on the last message."""
+    crc32c: _builtins.int
+    """Optional CRC32C (Castagnoli) of `data`. A mismatch rejects the message before its bytes are
+    hashed or stored: INVALID_ARGUMENT, reason CHUNK_CHECKSUM_MISMATCH.
+    """
     @_builtins.property
     def spec(self) -> Global___UploadSpec:
         """Required in the first message only."""
@@ -79,12 +148,15 @@ class UploadFileRequest(_message.Message):
         write_offset: _builtins.int = ...,
         data: _builtins.bytes = ...,
         finish_write: _builtins.bool = ...,
+        crc32c: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["spec", b"spec"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_crc32c", b"_crc32c", "crc32c", b"crc32c", "spec", b"spec"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "finish_write", b"finish_write", "spec", b"spec", "write_offset", b"write_offset"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_crc32c", b"_crc32c", "crc32c", b"crc32c", "data", b"data", "finish_write", b"finish_write", "spec", b"spec", "write_offset", b"write_offset"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__crc32c: _TypeAlias = _typing.Literal["crc32c"]  # noqa: Y015
+    _WhichOneofArgType__crc32c: _TypeAlias = _typing.Literal["_crc32c", b"_crc32c"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__crc32c) -> _WhichOneofReturnType__crc32c | None: ...
 
 Global___UploadFileRequest: _TypeAlias = UploadFileRequest  # noqa: Y015
 
@@ -149,3 +221,377 @@ class DownloadFileResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DownloadFileResponse: _TypeAlias = DownloadFileResponse  # noqa: Y015
+
+@_typing.final
+class UploadSession(_message.Message):
+    """A resumable upload of one file. Its state lives in the database and its bytes in object
+    storage, so any replica of the service can continue it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    SPEC_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    COMMITTED_SIZE_FIELD_NUMBER: _builtins.int
+    PART_SIZE_BYTES_FIELD_NUMBER: _builtins.int
+    FILE_FIELD_NUMBER: _builtins.int
+    BLOB_REUSED_FIELD_NUMBER: _builtins.int
+    FAILURE_REASON_FIELD_NUMBER: _builtins.int
+    FAILURE_MESSAGE_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`uploads/{upload}`. Output only."""
+    state: Global___UploadState.ValueType
+    """Output only."""
+    committed_size: _builtins.int
+    """Output only. Bytes stored durably: a new WriteUpload stream starts at this offset. It
+    advances in steps of `part_size_bytes` (and reaches `spec.size_bytes` at finish), so bytes
+    sent after the last full part are sent again after a broken stream.
+    """
+    part_size_bytes: _builtins.int
+    """Output only. The object-storage part size chosen for this file."""
+    blob_reused: _builtins.bool
+    """Output only. FINISHED with a blob that was already stored: this upload stored no new bytes
+    (StartUpload of a known digest receives none; a finish that finds the blob drops its copy).
+    """
+    failure_reason: _builtins.str
+    """Output only. FAILED: an UPPER_SNAKE_CASE reason (as in ErrorInfo) and a message."""
+    failure_message: _builtins.str
+    @_builtins.property
+    def spec(self) -> Global___UploadSpec:
+        """What the client declared at start."""
+
+    @_builtins.property
+    def file(self) -> _model_pb2.ModelFile:
+        """Output only. FINISHED: the manifest entry of the file."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only."""
+
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only."""
+
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only. An ACTIVE session past this time becomes EXPIRED and its parts are freed."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        spec: Global___UploadSpec | None = ...,
+        state: Global___UploadState.ValueType = ...,
+        committed_size: _builtins.int = ...,
+        part_size_bytes: _builtins.int = ...,
+        file: _model_pb2.ModelFile | None = ...,
+        blob_reused: _builtins.bool = ...,
+        failure_reason: _builtins.str = ...,
+        failure_message: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expire_time", b"expire_time", "file", b"file", "spec", b"spec", "update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["blob_reused", b"blob_reused", "committed_size", b"committed_size", "create_time", b"create_time", "expire_time", b"expire_time", "failure_message", b"failure_message", "failure_reason", b"failure_reason", "file", b"file", "name", b"name", "part_size_bytes", b"part_size_bytes", "spec", b"spec", "state", b"state", "update_time", b"update_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UploadSession: _TypeAlias = UploadSession  # noqa: Y015
+
+@_typing.final
+class StartUploadRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SPEC_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def spec(self) -> Global___UploadSpec: ...
+    def __init__(
+        self,
+        *,
+        spec: Global___UploadSpec | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["spec", b"spec"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["spec", b"spec"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartUploadRequest: _TypeAlias = StartUploadRequest  # noqa: Y015
+
+@_typing.final
+class WriteUploadRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    UPLOAD_SESSION_FIELD_NUMBER: _builtins.int
+    WRITE_OFFSET_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    FINISH_WRITE_FIELD_NUMBER: _builtins.int
+    CRC32C_FIELD_NUMBER: _builtins.int
+    upload_session: _builtins.str
+    """`uploads/{upload}`. Required in the first message; later messages may omit it."""
+    write_offset: _builtins.int
+    """Offset of `data` within the file. The first message starts at the session's
+    `committed_size`; each later one continues where the previous one ended.
+    """
+    data: _builtins.bytes
+    """At most 2 MiB per message; 256 KiB to 1 MiB is the sweet spot."""
+    finish_write: _builtins.bool
+    """Set on the last message: verify and record the file."""
+    crc32c: _builtins.int
+    """Optional CRC32C (Castagnoli) of `data`. A mismatch rejects the message before its bytes are
+    hashed or stored (INVALID_ARGUMENT, reason CHUNK_CHECKSUM_MISMATCH); the session stays
+    ACTIVE and the client resumes from `committed_size`.
+    """
+    def __init__(
+        self,
+        *,
+        upload_session: _builtins.str = ...,
+        write_offset: _builtins.int = ...,
+        data: _builtins.bytes = ...,
+        finish_write: _builtins.bool = ...,
+        crc32c: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_crc32c", b"_crc32c", "crc32c", b"crc32c"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_crc32c", b"_crc32c", "crc32c", b"crc32c", "data", b"data", "finish_write", b"finish_write", "upload_session", b"upload_session", "write_offset", b"write_offset"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__crc32c: _TypeAlias = _typing.Literal["crc32c"]  # noqa: Y015
+    _WhichOneofArgType__crc32c: _TypeAlias = _typing.Literal["_crc32c", b"_crc32c"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__crc32c) -> _WhichOneofReturnType__crc32c | None: ...
+
+Global___WriteUploadRequest: _TypeAlias = WriteUploadRequest  # noqa: Y015
+
+@_typing.final
+class GetUploadSessionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`uploads/{upload}`."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetUploadSessionRequest: _TypeAlias = GetUploadSessionRequest  # noqa: Y015
+
+@_typing.final
+class CancelUploadSessionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`uploads/{upload}`."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelUploadSessionRequest: _TypeAlias = CancelUploadSessionRequest  # noqa: Y015
+
+@_typing.final
+class FindMissingBlobsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SHA256S_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def sha256s(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Lowercase hex SHA-256 digests; at most 1000."""
+
+    def __init__(
+        self,
+        *,
+        sha256s: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["sha256s", b"sha256s"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FindMissingBlobsRequest: _TypeAlias = FindMissingBlobsRequest  # noqa: Y015
+
+@_typing.final
+class FindMissingBlobsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MISSING_SHA256S_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def missing_sha256s(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The requested digests that have no stored blob, in request order."""
+
+    def __init__(
+        self,
+        *,
+        missing_sha256s: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["missing_sha256s", b"missing_sha256s"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FindMissingBlobsResponse: _TypeAlias = FindMissingBlobsResponse  # noqa: Y015
+
+@_typing.final
+class VerifyModelVersionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_VERSION_FIELD_NUMBER: _builtins.int
+    model_version: _builtins.str
+    """A version `namespaces/{ns}/models/{model}/versions/{number}` or an alias
+    `namespaces/{ns}/models/{model}/aliases/{alias}`.
+    """
+    def __init__(
+        self,
+        *,
+        model_version: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["model_version", b"model_version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VerifyModelVersionRequest: _TypeAlias = VerifyModelVersionRequest  # noqa: Y015
+
+@_typing.final
+class FileCheck(_message.Message):
+    """A file whose stored bytes do not match its manifest entry."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATH_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
+    PROBLEM_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    path: _builtins.str
+    sha256: _builtins.str
+    """The SHA-256 the manifest records."""
+    problem: Global___BlobProblem.ValueType
+    detail: _builtins.str
+    """For a person: what was found instead."""
+    def __init__(
+        self,
+        *,
+        path: _builtins.str = ...,
+        sha256: _builtins.str = ...,
+        problem: Global___BlobProblem.ValueType = ...,
+        detail: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["detail", b"detail", "path", b"path", "problem", b"problem", "sha256", b"sha256"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FileCheck: _TypeAlias = FileCheck  # noqa: Y015
+
+@_typing.final
+class VerifyModelVersionResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_VERSION_FIELD_NUMBER: _builtins.int
+    CHECKED_FILES_FIELD_NUMBER: _builtins.int
+    CHECKED_BYTES_FIELD_NUMBER: _builtins.int
+    PROBLEMS_FIELD_NUMBER: _builtins.int
+    model_version: _builtins.str
+    """The version that was checked (an alias is resolved)."""
+    checked_files: _builtins.int
+    """Files checked and the bytes re-read from object storage."""
+    checked_bytes: _builtins.int
+    @_builtins.property
+    def problems(self) -> _containers.RepeatedCompositeFieldContainer[Global___FileCheck]:
+        """Every file that failed the check; empty when the version is intact."""
+
+    def __init__(
+        self,
+        *,
+        model_version: _builtins.str = ...,
+        checked_files: _builtins.int = ...,
+        checked_bytes: _builtins.int = ...,
+        problems: _abc.Iterable[Global___FileCheck] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checked_bytes", b"checked_bytes", "checked_files", b"checked_files", "model_version", b"model_version", "problems", b"problems"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VerifyModelVersionResponse: _TypeAlias = VerifyModelVersionResponse  # noqa: Y015
+
+@_typing.final
+class CollectGarbageRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DRY_RUN_FIELD_NUMBER: _builtins.int
+    dry_run: _builtins.bool
+    """Report what would be deleted without deleting anything."""
+    def __init__(
+        self,
+        *,
+        dry_run: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dry_run", b"dry_run"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CollectGarbageRequest: _TypeAlias = CollectGarbageRequest  # noqa: Y015
+
+@_typing.final
+class CollectGarbageResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DRY_RUN_FIELD_NUMBER: _builtins.int
+    DELETED_BLOBS_FIELD_NUMBER: _builtins.int
+    DELETED_BYTES_FIELD_NUMBER: _builtins.int
+    DELETED_SHA256S_FIELD_NUMBER: _builtins.int
+    KEPT_BLOBS_FIELD_NUMBER: _builtins.int
+    dry_run: _builtins.bool
+    deleted_blobs: _builtins.int
+    """Blobs deleted (or that would be deleted) and their total size."""
+    deleted_bytes: _builtins.int
+    kept_blobs: _builtins.int
+    """Unreferenced blobs kept because they are younger than the grace period or an open upload
+    session declares them.
+    """
+    @_builtins.property
+    def deleted_sha256s(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Their digests, at most the first 1000."""
+
+    def __init__(
+        self,
+        *,
+        dry_run: _builtins.bool = ...,
+        deleted_blobs: _builtins.int = ...,
+        deleted_bytes: _builtins.int = ...,
+        deleted_sha256s: _abc.Iterable[_builtins.str] | None = ...,
+        kept_blobs: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deleted_blobs", b"deleted_blobs", "deleted_bytes", b"deleted_bytes", "deleted_sha256s", b"deleted_sha256s", "dry_run", b"dry_run", "kept_blobs", b"kept_blobs"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CollectGarbageResponse: _TypeAlias = CollectGarbageResponse  # noqa: Y015

@@ -28,6 +28,9 @@ if _version_not_supported:
 
 class ArtifactServiceStub:
     """Moves model files in and out of object storage, verifying every byte.
+
+    Blobs are content-addressed: the same bytes are stored once, whatever model or version they
+    belong to, and a file joins a version's manifest only after its size and SHA-256 were verified.
     """
 
     def __init__(self, channel):
@@ -46,16 +49,56 @@ class ArtifactServiceStub:
                 request_serializer=modelregistry_dot_v1_dot_artifact__service__pb2.DownloadFileRequest.SerializeToString,
                 response_deserializer=modelregistry_dot_v1_dot_artifact__service__pb2.DownloadFileResponse.FromString,
                 _registered_method=True)
+        self.StartUpload = channel.unary_unary(
+                '/modelregistry.v1.ArtifactService/StartUpload',
+                request_serializer=modelregistry_dot_v1_dot_artifact__service__pb2.StartUploadRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_artifact__service__pb2.UploadSession.FromString,
+                _registered_method=True)
+        self.WriteUpload = channel.stream_unary(
+                '/modelregistry.v1.ArtifactService/WriteUpload',
+                request_serializer=modelregistry_dot_v1_dot_artifact__service__pb2.WriteUploadRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_artifact__service__pb2.UploadSession.FromString,
+                _registered_method=True)
+        self.GetUploadSession = channel.unary_unary(
+                '/modelregistry.v1.ArtifactService/GetUploadSession',
+                request_serializer=modelregistry_dot_v1_dot_artifact__service__pb2.GetUploadSessionRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_artifact__service__pb2.UploadSession.FromString,
+                _registered_method=True)
+        self.CancelUploadSession = channel.unary_unary(
+                '/modelregistry.v1.ArtifactService/CancelUploadSession',
+                request_serializer=modelregistry_dot_v1_dot_artifact__service__pb2.CancelUploadSessionRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_artifact__service__pb2.UploadSession.FromString,
+                _registered_method=True)
+        self.FindMissingBlobs = channel.unary_unary(
+                '/modelregistry.v1.ArtifactService/FindMissingBlobs',
+                request_serializer=modelregistry_dot_v1_dot_artifact__service__pb2.FindMissingBlobsRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_artifact__service__pb2.FindMissingBlobsResponse.FromString,
+                _registered_method=True)
+        self.VerifyModelVersion = channel.unary_unary(
+                '/modelregistry.v1.ArtifactService/VerifyModelVersion',
+                request_serializer=modelregistry_dot_v1_dot_artifact__service__pb2.VerifyModelVersionRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_artifact__service__pb2.VerifyModelVersionResponse.FromString,
+                _registered_method=True)
+        self.CollectGarbage = channel.unary_unary(
+                '/modelregistry.v1.ArtifactService/CollectGarbage',
+                request_serializer=modelregistry_dot_v1_dot_artifact__service__pb2.CollectGarbageRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_artifact__service__pb2.CollectGarbageResponse.FromString,
+                _registered_method=True)
 
 
 class ArtifactServiceServicer:
     """Moves model files in and out of object storage, verifying every byte.
+
+    Blobs are content-addressed: the same bytes are stored once, whatever model or version they
+    belong to, and a file joins a version's manifest only after its size and SHA-256 were verified.
     """
 
     def UploadFile(self, request_iterator, context):
-        """Streams one file into a PENDING model version. The first message carries `spec`; every
-        message carries the `write_offset` of its `data`; the last sets `finish_write`. The file
-        joins the version's manifest only if the received size and SHA-256 match the spec.
+        """Streams one file into a PENDING model version in one go (not resumable): the first message
+        carries `spec`; every message carries the `write_offset` of its `data`; the last sets
+        `finish_write`. The file joins the version's manifest only if the received size and SHA-256
+        match the spec. When a blob with that SHA-256 is already stored, the file is recorded at
+        once and the reply may come before the client has sent its bytes.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -64,6 +107,61 @@ class ArtifactServiceServicer:
     def DownloadFile(self, request, context):
         """Streams one file of a version. The first message carries `file` (size and SHA-256) so the
         caller can verify what it receives.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StartUpload(self, request, context):
+        """Starts a resumable upload of one file (Cloud Storage `StartResumableWrite`). When a blob with
+        the declared SHA-256 is already stored, the file is recorded right away and the session
+        comes back FINISHED with `blob_reused` set: the client sends no bytes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WriteUpload(self, request_iterator, context):
+        """Streams bytes into an upload session (ByteStream `Write`): the first message names the
+        session and starts at its `committed_size`; the last sets `finish_write`. A stream that ends
+        without `finish_write` leaves the session ACTIVE; continue it later, from any replica.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetUploadSession(self, request, context):
+        """The session's state and `committed_size`: where to resume after a broken stream
+        (ByteStream `QueryWriteStatus`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelUploadSession(self, request, context):
+        """Abandons an ACTIVE session and frees its stored parts at once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FindMissingBlobs(self, request, context):
+        """Which of the given SHA-256 digests have no stored blob (Bazel REAPI `FindMissingBlobs`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VerifyModelVersion(self, request, context):
+        """Re-reads every blob of a version from object storage and checks size and SHA-256.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CollectGarbage(self, request, context):
+        """Deletes blobs that no manifest references, older than the configured grace period and not
+        declared by an open upload session. With `dry_run`, only reports what would be deleted.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -82,6 +180,41 @@ def add_ArtifactServiceServicer_to_server(servicer, server):
                     request_deserializer=modelregistry_dot_v1_dot_artifact__service__pb2.DownloadFileRequest.FromString,
                     response_serializer=modelregistry_dot_v1_dot_artifact__service__pb2.DownloadFileResponse.SerializeToString,
             ),
+            'StartUpload': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartUpload,
+                    request_deserializer=modelregistry_dot_v1_dot_artifact__service__pb2.StartUploadRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_artifact__service__pb2.UploadSession.SerializeToString,
+            ),
+            'WriteUpload': grpc.stream_unary_rpc_method_handler(
+                    servicer.WriteUpload,
+                    request_deserializer=modelregistry_dot_v1_dot_artifact__service__pb2.WriteUploadRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_artifact__service__pb2.UploadSession.SerializeToString,
+            ),
+            'GetUploadSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUploadSession,
+                    request_deserializer=modelregistry_dot_v1_dot_artifact__service__pb2.GetUploadSessionRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_artifact__service__pb2.UploadSession.SerializeToString,
+            ),
+            'CancelUploadSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelUploadSession,
+                    request_deserializer=modelregistry_dot_v1_dot_artifact__service__pb2.CancelUploadSessionRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_artifact__service__pb2.UploadSession.SerializeToString,
+            ),
+            'FindMissingBlobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.FindMissingBlobs,
+                    request_deserializer=modelregistry_dot_v1_dot_artifact__service__pb2.FindMissingBlobsRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_artifact__service__pb2.FindMissingBlobsResponse.SerializeToString,
+            ),
+            'VerifyModelVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyModelVersion,
+                    request_deserializer=modelregistry_dot_v1_dot_artifact__service__pb2.VerifyModelVersionRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_artifact__service__pb2.VerifyModelVersionResponse.SerializeToString,
+            ),
+            'CollectGarbage': grpc.unary_unary_rpc_method_handler(
+                    servicer.CollectGarbage,
+                    request_deserializer=modelregistry_dot_v1_dot_artifact__service__pb2.CollectGarbageRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_artifact__service__pb2.CollectGarbageResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'modelregistry.v1.ArtifactService', rpc_method_handlers)
@@ -92,6 +225,9 @@ def add_ArtifactServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class ArtifactService:
     """Moves model files in and out of object storage, verifying every byte.
+
+    Blobs are content-addressed: the same bytes are stored once, whatever model or version they
+    belong to, and a file joins a version's manifest only after its size and SHA-256 were verified.
     """
 
     @staticmethod
@@ -138,6 +274,195 @@ class ArtifactService:
             '/modelregistry.v1.ArtifactService/DownloadFile',
             modelregistry_dot_v1_dot_artifact__service__pb2.DownloadFileRequest.SerializeToString,
             modelregistry_dot_v1_dot_artifact__service__pb2.DownloadFileResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartUpload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.ArtifactService/StartUpload',
+            modelregistry_dot_v1_dot_artifact__service__pb2.StartUploadRequest.SerializeToString,
+            modelregistry_dot_v1_dot_artifact__service__pb2.UploadSession.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WriteUpload(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/modelregistry.v1.ArtifactService/WriteUpload',
+            modelregistry_dot_v1_dot_artifact__service__pb2.WriteUploadRequest.SerializeToString,
+            modelregistry_dot_v1_dot_artifact__service__pb2.UploadSession.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUploadSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.ArtifactService/GetUploadSession',
+            modelregistry_dot_v1_dot_artifact__service__pb2.GetUploadSessionRequest.SerializeToString,
+            modelregistry_dot_v1_dot_artifact__service__pb2.UploadSession.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelUploadSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.ArtifactService/CancelUploadSession',
+            modelregistry_dot_v1_dot_artifact__service__pb2.CancelUploadSessionRequest.SerializeToString,
+            modelregistry_dot_v1_dot_artifact__service__pb2.UploadSession.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FindMissingBlobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.ArtifactService/FindMissingBlobs',
+            modelregistry_dot_v1_dot_artifact__service__pb2.FindMissingBlobsRequest.SerializeToString,
+            modelregistry_dot_v1_dot_artifact__service__pb2.FindMissingBlobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyModelVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.ArtifactService/VerifyModelVersion',
+            modelregistry_dot_v1_dot_artifact__service__pb2.VerifyModelVersionRequest.SerializeToString,
+            modelregistry_dot_v1_dot_artifact__service__pb2.VerifyModelVersionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CollectGarbage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.ArtifactService/CollectGarbage',
+            modelregistry_dot_v1_dot_artifact__service__pb2.CollectGarbageRequest.SerializeToString,
+            modelregistry_dot_v1_dot_artifact__service__pb2.CollectGarbageResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -28,39 +28,103 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class ArtifactServiceStub:
-    """Moves model files in and out of object storage, verifying every byte."""
+    """Moves model files in and out of object storage, verifying every byte.
+
+    Blobs are content-addressed: the same bytes are stored once, whatever model or version they
+    belong to, and a file joins a version's manifest only after its size and SHA-256 were verified.
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> ArtifactServiceAsyncStub: ...
     UploadFile: _grpc.StreamUnaryMultiCallable[_artifact_service_pb2.UploadFileRequest, _model_pb2.ModelFile]
-    """Streams one file into a PENDING model version. The first message carries `spec`; every
-    message carries the `write_offset` of its `data`; the last sets `finish_write`. The file
-    joins the version's manifest only if the received size and SHA-256 match the spec.
+    """Streams one file into a PENDING model version in one go (not resumable): the first message
+    carries `spec`; every message carries the `write_offset` of its `data`; the last sets
+    `finish_write`. The file joins the version's manifest only if the received size and SHA-256
+    match the spec. When a blob with that SHA-256 is already stored, the file is recorded at
+    once and the reply may come before the client has sent its bytes.
     """
     DownloadFile: _grpc.UnaryStreamMultiCallable[_artifact_service_pb2.DownloadFileRequest, _artifact_service_pb2.DownloadFileResponse]
     """Streams one file of a version. The first message carries `file` (size and SHA-256) so the
     caller can verify what it receives.
     """
+    StartUpload: _grpc.UnaryUnaryMultiCallable[_artifact_service_pb2.StartUploadRequest, _artifact_service_pb2.UploadSession]
+    """Starts a resumable upload of one file (Cloud Storage `StartResumableWrite`). When a blob with
+    the declared SHA-256 is already stored, the file is recorded right away and the session
+    comes back FINISHED with `blob_reused` set: the client sends no bytes.
+    """
+    WriteUpload: _grpc.StreamUnaryMultiCallable[_artifact_service_pb2.WriteUploadRequest, _artifact_service_pb2.UploadSession]
+    """Streams bytes into an upload session (ByteStream `Write`): the first message names the
+    session and starts at its `committed_size`; the last sets `finish_write`. A stream that ends
+    without `finish_write` leaves the session ACTIVE; continue it later, from any replica.
+    """
+    GetUploadSession: _grpc.UnaryUnaryMultiCallable[_artifact_service_pb2.GetUploadSessionRequest, _artifact_service_pb2.UploadSession]
+    """The session's state and `committed_size`: where to resume after a broken stream
+    (ByteStream `QueryWriteStatus`).
+    """
+    CancelUploadSession: _grpc.UnaryUnaryMultiCallable[_artifact_service_pb2.CancelUploadSessionRequest, _artifact_service_pb2.UploadSession]
+    """Abandons an ACTIVE session and frees its stored parts at once."""
+    FindMissingBlobs: _grpc.UnaryUnaryMultiCallable[_artifact_service_pb2.FindMissingBlobsRequest, _artifact_service_pb2.FindMissingBlobsResponse]
+    """Which of the given SHA-256 digests have no stored blob (Bazel REAPI `FindMissingBlobs`)."""
+    VerifyModelVersion: _grpc.UnaryUnaryMultiCallable[_artifact_service_pb2.VerifyModelVersionRequest, _artifact_service_pb2.VerifyModelVersionResponse]
+    """Re-reads every blob of a version from object storage and checks size and SHA-256."""
+    CollectGarbage: _grpc.UnaryUnaryMultiCallable[_artifact_service_pb2.CollectGarbageRequest, _artifact_service_pb2.CollectGarbageResponse]
+    """Deletes blobs that no manifest references, older than the configured grace period and not
+    declared by an open upload session. With `dry_run`, only reports what would be deleted.
+    """
 
 @_typing.type_check_only
 class ArtifactServiceAsyncStub(ArtifactServiceStub):
-    """Moves model files in and out of object storage, verifying every byte."""
+    """Moves model files in and out of object storage, verifying every byte.
+
+    Blobs are content-addressed: the same bytes are stored once, whatever model or version they
+    belong to, and a file joins a version's manifest only after its size and SHA-256 were verified.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     UploadFile: _aio.StreamUnaryMultiCallable[_artifact_service_pb2.UploadFileRequest, _model_pb2.ModelFile]  # type: ignore[assignment]
-    """Streams one file into a PENDING model version. The first message carries `spec`; every
-    message carries the `write_offset` of its `data`; the last sets `finish_write`. The file
-    joins the version's manifest only if the received size and SHA-256 match the spec.
+    """Streams one file into a PENDING model version in one go (not resumable): the first message
+    carries `spec`; every message carries the `write_offset` of its `data`; the last sets
+    `finish_write`. The file joins the version's manifest only if the received size and SHA-256
+    match the spec. When a blob with that SHA-256 is already stored, the file is recorded at
+    once and the reply may come before the client has sent its bytes.
     """
     DownloadFile: _aio.UnaryStreamMultiCallable[_artifact_service_pb2.DownloadFileRequest, _artifact_service_pb2.DownloadFileResponse]  # type: ignore[assignment]
     """Streams one file of a version. The first message carries `file` (size and SHA-256) so the
     caller can verify what it receives.
     """
+    StartUpload: _aio.UnaryUnaryMultiCallable[_artifact_service_pb2.StartUploadRequest, _artifact_service_pb2.UploadSession]  # type: ignore[assignment]
+    """Starts a resumable upload of one file (Cloud Storage `StartResumableWrite`). When a blob with
+    the declared SHA-256 is already stored, the file is recorded right away and the session
+    comes back FINISHED with `blob_reused` set: the client sends no bytes.
+    """
+    WriteUpload: _aio.StreamUnaryMultiCallable[_artifact_service_pb2.WriteUploadRequest, _artifact_service_pb2.UploadSession]  # type: ignore[assignment]
+    """Streams bytes into an upload session (ByteStream `Write`): the first message names the
+    session and starts at its `committed_size`; the last sets `finish_write`. A stream that ends
+    without `finish_write` leaves the session ACTIVE; continue it later, from any replica.
+    """
+    GetUploadSession: _aio.UnaryUnaryMultiCallable[_artifact_service_pb2.GetUploadSessionRequest, _artifact_service_pb2.UploadSession]  # type: ignore[assignment]
+    """The session's state and `committed_size`: where to resume after a broken stream
+    (ByteStream `QueryWriteStatus`).
+    """
+    CancelUploadSession: _aio.UnaryUnaryMultiCallable[_artifact_service_pb2.CancelUploadSessionRequest, _artifact_service_pb2.UploadSession]  # type: ignore[assignment]
+    """Abandons an ACTIVE session and frees its stored parts at once."""
+    FindMissingBlobs: _aio.UnaryUnaryMultiCallable[_artifact_service_pb2.FindMissingBlobsRequest, _artifact_service_pb2.FindMissingBlobsResponse]  # type: ignore[assignment]
+    """Which of the given SHA-256 digests have no stored blob (Bazel REAPI `FindMissingBlobs`)."""
+    VerifyModelVersion: _aio.UnaryUnaryMultiCallable[_artifact_service_pb2.VerifyModelVersionRequest, _artifact_service_pb2.VerifyModelVersionResponse]  # type: ignore[assignment]
+    """Re-reads every blob of a version from object storage and checks size and SHA-256."""
+    CollectGarbage: _aio.UnaryUnaryMultiCallable[_artifact_service_pb2.CollectGarbageRequest, _artifact_service_pb2.CollectGarbageResponse]  # type: ignore[assignment]
+    """Deletes blobs that no manifest references, older than the configured grace period and not
+    declared by an open upload session. With `dry_run`, only reports what would be deleted.
+    """
 
 class ArtifactServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Moves model files in and out of object storage, verifying every byte."""
+    """Moves model files in and out of object storage, verifying every byte.
+
+    Blobs are content-addressed: the same bytes are stored once, whatever model or version they
+    belong to, and a file joins a version's manifest only after its size and SHA-256 were verified.
+    """
 
     @_abc_1.abstractmethod
     def UploadFile(
@@ -68,9 +132,11 @@ class ArtifactServiceServicer(metaclass=_abc_1.ABCMeta):
         request_iterator: _MaybeAsyncIterator[_artifact_service_pb2.UploadFileRequest],
         context: _ServicerContext,
     ) -> _typing.Union[_model_pb2.ModelFile, _abc.Awaitable[_model_pb2.ModelFile]]:
-        """Streams one file into a PENDING model version. The first message carries `spec`; every
-        message carries the `write_offset` of its `data`; the last sets `finish_write`. The file
-        joins the version's manifest only if the received size and SHA-256 match the spec.
+        """Streams one file into a PENDING model version in one go (not resumable): the first message
+        carries `spec`; every message carries the `write_offset` of its `data`; the last sets
+        `finish_write`. The file joins the version's manifest only if the received size and SHA-256
+        match the spec. When a blob with that SHA-256 is already stored, the file is recorded at
+        once and the reply may come before the client has sent its bytes.
         """
 
     @_abc_1.abstractmethod
@@ -81,6 +147,72 @@ class ArtifactServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_artifact_service_pb2.DownloadFileResponse], _abc.AsyncIterator[_artifact_service_pb2.DownloadFileResponse]]:
         """Streams one file of a version. The first message carries `file` (size and SHA-256) so the
         caller can verify what it receives.
+        """
+
+    @_abc_1.abstractmethod
+    def StartUpload(
+        self,
+        request: _artifact_service_pb2.StartUploadRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_artifact_service_pb2.UploadSession, _abc.Awaitable[_artifact_service_pb2.UploadSession]]:
+        """Starts a resumable upload of one file (Cloud Storage `StartResumableWrite`). When a blob with
+        the declared SHA-256 is already stored, the file is recorded right away and the session
+        comes back FINISHED with `blob_reused` set: the client sends no bytes.
+        """
+
+    @_abc_1.abstractmethod
+    def WriteUpload(
+        self,
+        request_iterator: _MaybeAsyncIterator[_artifact_service_pb2.WriteUploadRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_artifact_service_pb2.UploadSession, _abc.Awaitable[_artifact_service_pb2.UploadSession]]:
+        """Streams bytes into an upload session (ByteStream `Write`): the first message names the
+        session and starts at its `committed_size`; the last sets `finish_write`. A stream that ends
+        without `finish_write` leaves the session ACTIVE; continue it later, from any replica.
+        """
+
+    @_abc_1.abstractmethod
+    def GetUploadSession(
+        self,
+        request: _artifact_service_pb2.GetUploadSessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_artifact_service_pb2.UploadSession, _abc.Awaitable[_artifact_service_pb2.UploadSession]]:
+        """The session's state and `committed_size`: where to resume after a broken stream
+        (ByteStream `QueryWriteStatus`).
+        """
+
+    @_abc_1.abstractmethod
+    def CancelUploadSession(
+        self,
+        request: _artifact_service_pb2.CancelUploadSessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_artifact_service_pb2.UploadSession, _abc.Awaitable[_artifact_service_pb2.UploadSession]]:
+        """Abandons an ACTIVE session and frees its stored parts at once."""
+
+    @_abc_1.abstractmethod
+    def FindMissingBlobs(
+        self,
+        request: _artifact_service_pb2.FindMissingBlobsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_artifact_service_pb2.FindMissingBlobsResponse, _abc.Awaitable[_artifact_service_pb2.FindMissingBlobsResponse]]:
+        """Which of the given SHA-256 digests have no stored blob (Bazel REAPI `FindMissingBlobs`)."""
+
+    @_abc_1.abstractmethod
+    def VerifyModelVersion(
+        self,
+        request: _artifact_service_pb2.VerifyModelVersionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_artifact_service_pb2.VerifyModelVersionResponse, _abc.Awaitable[_artifact_service_pb2.VerifyModelVersionResponse]]:
+        """Re-reads every blob of a version from object storage and checks size and SHA-256."""
+
+    @_abc_1.abstractmethod
+    def CollectGarbage(
+        self,
+        request: _artifact_service_pb2.CollectGarbageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_artifact_service_pb2.CollectGarbageResponse, _abc.Awaitable[_artifact_service_pb2.CollectGarbageResponse]]:
+        """Deletes blobs that no manifest references, older than the configured grace period and not
+        declared by an open upload session. With `dry_run`, only reports what would be deleted.
         """
 
 def add_ArtifactServiceServicer_to_server(servicer: ArtifactServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

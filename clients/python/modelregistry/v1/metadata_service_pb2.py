@@ -22,40 +22,119 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
+from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from modelregistry.v1 import event_pb2 as modelregistry_dot_v1_dot_event__pb2
 from modelregistry.v1 import model_pb2 as modelregistry_dot_v1_dot_model__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'modelregistry/v1/metadata_service.proto\x12\x10modelregistry.v1\x1a\x1cmodelregistry/v1/model.proto\"\x95\x01\n\x12\x43reateModelRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x19\n\x08model_id\x18\x02 \x01(\tR\x07modelId\x12-\n\x05model\x18\x03 \x01(\x0b\x32\x17.modelregistry.v1.ModelR\x05model\x12\x1d\n\nrequest_id\x18\x04 \x01(\tR\trequestId\"%\n\x0fGetModelRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"g\n\x11ListModelsRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\"m\n\x12ListModelsResponse\x12/\n\x06models\x18\x01 \x03(\x0b\x32\x17.modelregistry.v1.ModelR\x06models\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x97\x01\n\x19\x43reateModelVersionRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x43\n\rmodel_version\x18\x02 \x01(\x0b\x32\x1e.modelregistry.v1.ModelVersionR\x0cmodelVersion\x12\x1d\n\nrequest_id\x18\x03 \x01(\tR\trequestId\",\n\x16GetModelVersionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"n\n\x18ListModelVersionsRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\"\x8a\x01\n\x19ListModelVersionsResponse\x12\x45\n\x0emodel_versions\x18\x01 \x03(\x0b\x32\x1e.modelregistry.v1.ModelVersionR\rmodelVersions\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"^\n\x0fSetAliasRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12#\n\rmodel_version\x18\x02 \x01(\tR\x0cmodelVersion\x12\x12\n\x04\x65tag\x18\x03 \x01(\tR\x04\x65tag\"3\n\x1dGetModelVersionByAliasRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"r\n\x1a\x41\x64\x64ModelVersionFileRequest\x12#\n\rmodel_version\x18\x01 \x01(\tR\x0cmodelVersion\x12/\n\x04\x66ile\x18\x02 \x01(\x0b\x32\x1b.modelregistry.v1.ModelFileR\x04\x66ile\"A\n\x17SealModelVersionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n\x04\x65tag\x18\x02 \x01(\tR\x04\x65tag2\xa5\x07\n\x0fMetadataService\x12L\n\x0b\x43reateModel\x12$.modelregistry.v1.CreateModelRequest\x1a\x17.modelregistry.v1.Model\x12\x46\n\x08GetModel\x12!.modelregistry.v1.GetModelRequest\x1a\x17.modelregistry.v1.Model\x12W\n\nListModels\x12#.modelregistry.v1.ListModelsRequest\x1a$.modelregistry.v1.ListModelsResponse\x12\x61\n\x12\x43reateModelVersion\x12+.modelregistry.v1.CreateModelVersionRequest\x1a\x1e.modelregistry.v1.ModelVersion\x12[\n\x0fGetModelVersion\x12(.modelregistry.v1.GetModelVersionRequest\x1a\x1e.modelregistry.v1.ModelVersion\x12l\n\x11ListModelVersions\x12*.modelregistry.v1.ListModelVersionsRequest\x1a+.modelregistry.v1.ListModelVersionsResponse\x12\x46\n\x08SetAlias\x12!.modelregistry.v1.SetAliasRequest\x1a\x17.modelregistry.v1.Alias\x12i\n\x16GetModelVersionByAlias\x12/.modelregistry.v1.GetModelVersionByAliasRequest\x1a\x1e.modelregistry.v1.ModelVersion\x12]\n\x10SealModelVersion\x12).modelregistry.v1.SealModelVersionRequest\x1a\x1e.modelregistry.v1.ModelVersion\x12\x63\n\x13\x41\x64\x64ModelVersionFile\x12,.modelregistry.v1.AddModelVersionFileRequest\x1a\x1e.modelregistry.v1.ModelVersionb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'modelregistry/v1/metadata_service.proto\x12\x10modelregistry.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cmodelregistry/v1/event.proto\x1a\x1cmodelregistry/v1/model.proto\"\x95\x01\n\x12\x43reateModelRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x19\n\x08model_id\x18\x02 \x01(\tR\x07modelId\x12-\n\x05model\x18\x03 \x01(\x0b\x32\x17.modelregistry.v1.ModelR\x05model\x12\x1d\n\nrequest_id\x18\x04 \x01(\tR\trequestId\"%\n\x0fGetModelRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"\xbd\x01\n\x11ListModelsRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\x12\x16\n\x06\x66ilter\x18\x04 \x01(\tR\x06\x66ilter\x12\x19\n\x08order_by\x18\x05 \x01(\tR\x07orderBy\x12!\n\x0cshow_deleted\x18\x06 \x01(\x08R\x0bshowDeleted\"m\n\x12ListModelsResponse\x12/\n\x06models\x18\x01 \x03(\x0b\x32\x17.modelregistry.v1.ModelR\x06models\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x97\x01\n\x19\x43reateModelVersionRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x43\n\rmodel_version\x18\x02 \x01(\x0b\x32\x1e.modelregistry.v1.ModelVersionR\x0cmodelVersion\x12\x1d\n\nrequest_id\x18\x03 \x01(\tR\trequestId\",\n\x16GetModelVersionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"\xc4\x01\n\x18ListModelVersionsRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\x12\x16\n\x06\x66ilter\x18\x04 \x01(\tR\x06\x66ilter\x12\x19\n\x08order_by\x18\x05 \x01(\tR\x07orderBy\x12!\n\x0cshow_deleted\x18\x06 \x01(\x08R\x0bshowDeleted\"\x8a\x01\n\x19ListModelVersionsResponse\x12\x45\n\x0emodel_versions\x18\x01 \x03(\x0b\x32\x1e.modelregistry.v1.ModelVersionR\rmodelVersions\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"^\n\x0fSetAliasRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12#\n\rmodel_version\x18\x02 \x01(\tR\x0cmodelVersion\x12\x12\n\x04\x65tag\x18\x03 \x01(\tR\x04\x65tag\"3\n\x1dGetModelVersionByAliasRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"r\n\x1a\x41\x64\x64ModelVersionFileRequest\x12#\n\rmodel_version\x18\x01 \x01(\tR\x0cmodelVersion\x12/\n\x04\x66ile\x18\x02 \x01(\x0b\x32\x1b.modelregistry.v1.ModelFileR\x04\x66ile\"A\n\x17SealModelVersionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n\x04\x65tag\x18\x02 \x01(\tR\x04\x65tag\"\x95\x01\n\x16\x43reateNamespaceRequest\x12!\n\x0cnamespace_id\x18\x01 \x01(\tR\x0bnamespaceId\x12\x39\n\tnamespace\x18\x02 \x01(\x0b\x32\x1b.modelregistry.v1.NamespaceR\tnamespace\x12\x1d\n\nrequest_id\x18\x03 \x01(\tR\trequestId\")\n\x13GetNamespaceRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"S\n\x15ListNamespacesRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"}\n\x16ListNamespacesResponse\x12;\n\nnamespaces\x18\x01 \x03(\x0b\x32\x1b.modelregistry.v1.NamespaceR\nnamespaces\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x90\x01\n\x16UpdateNamespaceRequest\x12\x39\n\tnamespace\x18\x01 \x01(\x0b\x32\x1b.modelregistry.v1.NamespaceR\tnamespace\x12;\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskR\nupdateMask\"\x80\x01\n\x12UpdateModelRequest\x12-\n\x05model\x18\x01 \x01(\x0b\x32\x17.modelregistry.v1.ModelR\x05model\x12;\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskR\nupdateMask\"<\n\x12\x44\x65leteModelRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n\x04\x65tag\x18\x02 \x01(\tR\x04\x65tag\"*\n\x14UndeleteModelRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"\x9d\x01\n\x19UpdateModelVersionRequest\x12\x43\n\rmodel_version\x18\x01 \x01(\x0b\x32\x1e.modelregistry.v1.ModelVersionR\x0cmodelVersion\x12;\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskR\nupdateMask\"C\n\x19\x44\x65leteModelVersionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n\x04\x65tag\x18\x02 \x01(\tR\x04\x65tag\"1\n\x1bUndeleteModelVersionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"D\n\x1a\x41rchiveModelVersionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n\x04\x65tag\x18\x02 \x01(\tR\x04\x65tag\"F\n\x1cUnarchiveModelVersionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n\x04\x65tag\x18\x02 \x01(\tR\x04\x65tag\"%\n\x0fGetAliasRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"h\n\x12ListAliasesRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\"p\n\x13ListAliasesResponse\x12\x31\n\x07\x61liases\x18\x01 \x03(\x0b\x32\x17.modelregistry.v1.AliasR\x07\x61liases\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"<\n\x12\x44\x65leteAliasRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n\x04\x65tag\x18\x02 \x01(\tR\x04\x65tag\"\x8e\x01\n\x11LogMetricsRequest\x12#\n\rmodel_version\x18\x01 \x01(\tR\x0cmodelVersion\x12\x35\n\x06points\x18\x02 \x03(\x0b\x32\x1d.modelregistry.v1.MetricPointR\x06points\x12\x1d\n\nrequest_id\x18\x03 \x01(\tR\trequestId\"\x9a\x01\n\x18ListMetricHistoryRequest\x12#\n\rmodel_version\x18\x01 \x01(\tR\x0cmodelVersion\x12\x1d\n\nmetric_key\x18\x02 \x01(\tR\tmetricKey\x12\x1b\n\tpage_size\x18\x03 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x04 \x01(\tR\tpageToken\"z\n\x19ListMetricHistoryResponse\x12\x35\n\x06points\x18\x01 \x03(\x0b\x32\x1d.modelregistry.v1.MetricPointR\x06points\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"3\n\x1b\x43ompareModelVersionsRequest\x12\x14\n\x05names\x18\x01 \x03(\tR\x05names\"i\n\x0b\x43omparedRow\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12.\n\x06values\x18\x02 \x03(\x0b\x32\x16.google.protobuf.ValueR\x06values\x12\x18\n\x07\x64iffers\x18\x03 \x01(\x08R\x07\x64iffers\"\xd5\x01\n\x1c\x43ompareModelVersionsResponse\x12\x45\n\x0emodel_versions\x18\x01 \x03(\x0b\x32\x1e.modelregistry.v1.ModelVersionR\rmodelVersions\x12\x37\n\x07metrics\x18\x02 \x03(\x0b\x32\x1d.modelregistry.v1.ComparedRowR\x07metrics\x12\x35\n\x06params\x18\x03 \x03(\x0b\x32\x1d.modelregistry.v1.ComparedRowR\x06params\"f\n\"SubmitModelVersionForReviewRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n\x07\x63omment\x18\x02 \x01(\tR\x07\x63omment\x12\x12\n\x04\x65tag\x18\x03 \x01(\tR\x04\x65tag\"^\n\x1a\x41pproveModelVersionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n\x07\x63omment\x18\x02 \x01(\tR\x07\x63omment\x12\x12\n\x04\x65tag\x18\x03 \x01(\tR\x04\x65tag\"]\n\x19RejectModelVersionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n\x07\x63omment\x18\x02 \x01(\tR\x07\x63omment\x12\x12\n\x04\x65tag\x18\x03 \x01(\tR\x04\x65tag\"X\n\x13ProtectAliasRequest\x12\x41\n\nprotection\x18\x01 \x01(\x0b\x32!.modelregistry.v1.AliasProtectionR\nprotection\"/\n\x19GetAliasProtectionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"+\n\x15UnprotectAliasRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"\xe8\x02\n\x11ListEventsRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n\x05model\x18\x02 \x01(\tR\x05model\x12\x1a\n\x08resource\x18\x03 \x01(\tR\x08resource\x12\x18\n\x07\x61\x63tions\x18\x04 \x03(\tR\x07\x61\x63tions\x12\x14\n\x05\x61\x63tor\x18\x05 \x01(\tR\x05\x61\x63tor\x12\x39\n\nstart_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tstartTime\x12\x35\n\x08\x65nd_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x07\x65ndTime\x12\x1b\n\tpage_size\x18\x08 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\t \x01(\tR\tpageToken\x12%\n\x0e\x61\x66ter_sequence\x18\n \x01(\x03R\rafterSequence\"m\n\x12ListEventsResponse\x12/\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x17.modelregistry.v1.EventR\x06\x65vents\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xc0\x01\n\x12WatchEventsRequest\x12%\n\x0e\x61\x66ter_sequence\x18\x01 \x01(\x03R\rafterSequence\x12\x19\n\x08\x66rom_now\x18\x02 \x01(\x08R\x07\x66romNow\x12\x1c\n\tnamespace\x18\x03 \x01(\tR\tnamespace\x12\x14\n\x05model\x18\x04 \x01(\tR\x05model\x12\x1a\n\x08resource\x18\x05 \x01(\tR\x08resource\x12\x18\n\x07\x61\x63tions\x18\x06 \x03(\tR\x07\x61\x63tions\"[\n\x15GetStateAtTimeRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12.\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x04time\"\xbc\x01\n\x0bStateAtTime\x12\x45\n\rmodel_version\x18\x01 \x01(\x0b\x32\x1e.modelregistry.v1.ModelVersionH\x00R\x0cmodelVersion\x12/\n\x05\x61lias\x18\x02 \x01(\x0b\x32\x17.modelregistry.v1.AliasH\x00R\x05\x61lias\x12,\n\x05\x61s_of\x18\x03 \x01(\x0b\x32\x17.modelregistry.v1.EventR\x04\x61sOfB\x07\n\x05state\"6\n\x1a\x43heckBlobReferencesRequest\x12\x18\n\x07sha256s\x18\x01 \x03(\tR\x07sha256s\"L\n\x1b\x43heckBlobReferencesResponse\x12-\n\x12referenced_sha256s\x18\x01 \x03(\tR\x11referencedSha256s\"z\n BatchAddModelVersionFilesRequest\x12#\n\rmodel_version\x18\x01 \x01(\tR\x0cmodelVersion\x12\x31\n\x05\x66iles\x18\x02 \x03(\x0b\x32\x1b.modelregistry.v1.ModelFileR\x05\x66iles2\xdc\x1c\n\x0fMetadataService\x12L\n\x0b\x43reateModel\x12$.modelregistry.v1.CreateModelRequest\x1a\x17.modelregistry.v1.Model\x12\x46\n\x08GetModel\x12!.modelregistry.v1.GetModelRequest\x1a\x17.modelregistry.v1.Model\x12W\n\nListModels\x12#.modelregistry.v1.ListModelsRequest\x1a$.modelregistry.v1.ListModelsResponse\x12\x61\n\x12\x43reateModelVersion\x12+.modelregistry.v1.CreateModelVersionRequest\x1a\x1e.modelregistry.v1.ModelVersion\x12[\n\x0fGetModelVersion\x12(.modelregistry.v1.GetModelVersionRequest\x1a\x1e.modelregistry.v1.ModelVersion\x12l\n\x11ListModelVersions\x12*.modelregistry.v1.ListModelVersionsRequest\x1a+.modelregistry.v1.ListModelVersionsResponse\x12\x46\n\x08SetAlias\x12!.modelregistry.v1.SetAliasRequest\x1a\x17.modelregistry.v1.Alias\x12i\n\x16GetModelVersionByAlias\x12/.modelregistry.v1.GetModelVersionByAliasRequest\x1a\x1e.modelregistry.v1.ModelVersion\x12]\n\x10SealModelVersion\x12).modelregistry.v1.SealModelVersionRequest\x1a\x1e.modelregistry.v1.ModelVersion\x12\x63\n\x13\x41\x64\x64ModelVersionFile\x12,.modelregistry.v1.AddModelVersionFileRequest\x1a\x1e.modelregistry.v1.ModelVersion\x12X\n\x0f\x43reateNamespace\x12(.modelregistry.v1.CreateNamespaceRequest\x1a\x1b.modelregistry.v1.Namespace\x12R\n\x0cGetNamespace\x12%.modelregistry.v1.GetNamespaceRequest\x1a\x1b.modelregistry.v1.Namespace\x12\x63\n\x0eListNamespaces\x12\'.modelregistry.v1.ListNamespacesRequest\x1a(.modelregistry.v1.ListNamespacesResponse\x12X\n\x0fUpdateNamespace\x12(.modelregistry.v1.UpdateNamespaceRequest\x1a\x1b.modelregistry.v1.Namespace\x12L\n\x0bUpdateModel\x12$.modelregistry.v1.UpdateModelRequest\x1a\x17.modelregistry.v1.Model\x12L\n\x0b\x44\x65leteModel\x12$.modelregistry.v1.DeleteModelRequest\x1a\x17.modelregistry.v1.Model\x12P\n\rUndeleteModel\x12&.modelregistry.v1.UndeleteModelRequest\x1a\x17.modelregistry.v1.Model\x12\x61\n\x12UpdateModelVersion\x12+.modelregistry.v1.UpdateModelVersionRequest\x1a\x1e.modelregistry.v1.ModelVersion\x12\x61\n\x12\x44\x65leteModelVersion\x12+.modelregistry.v1.DeleteModelVersionRequest\x1a\x1e.modelregistry.v1.ModelVersion\x12\x65\n\x14UndeleteModelVersion\x12-.modelregistry.v1.UndeleteModelVersionRequest\x1a\x1e.modelregistry.v1.ModelVersion\x12\x63\n\x13\x41rchiveModelVersion\x12,.modelregistry.v1.ArchiveModelVersionRequest\x1a\x1e.modelregistry.v1.ModelVersion\x12g\n\x15UnarchiveModelVersion\x12..modelregistry.v1.UnarchiveModelVersionRequest\x1a\x1e.modelregistry.v1.ModelVersion\x12\x46\n\x08GetAlias\x12!.modelregistry.v1.GetAliasRequest\x1a\x17.modelregistry.v1.Alias\x12Z\n\x0bListAliases\x12$.modelregistry.v1.ListAliasesRequest\x1a%.modelregistry.v1.ListAliasesResponse\x12K\n\x0b\x44\x65leteAlias\x12$.modelregistry.v1.DeleteAliasRequest\x1a\x16.google.protobuf.Empty\x12Q\n\nLogMetrics\x12#.modelregistry.v1.LogMetricsRequest\x1a\x1e.modelregistry.v1.ModelVersion\x12l\n\x11ListMetricHistory\x12*.modelregistry.v1.ListMetricHistoryRequest\x1a+.modelregistry.v1.ListMetricHistoryResponse\x12u\n\x14\x43ompareModelVersions\x12-.modelregistry.v1.CompareModelVersionsRequest\x1a..modelregistry.v1.CompareModelVersionsResponse\x12s\n\x1bSubmitModelVersionForReview\x12\x34.modelregistry.v1.SubmitModelVersionForReviewRequest\x1a\x1e.modelregistry.v1.ModelVersion\x12\x63\n\x13\x41pproveModelVersion\x12,.modelregistry.v1.ApproveModelVersionRequest\x1a\x1e.modelregistry.v1.ModelVersion\x12\x61\n\x12RejectModelVersion\x12+.modelregistry.v1.RejectModelVersionRequest\x1a\x1e.modelregistry.v1.ModelVersion\x12X\n\x0cProtectAlias\x12%.modelregistry.v1.ProtectAliasRequest\x1a!.modelregistry.v1.AliasProtection\x12\x64\n\x12GetAliasProtection\x12+.modelregistry.v1.GetAliasProtectionRequest\x1a!.modelregistry.v1.AliasProtection\x12Q\n\x0eUnprotectAlias\x12\'.modelregistry.v1.UnprotectAliasRequest\x1a\x16.google.protobuf.Empty\x12W\n\nListEvents\x12#.modelregistry.v1.ListEventsRequest\x1a$.modelregistry.v1.ListEventsResponse\x12N\n\x0bWatchEvents\x12$.modelregistry.v1.WatchEventsRequest\x1a\x17.modelregistry.v1.Event0\x01\x12X\n\x0eGetStateAtTime\x12\'.modelregistry.v1.GetStateAtTimeRequest\x1a\x1d.modelregistry.v1.StateAtTime\x12r\n\x13\x43heckBlobReferences\x12,.modelregistry.v1.CheckBlobReferencesRequest\x1a-.modelregistry.v1.CheckBlobReferencesResponse\x12o\n\x19\x42\x61tchAddModelVersionFiles\x12\x32.modelregistry.v1.BatchAddModelVersionFilesRequest\x1a\x1e.modelregistry.v1.ModelVersionb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'modelregistry.v1.metadata_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CREATEMODELREQUEST']._serialized_start=92
-  _globals['_CREATEMODELREQUEST']._serialized_end=241
-  _globals['_GETMODELREQUEST']._serialized_start=243
-  _globals['_GETMODELREQUEST']._serialized_end=280
-  _globals['_LISTMODELSREQUEST']._serialized_start=282
-  _globals['_LISTMODELSREQUEST']._serialized_end=385
-  _globals['_LISTMODELSRESPONSE']._serialized_start=387
-  _globals['_LISTMODELSRESPONSE']._serialized_end=496
-  _globals['_CREATEMODELVERSIONREQUEST']._serialized_start=499
-  _globals['_CREATEMODELVERSIONREQUEST']._serialized_end=650
-  _globals['_GETMODELVERSIONREQUEST']._serialized_start=652
-  _globals['_GETMODELVERSIONREQUEST']._serialized_end=696
-  _globals['_LISTMODELVERSIONSREQUEST']._serialized_start=698
-  _globals['_LISTMODELVERSIONSREQUEST']._serialized_end=808
-  _globals['_LISTMODELVERSIONSRESPONSE']._serialized_start=811
-  _globals['_LISTMODELVERSIONSRESPONSE']._serialized_end=949
-  _globals['_SETALIASREQUEST']._serialized_start=951
-  _globals['_SETALIASREQUEST']._serialized_end=1045
-  _globals['_GETMODELVERSIONBYALIASREQUEST']._serialized_start=1047
-  _globals['_GETMODELVERSIONBYALIASREQUEST']._serialized_end=1098
-  _globals['_ADDMODELVERSIONFILEREQUEST']._serialized_start=1100
-  _globals['_ADDMODELVERSIONFILEREQUEST']._serialized_end=1214
-  _globals['_SEALMODELVERSIONREQUEST']._serialized_start=1216
-  _globals['_SEALMODELVERSIONREQUEST']._serialized_end=1281
-  _globals['_METADATASERVICE']._serialized_start=1284
-  _globals['_METADATASERVICE']._serialized_end=2217
+  _globals['_CREATEMODELREQUEST']._serialized_start=248
+  _globals['_CREATEMODELREQUEST']._serialized_end=397
+  _globals['_GETMODELREQUEST']._serialized_start=399
+  _globals['_GETMODELREQUEST']._serialized_end=436
+  _globals['_LISTMODELSREQUEST']._serialized_start=439
+  _globals['_LISTMODELSREQUEST']._serialized_end=628
+  _globals['_LISTMODELSRESPONSE']._serialized_start=630
+  _globals['_LISTMODELSRESPONSE']._serialized_end=739
+  _globals['_CREATEMODELVERSIONREQUEST']._serialized_start=742
+  _globals['_CREATEMODELVERSIONREQUEST']._serialized_end=893
+  _globals['_GETMODELVERSIONREQUEST']._serialized_start=895
+  _globals['_GETMODELVERSIONREQUEST']._serialized_end=939
+  _globals['_LISTMODELVERSIONSREQUEST']._serialized_start=942
+  _globals['_LISTMODELVERSIONSREQUEST']._serialized_end=1138
+  _globals['_LISTMODELVERSIONSRESPONSE']._serialized_start=1141
+  _globals['_LISTMODELVERSIONSRESPONSE']._serialized_end=1279
+  _globals['_SETALIASREQUEST']._serialized_start=1281
+  _globals['_SETALIASREQUEST']._serialized_end=1375
+  _globals['_GETMODELVERSIONBYALIASREQUEST']._serialized_start=1377
+  _globals['_GETMODELVERSIONBYALIASREQUEST']._serialized_end=1428
+  _globals['_ADDMODELVERSIONFILEREQUEST']._serialized_start=1430
+  _globals['_ADDMODELVERSIONFILEREQUEST']._serialized_end=1544
+  _globals['_SEALMODELVERSIONREQUEST']._serialized_start=1546
+  _globals['_SEALMODELVERSIONREQUEST']._serialized_end=1611
+  _globals['_CREATENAMESPACEREQUEST']._serialized_start=1614
+  _globals['_CREATENAMESPACEREQUEST']._serialized_end=1763
+  _globals['_GETNAMESPACEREQUEST']._serialized_start=1765
+  _globals['_GETNAMESPACEREQUEST']._serialized_end=1806
+  _globals['_LISTNAMESPACESREQUEST']._serialized_start=1808
+  _globals['_LISTNAMESPACESREQUEST']._serialized_end=1891
+  _globals['_LISTNAMESPACESRESPONSE']._serialized_start=1893
+  _globals['_LISTNAMESPACESRESPONSE']._serialized_end=2018
+  _globals['_UPDATENAMESPACEREQUEST']._serialized_start=2021
+  _globals['_UPDATENAMESPACEREQUEST']._serialized_end=2165
+  _globals['_UPDATEMODELREQUEST']._serialized_start=2168
+  _globals['_UPDATEMODELREQUEST']._serialized_end=2296
+  _globals['_DELETEMODELREQUEST']._serialized_start=2298
+  _globals['_DELETEMODELREQUEST']._serialized_end=2358
+  _globals['_UNDELETEMODELREQUEST']._serialized_start=2360
+  _globals['_UNDELETEMODELREQUEST']._serialized_end=2402
+  _globals['_UPDATEMODELVERSIONREQUEST']._serialized_start=2405
+  _globals['_UPDATEMODELVERSIONREQUEST']._serialized_end=2562
+  _globals['_DELETEMODELVERSIONREQUEST']._serialized_start=2564
+  _globals['_DELETEMODELVERSIONREQUEST']._serialized_end=2631
+  _globals['_UNDELETEMODELVERSIONREQUEST']._serialized_start=2633
+  _globals['_UNDELETEMODELVERSIONREQUEST']._serialized_end=2682
+  _globals['_ARCHIVEMODELVERSIONREQUEST']._serialized_start=2684
+  _globals['_ARCHIVEMODELVERSIONREQUEST']._serialized_end=2752
+  _globals['_UNARCHIVEMODELVERSIONREQUEST']._serialized_start=2754
+  _globals['_UNARCHIVEMODELVERSIONREQUEST']._serialized_end=2824
+  _globals['_GETALIASREQUEST']._serialized_start=2826
+  _globals['_GETALIASREQUEST']._serialized_end=2863
+  _globals['_LISTALIASESREQUEST']._serialized_start=2865
+  _globals['_LISTALIASESREQUEST']._serialized_end=2969
+  _globals['_LISTALIASESRESPONSE']._serialized_start=2971
+  _globals['_LISTALIASESRESPONSE']._serialized_end=3083
+  _globals['_DELETEALIASREQUEST']._serialized_start=3085
+  _globals['_DELETEALIASREQUEST']._serialized_end=3145
+  _globals['_LOGMETRICSREQUEST']._serialized_start=3148
+  _globals['_LOGMETRICSREQUEST']._serialized_end=3290
+  _globals['_LISTMETRICHISTORYREQUEST']._serialized_start=3293
+  _globals['_LISTMETRICHISTORYREQUEST']._serialized_end=3447
+  _globals['_LISTMETRICHISTORYRESPONSE']._serialized_start=3449
+  _globals['_LISTMETRICHISTORYRESPONSE']._serialized_end=3571
+  _globals['_COMPAREMODELVERSIONSREQUEST']._serialized_start=3573
+  _globals['_COMPAREMODELVERSIONSREQUEST']._serialized_end=3624
+  _globals['_COMPAREDROW']._serialized_start=3626
+  _globals['_COMPAREDROW']._serialized_end=3731
+  _globals['_COMPAREMODELVERSIONSRESPONSE']._serialized_start=3734
+  _globals['_COMPAREMODELVERSIONSRESPONSE']._serialized_end=3947
+  _globals['_SUBMITMODELVERSIONFORREVIEWREQUEST']._serialized_start=3949
+  _globals['_SUBMITMODELVERSIONFORREVIEWREQUEST']._serialized_end=4051
+  _globals['_APPROVEMODELVERSIONREQUEST']._serialized_start=4053
+  _globals['_APPROVEMODELVERSIONREQUEST']._serialized_end=4147
+  _globals['_REJECTMODELVERSIONREQUEST']._serialized_start=4149
+  _globals['_REJECTMODELVERSIONREQUEST']._serialized_end=4242
+  _globals['_PROTECTALIASREQUEST']._serialized_start=4244
+  _globals['_PROTECTALIASREQUEST']._serialized_end=4332
+  _globals['_GETALIASPROTECTIONREQUEST']._serialized_start=4334
+  _globals['_GETALIASPROTECTIONREQUEST']._serialized_end=4381
+  _globals['_UNPROTECTALIASREQUEST']._serialized_start=4383
+  _globals['_UNPROTECTALIASREQUEST']._serialized_end=4426
+  _globals['_LISTEVENTSREQUEST']._serialized_start=4429
+  _globals['_LISTEVENTSREQUEST']._serialized_end=4789
+  _globals['_LISTEVENTSRESPONSE']._serialized_start=4791
+  _globals['_LISTEVENTSRESPONSE']._serialized_end=4900
+  _globals['_WATCHEVENTSREQUEST']._serialized_start=4903
+  _globals['_WATCHEVENTSREQUEST']._serialized_end=5095
+  _globals['_GETSTATEATTIMEREQUEST']._serialized_start=5097
+  _globals['_GETSTATEATTIMEREQUEST']._serialized_end=5188
+  _globals['_STATEATTIME']._serialized_start=5191
+  _globals['_STATEATTIME']._serialized_end=5379
+  _globals['_CHECKBLOBREFERENCESREQUEST']._serialized_start=5381
+  _globals['_CHECKBLOBREFERENCESREQUEST']._serialized_end=5435
+  _globals['_CHECKBLOBREFERENCESRESPONSE']._serialized_start=5437
+  _globals['_CHECKBLOBREFERENCESRESPONSE']._serialized_end=5513
+  _globals['_BATCHADDMODELVERSIONFILESREQUEST']._serialized_start=5515
+  _globals['_BATCHADDMODELVERSIONFILESREQUEST']._serialized_end=5637
+  _globals['_METADATASERVICE']._serialized_start=5640
+  _globals['_METADATASERVICE']._serialized_end=9316
 # @@protoc_insertion_point(module_scope)

@@ -3,6 +3,8 @@
 import grpc
 import warnings
 
+from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
+from modelregistry.v1 import event_pb2 as modelregistry_dot_v1_dot_event__pb2
 from modelregistry.v1 import metadata_service_pb2 as modelregistry_dot_v1_dot_metadata__service__pb2
 from modelregistry.v1 import model_pb2 as modelregistry_dot_v1_dot_model__pb2
 
@@ -89,6 +91,151 @@ class MetadataServiceStub:
                 request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.AddModelVersionFileRequest.SerializeToString,
                 response_deserializer=modelregistry_dot_v1_dot_model__pb2.ModelVersion.FromString,
                 _registered_method=True)
+        self.CreateNamespace = channel.unary_unary(
+                '/modelregistry.v1.MetadataService/CreateNamespace',
+                request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.CreateNamespaceRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_model__pb2.Namespace.FromString,
+                _registered_method=True)
+        self.GetNamespace = channel.unary_unary(
+                '/modelregistry.v1.MetadataService/GetNamespace',
+                request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.GetNamespaceRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_model__pb2.Namespace.FromString,
+                _registered_method=True)
+        self.ListNamespaces = channel.unary_unary(
+                '/modelregistry.v1.MetadataService/ListNamespaces',
+                request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.ListNamespacesRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.ListNamespacesResponse.FromString,
+                _registered_method=True)
+        self.UpdateNamespace = channel.unary_unary(
+                '/modelregistry.v1.MetadataService/UpdateNamespace',
+                request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.UpdateNamespaceRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_model__pb2.Namespace.FromString,
+                _registered_method=True)
+        self.UpdateModel = channel.unary_unary(
+                '/modelregistry.v1.MetadataService/UpdateModel',
+                request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.UpdateModelRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_model__pb2.Model.FromString,
+                _registered_method=True)
+        self.DeleteModel = channel.unary_unary(
+                '/modelregistry.v1.MetadataService/DeleteModel',
+                request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.DeleteModelRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_model__pb2.Model.FromString,
+                _registered_method=True)
+        self.UndeleteModel = channel.unary_unary(
+                '/modelregistry.v1.MetadataService/UndeleteModel',
+                request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.UndeleteModelRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_model__pb2.Model.FromString,
+                _registered_method=True)
+        self.UpdateModelVersion = channel.unary_unary(
+                '/modelregistry.v1.MetadataService/UpdateModelVersion',
+                request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.UpdateModelVersionRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_model__pb2.ModelVersion.FromString,
+                _registered_method=True)
+        self.DeleteModelVersion = channel.unary_unary(
+                '/modelregistry.v1.MetadataService/DeleteModelVersion',
+                request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.DeleteModelVersionRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_model__pb2.ModelVersion.FromString,
+                _registered_method=True)
+        self.UndeleteModelVersion = channel.unary_unary(
+                '/modelregistry.v1.MetadataService/UndeleteModelVersion',
+                request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.UndeleteModelVersionRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_model__pb2.ModelVersion.FromString,
+                _registered_method=True)
+        self.ArchiveModelVersion = channel.unary_unary(
+                '/modelregistry.v1.MetadataService/ArchiveModelVersion',
+                request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.ArchiveModelVersionRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_model__pb2.ModelVersion.FromString,
+                _registered_method=True)
+        self.UnarchiveModelVersion = channel.unary_unary(
+                '/modelregistry.v1.MetadataService/UnarchiveModelVersion',
+                request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.UnarchiveModelVersionRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_model__pb2.ModelVersion.FromString,
+                _registered_method=True)
+        self.GetAlias = channel.unary_unary(
+                '/modelregistry.v1.MetadataService/GetAlias',
+                request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.GetAliasRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_model__pb2.Alias.FromString,
+                _registered_method=True)
+        self.ListAliases = channel.unary_unary(
+                '/modelregistry.v1.MetadataService/ListAliases',
+                request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.ListAliasesRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.ListAliasesResponse.FromString,
+                _registered_method=True)
+        self.DeleteAlias = channel.unary_unary(
+                '/modelregistry.v1.MetadataService/DeleteAlias',
+                request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.DeleteAliasRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
+        self.LogMetrics = channel.unary_unary(
+                '/modelregistry.v1.MetadataService/LogMetrics',
+                request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.LogMetricsRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_model__pb2.ModelVersion.FromString,
+                _registered_method=True)
+        self.ListMetricHistory = channel.unary_unary(
+                '/modelregistry.v1.MetadataService/ListMetricHistory',
+                request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.ListMetricHistoryRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.ListMetricHistoryResponse.FromString,
+                _registered_method=True)
+        self.CompareModelVersions = channel.unary_unary(
+                '/modelregistry.v1.MetadataService/CompareModelVersions',
+                request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.CompareModelVersionsRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.CompareModelVersionsResponse.FromString,
+                _registered_method=True)
+        self.SubmitModelVersionForReview = channel.unary_unary(
+                '/modelregistry.v1.MetadataService/SubmitModelVersionForReview',
+                request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.SubmitModelVersionForReviewRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_model__pb2.ModelVersion.FromString,
+                _registered_method=True)
+        self.ApproveModelVersion = channel.unary_unary(
+                '/modelregistry.v1.MetadataService/ApproveModelVersion',
+                request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.ApproveModelVersionRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_model__pb2.ModelVersion.FromString,
+                _registered_method=True)
+        self.RejectModelVersion = channel.unary_unary(
+                '/modelregistry.v1.MetadataService/RejectModelVersion',
+                request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.RejectModelVersionRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_model__pb2.ModelVersion.FromString,
+                _registered_method=True)
+        self.ProtectAlias = channel.unary_unary(
+                '/modelregistry.v1.MetadataService/ProtectAlias',
+                request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.ProtectAliasRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_model__pb2.AliasProtection.FromString,
+                _registered_method=True)
+        self.GetAliasProtection = channel.unary_unary(
+                '/modelregistry.v1.MetadataService/GetAliasProtection',
+                request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.GetAliasProtectionRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_model__pb2.AliasProtection.FromString,
+                _registered_method=True)
+        self.UnprotectAlias = channel.unary_unary(
+                '/modelregistry.v1.MetadataService/UnprotectAlias',
+                request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.UnprotectAliasRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
+        self.ListEvents = channel.unary_unary(
+                '/modelregistry.v1.MetadataService/ListEvents',
+                request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.ListEventsRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.ListEventsResponse.FromString,
+                _registered_method=True)
+        self.WatchEvents = channel.unary_stream(
+                '/modelregistry.v1.MetadataService/WatchEvents',
+                request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.WatchEventsRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_event__pb2.Event.FromString,
+                _registered_method=True)
+        self.GetStateAtTime = channel.unary_unary(
+                '/modelregistry.v1.MetadataService/GetStateAtTime',
+                request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.GetStateAtTimeRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.StateAtTime.FromString,
+                _registered_method=True)
+        self.CheckBlobReferences = channel.unary_unary(
+                '/modelregistry.v1.MetadataService/CheckBlobReferences',
+                request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.CheckBlobReferencesRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.CheckBlobReferencesResponse.FromString,
+                _registered_method=True)
+        self.BatchAddModelVersionFiles = channel.unary_unary(
+                '/modelregistry.v1.MetadataService/BatchAddModelVersionFiles',
+                request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.BatchAddModelVersionFilesRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_model__pb2.ModelVersion.FromString,
+                _registered_method=True)
 
 
 class MetadataServiceServicer:
@@ -164,6 +311,218 @@ class MetadataServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateNamespace(self, request, context):
+        """Namespaces. A model created in a namespace that does not exist yet creates it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetNamespace(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListNamespaces(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateNamespace(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateModel(self, request, context):
+        """Updates the fields named in `update_mask`; output-only or immutable fields in the mask are
+        INVALID_ARGUMENT. With `model.etag` set, updates only if nobody changed the model since.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteModel(self, request, context):
+        """Soft delete: the model and its versions disappear from reads and lists (`show_deleted` lists
+        them) and its name stays reserved; UndeleteModel restores it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UndeleteModel(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateModelVersion(self, request, context):
+        """Updates the fields named in `update_mask`. Description, tags and summary metrics can always
+        change; params, lineage and signature only while the version is PENDING (else
+        FAILED_PRECONDITION); files, state and the other output-only fields never through this call.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteModelVersion(self, request, context):
+        """Soft delete; refused (FAILED_PRECONDITION) while an alias points at the version.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UndeleteModelVersion(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ArchiveModelVersion(self, request, context):
+        """READY -> ARCHIVED: retired but still readable; aliases can no longer move to it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnarchiveModelVersion(self, request, context):
+        """ARCHIVED -> READY.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAlias(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAliases(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteAlias(self, request, context):
+        """With `etag` set, deletes only if nobody moved the alias since (else ABORTED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LogMetrics(self, request, context):
+        """Appends points to the version's metric history and updates its summary metrics (per key,
+        the value at the highest step, the latest time breaking ties). Idempotent on `request_id`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMetricHistory(self, request, context):
+        """The history of one metric of a version, in the order it was logged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompareModelVersions(self, request, context):
+        """The summary metrics and the params of several versions side by side, one row per key, each
+        marked when the versions disagree: ready for a table or a chart.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitModelVersionForReview(self, request, context):
+        """Review. The history of a version's review is kept in `ModelVersion.reviews`.
+        Submits a PENDING or READY version for review (again after a rejection).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApproveModelVersion(self, request, context):
+        """Approves a submitted READY version. The approver must not be the version's creator unless
+        the namespace sets `allow_self_approval` (else PERMISSION_DENIED, SELF_APPROVAL_NOT_ALLOWED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RejectModelVersion(self, request, context):
+        """Rejects a submitted version.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ProtectAlias(self, request, context):
+        """Protects an alias (or replaces its rules): from now on SetAlias moves it only to an approved
+        READY version that passes its metric gate; a refused move is FAILED_PRECONDITION naming the
+        failed condition and the values compared (ErrorInfo metadata).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAliasProtection(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnprotectAlias(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListEvents(self, request, context):
+        """The audit trail, in sequence order, filtered and paginated.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchEvents(self, request, context):
+        """Every event after a sequence number (or from now on), in order, without gaps, for as long
+        as the stream stays open. Delivery is at least once: a client that reconnects with the last
+        sequence it processed misses nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetStateAtTime(self, request, context):
+        """A model version, or which version an alias pointed at, as it was at a point in time,
+        answered from the audit trail.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CheckBlobReferences(self, request, context):
+        """Which of the given blob digests any version's manifest references, soft-deleted versions
+        included (their blobs stay until the version is purged). The artifact service's garbage
+        collector asks this before deleting a blob.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchAddModelVersionFiles(self, request, context):
+        """Records several verified files in a PENDING version's manifest as one change, in order (a
+        later file replaces an earlier one at the same path), as consecutive AddModelVersionFile
+        calls would. The artifact service batches files of one version that finish together, so a
+        version of thousands of small files is not thousands of manifest rewrites.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MetadataServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -215,6 +574,151 @@ def add_MetadataServiceServicer_to_server(servicer, server):
             'AddModelVersionFile': grpc.unary_unary_rpc_method_handler(
                     servicer.AddModelVersionFile,
                     request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.AddModelVersionFileRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_model__pb2.ModelVersion.SerializeToString,
+            ),
+            'CreateNamespace': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateNamespace,
+                    request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.CreateNamespaceRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_model__pb2.Namespace.SerializeToString,
+            ),
+            'GetNamespace': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetNamespace,
+                    request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.GetNamespaceRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_model__pb2.Namespace.SerializeToString,
+            ),
+            'ListNamespaces': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListNamespaces,
+                    request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.ListNamespacesRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.ListNamespacesResponse.SerializeToString,
+            ),
+            'UpdateNamespace': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateNamespace,
+                    request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.UpdateNamespaceRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_model__pb2.Namespace.SerializeToString,
+            ),
+            'UpdateModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateModel,
+                    request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.UpdateModelRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_model__pb2.Model.SerializeToString,
+            ),
+            'DeleteModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteModel,
+                    request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.DeleteModelRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_model__pb2.Model.SerializeToString,
+            ),
+            'UndeleteModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.UndeleteModel,
+                    request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.UndeleteModelRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_model__pb2.Model.SerializeToString,
+            ),
+            'UpdateModelVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateModelVersion,
+                    request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.UpdateModelVersionRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_model__pb2.ModelVersion.SerializeToString,
+            ),
+            'DeleteModelVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteModelVersion,
+                    request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.DeleteModelVersionRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_model__pb2.ModelVersion.SerializeToString,
+            ),
+            'UndeleteModelVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.UndeleteModelVersion,
+                    request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.UndeleteModelVersionRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_model__pb2.ModelVersion.SerializeToString,
+            ),
+            'ArchiveModelVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.ArchiveModelVersion,
+                    request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.ArchiveModelVersionRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_model__pb2.ModelVersion.SerializeToString,
+            ),
+            'UnarchiveModelVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnarchiveModelVersion,
+                    request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.UnarchiveModelVersionRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_model__pb2.ModelVersion.SerializeToString,
+            ),
+            'GetAlias': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAlias,
+                    request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.GetAliasRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_model__pb2.Alias.SerializeToString,
+            ),
+            'ListAliases': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAliases,
+                    request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.ListAliasesRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.ListAliasesResponse.SerializeToString,
+            ),
+            'DeleteAlias': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteAlias,
+                    request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.DeleteAliasRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'LogMetrics': grpc.unary_unary_rpc_method_handler(
+                    servicer.LogMetrics,
+                    request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.LogMetricsRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_model__pb2.ModelVersion.SerializeToString,
+            ),
+            'ListMetricHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMetricHistory,
+                    request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.ListMetricHistoryRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.ListMetricHistoryResponse.SerializeToString,
+            ),
+            'CompareModelVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompareModelVersions,
+                    request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.CompareModelVersionsRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.CompareModelVersionsResponse.SerializeToString,
+            ),
+            'SubmitModelVersionForReview': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitModelVersionForReview,
+                    request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.SubmitModelVersionForReviewRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_model__pb2.ModelVersion.SerializeToString,
+            ),
+            'ApproveModelVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApproveModelVersion,
+                    request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.ApproveModelVersionRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_model__pb2.ModelVersion.SerializeToString,
+            ),
+            'RejectModelVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.RejectModelVersion,
+                    request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.RejectModelVersionRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_model__pb2.ModelVersion.SerializeToString,
+            ),
+            'ProtectAlias': grpc.unary_unary_rpc_method_handler(
+                    servicer.ProtectAlias,
+                    request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.ProtectAliasRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_model__pb2.AliasProtection.SerializeToString,
+            ),
+            'GetAliasProtection': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAliasProtection,
+                    request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.GetAliasProtectionRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_model__pb2.AliasProtection.SerializeToString,
+            ),
+            'UnprotectAlias': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnprotectAlias,
+                    request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.UnprotectAliasRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'ListEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListEvents,
+                    request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.ListEventsRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.ListEventsResponse.SerializeToString,
+            ),
+            'WatchEvents': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchEvents,
+                    request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.WatchEventsRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_event__pb2.Event.SerializeToString,
+            ),
+            'GetStateAtTime': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStateAtTime,
+                    request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.GetStateAtTimeRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.StateAtTime.SerializeToString,
+            ),
+            'CheckBlobReferences': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckBlobReferences,
+                    request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.CheckBlobReferencesRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.CheckBlobReferencesResponse.SerializeToString,
+            ),
+            'BatchAddModelVersionFiles': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchAddModelVersionFiles,
+                    request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.BatchAddModelVersionFilesRequest.FromString,
                     response_serializer=modelregistry_dot_v1_dot_model__pb2.ModelVersion.SerializeToString,
             ),
     }
@@ -491,6 +995,789 @@ class MetadataService:
             target,
             '/modelregistry.v1.MetadataService/AddModelVersionFile',
             modelregistry_dot_v1_dot_metadata__service__pb2.AddModelVersionFileRequest.SerializeToString,
+            modelregistry_dot_v1_dot_model__pb2.ModelVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateNamespace(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.MetadataService/CreateNamespace',
+            modelregistry_dot_v1_dot_metadata__service__pb2.CreateNamespaceRequest.SerializeToString,
+            modelregistry_dot_v1_dot_model__pb2.Namespace.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetNamespace(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.MetadataService/GetNamespace',
+            modelregistry_dot_v1_dot_metadata__service__pb2.GetNamespaceRequest.SerializeToString,
+            modelregistry_dot_v1_dot_model__pb2.Namespace.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListNamespaces(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.MetadataService/ListNamespaces',
+            modelregistry_dot_v1_dot_metadata__service__pb2.ListNamespacesRequest.SerializeToString,
+            modelregistry_dot_v1_dot_metadata__service__pb2.ListNamespacesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateNamespace(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.MetadataService/UpdateNamespace',
+            modelregistry_dot_v1_dot_metadata__service__pb2.UpdateNamespaceRequest.SerializeToString,
+            modelregistry_dot_v1_dot_model__pb2.Namespace.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.MetadataService/UpdateModel',
+            modelregistry_dot_v1_dot_metadata__service__pb2.UpdateModelRequest.SerializeToString,
+            modelregistry_dot_v1_dot_model__pb2.Model.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.MetadataService/DeleteModel',
+            modelregistry_dot_v1_dot_metadata__service__pb2.DeleteModelRequest.SerializeToString,
+            modelregistry_dot_v1_dot_model__pb2.Model.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UndeleteModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.MetadataService/UndeleteModel',
+            modelregistry_dot_v1_dot_metadata__service__pb2.UndeleteModelRequest.SerializeToString,
+            modelregistry_dot_v1_dot_model__pb2.Model.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateModelVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.MetadataService/UpdateModelVersion',
+            modelregistry_dot_v1_dot_metadata__service__pb2.UpdateModelVersionRequest.SerializeToString,
+            modelregistry_dot_v1_dot_model__pb2.ModelVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteModelVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.MetadataService/DeleteModelVersion',
+            modelregistry_dot_v1_dot_metadata__service__pb2.DeleteModelVersionRequest.SerializeToString,
+            modelregistry_dot_v1_dot_model__pb2.ModelVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UndeleteModelVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.MetadataService/UndeleteModelVersion',
+            modelregistry_dot_v1_dot_metadata__service__pb2.UndeleteModelVersionRequest.SerializeToString,
+            modelregistry_dot_v1_dot_model__pb2.ModelVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ArchiveModelVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.MetadataService/ArchiveModelVersion',
+            modelregistry_dot_v1_dot_metadata__service__pb2.ArchiveModelVersionRequest.SerializeToString,
+            modelregistry_dot_v1_dot_model__pb2.ModelVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnarchiveModelVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.MetadataService/UnarchiveModelVersion',
+            modelregistry_dot_v1_dot_metadata__service__pb2.UnarchiveModelVersionRequest.SerializeToString,
+            modelregistry_dot_v1_dot_model__pb2.ModelVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAlias(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.MetadataService/GetAlias',
+            modelregistry_dot_v1_dot_metadata__service__pb2.GetAliasRequest.SerializeToString,
+            modelregistry_dot_v1_dot_model__pb2.Alias.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAliases(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.MetadataService/ListAliases',
+            modelregistry_dot_v1_dot_metadata__service__pb2.ListAliasesRequest.SerializeToString,
+            modelregistry_dot_v1_dot_metadata__service__pb2.ListAliasesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteAlias(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.MetadataService/DeleteAlias',
+            modelregistry_dot_v1_dot_metadata__service__pb2.DeleteAliasRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LogMetrics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.MetadataService/LogMetrics',
+            modelregistry_dot_v1_dot_metadata__service__pb2.LogMetricsRequest.SerializeToString,
+            modelregistry_dot_v1_dot_model__pb2.ModelVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMetricHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.MetadataService/ListMetricHistory',
+            modelregistry_dot_v1_dot_metadata__service__pb2.ListMetricHistoryRequest.SerializeToString,
+            modelregistry_dot_v1_dot_metadata__service__pb2.ListMetricHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompareModelVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.MetadataService/CompareModelVersions',
+            modelregistry_dot_v1_dot_metadata__service__pb2.CompareModelVersionsRequest.SerializeToString,
+            modelregistry_dot_v1_dot_metadata__service__pb2.CompareModelVersionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitModelVersionForReview(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.MetadataService/SubmitModelVersionForReview',
+            modelregistry_dot_v1_dot_metadata__service__pb2.SubmitModelVersionForReviewRequest.SerializeToString,
+            modelregistry_dot_v1_dot_model__pb2.ModelVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApproveModelVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.MetadataService/ApproveModelVersion',
+            modelregistry_dot_v1_dot_metadata__service__pb2.ApproveModelVersionRequest.SerializeToString,
+            modelregistry_dot_v1_dot_model__pb2.ModelVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RejectModelVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.MetadataService/RejectModelVersion',
+            modelregistry_dot_v1_dot_metadata__service__pb2.RejectModelVersionRequest.SerializeToString,
+            modelregistry_dot_v1_dot_model__pb2.ModelVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ProtectAlias(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.MetadataService/ProtectAlias',
+            modelregistry_dot_v1_dot_metadata__service__pb2.ProtectAliasRequest.SerializeToString,
+            modelregistry_dot_v1_dot_model__pb2.AliasProtection.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAliasProtection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.MetadataService/GetAliasProtection',
+            modelregistry_dot_v1_dot_metadata__service__pb2.GetAliasProtectionRequest.SerializeToString,
+            modelregistry_dot_v1_dot_model__pb2.AliasProtection.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnprotectAlias(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.MetadataService/UnprotectAlias',
+            modelregistry_dot_v1_dot_metadata__service__pb2.UnprotectAliasRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.MetadataService/ListEvents',
+            modelregistry_dot_v1_dot_metadata__service__pb2.ListEventsRequest.SerializeToString,
+            modelregistry_dot_v1_dot_metadata__service__pb2.ListEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/modelregistry.v1.MetadataService/WatchEvents',
+            modelregistry_dot_v1_dot_metadata__service__pb2.WatchEventsRequest.SerializeToString,
+            modelregistry_dot_v1_dot_event__pb2.Event.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStateAtTime(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.MetadataService/GetStateAtTime',
+            modelregistry_dot_v1_dot_metadata__service__pb2.GetStateAtTimeRequest.SerializeToString,
+            modelregistry_dot_v1_dot_metadata__service__pb2.StateAtTime.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckBlobReferences(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.MetadataService/CheckBlobReferences',
+            modelregistry_dot_v1_dot_metadata__service__pb2.CheckBlobReferencesRequest.SerializeToString,
+            modelregistry_dot_v1_dot_metadata__service__pb2.CheckBlobReferencesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchAddModelVersionFiles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.MetadataService/BatchAddModelVersionFiles',
+            modelregistry_dot_v1_dot_metadata__service__pb2.BatchAddModelVersionFilesRequest.SerializeToString,
             modelregistry_dot_v1_dot_model__pb2.ModelVersion.FromString,
             options,
             channel_credentials,

@@ -4,7 +4,9 @@ isort:skip_file
 """
 
 from collections import abc as _abc
+from google.protobuf import empty_pb2 as _empty_pb2
 from grpc import aio as _aio
+from modelregistry.v1 import event_pb2 as _event_pb2
 from modelregistry.v1 import metadata_service_pb2 as _metadata_service_pb2
 from modelregistry.v1 import model_pb2 as _model_pb2
 import abc as _abc_1
@@ -56,6 +58,85 @@ class MetadataServiceStub:
     """Records a verified file in a PENDING version's manifest. Called by the artifact service
     after it has stored and verified the bytes; replacing a path with the same content is a no-op.
     """
+    CreateNamespace: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.CreateNamespaceRequest, _model_pb2.Namespace]
+    """Namespaces. A model created in a namespace that does not exist yet creates it."""
+    GetNamespace: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.GetNamespaceRequest, _model_pb2.Namespace]
+    ListNamespaces: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.ListNamespacesRequest, _metadata_service_pb2.ListNamespacesResponse]
+    UpdateNamespace: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.UpdateNamespaceRequest, _model_pb2.Namespace]
+    UpdateModel: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.UpdateModelRequest, _model_pb2.Model]
+    """Updates the fields named in `update_mask`; output-only or immutable fields in the mask are
+    INVALID_ARGUMENT. With `model.etag` set, updates only if nobody changed the model since.
+    """
+    DeleteModel: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.DeleteModelRequest, _model_pb2.Model]
+    """Soft delete: the model and its versions disappear from reads and lists (`show_deleted` lists
+    them) and its name stays reserved; UndeleteModel restores it.
+    """
+    UndeleteModel: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.UndeleteModelRequest, _model_pb2.Model]
+    UpdateModelVersion: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.UpdateModelVersionRequest, _model_pb2.ModelVersion]
+    """Updates the fields named in `update_mask`. Description, tags and summary metrics can always
+    change; params, lineage and signature only while the version is PENDING (else
+    FAILED_PRECONDITION); files, state and the other output-only fields never through this call.
+    """
+    DeleteModelVersion: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.DeleteModelVersionRequest, _model_pb2.ModelVersion]
+    """Soft delete; refused (FAILED_PRECONDITION) while an alias points at the version."""
+    UndeleteModelVersion: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.UndeleteModelVersionRequest, _model_pb2.ModelVersion]
+    ArchiveModelVersion: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.ArchiveModelVersionRequest, _model_pb2.ModelVersion]
+    """READY -> ARCHIVED: retired but still readable; aliases can no longer move to it."""
+    UnarchiveModelVersion: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.UnarchiveModelVersionRequest, _model_pb2.ModelVersion]
+    """ARCHIVED -> READY."""
+    GetAlias: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.GetAliasRequest, _model_pb2.Alias]
+    ListAliases: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.ListAliasesRequest, _metadata_service_pb2.ListAliasesResponse]
+    DeleteAlias: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.DeleteAliasRequest, _empty_pb2.Empty]
+    """With `etag` set, deletes only if nobody moved the alias since (else ABORTED)."""
+    LogMetrics: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.LogMetricsRequest, _model_pb2.ModelVersion]
+    """Appends points to the version's metric history and updates its summary metrics (per key,
+    the value at the highest step, the latest time breaking ties). Idempotent on `request_id`.
+    """
+    ListMetricHistory: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.ListMetricHistoryRequest, _metadata_service_pb2.ListMetricHistoryResponse]
+    """The history of one metric of a version, in the order it was logged."""
+    CompareModelVersions: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.CompareModelVersionsRequest, _metadata_service_pb2.CompareModelVersionsResponse]
+    """The summary metrics and the params of several versions side by side, one row per key, each
+    marked when the versions disagree: ready for a table or a chart.
+    """
+    SubmitModelVersionForReview: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.SubmitModelVersionForReviewRequest, _model_pb2.ModelVersion]
+    """Review. The history of a version's review is kept in `ModelVersion.reviews`.
+    Submits a PENDING or READY version for review (again after a rejection).
+    """
+    ApproveModelVersion: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.ApproveModelVersionRequest, _model_pb2.ModelVersion]
+    """Approves a submitted READY version. The approver must not be the version's creator unless
+    the namespace sets `allow_self_approval` (else PERMISSION_DENIED, SELF_APPROVAL_NOT_ALLOWED).
+    """
+    RejectModelVersion: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.RejectModelVersionRequest, _model_pb2.ModelVersion]
+    """Rejects a submitted version."""
+    ProtectAlias: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.ProtectAliasRequest, _model_pb2.AliasProtection]
+    """Protects an alias (or replaces its rules): from now on SetAlias moves it only to an approved
+    READY version that passes its metric gate; a refused move is FAILED_PRECONDITION naming the
+    failed condition and the values compared (ErrorInfo metadata).
+    """
+    GetAliasProtection: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.GetAliasProtectionRequest, _model_pb2.AliasProtection]
+    UnprotectAlias: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.UnprotectAliasRequest, _empty_pb2.Empty]
+    ListEvents: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.ListEventsRequest, _metadata_service_pb2.ListEventsResponse]
+    """The audit trail, in sequence order, filtered and paginated."""
+    WatchEvents: _grpc.UnaryStreamMultiCallable[_metadata_service_pb2.WatchEventsRequest, _event_pb2.Event]
+    """Every event after a sequence number (or from now on), in order, without gaps, for as long
+    as the stream stays open. Delivery is at least once: a client that reconnects with the last
+    sequence it processed misses nothing.
+    """
+    GetStateAtTime: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.GetStateAtTimeRequest, _metadata_service_pb2.StateAtTime]
+    """A model version, or which version an alias pointed at, as it was at a point in time,
+    answered from the audit trail.
+    """
+    CheckBlobReferences: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.CheckBlobReferencesRequest, _metadata_service_pb2.CheckBlobReferencesResponse]
+    """Which of the given blob digests any version's manifest references, soft-deleted versions
+    included (their blobs stay until the version is purged). The artifact service's garbage
+    collector asks this before deleting a blob.
+    """
+    BatchAddModelVersionFiles: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.BatchAddModelVersionFilesRequest, _model_pb2.ModelVersion]
+    """Records several verified files in a PENDING version's manifest as one change, in order (a
+    later file replaces an earlier one at the same path), as consecutive AddModelVersionFile
+    calls would. The artifact service batches files of one version that finish together, so a
+    version of thousands of small files is not thousands of manifest rewrites.
+    """
 
 @_typing.type_check_only
 class MetadataServiceAsyncStub(MetadataServiceStub):
@@ -83,6 +164,85 @@ class MetadataServiceAsyncStub(MetadataServiceStub):
     AddModelVersionFile: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.AddModelVersionFileRequest, _model_pb2.ModelVersion]  # type: ignore[assignment]
     """Records a verified file in a PENDING version's manifest. Called by the artifact service
     after it has stored and verified the bytes; replacing a path with the same content is a no-op.
+    """
+    CreateNamespace: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.CreateNamespaceRequest, _model_pb2.Namespace]  # type: ignore[assignment]
+    """Namespaces. A model created in a namespace that does not exist yet creates it."""
+    GetNamespace: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.GetNamespaceRequest, _model_pb2.Namespace]  # type: ignore[assignment]
+    ListNamespaces: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.ListNamespacesRequest, _metadata_service_pb2.ListNamespacesResponse]  # type: ignore[assignment]
+    UpdateNamespace: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.UpdateNamespaceRequest, _model_pb2.Namespace]  # type: ignore[assignment]
+    UpdateModel: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.UpdateModelRequest, _model_pb2.Model]  # type: ignore[assignment]
+    """Updates the fields named in `update_mask`; output-only or immutable fields in the mask are
+    INVALID_ARGUMENT. With `model.etag` set, updates only if nobody changed the model since.
+    """
+    DeleteModel: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.DeleteModelRequest, _model_pb2.Model]  # type: ignore[assignment]
+    """Soft delete: the model and its versions disappear from reads and lists (`show_deleted` lists
+    them) and its name stays reserved; UndeleteModel restores it.
+    """
+    UndeleteModel: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.UndeleteModelRequest, _model_pb2.Model]  # type: ignore[assignment]
+    UpdateModelVersion: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.UpdateModelVersionRequest, _model_pb2.ModelVersion]  # type: ignore[assignment]
+    """Updates the fields named in `update_mask`. Description, tags and summary metrics can always
+    change; params, lineage and signature only while the version is PENDING (else
+    FAILED_PRECONDITION); files, state and the other output-only fields never through this call.
+    """
+    DeleteModelVersion: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.DeleteModelVersionRequest, _model_pb2.ModelVersion]  # type: ignore[assignment]
+    """Soft delete; refused (FAILED_PRECONDITION) while an alias points at the version."""
+    UndeleteModelVersion: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.UndeleteModelVersionRequest, _model_pb2.ModelVersion]  # type: ignore[assignment]
+    ArchiveModelVersion: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.ArchiveModelVersionRequest, _model_pb2.ModelVersion]  # type: ignore[assignment]
+    """READY -> ARCHIVED: retired but still readable; aliases can no longer move to it."""
+    UnarchiveModelVersion: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.UnarchiveModelVersionRequest, _model_pb2.ModelVersion]  # type: ignore[assignment]
+    """ARCHIVED -> READY."""
+    GetAlias: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.GetAliasRequest, _model_pb2.Alias]  # type: ignore[assignment]
+    ListAliases: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.ListAliasesRequest, _metadata_service_pb2.ListAliasesResponse]  # type: ignore[assignment]
+    DeleteAlias: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.DeleteAliasRequest, _empty_pb2.Empty]  # type: ignore[assignment]
+    """With `etag` set, deletes only if nobody moved the alias since (else ABORTED)."""
+    LogMetrics: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.LogMetricsRequest, _model_pb2.ModelVersion]  # type: ignore[assignment]
+    """Appends points to the version's metric history and updates its summary metrics (per key,
+    the value at the highest step, the latest time breaking ties). Idempotent on `request_id`.
+    """
+    ListMetricHistory: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.ListMetricHistoryRequest, _metadata_service_pb2.ListMetricHistoryResponse]  # type: ignore[assignment]
+    """The history of one metric of a version, in the order it was logged."""
+    CompareModelVersions: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.CompareModelVersionsRequest, _metadata_service_pb2.CompareModelVersionsResponse]  # type: ignore[assignment]
+    """The summary metrics and the params of several versions side by side, one row per key, each
+    marked when the versions disagree: ready for a table or a chart.
+    """
+    SubmitModelVersionForReview: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.SubmitModelVersionForReviewRequest, _model_pb2.ModelVersion]  # type: ignore[assignment]
+    """Review. The history of a version's review is kept in `ModelVersion.reviews`.
+    Submits a PENDING or READY version for review (again after a rejection).
+    """
+    ApproveModelVersion: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.ApproveModelVersionRequest, _model_pb2.ModelVersion]  # type: ignore[assignment]
+    """Approves a submitted READY version. The approver must not be the version's creator unless
+    the namespace sets `allow_self_approval` (else PERMISSION_DENIED, SELF_APPROVAL_NOT_ALLOWED).
+    """
+    RejectModelVersion: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.RejectModelVersionRequest, _model_pb2.ModelVersion]  # type: ignore[assignment]
+    """Rejects a submitted version."""
+    ProtectAlias: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.ProtectAliasRequest, _model_pb2.AliasProtection]  # type: ignore[assignment]
+    """Protects an alias (or replaces its rules): from now on SetAlias moves it only to an approved
+    READY version that passes its metric gate; a refused move is FAILED_PRECONDITION naming the
+    failed condition and the values compared (ErrorInfo metadata).
+    """
+    GetAliasProtection: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.GetAliasProtectionRequest, _model_pb2.AliasProtection]  # type: ignore[assignment]
+    UnprotectAlias: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.UnprotectAliasRequest, _empty_pb2.Empty]  # type: ignore[assignment]
+    ListEvents: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.ListEventsRequest, _metadata_service_pb2.ListEventsResponse]  # type: ignore[assignment]
+    """The audit trail, in sequence order, filtered and paginated."""
+    WatchEvents: _aio.UnaryStreamMultiCallable[_metadata_service_pb2.WatchEventsRequest, _event_pb2.Event]  # type: ignore[assignment]
+    """Every event after a sequence number (or from now on), in order, without gaps, for as long
+    as the stream stays open. Delivery is at least once: a client that reconnects with the last
+    sequence it processed misses nothing.
+    """
+    GetStateAtTime: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.GetStateAtTimeRequest, _metadata_service_pb2.StateAtTime]  # type: ignore[assignment]
+    """A model version, or which version an alias pointed at, as it was at a point in time,
+    answered from the audit trail.
+    """
+    CheckBlobReferences: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.CheckBlobReferencesRequest, _metadata_service_pb2.CheckBlobReferencesResponse]  # type: ignore[assignment]
+    """Which of the given blob digests any version's manifest references, soft-deleted versions
+    included (their blobs stay until the version is purged). The artifact service's garbage
+    collector asks this before deleting a blob.
+    """
+    BatchAddModelVersionFiles: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.BatchAddModelVersionFilesRequest, _model_pb2.ModelVersion]  # type: ignore[assignment]
+    """Records several verified files in a PENDING version's manifest as one change, in order (a
+    later file replaces an earlier one at the same path), as consecutive AddModelVersionFile
+    calls would. The artifact service batches files of one version that finish together, so a
+    version of thousands of small files is not thousands of manifest rewrites.
     """
 
 class MetadataServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -168,6 +328,259 @@ class MetadataServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_model_pb2.ModelVersion, _abc.Awaitable[_model_pb2.ModelVersion]]:
         """Records a verified file in a PENDING version's manifest. Called by the artifact service
         after it has stored and verified the bytes; replacing a path with the same content is a no-op.
+        """
+
+    @_abc_1.abstractmethod
+    def CreateNamespace(
+        self,
+        request: _metadata_service_pb2.CreateNamespaceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_pb2.Namespace, _abc.Awaitable[_model_pb2.Namespace]]:
+        """Namespaces. A model created in a namespace that does not exist yet creates it."""
+
+    @_abc_1.abstractmethod
+    def GetNamespace(
+        self,
+        request: _metadata_service_pb2.GetNamespaceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_pb2.Namespace, _abc.Awaitable[_model_pb2.Namespace]]: ...
+
+    @_abc_1.abstractmethod
+    def ListNamespaces(
+        self,
+        request: _metadata_service_pb2.ListNamespacesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_metadata_service_pb2.ListNamespacesResponse, _abc.Awaitable[_metadata_service_pb2.ListNamespacesResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def UpdateNamespace(
+        self,
+        request: _metadata_service_pb2.UpdateNamespaceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_pb2.Namespace, _abc.Awaitable[_model_pb2.Namespace]]: ...
+
+    @_abc_1.abstractmethod
+    def UpdateModel(
+        self,
+        request: _metadata_service_pb2.UpdateModelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_pb2.Model, _abc.Awaitable[_model_pb2.Model]]:
+        """Updates the fields named in `update_mask`; output-only or immutable fields in the mask are
+        INVALID_ARGUMENT. With `model.etag` set, updates only if nobody changed the model since.
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteModel(
+        self,
+        request: _metadata_service_pb2.DeleteModelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_pb2.Model, _abc.Awaitable[_model_pb2.Model]]:
+        """Soft delete: the model and its versions disappear from reads and lists (`show_deleted` lists
+        them) and its name stays reserved; UndeleteModel restores it.
+        """
+
+    @_abc_1.abstractmethod
+    def UndeleteModel(
+        self,
+        request: _metadata_service_pb2.UndeleteModelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_pb2.Model, _abc.Awaitable[_model_pb2.Model]]: ...
+
+    @_abc_1.abstractmethod
+    def UpdateModelVersion(
+        self,
+        request: _metadata_service_pb2.UpdateModelVersionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_pb2.ModelVersion, _abc.Awaitable[_model_pb2.ModelVersion]]:
+        """Updates the fields named in `update_mask`. Description, tags and summary metrics can always
+        change; params, lineage and signature only while the version is PENDING (else
+        FAILED_PRECONDITION); files, state and the other output-only fields never through this call.
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteModelVersion(
+        self,
+        request: _metadata_service_pb2.DeleteModelVersionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_pb2.ModelVersion, _abc.Awaitable[_model_pb2.ModelVersion]]:
+        """Soft delete; refused (FAILED_PRECONDITION) while an alias points at the version."""
+
+    @_abc_1.abstractmethod
+    def UndeleteModelVersion(
+        self,
+        request: _metadata_service_pb2.UndeleteModelVersionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_pb2.ModelVersion, _abc.Awaitable[_model_pb2.ModelVersion]]: ...
+
+    @_abc_1.abstractmethod
+    def ArchiveModelVersion(
+        self,
+        request: _metadata_service_pb2.ArchiveModelVersionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_pb2.ModelVersion, _abc.Awaitable[_model_pb2.ModelVersion]]:
+        """READY -> ARCHIVED: retired but still readable; aliases can no longer move to it."""
+
+    @_abc_1.abstractmethod
+    def UnarchiveModelVersion(
+        self,
+        request: _metadata_service_pb2.UnarchiveModelVersionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_pb2.ModelVersion, _abc.Awaitable[_model_pb2.ModelVersion]]:
+        """ARCHIVED -> READY."""
+
+    @_abc_1.abstractmethod
+    def GetAlias(
+        self,
+        request: _metadata_service_pb2.GetAliasRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_pb2.Alias, _abc.Awaitable[_model_pb2.Alias]]: ...
+
+    @_abc_1.abstractmethod
+    def ListAliases(
+        self,
+        request: _metadata_service_pb2.ListAliasesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_metadata_service_pb2.ListAliasesResponse, _abc.Awaitable[_metadata_service_pb2.ListAliasesResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def DeleteAlias(
+        self,
+        request: _metadata_service_pb2.DeleteAliasRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_empty_pb2.Empty, _abc.Awaitable[_empty_pb2.Empty]]:
+        """With `etag` set, deletes only if nobody moved the alias since (else ABORTED)."""
+
+    @_abc_1.abstractmethod
+    def LogMetrics(
+        self,
+        request: _metadata_service_pb2.LogMetricsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_pb2.ModelVersion, _abc.Awaitable[_model_pb2.ModelVersion]]:
+        """Appends points to the version's metric history and updates its summary metrics (per key,
+        the value at the highest step, the latest time breaking ties). Idempotent on `request_id`.
+        """
+
+    @_abc_1.abstractmethod
+    def ListMetricHistory(
+        self,
+        request: _metadata_service_pb2.ListMetricHistoryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_metadata_service_pb2.ListMetricHistoryResponse, _abc.Awaitable[_metadata_service_pb2.ListMetricHistoryResponse]]:
+        """The history of one metric of a version, in the order it was logged."""
+
+    @_abc_1.abstractmethod
+    def CompareModelVersions(
+        self,
+        request: _metadata_service_pb2.CompareModelVersionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_metadata_service_pb2.CompareModelVersionsResponse, _abc.Awaitable[_metadata_service_pb2.CompareModelVersionsResponse]]:
+        """The summary metrics and the params of several versions side by side, one row per key, each
+        marked when the versions disagree: ready for a table or a chart.
+        """
+
+    @_abc_1.abstractmethod
+    def SubmitModelVersionForReview(
+        self,
+        request: _metadata_service_pb2.SubmitModelVersionForReviewRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_pb2.ModelVersion, _abc.Awaitable[_model_pb2.ModelVersion]]:
+        """Review. The history of a version's review is kept in `ModelVersion.reviews`.
+        Submits a PENDING or READY version for review (again after a rejection).
+        """
+
+    @_abc_1.abstractmethod
+    def ApproveModelVersion(
+        self,
+        request: _metadata_service_pb2.ApproveModelVersionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_pb2.ModelVersion, _abc.Awaitable[_model_pb2.ModelVersion]]:
+        """Approves a submitted READY version. The approver must not be the version's creator unless
+        the namespace sets `allow_self_approval` (else PERMISSION_DENIED, SELF_APPROVAL_NOT_ALLOWED).
+        """
+
+    @_abc_1.abstractmethod
+    def RejectModelVersion(
+        self,
+        request: _metadata_service_pb2.RejectModelVersionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_pb2.ModelVersion, _abc.Awaitable[_model_pb2.ModelVersion]]:
+        """Rejects a submitted version."""
+
+    @_abc_1.abstractmethod
+    def ProtectAlias(
+        self,
+        request: _metadata_service_pb2.ProtectAliasRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_pb2.AliasProtection, _abc.Awaitable[_model_pb2.AliasProtection]]:
+        """Protects an alias (or replaces its rules): from now on SetAlias moves it only to an approved
+        READY version that passes its metric gate; a refused move is FAILED_PRECONDITION naming the
+        failed condition and the values compared (ErrorInfo metadata).
+        """
+
+    @_abc_1.abstractmethod
+    def GetAliasProtection(
+        self,
+        request: _metadata_service_pb2.GetAliasProtectionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_pb2.AliasProtection, _abc.Awaitable[_model_pb2.AliasProtection]]: ...
+
+    @_abc_1.abstractmethod
+    def UnprotectAlias(
+        self,
+        request: _metadata_service_pb2.UnprotectAliasRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_empty_pb2.Empty, _abc.Awaitable[_empty_pb2.Empty]]: ...
+
+    @_abc_1.abstractmethod
+    def ListEvents(
+        self,
+        request: _metadata_service_pb2.ListEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_metadata_service_pb2.ListEventsResponse, _abc.Awaitable[_metadata_service_pb2.ListEventsResponse]]:
+        """The audit trail, in sequence order, filtered and paginated."""
+
+    @_abc_1.abstractmethod
+    def WatchEvents(
+        self,
+        request: _metadata_service_pb2.WatchEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_event_pb2.Event], _abc.AsyncIterator[_event_pb2.Event]]:
+        """Every event after a sequence number (or from now on), in order, without gaps, for as long
+        as the stream stays open. Delivery is at least once: a client that reconnects with the last
+        sequence it processed misses nothing.
+        """
+
+    @_abc_1.abstractmethod
+    def GetStateAtTime(
+        self,
+        request: _metadata_service_pb2.GetStateAtTimeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_metadata_service_pb2.StateAtTime, _abc.Awaitable[_metadata_service_pb2.StateAtTime]]:
+        """A model version, or which version an alias pointed at, as it was at a point in time,
+        answered from the audit trail.
+        """
+
+    @_abc_1.abstractmethod
+    def CheckBlobReferences(
+        self,
+        request: _metadata_service_pb2.CheckBlobReferencesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_metadata_service_pb2.CheckBlobReferencesResponse, _abc.Awaitable[_metadata_service_pb2.CheckBlobReferencesResponse]]:
+        """Which of the given blob digests any version's manifest references, soft-deleted versions
+        included (their blobs stay until the version is purged). The artifact service's garbage
+        collector asks this before deleting a blob.
+        """
+
+    @_abc_1.abstractmethod
+    def BatchAddModelVersionFiles(
+        self,
+        request: _metadata_service_pb2.BatchAddModelVersionFilesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_pb2.ModelVersion, _abc.Awaitable[_model_pb2.ModelVersion]]:
+        """Records several verified files in a PENDING version's manifest as one change, in order (a
+        later file replaces an earlier one at the same path), as consecutive AddModelVersionFile
+        calls would. The artifact service batches files of one version that finish together, so a
+        version of thousands of small files is not thousands of manifest rewrites.
         """
 
 def add_MetadataServiceServicer_to_server(servicer: MetadataServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

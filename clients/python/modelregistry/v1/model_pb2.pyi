@@ -47,6 +47,78 @@ MODEL_VERSION_STATE_ARCHIVED: ModelVersionState.ValueType  # 3
 """Retired; still readable."""
 Global___ModelVersionState: _TypeAlias = ModelVersionState  # noqa: Y015
 
+class _ModelVersionReviewState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ModelVersionReviewStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ModelVersionReviewState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    MODEL_VERSION_REVIEW_STATE_UNSPECIFIED: _ModelVersionReviewState.ValueType  # 0
+    MODEL_VERSION_REVIEW_STATE_NOT_SUBMITTED: _ModelVersionReviewState.ValueType  # 1
+    """Never submitted for review."""
+    MODEL_VERSION_REVIEW_STATE_PENDING: _ModelVersionReviewState.ValueType  # 2
+    """Submitted; waiting for an approval or a rejection."""
+    MODEL_VERSION_REVIEW_STATE_APPROVED: _ModelVersionReviewState.ValueType  # 3
+    """Approved: protected aliases may point at it (when it is READY and passes their gates)."""
+    MODEL_VERSION_REVIEW_STATE_REJECTED: _ModelVersionReviewState.ValueType  # 4
+    """Rejected; it can be submitted again."""
+
+class ModelVersionReviewState(_ModelVersionReviewState, metaclass=_ModelVersionReviewStateEnumTypeWrapper):
+    """Where a model version stands in review."""
+
+MODEL_VERSION_REVIEW_STATE_UNSPECIFIED: ModelVersionReviewState.ValueType  # 0
+MODEL_VERSION_REVIEW_STATE_NOT_SUBMITTED: ModelVersionReviewState.ValueType  # 1
+"""Never submitted for review."""
+MODEL_VERSION_REVIEW_STATE_PENDING: ModelVersionReviewState.ValueType  # 2
+"""Submitted; waiting for an approval or a rejection."""
+MODEL_VERSION_REVIEW_STATE_APPROVED: ModelVersionReviewState.ValueType  # 3
+"""Approved: protected aliases may point at it (when it is READY and passes their gates)."""
+MODEL_VERSION_REVIEW_STATE_REJECTED: ModelVersionReviewState.ValueType  # 4
+"""Rejected; it can be submitted again."""
+Global___ModelVersionReviewState: _TypeAlias = ModelVersionReviewState  # noqa: Y015
+
+class _ReviewDecision:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ReviewDecisionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReviewDecision.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REVIEW_DECISION_UNSPECIFIED: _ReviewDecision.ValueType  # 0
+    REVIEW_DECISION_SUBMITTED: _ReviewDecision.ValueType  # 1
+    REVIEW_DECISION_APPROVED: _ReviewDecision.ValueType  # 2
+    REVIEW_DECISION_REJECTED: _ReviewDecision.ValueType  # 3
+
+class ReviewDecision(_ReviewDecision, metaclass=_ReviewDecisionEnumTypeWrapper):
+    """What one review step did."""
+
+REVIEW_DECISION_UNSPECIFIED: ReviewDecision.ValueType  # 0
+REVIEW_DECISION_SUBMITTED: ReviewDecision.ValueType  # 1
+REVIEW_DECISION_APPROVED: ReviewDecision.ValueType  # 2
+REVIEW_DECISION_REJECTED: ReviewDecision.ValueType  # 3
+Global___ReviewDecision: _TypeAlias = ReviewDecision  # noqa: Y015
+
+class _MetricDirection:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _MetricDirectionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MetricDirection.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    METRIC_DIRECTION_UNSPECIFIED: _MetricDirection.ValueType  # 0
+    METRIC_DIRECTION_MAXIMIZE: _MetricDirection.ValueType  # 1
+    """Higher is better (accuracy, AUC...)."""
+    METRIC_DIRECTION_MINIMIZE: _MetricDirection.ValueType  # 2
+    """Lower is better (loss, latency...)."""
+
+class MetricDirection(_MetricDirection, metaclass=_MetricDirectionEnumTypeWrapper):
+    """Which way a metric improves."""
+
+METRIC_DIRECTION_UNSPECIFIED: MetricDirection.ValueType  # 0
+METRIC_DIRECTION_MAXIMIZE: MetricDirection.ValueType  # 1
+"""Higher is better (accuracy, AUC...)."""
+METRIC_DIRECTION_MINIMIZE: MetricDirection.ValueType  # 2
+"""Lower is better (loss, latency...)."""
+Global___MetricDirection: _TypeAlias = MetricDirection  # noqa: Y015
+
 @_typing.final
 class Model(_message.Message):
     """A model: a named family of versions inside a namespace (a team)."""
@@ -368,6 +440,8 @@ class ModelVersion(_message.Message):
     ETAG_FIELD_NUMBER: _builtins.int
     ALIASES_FIELD_NUMBER: _builtins.int
     DELETED_FIELD_NUMBER: _builtins.int
+    REVIEW_STATE_FIELD_NUMBER: _builtins.int
+    REVIEWS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Resource name: `namespaces/{namespace}/models/{model}/versions/{number}`. Output only."""
     uid: _builtins.str
@@ -385,6 +459,10 @@ class ModelVersion(_message.Message):
     """Output only."""
     deleted: _builtins.bool
     """Output only. True when soft-deleted."""
+    review_state: Global___ModelVersionReviewState.ValueType
+    """Output only. Where the version stands in review (changed by SubmitModelVersionForReview,
+    ApproveModelVersion and RejectModelVersion).
+    """
     @_builtins.property
     def tags(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
@@ -415,6 +493,10 @@ class ModelVersion(_message.Message):
     def aliases(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Output only. Aliases currently pointing at this version."""
 
+    @_builtins.property
+    def reviews(self) -> _containers.RepeatedCompositeFieldContainer[Global___Review]:
+        """Output only. Every review step, oldest first; steps are appended, never rewritten."""
+
     def __init__(
         self,
         *,
@@ -436,14 +518,48 @@ class ModelVersion(_message.Message):
         etag: _builtins.str = ...,
         aliases: _abc.Iterable[_builtins.str] | None = ...,
         deleted: _builtins.bool = ...,
+        review_state: Global___ModelVersionReviewState.ValueType = ...,
+        reviews: _abc.Iterable[Global___Review] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "lineage", b"lineage", "params", b"params", "signature", b"signature", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["aliases", b"aliases", "create_actor", b"create_actor", "create_time", b"create_time", "deleted", b"deleted", "description", b"description", "etag", b"etag", "files", b"files", "lineage", b"lineage", "manifest_digest", b"manifest_digest", "metrics", b"metrics", "name", b"name", "number", b"number", "params", b"params", "signature", b"signature", "state", b"state", "tags", b"tags", "uid", b"uid", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aliases", b"aliases", "create_actor", b"create_actor", "create_time", b"create_time", "deleted", b"deleted", "description", b"description", "etag", b"etag", "files", b"files", "lineage", b"lineage", "manifest_digest", b"manifest_digest", "metrics", b"metrics", "name", b"name", "number", b"number", "params", b"params", "review_state", b"review_state", "reviews", b"reviews", "signature", b"signature", "state", b"state", "tags", b"tags", "uid", b"uid", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ModelVersion: _TypeAlias = ModelVersion  # noqa: Y015
+
+@_typing.final
+class Review(_message.Message):
+    """One step of a version's review history."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DECISION_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    COMMENT_FIELD_NUMBER: _builtins.int
+    decision: Global___ReviewDecision.ValueType
+    actor: _builtins.str
+    """The actor that took the step."""
+    comment: _builtins.str
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        decision: Global___ReviewDecision.ValueType = ...,
+        actor: _builtins.str = ...,
+        time: _timestamp_pb2.Timestamp | None = ...,
+        comment: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "comment", b"comment", "decision", b"decision", "time", b"time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Review: _TypeAlias = Review  # noqa: Y015
 
 @_typing.final
 class Alias(_message.Message):
@@ -457,6 +573,7 @@ class Alias(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_ACTOR_FIELD_NUMBER: _builtins.int
     ETAG_FIELD_NUMBER: _builtins.int
+    PROTECTION_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Resource name: `namespaces/{namespace}/models/{model}/aliases/{alias}`."""
     model_version: _builtins.str
@@ -471,6 +588,10 @@ class Alias(_message.Message):
     def update_time(self) -> _timestamp_pb2.Timestamp:
         """Output only."""
 
+    @_builtins.property
+    def protection(self) -> Global___AliasProtection:
+        """Output only. The alias's protection, when it is protected (ProtectAlias)."""
+
     def __init__(
         self,
         *,
@@ -480,11 +601,219 @@ class Alias(_message.Message):
         update_time: _timestamp_pb2.Timestamp | None = ...,
         update_actor: _builtins.str = ...,
         etag: _builtins.str = ...,
+        protection: Global___AliasProtection | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["protection", b"protection", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["etag", b"etag", "model_version", b"model_version", "name", b"name", "update_actor", b"update_actor", "update_time", b"update_time", "version_number", b"version_number"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["etag", b"etag", "model_version", b"model_version", "name", b"name", "protection", b"protection", "update_actor", b"update_actor", "update_time", b"update_time", "version_number", b"version_number"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Alias: _TypeAlias = Alias  # noqa: Y015
+
+@_typing.final
+class NoRegression(_message.Message):
+    """"Not worse than the version the alias points at now" on one metric."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    METRIC_FIELD_NUMBER: _builtins.int
+    DIRECTION_FIELD_NUMBER: _builtins.int
+    metric: _builtins.str
+    """The metric's key."""
+    direction: Global___MetricDirection.ValueType
+    def __init__(
+        self,
+        *,
+        metric: _builtins.str = ...,
+        direction: Global___MetricDirection.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["direction", b"direction", "metric", b"metric"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NoRegression: _TypeAlias = NoRegression  # noqa: Y015
+
+@_typing.final
+class AliasProtection(_message.Message):
+    """The rules a protected alias enforces on every move (SetAlias). A protected alias may only
+    point at a READY version whose review is APPROVED; it cannot be deleted while protected, and
+    the version it points at cannot be archived.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    METRIC_GATE_FIELD_NUMBER: _builtins.int
+    NO_REGRESSION_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    UPDATE_ACTOR_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`namespaces/{namespace}/models/{model}/aliases/{alias}`. The alias need not exist yet."""
+    metric_gate: _builtins.str
+    """Optional: a condition over the candidate version's metrics in the filter language, e.g.
+    `metrics.accuracy >= 0.9 AND metrics.latency_ms < 20` (docs/governance.md).
+    """
+    update_actor: _builtins.str
+    """Output only. The actor that protected the alias (or last changed its rules)."""
+    @_builtins.property
+    def no_regression(self) -> _containers.RepeatedCompositeFieldContainer[Global___NoRegression]:
+        """Optional: metrics on which the candidate must not be worse than the version the alias
+        points at now.
+        """
+
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        metric_gate: _builtins.str = ...,
+        no_regression: _abc.Iterable[Global___NoRegression] | None = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+        update_actor: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["metric_gate", b"metric_gate", "name", b"name", "no_regression", b"no_regression", "update_actor", b"update_actor", "update_time", b"update_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AliasProtection: _TypeAlias = AliasProtection  # noqa: Y015
+
+@_typing.final
+class Namespace(_message.Message):
+    """A team's space in the registry: models live in exactly one namespace, and model ids are unique
+    within it. The unit that access control and governance settings will attach to.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class LabelsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    NAME_FIELD_NUMBER: _builtins.int
+    UID_FIELD_NUMBER: _builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    LABELS_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    CREATE_ACTOR_FIELD_NUMBER: _builtins.int
+    ALLOW_SELF_APPROVAL_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Resource name: `namespaces/{namespace}`. Immutable."""
+    uid: _builtins.str
+    """Output only. Stable UUID."""
+    display_name: _builtins.str
+    """Human-readable title; defaults to the namespace id."""
+    description: _builtins.str
+    etag: _builtins.str
+    """Output only. Changes on every update; send it back on update for optimistic concurrency."""
+    create_actor: _builtins.str
+    """Output only. The actor that created the namespace (or its first model, which creates it)."""
+    allow_self_approval: _builtins.bool
+    """When true, the creator of a model version may approve it. By default (false) the approver
+    must be another actor (four eyes).
+    """
+    @_builtins.property
+    def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Free-form labels: key -> value."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only."""
+
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        uid: _builtins.str = ...,
+        display_name: _builtins.str = ...,
+        description: _builtins.str = ...,
+        labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+        etag: _builtins.str = ...,
+        create_actor: _builtins.str = ...,
+        allow_self_approval: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_self_approval", b"allow_self_approval", "create_actor", b"create_actor", "create_time", b"create_time", "description", b"description", "display_name", b"display_name", "etag", b"etag", "labels", b"labels", "name", b"name", "uid", b"uid", "update_time", b"update_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Namespace: _TypeAlias = Namespace  # noqa: Y015
+
+@_typing.final
+class MetricPoint(_message.Message):
+    """One observation of a metric of a model version: kept in the version's metric history, outside
+    the version itself, so histories of any length never grow the version.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    STEP_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    DATASET_FIELD_NUMBER: _builtins.int
+    SLICE_FIELD_NUMBER: _builtins.int
+    key: _builtins.str
+    """The metric's key, e.g. `accuracy` or `loss.val`; any characters, at most 256."""
+    value: _builtins.float
+    """A finite number: NaN and infinities are rejected."""
+    step: _builtins.int
+    """Training step or epoch; 0 when not given."""
+    dataset: _builtins.str
+    """Optional: the dataset the value was measured on, e.g. `eval-2026-10`."""
+    slice: _builtins.str
+    """Optional: a slice of that dataset, e.g. `country=fr`."""
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """When the value was observed; the server's time of receipt when not given."""
+
+    def __init__(
+        self,
+        *,
+        key: _builtins.str = ...,
+        value: _builtins.float = ...,
+        step: _builtins.int = ...,
+        time: _timestamp_pb2.Timestamp | None = ...,
+        dataset: _builtins.str = ...,
+        slice: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dataset", b"dataset", "key", b"key", "slice", b"slice", "step", b"step", "time", b"time", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MetricPoint: _TypeAlias = MetricPoint  # noqa: Y015

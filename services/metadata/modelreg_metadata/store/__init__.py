@@ -1,36 +1,140 @@
 """Persistence of the registry's resources: one small interface per aggregate.
 
 The only implementation is MongoDB (`store.mongo`); stores take and return domain objects and
-raise domain errors (duplicate key -> AlreadyExists, etag mismatch -> Aborted).
+raise domain errors (duplicate key -> AlreadyExists, etag mismatch -> Aborted). Updates take a
+`mutate` function holding the rule and return the resource before and after the one write.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
-from modelreg.names import AliasName, ModelName, ModelVersionName
+from modelreg.names import AliasName, ModelName, ModelVersionName, NamespaceName
 
-from modelreg_metadata.domain import Alias, Model, ModelFile, ModelVersion
+from modelreg_metadata.audit import Event
+from modelreg_metadata.domain import Alias, AliasProtection, MetricPoint, Model, ModelVersion, Namespace
+
+# Every write takes the event of its change, built from the resource before (None for a creation)
+# and after (None for a deletion) inside the write, and commits the two together (store/outbox.py).
+EventFor = Callable[[Any, Any], Event]
+
+# A page of search results: each resource (None when hidden) with the values of its sort keys and
+# its key.
+Page = list[tuple[Any, list[Any], str]]
+After = tuple[list[Any], str] | None
+Sort = list[tuple[str, bool]]
+
+
+class NamespaceStore(Protocol):
+    async def insert_namespace(
+        self, namespace: Namespace, request_key: str, event: EventFor
+    ) -> Namespace: ...
+    async def ensure_namespace(self, namespace: Namespace, event: EventFor) -> None: ...
+    async def get_namespace(self, name: NamespaceName) -> Namespace: ...
+    async def list_namespaces(self, limit: int, after: str | None) -> list[Namespace]: ...
+    async def update_namespace(
+        self,
+        name: NamespaceName,
+        mutate: Callable[[Namespace], Namespace],
+        expected_etag: str,
+        event: EventFor,
+    ) -> tuple[Namespace, Namespace]: ...
 
 
 class ModelStore(Protocol):
-    async def insert_model(self, model: Model) -> Model: ...
-    async def get_model(self, name: ModelName) -> Model: ...
-    async def list_models(self, namespace: str, limit: int, after: str | None) -> list[Model]: ...
+    async def insert_model(self, model: Model, request_key: str, event: EventFor) -> Model: ...
+    async def get_model(self, name: ModelName, *, include_deleted: bool = False) -> Model: ...
+    async def search_models(
+        self,
+        namespace: str,
+        condition: dict[str, Any],
+        sort: Sort,
+        *,
+        limit: int,
+        after: After,
+        show_deleted: bool,
+    ) -> Page: ...
+    async def update_model(
+        self,
+        name: ModelName,
+        mutate: Callable[[Model], Model],
+        expected_etag: str,
+        event: EventFor,
+        *,
+        include_deleted: bool = False,
+    ) -> tuple[Model, Model]: ...
+    async def get_alias(self, name: AliasName) -> Alias: ...
+    async def list_aliases(self, model: ModelName) -> list[Alias]: ...
+    async def change_alias(
+        self,
+        name: AliasName,
+        change: Callable[[Alias | None, AliasProtection | None], Awaitable[Alias | None]],
+        expected_etag: str,
+        event: EventFor,
+    ) -> tuple[Alias | None, Alias | None]: ...
+    async def get_protection(self, name: AliasName) -> AliasProtection | None: ...
+    async def change_protection(
+        self,
+        name: AliasName,
+        change: Callable[[AliasProtection | None, Alias | None], AliasProtection | None],
+        event: EventFor,
+    ) -> tuple[AliasProtection | None, AliasProtection | None]: ...
 
 
 class VersionStore(Protocol):
-    async def insert_version(self, model: Model, version: ModelVersion) -> ModelVersion:
-        """Stores `version` under the next free number of `model` (the number in it is ignored)."""
+    async def insert_version(
+        self, version: ModelVersion, request_key: str, client_key: bool, event: EventFor
+    ) -> ModelVersion:
+        """Stores `version` under the next free number of its model (the number in it is ignored)."""
         ...
 
-    async def get_version(self, name: ModelVersionName) -> ModelVersion: ...
-    async def list_versions(self, model: Model, limit: int, after: int | None) -> list[ModelVersion]: ...
-    async def add_file(self, name: ModelVersionName, file: ModelFile) -> ModelVersion: ...
-    async def seal(self, name: ModelVersionName, expected_etag: str) -> ModelVersion: ...
+    async def get_version(self, name: ModelVersionName, *, include_deleted: bool = False) -> ModelVersion: ...
+    async def get_version_by_alias(self, name: AliasName) -> ModelVersion: ...
+    async def search_versions(
+        self,
+        scope: dict[str, Any],
+        condition: dict[str, Any],
+        sort: Sort,
+        *,
+        limit: int,
+        after: After,
+        show_deleted: bool,
+    ) -> Page: ...
+    async def update_version(
+        self,
+        name: ModelVersionName,
+        mutate: Callable[[ModelVersion, dict[str, AliasProtection]], ModelVersion],
+        expected_etag: str,
+        event: EventFor,
+        *,
+        include_deleted: bool = False,
+    ) -> tuple[ModelVersion, ModelVersion]: ...
+    async def log_metrics(
+        self, name: ModelVersionName, points: list[MetricPoint], request_key: str, event: EventFor
+    ) -> tuple[ModelVersion, ModelVersion]: ...
+    async def metric_history(
+        self, name: ModelVersionName, metric: str, start: tuple[int, int], limit: int
+    ) -> tuple[list[MetricPoint], tuple[int, int] | None]: ...
 
 
-class AliasStore(Protocol):
-    async def set_alias(self, model: Model, alias: Alias, expected_etag: str) -> Alias: ...
-    async def get_alias(self, name: AliasName) -> Alias: ...
-    async def aliases_by_version(self, model_uid: str) -> dict[int, list[str]]: ...
+class EventLog(Protocol):
+    async def get(self, sequence: int) -> Event | None: ...
+    async def latest_sequence(self) -> int: ...
+    async def read_after(self, sequence: int, limit: int, *, probe: bool) -> list[Event]: ...
+    async def search(self, condition: dict[str, Any], after_sequence: int, limit: int) -> list[Event]: ...
+    def growth(self) -> asyncio.Event:
+        """Set when this process places its next event (or stops): take it before reading."""
+        ...
+
+    @property
+    def closed(self) -> bool:
+        """True once the service is stopping."""
+        ...
+
+
+class BlobReferences(Protocol):
+    async def referenced(self, digests: list[str]) -> list[str]:
+        """The digests that some manifest (soft-deleted versions included) lists, in the given order."""
+        ...

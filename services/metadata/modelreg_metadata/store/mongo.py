@@ -1,45 +1,79 @@
 """The MongoDB stores (PyMongo's async API), within the subset FerretDB v1 supports.
 
 No multi-document transactions exist there, so every invariant lives in one document or is
-guarded by a unique index plus retry:
-- (namespace, model_id) is unique per model;
-- (model_uid, number) is unique per version: the next number is read as max+1 and inserted,
-  and a duplicate-key error means another writer took it, so we read again. Numbers are
-  therefore gap-free even if a writer dies (no counter is reserved before the insert);
-- (model_uid, alias) is unique per alias; moves compare-and-set on the alias's etag;
-- a version's manifest changes by compare-and-set on the version's etag.
+guarded by a unique index:
+- every resource's `_id` is its name (store/documents.py), so names are unique by construction
+  and every point read and write is by `_id`;
+- version numbers: the next number is the model's `latest_version_number` + 1 and the version is
+  inserted under that `_id`; a duplicate-key error means another writer took it, so we try the
+  next. Numbers come only from successful inserts, so they are gap-free even if a writer dies;
+- aliases live inside their model's document: a move is one single-document write, and reading a
+  version by alias is two `_id` reads;
+- every read-modify-write holds the document's in-process lock (store/locks.py) and, on MongoDB,
+  also conditions the write on the document's revision (compare-and-set), so no update is lost;
+- metric histories live in their own documents (`metric_series`), 1000 points per document;
+- every write of a namespace, model or version document also pushes the change's audit event
+  into that document's `outbox` (store/outbox.py), in the same single-document write.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
+import contextlib
 import uuid
-from dataclasses import replace
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from modelreg.names import AliasName, ModelName, ModelVersionName
+from modelreg.names import AliasName, ModelName, ModelVersionName, NamespaceName
 from modelreg_common.errors import Aborted, AlreadyExists, FailedPrecondition, NotFound
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from modelreg_metadata.domain import Alias, Model, ModelFile, ModelVersion, VersionState, manifest_digest
+from modelreg_metadata.domain import (
+    MAX_ALIASES_PER_MODEL,
+    Alias,
+    AliasProtection,
+    MetricPoint,
+    Model,
+    ModelVersion,
+    Namespace,
+)
+from modelreg_metadata.faults import Faults
+from modelreg_metadata.store import EventFor, Page
 from modelreg_metadata.store.documents import (
     Document,
-    alias_document,
-    alias_from,
-    file_document,
+    alias_entry,
+    aliases_from,
+    aliases_of_version,
+    encoded_map,
     model_document,
+    model_fields,
     model_from,
+    model_key,
+    namespace_document,
+    namespace_fields,
+    namespace_from,
+    namespace_key,
+    pairs,
+    protection_entry,
+    protections_from,
     version_document,
+    version_fields,
     version_from,
+    version_key,
 )
+from modelreg_metadata.store.events import EventFeed, MongoEventLog
+from modelreg_metadata.store.locks import DocumentLocks
+from modelreg_metadata.store.outbox import Relay, outbox_entry
+from modelreg_metadata.store.query import keyset_after, read_path
+from modelreg_metadata.store.replica import Replica, merged
 
-MAX_NUMBER_ATTEMPTS = 500  # far above any realistic number of simultaneous writers on one model
-MAX_CAS_ATTEMPTS = 100
+MAX_NUMBER_ATTEMPTS = 1000
+POINTS_PER_SERIES_DOCUMENT = 1000
 
 
 def now() -> datetime:
@@ -52,245 +86,787 @@ def new_etag() -> str:
     return uuid.uuid4().hex[:16]
 
 
-async def _backoff(attempt: int) -> None:
-    # Jitter spreads colliding writers apart so each retry round has one clear winner.
-    await asyncio.sleep(random.uniform(0, 0.001 * min(attempt, 20)))  # noqa: S311 - jitter, not crypto
-
-
 class MongoDatabase:
-    """Owns the client and the collections; created inside the running event loop."""
+    """Owns the client, the collections and the per-document locks; created inside the event loop."""
 
-    def __init__(self, uri: str, database: str):
+    def __init__(
+        self,
+        uri: str,
+        database: str,
+        *,
+        replica: bool = True,
+        faults: Faults | None = None,
+        sweep_seconds: float = 10.0,
+    ):
         self.client: AsyncMongoClient[Document] = AsyncMongoClient(
-            uri, tz_aware=True, serverSelectionTimeoutMS=5000, appname="modelreg-metadata"
+            uri, tz_aware=True, serverSelectionTimeoutMS=5000, appname="modelreg-metadata", maxPoolSize=200
         )
         self.db: AsyncDatabase[Document] = self.client[database]
+        self.namespaces: AsyncCollection[Document] = self.db["namespaces"]
         self.models: AsyncCollection[Document] = self.db["models"]
         self.versions: AsyncCollection[Document] = self.db["model_versions"]
-        self.aliases: AsyncCollection[Document] = self.db["aliases"]
+        self.series: AsyncCollection[Document] = self.db["metric_series"]
+        self.requests: AsyncCollection[Document] = self.db["requests"]
+        self.events: AsyncCollection[Document] = self.db["events"]
+        self.event_log = MongoEventLog(self.events, EventFeed())
+        self._faults = faults or Faults()
+        self._sweep_seconds = sweep_seconds
+        self.relay = self._new_relay(single_writer=False)
+        self.locks = DocumentLocks()
+        # FerretDB v1 neither applies updates atomically nor uses secondary indexes (it filters in
+        # Go after reading every document; only a lone `_id` equality reaches SQLite). There, a
+        # filter with anything besides `_id` would scan the collection, so writes filter on `_id`
+        # alone and rely on the in-process locks; MongoDB also gets the revision condition.
+        self.atomic_updates = True
+        self._want_replica = replica
+        self.replica: Replica | None = None
+
+    def _new_relay(self, *, single_writer: bool) -> Relay:
+        return Relay(
+            {"namespaces": self.namespaces, "models": self.models, "model_versions": self.versions},
+            self.events,
+            self.event_log,
+            faults=self._faults,
+            sweep_seconds=self._sweep_seconds,
+            single_writer=single_writer,
+        )
+
+    async def start(self) -> None:
+        info = await self.client.admin.command("buildInfo")
+        self.atomic_updates = "ferretdbVersion" not in info
+        # FerretDB deployments run one metadata process (store/locks.py): its relay is the only one.
+        self.relay = self._new_relay(single_writer=not self.atomic_updates)
+        if not self.atomic_updates and self._want_replica:
+            self.replica = Replica()  # one process is the only writer: see store/replica.py
+        await self.ensure_indexes()
+        await self.relay.start()
+
+    def cas_filter(self, key: str, revision: int) -> Document:
+        return {"_id": key, "revision": revision} if self.atomic_updates else {"_id": key}
 
     async def ensure_indexes(self) -> None:
-        indexes = {
-            self.models: [
-                IndexModel(
-                    [("namespace", ASCENDING), ("model_id", ASCENDING)], unique=True, name="model_name"
+        # Unique indexes keep invariants everywhere; the query indexes serve MongoDB (FerretDB v1
+        # accepts but never uses them, and rejects wildcard indexes).
+        indexes: list[tuple[AsyncCollection[Document], IndexModel]] = [
+            (self.versions, IndexModel([("request_key", ASCENDING)], unique=True, name="request_key")),
+            # No event twice in the trail, even when a crash makes the relay place it again.
+            (self.events, IndexModel([("event_id", ASCENDING)], unique=True, name="event_id")),
+        ]
+        if self.atomic_updates:
+            indexes += [
+                (self.events, IndexModel([("seq", ASCENDING)], unique=True, name="seq")),
+                (
+                    self.events,
+                    IndexModel([("namespace", ASCENDING), ("seq", ASCENDING)], name="by_namespace"),
                 ),
-            ],
-            self.versions: [
-                IndexModel(
-                    [("model_uid", ASCENDING), ("number", ASCENDING)], unique=True, name="version_number"
+                (
+                    self.events,
+                    IndexModel(
+                        [("namespace", ASCENDING), ("model_id", ASCENDING), ("seq", ASCENDING)],
+                        name="by_model",
+                    ),
                 ),
-                IndexModel(
-                    [("namespace", ASCENDING), ("model_id", ASCENDING), ("number", ASCENDING)],
-                    unique=True,
-                    name="version_name",
+                (self.events, IndexModel([("resource", ASCENDING), ("seq", ASCENDING)], name="by_resource")),
+                (self.events, IndexModel([("actor", ASCENDING), ("seq", ASCENDING)], name="by_actor")),
+                (self.events, IndexModel([("time", ASCENDING)], name="by_time")),
+                # The relay's sweep finds leftover outbox entries by their time.
+                (self.namespaces, IndexModel([("outbox.time", ASCENDING)], name="outbox")),
+                (self.models, IndexModel([("outbox.time", ASCENDING)], name="outbox")),
+                (self.versions, IndexModel([("outbox.time", ASCENDING)], name="outbox")),
+                (
+                    self.models,
+                    IndexModel([("namespace", ASCENDING), ("model_id", ASCENDING)], name="by_namespace"),
                 ),
-            ],
-            self.aliases: [
-                IndexModel([("model_uid", ASCENDING), ("alias", ASCENDING)], unique=True, name="alias_key"),
-                IndexModel(
-                    [("namespace", ASCENDING), ("model_id", ASCENDING), ("alias", ASCENDING)],
-                    name="alias_name",
+                (
+                    self.models,
+                    IndexModel([("namespace", ASCENDING), ("update_time", DESCENDING)], name="recent"),
                 ),
-            ],
-        }
-        for collection, models in indexes.items():
+                (self.models, IndexModel([("l.$**", ASCENDING)], name="labels")),
+                (
+                    self.versions,
+                    IndexModel(
+                        [("namespace", ASCENDING), ("model_id", ASCENDING), ("number", ASCENDING)],
+                        name="by_model",
+                    ),
+                ),
+                (
+                    self.versions,
+                    IndexModel([("namespace", ASCENDING), ("create_time", DESCENDING)], name="recent"),
+                ),
+                (
+                    self.versions,
+                    IndexModel([("model_uid", ASCENDING), ("state", ASCENDING)], name="by_state"),
+                ),
+                (self.versions, IndexModel([("t.$**", ASCENDING)], name="tags")),
+                (self.versions, IndexModel([("m.$**", ASCENDING)], name="metrics")),
+                (self.versions, IndexModel([("p.$**", ASCENDING)], name="params")),
+                # Multikey: the garbage collector's CheckBlobReferences batches (store/blob_references.py).
+                (self.versions, IndexModel([("files.sha256", ASCENDING)], name="file_digests")),
+            ]
+        for collection, index in indexes:
             # One index per command: FerretDB v1.24 panics on a multi-index createIndexes when the
             # indexes already exist (every restart), while one at a time is an idempotent no-op.
-            for index in models:
-                await collection.create_indexes([index])
+            await collection.create_indexes([index])
 
     async def ping(self) -> None:
         await self.client.admin.command("ping")
 
+    async def stop_feeds(self) -> None:
+        self.event_log.feed.close()
+
     async def close(self) -> None:
+        await self.relay.stop()
         await self.client.close()
+
+    def committed(self, collection: str, key: str, entry: Document) -> None:
+        self.relay.committed(collection, key, entry)
+
+
+async def _page(
+    collection: AsyncCollection[Document],
+    conditions: list[Document],
+    sort: list[tuple[str, bool]],
+    limit: int,
+    after: tuple[list[Any], str] | None,
+) -> list[tuple[Document, list[Any]]]:
+    if after is not None:
+        conditions = [*conditions, keyset_after(sort, after[0], after[1])]
+    conditions = [c for c in conditions if c]
+    query: Document = (
+        {} if not conditions else conditions[0] if len(conditions) == 1 else {"$and": conditions}
+    )
+    order = [(path, DESCENDING if desc else ASCENDING) for path, desc in sort] + [("_id", ASCENDING)]
+    cursor = collection.find(query).sort(order).limit(limit)
+    return [(doc, [read_path(doc, path) for path, _ in sort]) async for doc in cursor]
+
+
+class MongoNamespaceStore:
+    def __init__(self, database: MongoDatabase):
+        self._db = database
+        self._namespaces = database.namespaces
+
+    async def insert_namespace(self, namespace: Namespace, request_key: str, event: EventFor) -> Namespace:
+        entry = outbox_entry(event(None, namespace))
+        doc = {**namespace_document(namespace), "request_key": request_key, "outbox": [entry]}
+        try:
+            await self._namespaces.insert_one(doc)
+            self._db.committed("namespaces", doc["_id"], entry)
+        except DuplicateKeyError:
+            existing = await self._namespaces.find_one({"_id": doc["_id"]})
+            if existing is not None and request_key and existing.get("request_key") == request_key:
+                return namespace_from(existing)  # a retry of the create that made it
+            raise AlreadyExists(f"namespace {namespace.name} already exists") from None
+        return namespace
+
+    async def ensure_namespace(self, namespace: Namespace, event: EventFor) -> None:
+        if await self._namespaces.find_one({"_id": namespace_key(namespace.name.namespace)}, {"_id": True}):
+            return
+        entry = outbox_entry(event(None, namespace))
+        doc = {**namespace_document(namespace), "request_key": "", "outbox": [entry]}
+        with contextlib.suppress(DuplicateKeyError):  # created concurrently: that is all we wanted
+            await self._namespaces.insert_one(doc)
+            self._db.committed("namespaces", doc["_id"], entry)
+
+    async def get_namespace(self, name: NamespaceName) -> Namespace:
+        doc = await self._namespaces.find_one({"_id": namespace_key(name.namespace)})
+        if doc is None:
+            raise NotFound(f"namespace {name} not found")
+        return namespace_from(doc)
+
+    async def list_namespaces(self, limit: int, after: str | None) -> list[Namespace]:
+        query: Document = {} if after is None else {"_id": {"$gt": after}}
+        cursor = self._namespaces.find(query).sort("_id", ASCENDING).limit(limit)
+        return [namespace_from(doc) async for doc in cursor]
+
+    async def update_namespace(
+        self,
+        name: NamespaceName,
+        mutate: Callable[[Namespace], Namespace],
+        expected_etag: str,
+        event: EventFor,
+    ) -> tuple[Namespace, Namespace]:
+        key = namespace_key(name.namespace)
+        async with self._db.locks.hold(key):
+            doc = await self._namespaces.find_one({"_id": key})
+            if doc is None:
+                raise NotFound(f"namespace {name} not found")
+            before = namespace_from(doc)
+            if expected_etag and expected_etag != before.etag:
+                raise Aborted(
+                    f"namespace {name} changed since it was read (etag mismatch); read it and retry"
+                )
+            after = mutate(before)
+            entry = outbox_entry(event(before, after))
+            result = await self._namespaces.update_one(
+                self._db.cas_filter(key, doc.get("revision", 0)),
+                {"$set": namespace_fields(after), "$inc": {"revision": 1}, "$push": {"outbox": entry}},
+            )
+            if result.matched_count != 1:
+                raise Aborted(f"namespace {name} changed concurrently; retry")
+            self._db.committed("namespaces", key, entry)
+            return before, after
 
 
 class MongoModelStore:
+    """Models and their aliases (kept inside the model's document)."""
+
     def __init__(self, database: MongoDatabase):
+        self._db = database
         self._models = database.models
 
-    async def insert_model(self, model: Model) -> Model:
+    async def insert_model(self, model: Model, request_key: str, event: EventFor) -> Model:
+        entry = outbox_entry(event(None, model))
+        doc = {**model_document(model, request_key), "outbox": [entry]}
         try:
-            await self._models.insert_one(model_document(model))
+            await self._models.insert_one(doc)
+            self._db.committed("models", doc["_id"], entry)
+            if self._db.replica is not None:
+                self._db.replica.put_model(doc)
         except DuplicateKeyError:
+            existing = await self._models.find_one({"_id": doc["_id"]})
+            if existing is not None and request_key and existing.get("request_key") == request_key:
+                return model_from(existing)  # a retry of the create that made it
+            if existing is not None and existing.get("deleted"):
+                raise AlreadyExists(
+                    f"model {model.name} exists and is deleted; UndeleteModel restores it",
+                    reason="MODEL_DELETED",
+                ) from None
             raise AlreadyExists(f"model {model.name} already exists") from None
         return model
 
-    async def get_model(self, name: ModelName) -> Model:
-        doc = await self._models.find_one(
-            {"namespace": name.namespace, "model_id": name.model, "deleted": False}
-        )
+    async def model_document(self, name: ModelName, *, include_deleted: bool = False) -> Document:
+        key = model_key(name)
+        replica = self._db.replica
+        doc = replica.model(key) if replica is not None else None
         if doc is None:
+            doc = await self._models.find_one({"_id": key})
+            if doc is not None and replica is not None:
+                replica.put_model(doc)
+        if doc is None or (doc.get("deleted") and not include_deleted):
             raise NotFound(f"model {name} not found")
-        return model_from(doc)
+        return doc
 
-    async def list_models(self, namespace: str, limit: int, after: str | None) -> list[Model]:
-        query: Document = {"namespace": namespace, "deleted": False}
-        if after is not None:
-            query["model_id"] = {"$gt": after}
-        cursor = self._models.find(query).sort("model_id", ASCENDING).limit(limit)
-        return [model_from(doc) async for doc in cursor]
+    async def get_model(self, name: ModelName, *, include_deleted: bool = False) -> Model:
+        return model_from(await self.model_document(name, include_deleted=include_deleted))
+
+    async def search_models(
+        self,
+        namespace: str,
+        condition: Document,
+        sort: list[tuple[str, bool]],
+        *,
+        limit: int,
+        after: tuple[list[Any], str] | None,
+        show_deleted: bool,
+    ) -> Page:
+        scope: Document = {"namespace": namespace}
+        if not show_deleted:
+            scope["deleted"] = False
+        rows = await _page(self._models, [scope, condition], sort, limit, after)
+        return [(model_from(doc), values, doc["_id"]) for doc, values in rows]
+
+    async def update_model(
+        self,
+        name: ModelName,
+        mutate: Callable[[Model], Model],
+        expected_etag: str,
+        event: EventFor,
+        *,
+        include_deleted: bool = False,
+    ) -> tuple[Model, Model]:
+        key = model_key(name)
+        async with self._db.locks.hold(key):
+            doc = await self.model_document(name, include_deleted=include_deleted)
+            before = model_from(doc)
+            if expected_etag and expected_etag != before.etag:
+                raise Aborted(f"model {name} changed since it was read (etag mismatch); read it and retry")
+            after = mutate(before)
+            changes = model_fields(after)
+            entry = outbox_entry(event(before, after))
+            result = await self._models.update_one(
+                self._db.cas_filter(key, doc.get("revision", 0)),
+                {"$set": changes, "$inc": {"revision": 1}, "$push": {"outbox": entry}},
+            )
+            if result.matched_count != 1:
+                raise Aborted(f"model {name} changed concurrently; retry")
+            self._db.committed("models", key, entry)
+            if self._db.replica is not None:
+                self._db.replica.put_model(merged(doc, changes))
+            return before, after
+
+    async def record_version_number(self, name: ModelName, number: int) -> None:
+        # Only a hint for the next allocation (numbers are guarded by the versions' unique `_id`),
+        # but FerretDB rewrites the whole document on any update, so it takes the model's lock
+        # like every other write to the model's document.
+        key = model_key(name)
+        async with self._db.locks.hold(key):
+            await self._models.update_one({"_id": key}, {"$max": {"latest_version_number": number}})
+            replica = self._db.replica
+            cached = replica.model(key) if replica is not None else None
+            if replica is not None and cached is not None:
+                latest = max(cached.get("latest_version_number", 0), number)
+                replica.put_model({**cached, "latest_version_number": latest})
+
+    # Aliases
+
+    async def get_alias(self, name: AliasName) -> Alias:
+        doc = await self.model_document(name.model_name)
+        for alias in aliases_from(doc):
+            if alias.name == name:
+                return alias
+        raise NotFound(f"alias {name} not found")
+
+    async def list_aliases(self, model: ModelName) -> list[Alias]:
+        return sorted(aliases_from(await self.model_document(model)), key=lambda a: a.name.alias)
+
+    async def change_alias(
+        self,
+        name: AliasName,
+        change: Callable[[Alias | None, AliasProtection | None], Awaitable[Alias | None]],
+        expected_etag: str,
+        event: EventFor,
+    ) -> tuple[Alias | None, Alias | None]:
+        """Applies `change` to the alias (None when absent; returning None deletes it).
+
+        `change` runs under the model's lock and sees the alias's protection: the versions of the
+        model cannot change meanwhile in this process (updates of a version hold its model's lock
+        too), and on MongoDB the write is conditioned on the model document's revision, so a
+        concurrent move or protection change aborts the write instead of slipping past the gate.
+        """
+        key = model_key(name.model_name)
+        async with self._db.locks.hold(key):
+            doc = await self.model_document(name.model_name)
+            aliases = {a.name.alias: a for a in aliases_from(doc)}
+            before = aliases.get(name.alias)
+            if expected_etag and (before is None or before.etag != expected_etag):
+                if before is None:
+                    raise NotFound(f"alias {name} not found")
+                raise Aborted(f"alias {name} was moved by someone else (etag mismatch); read it and retry")
+            after = await change(before, protections_from(doc).get(name.alias))
+            if after is None:
+                aliases.pop(name.alias, None)
+            else:
+                aliases[name.alias] = after
+            if len(aliases) > MAX_ALIASES_PER_MODEL:
+                raise FailedPrecondition(
+                    f"model {name.model_name} already has {MAX_ALIASES_PER_MODEL} aliases; delete one first",
+                    reason="TOO_MANY_ALIASES",
+                )
+            entries = [alias_entry(a) for _, a in sorted(aliases.items())]
+            entry = outbox_entry(event(before, after))
+            result = await self._models.update_one(
+                self._db.cas_filter(key, doc.get("revision", 0)),
+                {"$set": {"aliases": entries}, "$inc": {"revision": 1}, "$push": {"outbox": entry}},
+            )
+            if result.matched_count != 1:
+                raise Aborted(f"alias {name} changed concurrently; retry")
+            self._db.committed("models", key, entry)
+            if self._db.replica is not None:
+                self._db.replica.put_model(merged(doc, {"aliases": entries}))
+            return before, after
+
+    async def get_protection(self, name: AliasName) -> AliasProtection | None:
+        return protections_from(await self.model_document(name.model_name)).get(name.alias)
+
+    async def change_protection(
+        self,
+        name: AliasName,
+        change: Callable[[AliasProtection | None, Alias | None], AliasProtection | None],
+        event: EventFor,
+    ) -> tuple[AliasProtection | None, AliasProtection | None]:
+        """Sets (or with None, removes) the alias's protection, in the model's document."""
+        key = model_key(name.model_name)
+        async with self._db.locks.hold(key):
+            doc = await self.model_document(name.model_name)
+            protections = protections_from(doc)
+            before = protections.get(name.alias)
+            alias = next((a for a in aliases_from(doc) if a.name == name), None)
+            after = change(before, alias)
+            if after is None:
+                protections.pop(name.alias, None)
+            else:
+                protections[name.alias] = after
+            if len(protections) > MAX_ALIASES_PER_MODEL:
+                raise FailedPrecondition(
+                    f"model {name.model_name} already protects {MAX_ALIASES_PER_MODEL} aliases",
+                    reason="TOO_MANY_ALIASES",
+                )
+            entries = [protection_entry(p) for _, p in sorted(protections.items())]
+            entry = outbox_entry(event(before, after))
+            result = await self._models.update_one(
+                self._db.cas_filter(key, doc.get("revision", 0)),
+                {"$set": {"alias_protections": entries}, "$inc": {"revision": 1}, "$push": {"outbox": entry}},
+            )
+            if result.matched_count != 1:
+                raise Aborted(f"alias {name} changed concurrently; retry")
+            self._db.committed("models", key, entry)
+            if self._db.replica is not None:
+                self._db.replica.put_model(merged(doc, {"alias_protections": entries}))
+            return before, after
+
+
+@dataclass
+class _PendingCreate:
+    version: ModelVersion
+    request_key: str
+    client_key: bool
+    event: EventFor
+    done: asyncio.Future[ModelVersion]
 
 
 class MongoVersionStore:
-    def __init__(self, database: MongoDatabase):
-        self._models = database.models
+    def __init__(self, database: MongoDatabase, models: MongoModelStore):
+        self._db = database
+        self._models = models
         self._versions = database.versions
-        self._aliases = database.aliases
+        self._requests = database.requests
+        self._series = database.series
+        self._pending: dict[str, list[_PendingCreate]] = {}
 
-    async def insert_version(self, model: Model, version: ModelVersion) -> ModelVersion:
-        for attempt in range(MAX_NUMBER_ATTEMPTS):
-            last = await self._versions.find_one(
-                {"model_uid": model.uid}, sort=[("number", DESCENDING)], projection={"number": True}
-            )
-            numbered = replace(version, name=model.name.version((last["number"] if last else 0) + 1))
-            try:
-                await self._versions.insert_one(version_document(numbered))
-            except DuplicateKeyError:
-                await _backoff(attempt)
-                continue
-            await self._models.update_one(
-                {"_id": model.uid}, {"$max": {"latest_version_number": numbered.number}}
-            )
-            return numbered
-        raise Aborted(f"too many concurrent writers on {model.name}; retry the request")
+    async def _by_request(self, request_key: str, *, search_versions: bool = False) -> ModelVersion | None:
+        done = await self._requests.find_one({"_id": request_key})
+        if done is None:
+            if not search_versions:
+                return None
+            # The create may have inserted its version and died before recording the request:
+            # the version carries the key (unique index), so look there, after a duplicate key.
+            doc = await self._versions.find_one({"request_key": request_key})
+            if doc is None:
+                return None
+            number = doc["number"]
+            name = ModelName(doc["namespace"], doc["model_id"]).version(number)
+        else:
+            name = ModelName(done["namespace"], done["model_id"]).version(done["number"])
+        return await self.get_version(name, include_deleted=True)
 
-    async def _version_document(self, name: ModelVersionName) -> Document:
-        doc = await self._versions.find_one(
-            {"namespace": name.namespace, "model_id": name.model, "number": name.number, "deleted": False}
+    async def insert_version(
+        self, version: ModelVersion, request_key: str, client_key: bool, event: EventFor
+    ) -> ModelVersion:
+        """Stores `version` under the next free number of its model (the number in it is ignored)."""
+        key = model_key(version.name.model_name)
+        if client_key and (existing := await self._by_request(request_key)) is not None:
+            return existing
+        pending = _PendingCreate(
+            version, request_key, client_key, event, asyncio.get_running_loop().create_future()
         )
-        if doc is None:
+        self._pending.setdefault(key, []).append(pending)
+        # Group commit: whoever gets the model's allocation lock inserts every create queued by
+        # then with one insert_many (one SQLite transaction on FerretDB) and one counter update;
+        # the others find their create done when their turn comes.
+        async with self._db.locks.hold(key + "#versions"):
+            batch = self._pending.pop(key, [])
+            if batch:
+                await self._insert_batch(version.name.model_name, batch)
+        return await pending.done
+
+    async def _insert_batch(self, model_name: ModelName, batch: list[_PendingCreate]) -> None:
+        try:
+            model_doc = await self._models.model_document(model_name)
+            number = model_doc.get("latest_version_number", 0)
+            numbered: list[tuple[_PendingCreate, ModelVersion, Document]] = []
+            for item in batch:
+                number += 1
+                version = replace(item.version, name=model_name.version(number))
+                numbered.append(
+                    (item, version, _with_event(version_document(version, item.request_key), item, version))
+                )
+            try:
+                await self._versions.insert_many([doc for _, _, doc in numbered], ordered=True)
+                inserted = len(numbered)
+            except BulkWriteError as exc:  # ordered: everything before the first failure is in
+                inserted = exc.details.get("nInserted", 0)
+            if inserted:
+                await self._models.record_version_number(model_name, numbered[inserted - 1][1].number)
+            for item, version, doc in numbered[:inserted]:
+                self._db.committed("model_versions", doc["_id"], doc["outbox"][0])
+                if self._db.replica is not None:
+                    self._db.replica.put_version(doc)
+                if item.client_key:
+                    await self._record_request(item.request_key, version.name)
+                item.done.set_result(version)
+            for item, _, _ in numbered[inserted:]:
+                # The number was taken (another process, or a counter that lagged after a crash),
+                # or the same request was created meanwhile: these go one at a time.
+                item.done.set_result(await self._insert_alone(model_name, item))
+        except Exception as exc:  # every waiting caller gets the failure, none waits forever
+            for item in batch:
+                if not item.done.done():
+                    item.done.set_exception(exc)
+
+    async def _insert_alone(self, model_name: ModelName, item: _PendingCreate) -> ModelVersion:
+        model_doc = await self._models.model_document(model_name)
+        number = model_doc.get("latest_version_number", 0)
+        for _ in range(MAX_NUMBER_ATTEMPTS):
+            number += 1
+            numbered = replace(item.version, name=model_name.version(number))
+            doc = _with_event(version_document(numbered, item.request_key), item, numbered)
+            try:
+                await self._versions.insert_one(doc)
+            except DuplicateKeyError:
+                if item.client_key and (
+                    existing := await self._by_request(item.request_key, search_versions=True)
+                ):
+                    return existing  # another process created it for the same request
+                continue  # the number is taken (another process, or a lagging counter)
+            self._db.committed("model_versions", doc["_id"], doc["outbox"][0])
+            if self._db.replica is not None:
+                self._db.replica.put_version(doc)
+            await self._models.record_version_number(model_name, number)
+            if item.client_key:
+                await self._record_request(item.request_key, numbered.name)
+            return numbered
+        raise Aborted(f"too many concurrent writers on {model_name}; retry the request")
+
+    async def _record_request(self, request_key: str, name: ModelVersionName) -> None:
+        record = {
+            "_id": request_key,
+            "namespace": name.namespace,
+            "model_id": name.model,
+            "number": name.number,
+        }
+        with contextlib.suppress(DuplicateKeyError):  # recorded by a concurrent retry
+            await self._requests.insert_one(record)
+
+    async def _version_document(self, name: ModelVersionName, *, include_deleted: bool = False) -> Document:
+        key = version_key(name.model_name, name.number)
+        replica = self._db.replica
+        if replica is not None and replica.has_namespace(name.namespace):
+            doc = replica.version(name.namespace, name.model, key)
+        else:
+            doc = await self._versions.find_one({"_id": key})
+        if doc is None or (doc.get("deleted") and not include_deleted):
             raise NotFound(f"model version {name} not found")
         return doc
 
-    async def _aliases_of(self, model_uid: str, number: int) -> list[str]:
-        cursor = self._aliases.find({"model_uid": model_uid, "version_number": number}, {"alias": True})
-        return [doc["alias"] async for doc in cursor]
-
-    async def get_version(self, name: ModelVersionName) -> ModelVersion:
-        doc = await self._version_document(name)
-        return version_from(doc, await self._aliases_of(doc["model_uid"], name.number))
-
-    async def list_versions(self, model: Model, limit: int, after: int | None) -> list[ModelVersion]:
-        query: Document = {"model_uid": model.uid, "deleted": False}
-        if after is not None:
-            query["number"] = {"$gt": after}
-        cursor = self._versions.find(query).sort("number", ASCENDING).limit(limit)
-        docs = [doc async for doc in cursor]
-        aliases = await MongoAliasStore.aliases_by_version_in(self._aliases, model.uid)
-        return [version_from(doc, aliases.get(doc["number"])) for doc in docs]
-
-    async def add_file(self, name: ModelVersionName, file: ModelFile) -> ModelVersion:
-        for attempt in range(MAX_CAS_ATTEMPTS):
-            doc = await self._version_document(name)
-            version = version_from(doc)
-            if version.state is not VersionState.PENDING:
-                raise FailedPrecondition(
-                    f"model version {name} is {version.state.value}; files can be added only while PENDING",
-                    reason="VERSION_SEALED",
-                )
-            files = {f.path: f for f in version.files}
-            current = files.get(file.path)
-            if current and (current.sha256, current.size_bytes) == (file.sha256, file.size_bytes):
-                return await self.get_version(name)
-            files[file.path] = file
-            ordered = sorted(files.values(), key=lambda f: f.path)
-            update: dict[str, Any] = {
-                "files": [file_document(f) for f in ordered],
-                "manifest_digest": manifest_digest(ordered),
-                "etag": new_etag(),
-                "update_time": now(),
-            }
-            result = await self._versions.update_one(
-                {"_id": version.uid, "etag": version.etag}, {"$set": update}
-            )
-            if result.matched_count == 1:
-                return await self.get_version(name)
-            await _backoff(attempt)
-        raise Aborted(f"too many concurrent changes to {name}; retry the request")
-
-    async def seal(self, name: ModelVersionName, expected_etag: str) -> ModelVersion:
-        doc = await self._version_document(name)
-        version = version_from(doc)
-        if expected_etag and version.etag != expected_etag:
-            raise Aborted(
-                f"model version {name} changed since it was read (etag mismatch); read it and retry"
-            )
-        if version.state is VersionState.READY:
-            return await self.get_version(name)
-        if version.state is not VersionState.PENDING:
-            raise FailedPrecondition(
-                f"model version {name} is {version.state.value}; only a PENDING version can be sealed",
-                reason="VERSION_NOT_PENDING",
-            )
-        # Compare-and-set on the etag: a file added concurrently either lands before the seal
-        # (and is part of the sealed manifest) or is refused after it, never half-way.
-        result = await self._versions.update_one(
-            {"_id": version.uid, "etag": version.etag, "state": VersionState.PENDING.value},
-            {"$set": {"state": VersionState.READY.value, "etag": new_etag(), "update_time": now()}},
+    async def get_version(self, name: ModelVersionName, *, include_deleted: bool = False) -> ModelVersion:
+        # Both reads are by `_id` and independent: the model answers "deleted?" and the aliases.
+        model_doc, doc = await asyncio.gather(
+            self._models.model_document(name.model_name),
+            self._version_document(name, include_deleted=include_deleted),
         )
-        if result.matched_count != 1:
-            raise Aborted(f"model version {name} changed while sealing; retry")
-        return await self.get_version(name)
+        return version_from(doc, aliases_of_version(model_doc, name.number))
 
-
-class MongoAliasStore:
-    def __init__(self, database: MongoDatabase):
-        self._aliases = database.aliases
-
-    async def set_alias(self, model: Model, alias: Alias, expected_etag: str) -> Alias:
-        fields = {
-            "version_number": alias.version_number,
-            "update_time": alias.update_time,
-            "update_actor": alias.update_actor,
-            "etag": new_etag(),
-        }
-        key = {"model_uid": model.uid, "alias": alias.name.alias}
-        if expected_etag:
-            doc = await self._aliases.find_one_and_update(
-                {**key, "etag": expected_etag}, {"$set": fields}, return_document=ReturnDocument.AFTER
-            )
-            if doc is None:
-                await self.get_alias(alias.name)  # NotFound when the alias does not exist at all
-                raise Aborted(
-                    f"alias {alias.name} was moved by someone else (etag mismatch); read it and retry"
-                )
-            return alias_from(doc)
-        insert = alias_document(model.uid, alias)
-        for field in fields:
-            insert.pop(field)
-        for _ in range(2):  # two first-time upserts can race on the unique index; the loser retries once
-            try:
-                doc = await self._aliases.find_one_and_update(
-                    key,
-                    {"$set": fields, "$setOnInsert": insert},
-                    upsert=True,
-                    return_document=ReturnDocument.AFTER,
-                )
-            except DuplicateKeyError:
-                continue
-            if doc is not None:
-                return alias_from(doc)
-        raise Aborted(f"alias {alias.name} is being created concurrently; retry")
-
-    async def get_alias(self, name: AliasName) -> Alias:
-        doc = await self._aliases.find_one(
-            {"namespace": name.namespace, "model_id": name.model, "alias": name.alias}
+    async def get_version_by_alias(self, name: AliasName) -> ModelVersion:
+        model_doc = await self._models.model_document(name.model_name)
+        number = next(
+            (e["version_number"] for e in model_doc.get("aliases", []) if e["alias"] == name.alias), None
         )
-        if doc is None:
+        if number is None:
             raise NotFound(f"alias {name} not found")
-        return alias_from(doc)
+        version_name = name.model_name.version(number)
+        try:
+            doc = await self._version_document(version_name)
+        except NotFound:
+            raise NotFound(f"alias {name} points at {version_name}, which is deleted") from None
+        return version_from(doc, aliases_of_version(model_doc, number))
 
-    async def aliases_by_version(self, model_uid: str) -> dict[int, list[str]]:
-        return await self.aliases_by_version_in(self._aliases, model_uid)
+    async def search_versions(
+        self,
+        scope: Document,
+        condition: Document,
+        sort: list[tuple[str, bool]],
+        *,
+        limit: int,
+        after: tuple[list[Any], str] | None,
+        show_deleted: bool,
+    ) -> Page:
+        if not show_deleted:
+            scope = {**scope, "deleted": False}
+        if self._db.replica is not None:
+            rows = await self._replica_page(scope, condition, sort, limit, after)
+        else:
+            rows = await _page(self._versions, [scope, condition], sort, limit, after)
+        model_keys = sorted({f"{doc['namespace']}/{doc['model_id']}" for doc, _ in rows})
+        found = await asyncio.gather(*(self._db.models.find_one({"_id": key}) for key in model_keys))
+        models = {key: doc for key, doc in zip(model_keys, found, strict=True) if doc is not None}
+        page: Page = []
+        for doc, values in rows:
+            model_doc = models.get(f"{doc['namespace']}/{doc['model_id']}")
+            if model_doc is None or (model_doc.get("deleted") and not show_deleted):
+                # The versions of a deleted model are deleted with it: hidden, but still a row,
+                # so the page's cursor moves past it.
+                page.append((None, values, doc["_id"]))
+                continue
+            page.append(
+                (self._version_from(doc, aliases_of_version(model_doc, doc["number"])), values, doc["_id"])
+            )
+        return page
 
-    @staticmethod
-    async def aliases_by_version_in(
-        aliases: AsyncCollection[Document], model_uid: str
-    ) -> dict[int, list[str]]:
-        result: dict[int, list[str]] = {}
-        async for doc in aliases.find({"model_uid": model_uid}, {"alias": True, "version_number": True}):
-            result.setdefault(doc["version_number"], []).append(doc["alias"])
-        return result
+    def _version_from(self, doc: Document, aliases: list[str]) -> ModelVersion:
+        replica = self._db.replica
+        if replica is None:
+            return version_from(doc, aliases)
+        version = replica.built(doc, version_from)
+        return replace(version, aliases=aliases) if aliases else version
+
+    async def _replica_page(
+        self,
+        scope: Document,
+        condition: Document,
+        sort: list[tuple[str, bool]],
+        limit: int,
+        after: tuple[list[Any], str] | None,
+    ) -> list[tuple[Document, list[Any]]]:
+        replica = self._db.replica
+        assert replica is not None  # noqa: S101 - the caller checked
+        namespace = scope["namespace"]
+        if not replica.has_namespace(namespace):
+            async with self._db.locks.hold(f"replica {namespace}"):
+                if not replica.has_namespace(namespace):
+                    replica.begin_load(namespace)
+                    docs = [doc async for doc in self._versions.find({"namespace": namespace})]
+                    replica.finish_load(namespace, docs)
+        # The replica is partitioned by namespace and model: only the rest of the scope is tested.
+        rest = {k: v for k, v in scope.items() if k not in ("namespace", "model_id")}
+        conditions = [rest, condition]
+        if after is not None:
+            conditions.append(keyset_after(sort, after[0], after[1]))
+        query: Document = {"$and": [c for c in conditions if c]}
+        order = [(path, -1 if desc else 1) for path, desc in sort] + [("_id", 1)]
+        docs = replica.find_versions(namespace, scope.get("model_id"), query, order, limit)
+        return [(doc, [read_path(doc, path) for path, _ in sort]) for doc in docs]
+
+    async def update_version(
+        self,
+        name: ModelVersionName,
+        mutate: Callable[[ModelVersion, dict[str, AliasProtection]], ModelVersion],
+        expected_etag: str,
+        event: EventFor,
+        *,
+        include_deleted: bool = False,
+    ) -> tuple[ModelVersion, ModelVersion]:
+        key = version_key(name.model_name, name.number)
+        # The model's lock too: alias moves check the version under it, so a delete or archive
+        # and an alias move of the same model never interleave.
+        async with self._db.locks.hold(model_key(name.model_name)), self._db.locks.hold(key):
+            model_doc, doc = await asyncio.gather(
+                self._models.model_document(name.model_name),
+                self._version_document(name, include_deleted=include_deleted),
+            )
+            before = version_from(doc, aliases_of_version(model_doc, name.number))
+            if expected_etag and expected_etag != before.etag:
+                raise Aborted(
+                    f"model version {name} changed since it was read (etag mismatch); read it and retry"
+                )
+            after = mutate(before, protections_from(model_doc))
+            if after is before:
+                return before, after  # nothing to change (e.g. the same file added again)
+            changes = version_fields(after)
+            entry = outbox_entry(event(before, after))
+            result = await self._versions.update_one(
+                self._db.cas_filter(key, doc.get("revision", 0)),
+                {"$set": changes, "$inc": {"revision": 1}, "$push": {"outbox": entry}},
+            )
+            if result.matched_count != 1:
+                raise Aborted(f"model version {name} changed concurrently; retry")
+            self._db.committed("model_versions", key, entry)
+            if self._db.replica is not None:
+                self._db.replica.put_version(merged(doc, changes))
+            return before, after
+
+    # Metric history
+
+    async def log_metrics(
+        self, name: ModelVersionName, points: list[MetricPoint], request_key: str, event: EventFor
+    ) -> tuple[ModelVersion, ModelVersion]:
+        key = version_key(name.model_name, name.number)
+        async with self._db.locks.hold(key):
+            if request_key and await self._requests.find_one({"_id": request_key}, {"_id": True}):
+                current = await self.get_version(name)
+                return current, current  # a retry of a call that already logged its points
+            model_doc, doc = await asyncio.gather(
+                self._models.model_document(name.model_name), self._version_document(name)
+            )
+            before = version_from(doc, aliases_of_version(model_doc, name.number))
+            meta: dict[str, Document] = {m["k"]: m for m in doc.get("metric_meta", [])}
+            by_key: dict[str, list[MetricPoint]] = {}
+            for point in points:
+                by_key.setdefault(point.key, []).append(point)
+            # History first, then the summary: the version's write is the commit that makes the
+            # call visible in the summary (and, later, in the audit trail). A crash in between
+            # leaves extra history points and no summary change; the retry logs them again.
+            for metric, series in by_key.items():
+                count = meta.get(metric, {}).get("points", 0)
+                await self._append_series(key, metric, count, series)
+            metrics = dict(before.metrics)
+            for metric, series in by_key.items():
+                latest = max(series, key=lambda p: (p.step, p.time))
+                previous = meta.get(metric)
+                count = (previous or {}).get("points", 0) + len(series)
+                if previous is None or (latest.step, latest.time) >= (previous["step"], previous["time"]):
+                    metrics[metric] = latest.value
+                    meta[metric] = {"k": metric, "step": latest.step, "time": latest.time, "points": count}
+                else:
+                    meta[metric] = {**previous, "points": count}
+            after = ModelVersion(
+                **{**before.__dict__, "metrics": metrics, "update_time": now(), "etag": new_etag()}
+            )
+            changes = {
+                "metrics": pairs(metrics),
+                "m": encoded_map(metrics),
+                "metric_meta": [meta[k] for k in sorted(meta)],
+                "update_time": after.update_time,
+                "etag": after.etag,
+            }
+            entry = outbox_entry(event(before, after))
+            result = await self._versions.update_one(
+                self._db.cas_filter(key, doc.get("revision", 0)),
+                {"$set": changes, "$inc": {"revision": 1}, "$push": {"outbox": entry}},
+            )
+            if result.matched_count != 1:
+                raise Aborted(f"model version {name} changed concurrently; retry")
+            self._db.committed("model_versions", key, entry)
+            if self._db.replica is not None:
+                self._db.replica.put_version(merged(doc, changes))
+            if request_key:
+                await self._requests.update_one(
+                    {"_id": request_key}, {"$set": {"kind": "LogMetrics"}}, upsert=True
+                )
+            return before, after
+
+    async def _append_series(self, version: str, metric: str, count: int, points: list[MetricPoint]) -> None:
+        rows = [{"v": p.value, "s": p.step, "t": p.time, "d": p.dataset, "sl": p.slice} for p in points]
+        position = count
+        while rows:
+            bucket, offset = divmod(position, POINTS_PER_SERIES_DOCUMENT)
+            room = POINTS_PER_SERIES_DOCUMENT - offset
+            chunk, rows = rows[:room], rows[room:]
+            await self._series.update_one(
+                {"_id": f"{version}|{bucket}|{metric}"}, {"$push": {"points": {"$each": chunk}}}, upsert=True
+            )
+            position += len(chunk)
+
+    async def metric_history(
+        self, name: ModelVersionName, metric: str, start: tuple[int, int], limit: int
+    ) -> tuple[list[MetricPoint], tuple[int, int] | None]:
+        """Points from (series document, offset) `start` on, and where the next page starts."""
+        await self._version_document(name)
+        key = version_key(name.model_name, name.number)
+        points: list[MetricPoint] = []
+        bucket, offset = start
+        while len(points) < limit:
+            doc = await self._series.find_one({"_id": f"{key}|{bucket}|{metric}"})
+            if doc is None:
+                return points, None
+            stored = doc.get("points", [])
+            taken = stored[offset : offset + limit - len(points)]
+            points += [
+                MetricPoint(
+                    key=metric,
+                    value=row["v"],
+                    step=row.get("s", 0),
+                    time=row.get("t"),
+                    dataset=row.get("d", ""),
+                    slice=row.get("sl", ""),
+                )
+                for row in taken
+            ]
+            offset += len(taken)
+            if offset >= len(stored):
+                bucket, offset = bucket + 1, 0
+        return points, (bucket, offset)
+
+
+def _with_event(doc: Document, item: _PendingCreate, version: ModelVersion) -> Document:
+    """A new version's document carrying its creation event (the number is known only now)."""
+    return {**doc, "outbox": [outbox_entry(item.event(None, version))]}

@@ -1,0 +1,193 @@
+"""One stream's bytes into one upload session: hash, cut into parts, store, record.
+
+Memory per stream is bounded by the part size times (parts in flight + 1): the buffers are
+allocated once and reused, and when object storage is slower than the client, `write` waits for
+the oldest part before accepting more bytes. That stops reading from the gRPC stream and so
+pushes back on the sender through HTTP/2 flow control.
+
+Chunks are copied into the part buffer as they arrive; each full part is then hashed on the
+I/O pool while it uploads (one hand-off per part, not per chunk). Parts are hashed strictly in
+order, each after the previous one, so the running SHA-256 is the file's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections import deque
+from dataclasses import dataclass
+
+from modelreg_common.errors import InvalidArgument, OutOfRange
+
+from modelreg_artifacts.blobstore import S3BlobStore, object_key
+from modelreg_artifacts.domain import StoredPart, UploadSession
+from modelreg_artifacts.hashing import LiveHashes
+from modelreg_artifacts.store.sessions import UploadSessionStore
+
+
+@dataclass
+class _PartInFlight:
+    task: asyncio.Future[str]
+    # The hash of the file up to the end of this part, saved once the part is recorded.
+    hashed: asyncio.Future[hashlib._Hash | None]
+    number: int
+    size: int
+    buffer: bytearray
+
+    def cancel(self) -> None:
+        self.task.cancel()
+        self.hashed.cancel()
+
+
+class PartWriter:
+    def __init__(
+        self,
+        store: S3BlobStore,
+        sessions: UploadSessionStore,
+        hashes: LiveHashes,
+        session: UploadSession,
+        *,
+        hasher: hashlib._Hash | None,
+        parts_in_flight: int,
+    ):
+        self._store = store
+        self._sessions = sessions
+        self._hashes = hashes
+        self.session = session
+        # None when the bytes before `committed_size` were hashed by a process that is gone.
+        self._hasher = hasher
+        self._parts_in_flight = parts_in_flight
+        self._key = object_key(session.id)
+        self._received = session.committed_size
+        self._buffer: bytearray | None = None
+        self._buffer_start = session.committed_size
+        self._fill = 0
+        self._spare: list[bytearray] = []
+        self._in_flight: deque[_PartInFlight] = deque()
+        self._last_hashed: asyncio.Future[hashlib._Hash | None] | None = None
+
+    @property
+    def received(self) -> int:
+        return self._received
+
+    @property
+    def key(self) -> str:
+        return self._key
+
+    async def write(self, offset: int, data: bytes) -> None:
+        spec = self.session.spec
+        if offset != self._received:
+            raise InvalidArgument(
+                "write_offset",
+                f"is {offset} but the session continues at {self._received} "
+                f"(committed_size {self.session.committed_size}); send the bytes in order from there",
+                reason="WRITE_OFFSET_MISMATCH",
+                metadata={"committed_size": str(self.session.committed_size)},
+            )
+        if offset + len(data) > spec.size_bytes:
+            raise OutOfRange(
+                f"data ends at byte {offset + len(data)}, past the declared size "
+                f"{spec.size_bytes} of {spec.path!r}",
+                reason="PAST_DECLARED_SIZE",
+            )
+        while self._in_flight and self._in_flight[0].task.done():
+            await self._retire_oldest()  # record parts as soon as they are stored: less to resend
+        view = memoryview(data)
+        while view:
+            buffer = self._current_buffer()
+            piece, view = view[: len(buffer) - self._fill], view[len(buffer) - self._fill :]
+            self._absorb(buffer, piece)
+            if self.session.multipart and self._fill == len(buffer):
+                await self._send_part()
+
+    def _current_buffer(self) -> bytearray:
+        if self._buffer is None:
+            if self._spare:
+                self._buffer = self._spare.pop()
+            else:
+                # Small files are kept whole and stored with one PUT at finish.
+                size = self.session.part_bytes if self.session.multipart else self.session.spec.size_bytes
+                self._buffer = bytearray(size)
+        return self._buffer
+
+    def _absorb(self, buffer: bytearray, piece: memoryview) -> None:
+        buffer[self._fill : self._fill + len(piece)] = piece
+        self._fill += len(piece)
+        self._received += len(piece)
+
+    async def _hash_after(
+        self, previous: asyncio.Future[hashlib._Hash | None] | None, data: bytearray | memoryview
+    ) -> hashlib._Hash | None:
+        if previous is not None:
+            await previous
+        if self._hasher is None:
+            return None
+        await self._store.run(self._hasher.update, data)
+        return self._hasher.copy()
+
+    async def _send_part(self) -> None:
+        buffer, size = self._current_buffer(), self._fill
+        while len(self._in_flight) >= self._parts_in_flight:
+            await self._retire_oldest()
+        if not self.session.multipart_id:
+            multipart_id = await self._store.start_multipart(self._key, self.session.spec.content_type)
+            try:
+                self.session = await self._sessions.set_multipart_id(self.session, multipart_id)
+            except BaseException:
+                await asyncio.shield(self._store.abort_multipart(self._key, multipart_id))
+                raise
+        number = self._buffer_start // self.session.part_bytes + 1
+        data = buffer if size == len(buffer) else memoryview(buffer)[:size]
+        task = asyncio.ensure_future(
+            self._store.upload_part(self._key, self.session.multipart_id, number, data)
+        )
+        self._last_hashed = asyncio.ensure_future(self._hash_after(self._last_hashed, data))
+        self._in_flight.append(_PartInFlight(task, self._last_hashed, number, size, buffer))
+        self._buffer, self._fill = None, 0
+        self._buffer_start += size
+
+    async def _retire_oldest(self) -> None:
+        part = self._in_flight[0]
+        etag = await part.task
+        hash_at_end = await part.hashed
+        self._in_flight.popleft()
+        self.session = await self._sessions.record_part(
+            self.session, StoredPart(part.number, etag, part.size)
+        )
+        if hash_at_end is not None:
+            self._hashes.save(self.session.id, self.session.committed_size, hash_at_end)
+        self._spare.append(part.buffer)
+
+    async def flush(self) -> str | None:
+        """Store every received byte (multipart files); the file's SHA-256 if this process knows it.
+
+        A small file's bytes stay in memory: the caller stores them after verification (`whole`).
+        """
+        if self.session.multipart:
+            if self._fill:
+                await self._send_part()
+            while self._in_flight:
+                await self._retire_oldest()
+        elif self._hasher is not None:
+            await self._store.run(self._hasher.update, self.whole())
+        return self._hasher.hexdigest() if self._hasher is not None else None
+
+    def whole(self) -> memoryview:
+        """A small file's bytes, received in full."""
+        return memoryview(self._buffer or b"")[: self._fill]
+
+    async def pause(self) -> None:
+        """The stream ended early: keep the parts object storage already has, drop the rest.
+
+        Bytes after the last recorded part are forgotten; the client sends them again from
+        `committed_size`. Never raises: it runs while another error is on its way out.
+        """
+        while self._in_flight:
+            try:
+                await self._retire_oldest()
+            except Exception:
+                break
+        for part in self._in_flight:
+            part.cancel()
+        self._in_flight.clear()
+        self._buffer, self._fill, self._spare = None, 0, []

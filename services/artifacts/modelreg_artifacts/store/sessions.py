@@ -1,0 +1,227 @@
+"""Upload sessions in MongoDB: what any replica needs to continue, finish or clean up an upload.
+
+One document per session. Every change is a compare-and-set on (`state`, `writer_epoch`), and
+recording a part also on `committed_size`, so two streams that both believe they own a session
+can never both advance it: the one that took it over last wins, the other one gets ABORTED.
+Terminal sessions keep `released: false` until their stored parts are freed; the sweeper
+finishes that job if the replica that started it died.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from modelreg.names import parse_model_version_name
+from modelreg_common.errors import Aborted, FailedPrecondition, NotFound
+from pymongo import ASCENDING, IndexModel, ReturnDocument
+
+from modelreg_artifacts.domain import StoredPart, UploadSession, UploadSpec, UploadState
+from modelreg_artifacts.store.database import ArtifactDatabase, Document, now
+
+
+def _document(session: UploadSession) -> Document:
+    spec = session.spec
+    return {
+        "_id": session.id,
+        "model_version": str(spec.model_version),
+        "path": spec.path,
+        "size_bytes": spec.size_bytes,
+        "sha256": spec.sha256,
+        "content_type": spec.content_type,
+        "state": session.state.value,
+        "committed_size": session.committed_size,
+        "part_bytes": session.part_bytes,
+        "writer_epoch": session.writer_epoch,
+        "multipart_id": session.multipart_id,
+        "parts": [{"n": p.number, "etag": p.etag, "size": p.size_bytes} for p in session.parts],
+        "blob_reused": session.blob_reused,
+        "failure_reason": session.failure_reason,
+        "failure_message": session.failure_message,
+        "create_time": session.create_time,
+        "update_time": session.update_time,
+        "expire_time": session.expire_time,
+        "released": session.state is UploadState.ACTIVE,
+        "purge_time": None,
+    }
+
+
+def _session_from(doc: Document) -> UploadSession:
+    return UploadSession(
+        id=doc["_id"],
+        spec=UploadSpec(
+            model_version=parse_model_version_name(doc["model_version"]),
+            path=doc["path"],
+            size_bytes=doc["size_bytes"],
+            sha256=doc["sha256"],
+            content_type=doc["content_type"],
+        ),
+        state=UploadState(doc["state"]),
+        committed_size=doc["committed_size"],
+        part_bytes=doc["part_bytes"],
+        writer_epoch=doc["writer_epoch"],
+        create_time=doc["create_time"],
+        update_time=doc["update_time"],
+        expire_time=doc["expire_time"],
+        multipart_id=doc.get("multipart_id", ""),
+        parts=tuple(StoredPart(p["n"], p["etag"], p["size"]) for p in doc.get("parts", [])),
+        blob_reused=doc.get("blob_reused", False),
+        failure_reason=doc.get("failure_reason", ""),
+        failure_message=doc.get("failure_message", ""),
+    )
+
+
+def refuse_unless_active(session: UploadSession, moment: datetime) -> None:
+    """The precise error for writing to a session that no longer accepts bytes."""
+    state = session.state_at(moment)
+    if state is UploadState.ACTIVE:
+        return
+    detail = {
+        UploadState.FINISHED: "is already finished; its file is recorded",
+        UploadState.FAILED: f"failed ({session.failure_reason}: {session.failure_message}); start a new one",
+        UploadState.CANCELLED: "was cancelled; start a new one",
+        UploadState.EXPIRED: f"expired at {session.expire_time.isoformat()}; start a new one",
+    }[state]
+    raise FailedPrecondition(f"upload session {session.name} {detail}", reason=f"UPLOAD_{state.value}")
+
+
+class UploadSessionStore:
+    def __init__(self, database: ArtifactDatabase, retention: timedelta):
+        self._sessions = database.sessions
+        self._retention = retention
+
+    async def ensure_indexes(self) -> None:
+        for index in (
+            IndexModel([("state", ASCENDING), ("expire_time", ASCENDING)], name="state_expiry"),
+            IndexModel([("sha256", ASCENDING), ("state", ASCENDING)], name="digest_state"),
+            IndexModel([("released", ASCENDING), ("state", ASCENDING)], name="released_state"),
+        ):
+            await self._sessions.create_indexes([index])
+
+    async def insert(self, session: UploadSession) -> UploadSession:
+        await self._sessions.insert_one(_document(session))
+        return session
+
+    async def get(self, upload_id: str) -> UploadSession:
+        doc = await self._sessions.find_one({"_id": upload_id})
+        if doc is None:
+            raise NotFound(f"upload session uploads/{upload_id} not found (it may have been purged)")
+        return _session_from(doc)
+
+    async def take_over(self, upload_id: str) -> UploadSession:
+        """Make the caller the session's only writer (bumps `writer_epoch`)."""
+        moment = now()
+        doc = await self._sessions.find_one_and_update(
+            {"_id": upload_id, "state": UploadState.ACTIVE.value, "expire_time": {"$gt": moment}},
+            {"$inc": {"writer_epoch": 1}, "$set": {"update_time": moment}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if doc is None:
+            refuse_unless_active(await self.get(upload_id), moment)
+            raise Aborted(f"upload session uploads/{upload_id} changed while being taken over; retry")
+        return _session_from(doc)
+
+    def _owned(self, session: UploadSession) -> Document:
+        return {
+            "_id": session.id,
+            "state": UploadState.ACTIVE.value,
+            "writer_epoch": session.writer_epoch,
+            "expire_time": {"$gt": now()},
+        }
+
+    async def _lost(self, session: UploadSession) -> Exception:
+        current = await self.get(session.id)
+        refuse_unless_active(current, now())
+        return Aborted(
+            f"upload session {session.name} was taken over by another stream; "
+            f"query it and resume from its committed_size ({current.committed_size})",
+            reason="UPLOAD_TAKEN_OVER",
+        )
+
+    async def set_multipart_id(self, session: UploadSession, multipart_id: str) -> UploadSession:
+        result = await self._sessions.update_one(
+            {**self._owned(session), "multipart_id": ""},
+            {"$set": {"multipart_id": multipart_id, "update_time": now()}},
+        )
+        if result.modified_count != 1:
+            raise await self._lost(session)
+        return replace(session, multipart_id=multipart_id)
+
+    async def record_part(self, session: UploadSession, part: StoredPart) -> UploadSession:
+        """Persist an acknowledged part: `committed_size` moves past it, for every replica to see."""
+        committed = session.committed_size + part.size_bytes
+        result = await self._sessions.update_one(
+            {**self._owned(session), "committed_size": session.committed_size},
+            {
+                "$push": {"parts": {"n": part.number, "etag": part.etag, "size": part.size_bytes}},
+                "$set": {"committed_size": committed, "update_time": now()},
+            },
+        )
+        if result.modified_count != 1:
+            raise await self._lost(session)
+        return replace(session, committed_size=committed, parts=(*session.parts, part))
+
+    async def end(
+        self,
+        session: UploadSession,
+        state: UploadState,
+        *,
+        released: bool,
+        blob_reused: bool = False,
+        failure_reason: str = "",
+        failure_message: str = "",
+        owned: bool = True,
+    ) -> UploadSession:
+        """ACTIVE -> a terminal state. `owned` requires the caller to still be the writer."""
+        moment = now()
+        query = self._owned(session) if owned else {"_id": session.id, "state": UploadState.ACTIVE.value}
+        doc = await self._sessions.find_one_and_update(
+            query,
+            {
+                "$set": {
+                    "state": state.value,
+                    "released": released,
+                    "blob_reused": blob_reused,
+                    "failure_reason": failure_reason,
+                    "failure_message": failure_message,
+                    "update_time": moment,
+                    "purge_time": moment + self._retention,
+                }
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+        if doc is None:
+            raise await self._lost(session)
+        return _session_from(doc)
+
+    async def mark_released(self, upload_id: str) -> None:
+        await self._sessions.update_one({"_id": upload_id}, {"$set": {"released": True}})
+
+    async def declaring(self, digests: list[str]) -> set[str]:
+        """Digests that ACTIVE sessions declare: their blobs may be claimed any moment."""
+        cursor = self._sessions.find(
+            {"sha256": {"$in": digests}, "state": UploadState.ACTIVE.value}, {"sha256": True}
+        )
+        return {doc["sha256"] async for doc in cursor}
+
+    async def overdue(self, moment: datetime, limit: int) -> list[UploadSession]:
+        cursor = self._sessions.find(
+            {"state": UploadState.ACTIVE.value, "expire_time": {"$lte": moment}}
+        ).limit(limit)
+        return [_session_from(doc) async for doc in cursor]
+
+    async def unreleased(self, limit: int) -> list[UploadSession]:
+        cursor = self._sessions.find({"released": False, "state": {"$ne": UploadState.ACTIVE.value}}).limit(
+            limit
+        )
+        return [_session_from(doc) async for doc in cursor]
+
+    async def is_active(self, upload_id: str) -> bool:
+        doc = await self._sessions.find_one(
+            {"_id": upload_id, "state": UploadState.ACTIVE.value}, {"_id": True}
+        )
+        return doc is not None
+
+    async def purge(self, moment: datetime) -> int:
+        result = await self._sessions.delete_many({"released": True, "purge_time": {"$lte": moment}})
+        return result.deleted_count

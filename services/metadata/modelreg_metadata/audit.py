@@ -1,0 +1,242 @@
+"""Audit events: what one committed change looks like in the trail, and replaying them.
+
+An event is built from the resource before and after the change, inside the write that commits
+the change (see store/outbox.py for how it reaches the trail). It records only the fields that
+changed, as JSON-safe values:
+- maps of user keys (tags, labels, metrics) list only the keys that changed; a key present in
+  `before` and missing from `after` was removed;
+- the manifest (`files`) lists only the entries that changed, by path;
+- the review history (`reviews`) lists only the steps appended;
+- a creation carries the whole initial state in `after`, so replaying a resource's events from its
+  creation rebuilds it at any point in time (`replay`).
+`update_time` and `etag` change with every write: the event's time stands for the first, and the
+second is not history.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass, fields, is_dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from modelreg.names import ModelVersionName
+from modelreg_common.context import current_actor, current_request_id
+
+from modelreg_metadata.domain import (
+    Dataset,
+    Lineage,
+    ModelFile,
+    ModelVersion,
+    Review,
+    ReviewDecision,
+    ReviewState,
+    Signature,
+    TensorSpec,
+    VersionState,
+)
+
+Json = dict[str, Any]
+
+MAP_FIELDS = frozenset({"tags", "labels", "metrics"})
+NOT_HISTORY = frozenset({"name", "update_time", "etag", "aliases", "latest_version_number", "protection"})
+
+
+class Action(enum.StrEnum):
+    NAMESPACE_CREATED = "NAMESPACE_CREATED"
+    NAMESPACE_UPDATED = "NAMESPACE_UPDATED"
+    MODEL_CREATED = "MODEL_CREATED"
+    MODEL_UPDATED = "MODEL_UPDATED"
+    MODEL_DELETED = "MODEL_DELETED"
+    MODEL_UNDELETED = "MODEL_UNDELETED"
+    MODEL_VERSION_CREATED = "MODEL_VERSION_CREATED"
+    MODEL_VERSION_UPDATED = "MODEL_VERSION_UPDATED"
+    MODEL_VERSION_DELETED = "MODEL_VERSION_DELETED"
+    MODEL_VERSION_UNDELETED = "MODEL_VERSION_UNDELETED"
+    MODEL_VERSION_ARCHIVED = "MODEL_VERSION_ARCHIVED"
+    MODEL_VERSION_UNARCHIVED = "MODEL_VERSION_UNARCHIVED"
+    MODEL_VERSION_SEALED = "MODEL_VERSION_SEALED"
+    MODEL_VERSION_FILE_ADDED = "MODEL_VERSION_FILE_ADDED"
+    MODEL_VERSION_METRICS_LOGGED = "MODEL_VERSION_METRICS_LOGGED"
+    MODEL_VERSION_REVIEW_SUBMITTED = "MODEL_VERSION_REVIEW_SUBMITTED"
+    MODEL_VERSION_APPROVED = "MODEL_VERSION_APPROVED"
+    MODEL_VERSION_REJECTED = "MODEL_VERSION_REJECTED"
+    ALIAS_CREATED = "ALIAS_CREATED"
+    ALIAS_MOVED = "ALIAS_MOVED"
+    ALIAS_DELETED = "ALIAS_DELETED"
+    ALIAS_PROTECTED = "ALIAS_PROTECTED"
+    ALIAS_UNPROTECTED = "ALIAS_UNPROTECTED"
+
+
+@dataclass(frozen=True)
+class Event:
+    id: str
+    time: datetime
+    actor: str
+    request_id: str
+    resource: str
+    action: str
+    before: Json
+    after: Json
+    sequence: int = 0  # 0 until the relay has placed it in the trail
+
+
+def jsonable(value: Any) -> Any:  # noqa: PLR0911 - one return per kind of value
+    """A domain value as JSON: dataclasses as objects, times as RFC 3339 text, enums by value."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, enum.Enum):
+        return value.value
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)  # resource names
+
+
+def state(resource: Any) -> Json:
+    """The whole history-relevant state of a resource (what a creation event carries)."""
+    return {
+        f.name: jsonable(getattr(resource, f.name)) for f in fields(resource) if f.name not in NOT_HISTORY
+    }
+
+
+def _diff_map(before: dict[str, Any], after: dict[str, Any]) -> tuple[Json, Json]:
+    keys = sorted(
+        k for k in set(before) | set(after) if before.get(k) != after.get(k) or (k in before) != (k in after)
+    )
+    return (
+        {k: jsonable(before[k]) for k in keys if k in before},
+        {k: jsonable(after[k]) for k in keys if k in after},
+    )
+
+
+def _diff_files(before: list[ModelFile], after: list[ModelFile]) -> tuple[list[Any], list[Any]]:
+    old = {f.path: f for f in before}
+    new = {f.path: f for f in after}
+    paths = sorted(p for p in set(old) | set(new) if old.get(p) != new.get(p))
+    return [jsonable(old[p]) for p in paths if p in old], [jsonable(new[p]) for p in paths if p in new]
+
+
+def changes(before: Any, after: Any) -> tuple[Json, Json]:
+    """The fields that differ, before and after (see the module docstring for the shapes)."""
+    if before is None:
+        return {}, state(after)
+    if after is None:
+        return state(before), {}
+    old: Json = {}
+    new: Json = {}
+    for f in fields(before):
+        name = f.name
+        was, now = getattr(before, name), getattr(after, name)
+        if name in NOT_HISTORY or was == now:
+            continue
+        if name in MAP_FIELDS:
+            old[name], new[name] = _diff_map(was, now)
+        elif name == "files":
+            old[name], new[name] = _diff_files(was, now)
+        elif name == "reviews" and now[: len(was)] == was:
+            new[name] = jsonable(now[len(was) :])
+        else:
+            old[name], new[name] = jsonable(was), jsonable(now)
+    return old, new
+
+
+def new_event(action: Action, resource: object, before: Any, after: Any, moment: datetime) -> Event:
+    """The event of a change made by the current call (its actor and request id)."""
+    old, new = changes(before, after)
+    return Event(
+        id=str(uuid.uuid4()),
+        time=moment,
+        actor=current_actor(),
+        request_id=current_request_id(),
+        resource=str(resource),
+        action=action.value,
+        before=old,
+        after=new,
+    )
+
+
+# Replay
+
+
+def apply(current: Json, event: Event) -> Json:
+    """The state after `event`, from the state before it (the inverse of `changes`)."""
+    result = dict(current)
+    for name, value in event.after.items():
+        if name in MAP_FIELDS:
+            merged = {k: v for k, v in result.get(name, {}).items() if k not in event.before.get(name, {})}
+            merged.update(value)
+            result[name] = merged
+        elif name == "files":
+            gone = {f["path"] for f in event.before.get(name, [])}
+            kept = {f["path"]: f for f in result.get(name, []) if f["path"] not in gone}
+            kept.update({f["path"]: f for f in value})
+            result[name] = [kept[p] for p in sorted(kept)]
+        elif name == "reviews":
+            result[name] = [*result.get(name, []), *value]
+        else:
+            result[name] = value
+    return result
+
+
+def _time(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else None
+
+
+def version_from_state(name: ModelVersionName, data: Json, as_of: datetime | None) -> ModelVersion:
+    """A version rebuilt from replayed state; `etag` and `aliases` are not history and stay empty."""
+    lineage = data.get("lineage") or {}
+    signature = data.get("signature") or {}
+
+    def tensors(items: list[Json] | None) -> list[TensorSpec]:
+        return [TensorSpec(t["name"], t.get("dtype", ""), list(t.get("shape", []))) for t in items or []]
+
+    return ModelVersion(
+        name=name,
+        uid=data.get("uid", ""),
+        model_uid=data.get("model_uid", ""),
+        description=data.get("description", ""),
+        tags=dict(data.get("tags", {})),
+        params=dict(data.get("params", {})),
+        metrics=dict(data.get("metrics", {})),
+        lineage=Lineage(
+            training_run_id=lineage.get("training_run_id", ""),
+            training_run_url=lineage.get("training_run_url", ""),
+            source_repository=lineage.get("source_repository", ""),
+            source_commit=lineage.get("source_commit", ""),
+            datasets=[
+                Dataset(d["uri"], d.get("digest", ""), d.get("role", "")) for d in lineage.get("datasets", [])
+            ],
+            parent_model_version=lineage.get("parent_model_version", ""),
+        ),
+        signature=Signature(tensors(signature.get("inputs")), tensors(signature.get("outputs"))),
+        files=[
+            ModelFile(
+                f["path"],
+                f["size_bytes"],
+                f["sha256"],
+                f.get("content_type", ""),
+                _time(f.get("create_time")),
+            )
+            for f in data.get("files", [])
+        ],
+        manifest_digest=data.get("manifest_digest", ""),
+        state=VersionState(data.get("state", VersionState.PENDING.value)),
+        create_actor=data.get("create_actor", ""),
+        create_time=_time(data.get("create_time")),
+        update_time=as_of,
+        deleted=bool(data.get("deleted", False)),
+        review_state=ReviewState(data.get("review_state", ReviewState.NOT_SUBMITTED.value)),
+        reviews=[
+            Review(
+                ReviewDecision(r["decision"]), r.get("actor", ""), _time(r.get("time")), r.get("comment", "")
+            )
+            for r in data.get("reviews", [])
+        ],
+    )

@@ -1,0 +1,261 @@
+"""The event trail: the `events` collection, read by sequence, listed with filters, and followed.
+
+Each event document's `_id` is its sequence number as 16 zero-padded digits. Why text: FerretDB
+v1 answers a lone string `_id` equality from SQLite's index and filters everything else in Go
+after reading the whole collection, so reading "the event after n" by `_id` is one index lookup
+on FerretDB as on MongoDB, however long the trail grows. Sequence numbers are gap-free (see
+store/outbox.py), which is what makes "read n+1, n+2, ... until one is missing" a complete scan.
+
+`EventFeed` is the in-process side: the relay publishes every event it places, watchers wait on
+it (with a short poll as the fallback for events placed by other processes) and take recent
+events from its memory instead of the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import OrderedDict
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.collection import AsyncCollection
+
+from modelreg_metadata.audit import Event
+from modelreg_metadata.store.documents import Document
+
+SEQUENCE_DIGITS = 16
+READ_AHEAD = 32  # sequence numbers read at once when catching up from the database
+RECENT_EVENTS = 10_000  # events kept in memory for watchers
+
+
+def sequence_key(sequence: int) -> str:
+    return f"{sequence:0{SEQUENCE_DIGITS}d}"
+
+
+def scope_of(resource: str) -> tuple[str, str]:
+    """The namespace and model id a resource name lies under (model id "" for a namespace)."""
+    parts = resource.split("/")
+    return (parts[1] if len(parts) > 1 else "", parts[3] if len(parts) > 3 else "")
+
+
+def event_json(event: Event) -> str:
+    """The event as the outbox keeps it: one JSON text (user keys may hold `.` or `$`)."""
+    return json.dumps(
+        {
+            "id": event.id,
+            "time": event.time.isoformat(),
+            "actor": event.actor,
+            "request_id": event.request_id,
+            "resource": event.resource,
+            "action": event.action,
+            "before": event.before,
+            "after": event.after,
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+def event_from_json(text: str, sequence: int = 0) -> Event:
+    data = json.loads(text)
+    return Event(
+        id=data["id"],
+        time=datetime.fromisoformat(data["time"]),
+        actor=data["actor"],
+        request_id=data["request_id"],
+        resource=data["resource"],
+        action=data["action"],
+        before=data["before"],
+        after=data["after"],
+        sequence=sequence,
+    )
+
+
+def event_document(event: Event, sequence: int) -> Document:
+    namespace, model_id = scope_of(event.resource)
+    return {
+        "_id": sequence_key(sequence),
+        "seq": sequence,
+        "event_id": event.id,
+        "time": event.time,
+        "actor": event.actor,
+        "request_id": event.request_id,
+        "resource": event.resource,
+        "action": event.action,
+        "namespace": namespace,
+        "model_id": model_id,
+        # JSON text, not sub-documents: before/after hold user keys that BSON field names cannot.
+        "before": json.dumps(event.before, ensure_ascii=False, separators=(",", ":")),
+        "after": json.dumps(event.after, ensure_ascii=False, separators=(",", ":")),
+    }
+
+
+def event_from_document(doc: Document) -> Event:
+    return Event(
+        id=doc["event_id"],
+        time=doc["time"],
+        actor=doc.get("actor", ""),
+        request_id=doc.get("request_id", ""),
+        resource=doc["resource"],
+        action=doc["action"],
+        before=json.loads(doc.get("before") or "{}"),
+        after=json.loads(doc.get("after") or "{}"),
+        sequence=doc["seq"],
+    )
+
+
+class EventFeed:
+    """Recent events of this process and a signal for "the trail grew"."""
+
+    def __init__(self, capacity: int = RECENT_EVENTS):
+        self._capacity = capacity
+        self._recent: OrderedDict[int, Event] = OrderedDict()
+        self._grown = asyncio.Event()
+        self.latest = 0  # the highest sequence number known to be in the trail
+        self.closed = False
+
+    def publish(self, event: Event) -> None:
+        self._recent[event.sequence] = event
+        while len(self._recent) > self._capacity:
+            self._recent.popitem(last=False)
+        self.saw(event.sequence)
+
+    def saw(self, sequence: int) -> None:
+        self.latest = max(self.latest, sequence)
+        self._grown.set()
+        self._grown = asyncio.Event()
+
+    def recent(self, sequence: int) -> Event | None:
+        return self._recent.get(sequence)
+
+    def growth(self) -> asyncio.Event:
+        """Set at the next publish (or close): take it BEFORE reading, then wait on it."""
+        return self._grown
+
+    def close(self) -> None:
+        """Wakes every watcher for good: the service is shutting down."""
+        self.closed = True
+        self._grown.set()
+
+
+class MongoEventLog:
+    def __init__(self, events: AsyncCollection[Document], feed: EventFeed):
+        self._events = events
+        self.feed = feed
+
+    async def get(self, sequence: int) -> Event | None:
+        event = self.feed.recent(sequence)
+        if event is not None:
+            return event
+        doc = await self._events.find_one({"_id": sequence_key(sequence)})
+        return None if doc is None else event_from_document(doc)
+
+    async def exists(self, sequence: int) -> bool:
+        if sequence <= self.feed.latest:
+            return True
+        return await self._events.find_one({"_id": sequence_key(sequence)}, {"_id": True}) is not None
+
+    async def latest_sequence(self) -> int:
+        """The highest sequence number in the trail, by point reads only.
+
+        The trail is 1..n without gaps, so an exponential probe from the last known number and a
+        binary search find n in O(log n) `_id` lookups (a sort would scan the whole collection on
+        FerretDB).
+        """
+        low = self.feed.latest  # known to exist (0 stands for "before the first")
+        step = 1
+        while await self.exists(low + step):
+            low += step
+            step *= 2
+        high = low + step  # known not to exist
+        while high - low > 1:
+            middle = (low + high) // 2
+            if await self.exists(middle):
+                low = middle
+            else:
+                high = middle
+        self.feed.saw(low)
+        return low
+
+    async def read_after(self, sequence: int, limit: int, *, probe: bool) -> list[Event]:
+        """Events sequence+1, sequence+2, ... up to `limit`, stopping before the first missing one.
+
+        A missing number means "not placed yet" (numbers are only taken in order), so the events
+        returned never skip one: the caller waits and asks again from the last it got. Recent
+        events come from memory; the database is read for older ones (a watcher catching up) and,
+        when `probe` is set, to look for events placed by other processes since.
+        """
+        found: list[Event] = []
+        while len(found) < limit:
+            event = self.feed.recent(sequence + len(found) + 1)
+            if event is None:
+                break
+            found.append(event)
+        start = sequence + len(found) + 1
+        if found or (start > self.feed.latest and not probe):
+            return found  # nothing newer is known: do not touch the database
+        if start > self.feed.latest:  # a probe: one read says whether anything new exists at all
+            doc = await self._events.find_one({"_id": sequence_key(start)})
+            if doc is None:
+                return found
+            found.append(event_from_document(doc))
+            self.feed.saw(start)
+            start += 1
+        count = max(0, min(READ_AHEAD, limit - len(found)))
+        # Read concurrently, keep the prefix: a slot read as missing ends the batch even if a later
+        # one (placed meanwhile) was read as present.
+        docs = await asyncio.gather(
+            *(self._events.find_one({"_id": sequence_key(n)}) for n in range(start, start + count))
+        )
+        for doc in docs:
+            if doc is None:
+                break
+            found.append(event_from_document(doc))
+        if found:
+            self.feed.saw(found[-1].sequence)
+        return found
+
+    def growth(self) -> asyncio.Event:
+        return self.feed.growth()
+
+    @property
+    def closed(self) -> bool:
+        return self.feed.closed
+
+    async def search(self, condition: Document, after_sequence: int, limit: int) -> list[Event]:
+        query: Document = {**condition, "seq": {"$gt": after_sequence}} if after_sequence else dict(condition)
+        cursor = self._events.find(query).sort("seq", ASCENDING).limit(limit)
+        return [event_from_document(doc) async for doc in cursor]
+
+
+def list_condition(
+    *,
+    namespace: str = "",
+    model_id: str = "",
+    resource: str = "",
+    actions: list[str] | None = None,
+    actor: str = "",
+    start_time: datetime | None = None,
+    end_time: datetime | None = None,
+) -> Document:
+    condition: Document = {}
+    if namespace:
+        condition["namespace"] = namespace
+    if model_id:
+        condition["model_id"] = model_id
+    if resource:
+        condition["resource"] = resource
+    if actions:
+        condition["action"] = actions[0] if len(actions) == 1 else {"$in": actions}
+    if actor:
+        condition["actor"] = actor
+    window: dict[str, Any] = {}
+    if start_time is not None:
+        window["$gte"] = start_time
+    if end_time is not None:
+        window["$lt"] = end_time
+    if window:
+        condition["time"] = window
+    return condition
