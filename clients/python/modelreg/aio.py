@@ -8,18 +8,20 @@ messages (`modelregistry.v1.model_pb2`), so every field the server sends is ther
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeAlias
 
 from google.protobuf import json_format, struct_pb2
+from modelregistry.v1 import event_pb2, model_pb2
 from modelregistry.v1 import metadata_service_pb2 as md
-from modelregistry.v1 import model_pb2
 
-from modelreg import names
+from modelreg import events, names
 from modelreg.addresses import ServiceAddresses
+from modelreg.comparison import Comparison
 from modelreg.connection import Connection
 from modelreg.downloads import Downloader
 from modelreg.errors import AlreadyExists, FailedPrecondition, NotFound
@@ -34,6 +36,17 @@ from modelreg.uploads import Uploader
 
 LineageLike = model_pb2.Lineage | Mapping[str, Any]
 SignatureLike = model_pb2.Signature | Mapping[str, Any]
+# Which way a metric improves: "max" (higher is better) or "min", or the API's enum value.
+DirectionLike: TypeAlias = "str | model_pb2.MetricDirection.ValueType"
+
+_DIRECTIONS: dict[str, model_pb2.MetricDirection.ValueType] = {
+    "max": model_pb2.METRIC_DIRECTION_MAXIMIZE,
+    "maximize": model_pb2.METRIC_DIRECTION_MAXIMIZE,
+    "higher": model_pb2.METRIC_DIRECTION_MAXIMIZE,
+    "min": model_pb2.METRIC_DIRECTION_MINIMIZE,
+    "minimize": model_pb2.METRIC_DIRECTION_MINIMIZE,
+    "lower": model_pb2.METRIC_DIRECTION_MINIMIZE,
+}
 
 
 def _struct(values: Mapping[str, Any]) -> struct_pb2.Struct:
@@ -201,16 +214,76 @@ class AsyncClient:
             self._connection.metadata.GetModelVersion, md.GetModelVersionRequest(name=str(ref))
         )
 
-    async def list_versions(self, model: str, *, page_size: int = 0) -> AsyncIterator[model_pb2.ModelVersion]:
-        """Every version of a model, oldest first, fetched a page at a time."""
+    async def list_versions(
+        self,
+        model: str,
+        *,
+        filter: str = "",
+        order_by: str = "",
+        show_deleted: bool = False,
+        page_size: int = 0,
+    ) -> AsyncIterator[model_pb2.ModelVersion]:
+        """The versions of a model matching `filter`, in `order_by` order, a page at a time.
+
+        `filter` is the registry's filter language (docs/filter-language.md), e.g.
+        `metrics.auc > 0.9 AND (tags.team = "a" OR params.optimizer.lr <= 1e-3)`; `order_by`
+        is comma-separated keys with optional `desc`, e.g. `metrics.auc desc, number`. The
+        default order is oldest first. Iterating fetches the next page when needed.
+        """
         parent = str(names.parse_model_ref(model))
+        async for version in self._versions(parent, filter, order_by, show_deleted, page_size):
+            yield version
+
+    async def search_versions(
+        self,
+        namespace: str,
+        *,
+        filter: str = "",
+        order_by: str = "",
+        show_deleted: bool = False,
+        page_size: int = 0,
+    ) -> AsyncIterator[model_pb2.ModelVersion]:
+        """Like `list_versions`, across every model of a namespace (`team` or `namespaces/team`)."""
+        parent = f"{_namespace(namespace)}/models/-"
+        async for version in self._versions(parent, filter, order_by, show_deleted, page_size):
+            yield version
+
+    async def _versions(
+        self, parent: str, filter_: str, order_by: str, show_deleted: bool, page_size: int
+    ) -> AsyncIterator[model_pb2.ModelVersion]:
         pages = self._connection.pages(
             self._connection.metadata.ListModelVersions,
-            lambda token: md.ListModelVersionsRequest(parent=parent, page_size=page_size, page_token=token),
+            lambda token: md.ListModelVersionsRequest(
+                parent=parent,
+                filter=filter_,
+                order_by=order_by,
+                show_deleted=show_deleted,
+                page_size=page_size,
+                page_token=token,
+            ),
         )
         async for page in pages:
             for version in page.model_versions:
                 yield version
+
+    async def compare_versions(self, *versions: str) -> Comparison:
+        """Metrics and params of 2 to 100 versions side by side, differences marked.
+
+        Versions are named like `get_version` takes them (`team/model/3`, `team/model@production`,
+        of one model or several); aliases are resolved first. Rows come sorted by key.
+        """
+        resolved = [await self._resolve_version(version) for version in versions]
+        response = await self._connection.unary(
+            self._connection.metadata.CompareModelVersions,
+            md.CompareModelVersionsRequest(names=[str(name) for name in resolved]),
+        )
+        return Comparison.from_proto(response)
+
+    async def _resolve_version(self, version: str) -> ModelVersionName:
+        ref = names.parse_version_ref(version)
+        if isinstance(ref, AliasName):
+            return names.parse_model_version_name((await self.get_version(str(ref))).name)
+        return ref
 
     async def seal_version(self, version: str, *, etag: str = "") -> model_pb2.ModelVersion:
         """Freeze a PENDING version's manifest and lineage (state READY); sealing twice is a no-op."""
@@ -295,6 +368,165 @@ class AsyncClient:
         )
         return await self._connection.unary(self._connection.metadata.SetAlias, request)
 
+    async def get_alias(self, model: str, alias: str) -> model_pb2.Alias:
+        """The alias, with the version it points at and its protection, if any."""
+        name = _alias_name(model, alias)
+        return await self._connection.unary(self._connection.metadata.GetAlias, md.GetAliasRequest(name=name))
+
+    async def list_aliases(self, model: str, *, page_size: int = 0) -> AsyncIterator[model_pb2.Alias]:
+        """Every alias of a model."""
+        parent = str(names.parse_model_ref(model))
+        pages = self._connection.pages(
+            self._connection.metadata.ListAliases,
+            lambda token: md.ListAliasesRequest(parent=parent, page_size=page_size, page_token=token),
+        )
+        async for page in pages:
+            for alias in page.aliases:
+                yield alias
+
+    async def delete_alias(self, model: str, alias: str, *, etag: str = "") -> None:
+        """Remove an alias (the version stays). A protected alias must be unprotected first
+        (`FailedPrecondition`, reason `ALIAS_PROTECTED`); with `etag`, only if nobody moved it."""
+        request = md.DeleteAliasRequest(name=_alias_name(model, alias), etag=etag)
+        await self._connection.unary(self._connection.metadata.DeleteAlias, request)
+
+    async def protect_alias(
+        self,
+        model: str,
+        alias: str,
+        *,
+        metric_gate: str = "",
+        not_worse: Mapping[str, DirectionLike] | Iterable[tuple[str, DirectionLike]] = (),
+    ) -> model_pb2.AliasProtection:
+        """Protect an alias, or replace its rules; the alias need not exist yet.
+
+        From then on `set_alias` moves it only to an approved, READY version that passes
+        `metric_gate` (a condition over its metrics, e.g. `metrics.auc >= 0.9`) and is not worse
+        than the version the alias points at now on each metric of `not_worse`, a mapping
+        (or pairs) of metric to direction: `{"auc": "max", "latency_ms": "min"}`. A refused move
+        raises `FailedPrecondition` whose `reason` names the rule (`METRIC_GATE_FAILED`,
+        `METRIC_REGRESSION`, `METRIC_MISSING`, ...) and whose `metadata` holds the values.
+        """
+        pairs = not_worse.items() if isinstance(not_worse, Mapping) else not_worse
+        protection = model_pb2.AliasProtection(
+            name=_alias_name(model, alias),
+            metric_gate=metric_gate,
+            no_regression=[
+                model_pb2.NoRegression(metric=metric, direction=_direction(metric, direction))
+                for metric, direction in pairs
+            ],
+        )
+        return await self._connection.unary(
+            self._connection.metadata.ProtectAlias, md.ProtectAliasRequest(protection=protection)
+        )
+
+    async def get_alias_protection(self, model: str, alias: str) -> model_pb2.AliasProtection:
+        """The rules of a protected alias; `NotFound` when it is not protected."""
+        request = md.GetAliasProtectionRequest(name=_alias_name(model, alias))
+        return await self._connection.unary(self._connection.metadata.GetAliasProtection, request)
+
+    async def unprotect_alias(self, model: str, alias: str) -> None:
+        """Remove an alias's protection: it moves freely again."""
+        request = md.UnprotectAliasRequest(name=_alias_name(model, alias))
+        await self._connection.unary(self._connection.metadata.UnprotectAlias, request)
+
+    # Review
+
+    async def submit_for_review(
+        self, version: str, *, comment: str = "", etag: str = ""
+    ) -> model_pb2.ModelVersion:
+        """Ask for a version to be approved (again, after a rejection). Its `review_state`
+        becomes PENDING; the step is appended to `reviews` with the actor and the comment."""
+        request = md.SubmitModelVersionForReviewRequest(
+            name=str(_version_name(version)), comment=comment, etag=etag
+        )
+        return await self._connection.unary(self._connection.metadata.SubmitModelVersionForReview, request)
+
+    async def approve_version(
+        self, version: str, *, comment: str = "", etag: str = ""
+    ) -> model_pb2.ModelVersion:
+        """Approve a submitted, READY version. The approver (this client's actor) must not be
+        the version's creator unless the namespace allows self-approval: otherwise
+        `PermissionDenied` with reason `SELF_APPROVAL_NOT_ALLOWED` (four eyes)."""
+        request = md.ApproveModelVersionRequest(name=str(_version_name(version)), comment=comment, etag=etag)
+        return await self._connection.unary(self._connection.metadata.ApproveModelVersion, request)
+
+    async def reject_version(
+        self, version: str, *, comment: str = "", etag: str = ""
+    ) -> model_pb2.ModelVersion:
+        """Reject a submitted version; it can be fixed and submitted again."""
+        request = md.RejectModelVersionRequest(name=str(_version_name(version)), comment=comment, etag=etag)
+        return await self._connection.unary(self._connection.metadata.RejectModelVersion, request)
+
+    # Audit trail
+
+    async def list_events(
+        self,
+        *,
+        namespace: str = "",
+        model: str = "",
+        resource: str = "",
+        actions: str | Iterable[str] = (),
+        actor: str = "",
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        after_sequence: int = 0,
+        page_size: int = 0,
+    ) -> AsyncIterator[event_pb2.Event]:
+        """The audit trail in sequence order, filtered, a page at a time.
+
+        `namespace` (`team`), `model` (`team/model`: the model, its versions and aliases) and
+        `resource` (`team/model/3`, `team/model@production`, or any resource name) narrow it,
+        as do `actions` (`ALIAS_MOVED`, ...), `actor`, the time range [`start_time`,
+        `end_time`) and `after_sequence`. Every mutation appears here a moment after its call
+        returned (the relay places it), so read again or `watch_events` to wait for one.
+        """
+        scope = _event_filter(namespace, model, resource, actions)
+        async for event in events.list_events(
+            self._connection,
+            scope,
+            actor=actor,
+            start_time=start_time,
+            end_time=end_time,
+            after_sequence=after_sequence,
+            page_size=page_size,
+        ):
+            yield event
+
+    async def watch_events(
+        self,
+        *,
+        after_sequence: int = 0,
+        from_now: bool = False,
+        namespace: str = "",
+        model: str = "",
+        resource: str = "",
+        actions: str | Iterable[str] = (),
+        reconnect: bool = True,
+        on_reconnect: events.ReconnectCallback | None = None,
+    ) -> AsyncIterator[event_pb2.Event]:
+        """Every event after `after_sequence` (or, with `from_now`, after the latest one), in
+        order, each exactly once, for as long as you iterate. Filters as in `list_events`.
+
+        When the stream breaks (the service restarts, the network drops), it is re-opened after
+        the last sequence seen, with backoff, and repeats are dropped, so nothing is missed or
+        seen twice. `on_reconnect(error, after_sequence, delay)` is told before each attempt.
+        Before the first successful connection the client's `RetryPolicy` bounds the attempts.
+        Remember `event.sequence` to resume a later watch exactly where this one stopped; with
+        `from_now`, a break before the first event resumes from "now" again unless the service
+        said where it stopped (it does when it shuts down).
+        """
+        scope = _event_filter(namespace, model, resource, actions)
+        async for event in events.follow(
+            self._connection,
+            scope,
+            after_sequence=after_sequence,
+            from_now=from_now,
+            reconnect=reconnect,
+            on_reconnect=on_reconnect,
+        ):
+            yield event
+
     # Files
 
     async def pull(
@@ -340,6 +572,39 @@ def _namespace(namespace: str) -> str:
     if namespace.startswith("namespaces/"):
         return str(names.parse_namespace_name(namespace, "namespace"))
     return str(names.NamespaceName(names.check_namespace_id(namespace, "namespace")))
+
+
+def _alias_name(model: str, alias: str) -> str:
+    return str(names.parse_model_ref(model).alias(names.check_alias_id(alias, "alias")))
+
+
+def _direction(metric: str, direction: DirectionLike) -> model_pb2.MetricDirection.ValueType:
+    if isinstance(direction, str):
+        if direction.lower() in _DIRECTIONS:
+            return _DIRECTIONS[direction.lower()]
+    elif direction in (model_pb2.METRIC_DIRECTION_MAXIMIZE, model_pb2.METRIC_DIRECTION_MINIMIZE):
+        return direction
+    raise ValueError(f"metric {metric!r}: direction {direction!r} is not 'max' or 'min'")
+
+
+def _event_filter(
+    namespace: str, model: str, resource: str, actions: str | Iterable[str]
+) -> events.EventFilter:
+    """Short references (`team`, `team/model`, `team/model@prod`) become resource names."""
+    if resource and not resource.startswith("namespaces/"):
+        parts = resource.split("/")
+        if len(parts) == 1:
+            resource = _namespace(resource)
+        elif len(parts) == 2 and "@" not in resource:
+            resource = str(names.parse_model_ref(resource, "resource"))
+        else:
+            resource = str(names.parse_version_ref(resource, "resource"))
+    return events.EventFilter(
+        namespace=_namespace(namespace) if namespace else "",
+        model=str(names.parse_model_ref(model)) if model else "",
+        resource=resource,
+        actions=events.action_names(actions),
+    )
 
 
 def _version_name(version: str) -> ModelVersionName:

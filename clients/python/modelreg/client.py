@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, Self, TypeVar
@@ -42,7 +42,7 @@ class _LoopThread:
                 concurrent.futures.wait([future], timeout=_CANCEL_GRACE_SECONDS)
             raise
 
-    def iterate(self, iterator: AsyncIterator[T]) -> Iterator[T]:
+    def iterate(self, iterator: AsyncIterator[T]) -> Generator[T, None, None]:
         async def step() -> tuple[bool, T | None]:
             try:
                 return True, await anext(iterator)
@@ -100,8 +100,9 @@ def _blocking(
 
 def _blocking_iterator(
     method: Callable[Concatenate[AsyncClient, P], AsyncIterator[T]],
-) -> Callable[Concatenate[Client, P], Iterator[T]]:
-    def call(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> Iterator[T]:
+) -> Callable[Concatenate[Client, P], Generator[T, None, None]]:
+    # A generator, so a caller that stops early can close() it and end the server stream.
+    def call(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> Generator[T, None, None]:
         return self._loop.iterate(method(self._client, *args, **kwargs))
 
     return _documented(call, method)
@@ -159,7 +160,20 @@ class Client:
     create_version = _blocking(AsyncClient.create_version)
     get_version = _blocking(AsyncClient.get_version)
     list_versions = _blocking_iterator(AsyncClient.list_versions)
+    search_versions = _blocking_iterator(AsyncClient.search_versions)
+    compare_versions = _blocking(AsyncClient.compare_versions)
     seal_version = _blocking(AsyncClient.seal_version)
     push = _blocking(AsyncClient.push)
     set_alias = _blocking(AsyncClient.set_alias)
+    get_alias = _blocking(AsyncClient.get_alias)
+    list_aliases = _blocking_iterator(AsyncClient.list_aliases)
+    delete_alias = _blocking(AsyncClient.delete_alias)
+    protect_alias = _blocking(AsyncClient.protect_alias)
+    get_alias_protection = _blocking(AsyncClient.get_alias_protection)
+    unprotect_alias = _blocking(AsyncClient.unprotect_alias)
+    submit_for_review = _blocking(AsyncClient.submit_for_review)
+    approve_version = _blocking(AsyncClient.approve_version)
+    reject_version = _blocking(AsyncClient.reject_version)
+    list_events = _blocking_iterator(AsyncClient.list_events)
+    watch_events = _blocking_iterator(AsyncClient.watch_events)
     pull = _blocking(AsyncClient.pull)
