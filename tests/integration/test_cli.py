@@ -5,87 +5,18 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import signal
-import subprocess
-import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from minio import Minio
 from modelreg_local.stack import LocalStack
 
+from tests.command_line import MIB, Cli, write_files
 from tests.support import unique
 
 pytestmark = pytest.mark.integration
-
-MODELREG = Path(sys.executable).with_name("modelreg")
-MIB = 1024 * 1024
-
-
-@dataclass
-class Cli:
-    env: dict[str, str]
-    cwd: Path
-
-    def popen(self, *args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            [str(MODELREG), *args],
-            env=self.env,
-            cwd=self.cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-
-    def run(self, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(MODELREG), *args],
-            env=self.env,
-            cwd=self.cwd,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-
-    def ok(self, *args: str) -> subprocess.CompletedProcess[str]:
-        done = self.run(*args)
-        assert done.returncode == 0, f"modelreg {' '.join(args)} failed: {done.stderr}"
-        return done
-
-    def json(self, *args: str) -> Any:
-        return json.loads(self.ok(*args, "--output", "json").stdout)
-
-
-def _environment(stack: LocalStack, cache: Path, actor: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("MODELREG_")}
-    env.update(
-        MODELREG_METADATA_ADDR=stack.addresses.metadata,
-        MODELREG_ARTIFACT_ADDR=stack.addresses.artifacts,
-        MODELREG_CACHE_DIR=str(cache),
-        MODELREG_ACTOR=actor,
-    )
-    return env
-
-
-@pytest.fixture
-def cli(stack: LocalStack, tmp_path: Path) -> Cli:
-    return Cli(_environment(stack, tmp_path / "cache", unique("cli-actor")), tmp_path)
-
-
-def write_files(root: Path, sizes: dict[str, int]) -> None:
-    for path, size in sizes.items():
-        target = root / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with target.open("wb") as stream:
-            for start in range(0, size, 8 * MIB):
-                stream.write(os.urandom(min(8 * MIB, size - start)))
 
 
 def same_tree(left: Path, right: Path) -> bool:
@@ -324,8 +255,18 @@ COMMANDS: Sequence[Sequence[str]] = [
     ["versions", "show"],
     ["push"],
     ["pull"],
+    ["compare"],
     ["alias"],
     ["alias", "set"],
+    ["alias", "list"],
+    ["alias", "delete"],
+    ["alias", "protect"],
+    ["alias", "unprotect"],
+    ["review"],
+    ["review", "submit"],
+    ["review", "approve"],
+    ["review", "reject"],
+    ["events"],
 ]
 
 

@@ -3,7 +3,7 @@
 Exit codes (also in `modelreg --help`): 0 success; 1 any other failure; 2 bad usage or invalid
 argument; 3 not found; 4 conflict (already exists, precondition failed, concurrent change);
 5 integrity (a digest or size mismatch, data loss, an unsafe manifest); 6 a service unavailable
-or too slow; 130 interrupted.
+or too slow; 7 permission denied (e.g. approving one's own version); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import NoReturn
 import grpc
 
 from modelreg.aio import AsyncClient
-from modelreg.cli import aliases, models, transfer, versions
+from modelreg.cli import aliases, compare, events, models, review, transfer, versions
 from modelreg.cli.output import Output
 from modelreg.errors import IntegrityError, ModelregError, RegistryError, UnsafeManifest
 from modelreg.names import InvalidResourceName
@@ -33,6 +33,7 @@ EXIT_NOT_FOUND = 3
 EXIT_CONFLICT = 4
 EXIT_INTEGRITY = 5
 EXIT_UNAVAILABLE = 6
+EXIT_DENIED = 7
 EXIT_INTERRUPTED = 130
 
 _EXIT_BY_CODE = {
@@ -45,6 +46,8 @@ _EXIT_BY_CODE = {
     grpc.StatusCode.DATA_LOSS: EXIT_INTEGRITY,
     grpc.StatusCode.UNAVAILABLE: EXIT_UNAVAILABLE,
     grpc.StatusCode.DEADLINE_EXCEEDED: EXIT_UNAVAILABLE,
+    grpc.StatusCode.PERMISSION_DENIED: EXIT_DENIED,
+    grpc.StatusCode.UNAUTHENTICATED: EXIT_DENIED,
 }
 
 _EPILOG = """\
@@ -55,7 +58,8 @@ environment: MODELREG_METADATA_ADDR, MODELREG_ARTIFACT_ADDR (default: what `make
 starts), MODELREG_ACTOR, MODELREG_CACHE_DIR (default ~/.cache/modelreg).
 
 exit codes: 0 ok, 1 failure, 2 usage or invalid argument, 3 not found, 4 conflict,
-5 integrity (digest/size mismatch), 6 service unavailable, 130 interrupted."""
+5 integrity (digest/size mismatch), 6 service unavailable, 7 permission denied,
+130 interrupted."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -116,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"modelreg {_package_version()}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     common = _common_options(suppress=True)
-    for module in (models, versions, transfer, aliases):
+    for module in (models, versions, transfer, compare, aliases, review, events):
         module.register(commands, common)
     return parser
 

@@ -20,9 +20,25 @@ def register(commands: Subcommands, common: argparse.ArgumentParser) -> None:
     actions = group.add_subparsers(title="commands", metavar="ACTION", required=True)
 
     listing = actions.add_parser(
-        "list", help="list the versions of a model", parents=[common], description="List model versions."
+        "list",
+        help="list or search the versions of a model",
+        parents=[common],
+        description=(
+            "List the versions of a model, oldest first, or those matching --filter in --order-by "
+            "order. The filter language (docs/filter-language.md) compares metrics, params, tags, "
+            "lineage and state: "
+            "'metrics.auc > 0.9 AND (tags.team = \"a\" OR params.optimizer.lr <= 1e-3)'."
+        ),
     )
     listing.add_argument("model", metavar="NS/MODEL")
+    listing.add_argument("--filter", default="", metavar="EXPR", help="only versions matching EXPR")
+    listing.add_argument(
+        "--order-by",
+        default="",
+        metavar="KEYS",
+        help="comma-separated keys with optional desc, e.g. 'metrics.auc desc, number'",
+    )
+    listing.add_argument("--show-deleted", action="store_true", help="include soft-deleted versions")
     listing.set_defaults(handler=list_versions)
 
     show = actions.add_parser(
@@ -39,6 +55,11 @@ def state_name(state: int) -> str:
     return model_pb2.ModelVersionState.Name(state).removeprefix("MODEL_VERSION_STATE_")  # type: ignore[arg-type]
 
 
+def review_name(state: int) -> str:
+    name = model_pb2.ModelVersionReviewState.Name(state)  # type: ignore[arg-type]
+    return name.removeprefix("MODEL_VERSION_REVIEW_STATE_").replace("UNSPECIFIED", "NOT_SUBMITTED")
+
+
 def _metrics(metrics: Mapping[str, float]) -> str:
     return ", ".join(f"{key}={value:g}" for key, value in sorted(metrics.items()))
 
@@ -49,7 +70,8 @@ def describe(version: model_pb2.ModelVersion) -> str:
         f"version:     {names.short_ref(name)}",
         f"name:        {version.name}",
         f"uid:         {version.uid}",
-        f"state:       {state_name(version.state)}",
+        f"state:       {state_name(version.state)}{' (deleted)' if version.deleted else ''}",
+        f"review:      {review_name(version.review_state)}",
         f"aliases:     {', '.join(version.aliases) or '-'}",
         f"created:     {timestamp(version.create_time)} by {version.create_actor or '-'}",
     ]
@@ -68,6 +90,10 @@ def describe(version: model_pb2.ModelVersion) -> str:
     if version.signature.inputs or version.signature.outputs:
         signature = json_format.MessageToDict(version.signature, preserving_proto_field_name=True)
         lines.append(f"signature:   {json.dumps(signature, ensure_ascii=False)}")
+    for step in version.reviews:
+        decision = model_pb2.ReviewDecision.Name(step.decision).removeprefix("REVIEW_DECISION_")
+        comment = f": {step.comment}" if step.comment else ""
+        lines.append(f"reviewed:    {decision} {timestamp(step.time)} by {step.actor}{comment}")
     total = sum(f.size_bytes for f in version.files)
     lines.append(
         f"files:       {len(version.files)} ({human_bytes(total)}), manifest sha256 {version.manifest_digest}"
@@ -79,11 +105,17 @@ def describe(version: model_pb2.ModelVersion) -> str:
 
 
 async def list_versions(args: argparse.Namespace, client: AsyncClient, out: Output) -> None:
-    found = [version async for version in client.list_versions(args.model)]
+    found = [
+        version
+        async for version in client.list_versions(
+            args.model, filter=args.filter, order_by=args.order_by, show_deleted=args.show_deleted
+        )
+    ]
     rows = [
         (
             str(v.number),
-            state_name(v.state),
+            state_name(v.state) + (" (deleted)" if v.deleted else ""),
+            review_name(v.review_state),
             ",".join(v.aliases) or "-",
             timestamp(v.create_time),
             v.create_actor or "-",
@@ -91,7 +123,9 @@ async def list_versions(args: argparse.Namespace, client: AsyncClient, out: Outp
         )
         for v in found
     ]
-    text = table(("VERSION", "STATE", "ALIASES", "CREATED", "BY", "METRICS"), rows) if rows else "no versions"
+    headers = ("VERSION", "STATE", "REVIEW", "ALIASES", "CREATED", "BY", "METRICS")
+    empty = "no versions match" if args.filter else "no versions"
+    text = table(headers, rows) if rows else empty
     out.result(text, found)
 
 
