@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
 import signal
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import grpc
 import pytest
 from minio import Minio
 from modelreg_local.stack import LocalStack
+from modelregistry.v1 import artifact_service_pb2 as art
+from modelregistry.v1 import artifact_service_pb2_grpc
 
 from tests.command_line import MIB, Cli, write_files
 from tests.support import unique
@@ -90,7 +95,7 @@ def test_push_a_directory_pull_it_by_alias_byte_for_byte_then_again_from_the_cac
 
 def test_an_interrupted_push_resumes_instead_of_restarting(cli: Cli, tmp_path: Path) -> None:
     source = tmp_path / "model"
-    write_files(source, {"a-config.json": 1000, "b-tokenizer.bin": 2 * MIB, "c-weights.bin": 300 * MIB})
+    write_files(source, {"a-config.json": 1000, "b-tokenizer.bin": 2 * MIB, "c-weights.bin": 100 * MIB})
     model = f"team-a/{unique('resume')}"
     # One file at a time, in path order: kill the push while the big last file is being sent.
     with cli.popen("push", model, str(source), "--parallel", "1", "--alias", "candidate") as push:
@@ -109,13 +114,131 @@ def test_an_interrupted_push_resumes_instead_of_restarting(cli: Cli, tmp_path: P
     resumed = cli.json("push", model, str(source), "--parallel", "1", "--alias", "candidate")
     assert resumed["resumed"] is True
     assert resumed["version"]["name"].endswith(f"/models/{model.split('/')[1]}/versions/1")
-    assert {f["path"]: f["outcome"] for f in resumed["files"]} == {
-        "a-config.json": "already-present",
-        "b-tokenizer.bin": "already-present",
-        "c-weights.bin": "uploaded",
-    }
+    outcomes = {f["path"]: f["outcome"] for f in resumed["files"]}
+    assert outcomes.pop("c-weights.bin") in ("uploaded", "resumed")  # resumed if a part was committed
+    assert outcomes == {"a-config.json": "already-present", "b-tokenizer.bin": "already-present"}
     assert resumed["version"]["state"] == "MODEL_VERSION_STATE_READY"
     assert cli.json("models", "show", model)["latest_version_number"] == "1"  # no stray version 2
+
+
+def upload_session(stack: LocalStack, name: str) -> art.UploadSession:
+    """What the artifact service itself says about an upload session."""
+    with grpc.insecure_channel(stack.addresses.artifacts) as channel:
+        stub = artifact_service_pb2_grpc.ArtifactServiceStub(channel)
+        return stub.GetUploadSession(art.GetUploadSessionRequest(name=name), timeout=10)
+
+
+def journaled_session(cache: Path) -> str:
+    """The upload session a running push wrote to its journal, once it has."""
+    records = list((cache / "uploads").glob("*.json"))
+    return str(json.loads(records[0].read_text())["session"]) if records else ""
+
+
+def test_a_killed_push_resumes_mid_file_from_the_bytes_the_service_committed(
+    cli: Cli, stack: LocalStack, tmp_path: Path
+) -> None:
+    source = tmp_path / "weights.bin"
+    write_files(tmp_path, {"weights.bin": 100 * MIB})
+    size = source.stat().st_size
+    model = f"team-a/{unique('bytes')}"
+    cache = Path(cli.env["MODELREG_CACHE_DIR"])
+
+    with cli.popen("push", model, str(source), "--alias", "candidate") as push:
+        deadline = time.monotonic() + 120
+        session, committed = "", 0
+        # Kill it once the service has committed at least one part, well before the end.
+        while time.monotonic() < deadline and push.poll() is None:
+            session = session or journaled_session(cache)
+            if session:
+                committed = upload_session(stack, session).committed_size
+                if committed > 0:
+                    push.send_signal(signal.SIGKILL)
+                    break
+            time.sleep(0.01)
+        push.wait(timeout=60)
+    assert push.returncode == -signal.SIGKILL, "the push ended before it could be killed mid-file"
+    time.sleep(1)  # let the service put away the parts it was receiving
+    before = upload_session(stack, session)
+    assert before.state == art.UPLOAD_STATE_ACTIVE
+    assert 0 < before.committed_size < size
+
+    resumed = cli.json("push", model, str(source), "--alias", "candidate")
+    [weights] = resumed["files"]
+    assert weights["outcome"] == "resumed"
+    assert weights["upload_session"] == session  # the same session, continued
+    assert weights["transferred_bytes"] == size - before.committed_size
+    assert resumed["uploaded_bytes"] < size
+    after = upload_session(stack, session)
+    assert (after.state, after.committed_size) == (art.UPLOAD_STATE_FINISHED, size)
+    assert resumed["version"]["state"] == "MODEL_VERSION_STATE_READY"
+    assert list((cache / "uploads").glob("*.json")) == []  # nothing left to resume
+
+    cli.ok("pull", f"{model}@candidate", str(tmp_path / "out"))
+    assert (tmp_path / "out" / "weights.bin").read_bytes() == source.read_bytes()
+
+
+def uploads_logged(stack: LocalStack, actor: str) -> int:
+    """Calls that send file bytes (UploadFile, WriteUpload) the artifact service logged for `actor`."""
+    assert stack.artifacts is not None
+    count = 0
+    for line in stack.artifacts.log_path.read_text().splitlines():
+        if line.startswith("{"):
+            record = json.loads(line)
+            method = record.get("method", "")
+            if method.endswith(("/UploadFile", "/WriteUpload")) and record.get("actor") == actor:
+                count += 1
+    return count
+
+
+def test_pushing_content_the_registry_has_sends_no_bytes(cli: Cli, stack: LocalStack, tmp_path: Path) -> None:
+    source = tmp_path / "model"
+    write_files(source, {"weights.bin": 12 * MIB, "config.json": 300, "vocab.txt": 2 * MIB})
+    cli.ok("push", f"team-a/{unique('first')}", str(source))
+
+    # Another model, another actor, the same bytes: recorded from the blobs already stored.
+    again = dataclasses.replace(cli, env={**cli.env, "MODELREG_ACTOR": unique("second-actor")})
+    model = f"team-b/{unique('copy')}"
+    pushed = again.json("push", model, str(source))
+    assert pushed["uploaded_bytes"] == 0
+    assert {f["outcome"] for f in pushed["files"]} == {"deduplicated"}
+    assert [f["transferred_bytes"] for f in pushed["files"]] == [0, 0, 0]
+    assert uploads_logged(stack, again.env["MODELREG_ACTOR"]) == 0  # the service received no bytes
+    assert pushed["version"]["state"] == "MODEL_VERSION_STATE_READY"
+    assert sorted(f["path"] for f in pushed["version"]["files"]) == [
+        "config.json",
+        "vocab.txt",
+        "weights.bin",
+    ]
+
+    again.ok("pull", f"{model}/1", str(tmp_path / "out"))
+    assert same_tree(source, tmp_path / "out")
+
+
+def test_verify_checks_the_stored_bytes(cli: Cli, bucket: tuple[Minio, str], tmp_path: Path) -> None:
+    source = tmp_path / "model"
+    write_files(source, {"weights.bin": 6 * MIB, "config.json": 200})
+    model = f"team-a/{unique('verify')}"
+    cli.ok("push", model, str(source), "--alias", "production")
+
+    intact = cli.ok("verify", f"{model}@production")
+    assert intact.stdout == (
+        f"{model}/1: 2 files (6.0 MiB) re-read from storage; every file matches its SHA-256\n"
+    )
+    report = cli.json("verify", f"{model}/1")
+    assert (report["checked_files"], report.get("problems", [])) == ("2", [])
+
+    damage(bucket, (source / "weights.bin").read_bytes())
+    damaged = cli.run("verify", f"{model}/1")
+    assert damaged.returncode == 5
+    assert damaged.stderr.splitlines() == [
+        f"modelreg: error: {model}/1: 1 of 2 files do not match the manifest [DIGEST_MISMATCH]"
+    ]
+    assert "weights.bin  DIGEST_MISMATCH" in damaged.stdout
+    assert "config.json" not in damaged.stdout
+    as_json = cli.run("verify", f"{model}/1", "--output", "json")
+    assert as_json.returncode == 5
+    problems = json.loads(as_json.stdout)["problems"]
+    assert [(p["path"], p["problem"]) for p in problems] == [("weights.bin", "BLOB_PROBLEM_DIGEST_MISMATCH")]
 
 
 def test_pull_as_a_kubernetes_init_container(cli: Cli, tmp_path: Path) -> None:
@@ -255,6 +378,7 @@ COMMANDS: Sequence[Sequence[str]] = [
     ["versions", "show"],
     ["push"],
     ["pull"],
+    ["verify"],
     ["compare"],
     ["alias"],
     ["alias", "set"],

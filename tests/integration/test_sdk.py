@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import socket
 import threading
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from google.protobuf import json_format
 from modelreg import AsyncClient, Client, ClientSettings, Direction, Outcome, RetryPolicy
 from modelreg import errors as sdk_errors
 from modelreg.addresses import ServiceAddresses
-from modelreg_local.stack import METADATA_SERVICE, LocalStack, ServiceProcess
+from modelreg_local.stack import ARTIFACT_SERVICE, METADATA_SERVICE, LocalStack, ServiceProcess
 from modelreg_local.stores import free_port
 from modelregistry.v1 import model_pb2
 
@@ -24,6 +25,7 @@ from tests.support import unique
 pytestmark = pytest.mark.integration
 
 ACTOR = "sdk-test@example.com"
+MIB = 1024 * 1024
 
 
 def write_model_dir(root: Path, sizes: dict[str, int]) -> dict[str, bytes]:
@@ -287,3 +289,75 @@ def test_calls_retry_while_the_service_is_unavailable(stack: LocalStack, tmp_pat
         late.stop()
     assert not failure
     assert result[0].name == f"namespaces/{model.replace('/', '/models/')}"
+
+
+class KillingProgress(RecordingProgress):
+    """Kills (SIGKILL) and restarts the artifact service once `after` bytes were sent."""
+
+    def __init__(self, service: ServiceProcess, after: int) -> None:
+        super().__init__()
+        self.service = service
+        self.after = after
+        self.restarter: threading.Thread | None = None
+        self.retries: list[str] = []
+
+    def advance(self, nbytes: int) -> None:
+        super().advance(nbytes)
+        if self.restarter is None and self.bytes >= self.after:
+            self.restarter = threading.Thread(target=self._restart)
+            self.restarter.start()
+
+    def _restart(self) -> None:
+        assert self.service.pid is not None
+        os.kill(self.service.pid, signal.SIGKILL)
+        self.service.wait_exited(timeout=30)
+        self.service.start()
+        self.service.wait_healthy()
+
+    def retrying(self, path: str, reason: str, delay: float) -> None:
+        self.retries.append(reason)
+
+
+def test_a_push_continues_from_the_committed_bytes_when_the_service_dies_mid_file(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    assert stack.artifacts is not None
+    address = f"127.0.0.1:{free_port()}"
+    service = ServiceProcess(
+        "artifacts-killed",
+        module="modelreg_artifacts",
+        service=ARTIFACT_SERVICE,
+        address=address,
+        # 5 MiB parts: the service commits often, so little is sent twice.
+        env={**stack.artifacts.env, "MODELREG_ARTIFACT_ADDR": address, "MODELREG_S3_PART_MIB": "5"},
+        log_dir=tmp_path,
+    )
+    service.start()
+    service.wait_healthy()
+    size = 100 * MIB
+    source = tmp_path / "weights.bin"
+    source.write_bytes(os.urandom(size))
+    settings = ClientSettings(
+        addresses=ServiceAddresses(stack.addresses.metadata, address),
+        actor=ACTOR,
+        cache_dir=tmp_path / "cache",
+        retry=RetryPolicy(attempts=60, initial_backoff=0.1, max_backoff=0.5),
+    )
+    # Hashing reports the file once, then uploading: kill after 60 MiB of the upload.
+    progress = KillingProgress(service, after=size + 60 * MIB)
+    try:
+        with Client(settings=settings) as registry:
+            pushed = registry.push(f"team-a/{unique()}", source, progress=progress)
+            pulled = registry.pull(pushed.version.name, tmp_path / "out")
+    finally:
+        if progress.restarter is not None:
+            progress.restarter.join(timeout=60)
+        service.stop()
+    assert progress.retries, "the service was not killed during the upload"
+    [weights] = pushed.files
+    assert weights.outcome is Outcome.UPLOADED
+    # Only what the dead process had not committed was sent again (its parts in flight and what
+    # the transport buffered, about 20 MiB here), not the 60 MiB that starting over would repeat.
+    assert size <= weights.transferred_bytes < size + 40 * MIB
+    assert (tmp_path / "out" / "weights.bin").read_bytes() == source.read_bytes()
+    assert pulled.files[0].sha256 == hashlib.sha256(source.read_bytes()).hexdigest()

@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import Any, Self, TypeAlias
 
 from google.protobuf import json_format, struct_pb2
+from modelregistry.v1 import artifact_service_pb2 as art
 from modelregistry.v1 import event_pb2, model_pb2
 from modelregistry.v1 import metadata_service_pb2 as md
 
@@ -32,7 +33,7 @@ from modelreg.pulls import pull_files
 from modelreg.pushes import PushJournal, resume_or_create, upload_missing
 from modelreg.results import PullResult, PushResult
 from modelreg.settings import ClientSettings
-from modelreg.uploads import Uploader
+from modelreg.uploads import Uploader, UploadJournal
 
 LineageLike = model_pb2.Lineage | Mapping[str, Any]
 SignatureLike = model_pb2.Signature | Mapping[str, Any]
@@ -99,7 +100,7 @@ class AsyncClient:
             parallel_files=base.parallel_files if parallel_files is None else max(1, parallel_files),
         )
         self._connection = Connection(self.settings)
-        self._uploader = Uploader(self._connection)
+        self._uploader = Uploader(self._connection, UploadJournal(self.settings.cache_dir / "uploads"))
         self._downloader = Downloader(self._connection)
 
     async def __aenter__(self) -> Self:
@@ -310,8 +311,10 @@ class AsyncClient:
         """Register a file or a directory as a new, sealed version of `model`.
 
         Hashes the files, creates the version (and the model, unless `create_model` is False),
-        uploads the files in parallel, seals the version and points `alias` at it. Running the
-        same push again after an interruption continues the version it had started.
+        uploads the files in parallel, seals the version and points `alias` at it. Content the
+        registry already stores (in any model) is recorded without sending its bytes. Running
+        the same push again after an interruption continues the version it had started, and
+        each large file from the last byte the service had committed.
         """
         name = names.parse_model_ref(model)
         if alias is not None:
@@ -561,6 +564,22 @@ class AsyncClient:
             copy=copy,
             parallel=self.settings.parallel_files,
             progress=progress or NoProgress(),
+        )
+
+    async def verify_version(self, version: str) -> art.VerifyModelVersionResponse:
+        """Have the artifact service re-read every stored file of a version and check its size
+        and SHA-256 against the manifest (bit rot, a blob lost or overwritten behind its back).
+
+        Returns the report: `checked_files`, `checked_bytes` and one `problems` entry per file
+        that is missing or does not match (empty when the version is intact). Nothing is
+        downloaded to this machine; the deadline grows with the version's size.
+        """
+        resolved = await self.get_version(version)
+        size = sum(f.size_bytes for f in resolved.files)
+        return await self._connection.unary(
+            self._connection.artifacts.VerifyModelVersion,
+            art.VerifyModelVersionRequest(model_version=resolved.name),
+            deadline=self.settings.stream_timeout(size),
         )
 
 

@@ -177,3 +177,4 @@ class Client:
     list_events = _blocking_iterator(AsyncClient.list_events)
     watch_events = _blocking_iterator(AsyncClient.watch_events)
     pull = _blocking(AsyncClient.pull)
+    verify_version = _blocking(AsyncClient.verify_version)

@@ -23,6 +23,11 @@ class Outcome(StrEnum):
     HASHED = "hashed"
 
     UPLOADED = "uploaded"
+    # Uploaded, continuing an upload session that an interrupted push left: only the bytes the
+    # service had not committed were sent.
+    RESUMED = "resumed"
+    # The registry already stored these bytes (in any model or version): none were sent.
+    DEDUPLICATED = "deduplicated"
     # Already in the version's manifest with the same digest (an interrupted push resumed).
     ALREADY_PRESENT = "already-present"
     DOWNLOADED = "downloaded"

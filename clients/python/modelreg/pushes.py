@@ -114,10 +114,16 @@ async def upload_missing(
     parallel: int,
     progress: TransferProgress,
 ) -> list[TransferredFile]:
-    """Upload every file the version's manifest lacks, `parallel` at a time."""
+    """Upload every file the version's manifest lacks, `parallel` at a time.
+
+    Content the registry already stores (another version's weights, a shared tokenizer) is
+    recorded without sending a byte; large files go through resumable upload sessions.
+    """
     name: ModelVersionName = parse_model_version_name(version.name)
     present = {f.path: (f.size_bytes, f.sha256) for f in version.files}
-    outcomes: dict[str, tuple[Outcome, int]] = {}
+    needed = [f for f in files if present.get(f.path) != (f.size_bytes, f.sha256)]
+    stored = await uploader.stored_blobs(f.sha256 for f in needed) if needed else set()
+    outcomes: dict[str, tuple[Outcome, int, str]] = {}
     limit = asyncio.Semaphore(parallel)
 
     async def send(file: LocalFile) -> None:
@@ -125,10 +131,11 @@ async def upload_missing(
             progress.file_started(file.path, file.size_bytes)
             if present.get(file.path) == (file.size_bytes, file.sha256):
                 progress.advance(file.size_bytes)
-                outcomes[file.path] = (Outcome.ALREADY_PRESENT, 0)
+                outcomes[file.path] = (Outcome.ALREADY_PRESENT, 0, "")
+                uploader.journal.remove(name, file)  # a session that finished before a kill
             else:
-                report = await uploader.upload(name, file, progress)
-                outcomes[file.path] = (report.outcome, report.sent_bytes)
+                report = await uploader.upload(name, file, progress, stored=file.sha256 in stored)
+                outcomes[file.path] = (report.outcome, report.sent_bytes, report.session)
             progress.file_done(file.path, file.size_bytes, outcomes[file.path][0])
 
     progress.begin(Direction.UPLOAD, len(files), sum(f.size_bytes for f in files))

@@ -20,15 +20,21 @@ class TransferredFile:
     outcome: Outcome
     # Bytes of this file that crossed the network in this call.
     transferred_bytes: int = 0
+    # The artifact service's upload session (`uploads/{id}`) that carried a pushed file, when
+    # it went through one (large or deduplicated files).
+    upload_session: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "path": self.path,
             "size_bytes": self.size_bytes,
             "sha256": self.sha256,
             "outcome": str(self.outcome),
             "transferred_bytes": self.transferred_bytes,
         }
+        if self.upload_session:
+            data["upload_session"] = self.upload_session
+        return data
 
 
 def _bytes_with(files: list[TransferredFile], *outcomes: Outcome) -> int:
@@ -51,7 +57,8 @@ class PushResult:
 
     @property
     def skipped_bytes(self) -> int:
-        """Bytes not sent: already in the version, or kept by an interrupted earlier push."""
+        """Bytes not sent: already stored in the registry, already in the version, or committed
+        by an interrupted earlier push."""
         return sum(f.size_bytes - f.transferred_bytes for f in self.files)
 
     def to_dict(self) -> dict[str, Any]:

@@ -20,6 +20,8 @@ _RATE_WINDOW_SECONDS = 3.0
 _VERBS = {
     Outcome.HASHED: "hashed",
     Outcome.UPLOADED: "uploaded",
+    Outcome.RESUMED: "uploaded, resuming an interrupted upload",
+    Outcome.DEDUPLICATED: "already stored in the registry, nothing sent",
     Outcome.ALREADY_PRESENT: "already in the version",
     Outcome.DOWNLOADED: "downloaded and verified",
     Outcome.FROM_CACHE: "verified from the local cache",

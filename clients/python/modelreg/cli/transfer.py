@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from modelregistry.v1 import artifact_service_pb2 as art
+
 from modelreg import names
 from modelreg.aio import AsyncClient
 from modelreg.cli.arguments import Subcommands, json_file, key_value, metric, param, progress_for
-from modelreg.cli.output import Output, human_bytes
+from modelreg.cli.output import Output, human_bytes, table
+from modelreg.errors import IntegrityError
 
 
 def register(commands: Subcommands, common: argparse.ArgumentParser) -> None:
@@ -19,8 +22,10 @@ def register(commands: Subcommands, common: argparse.ArgumentParser) -> None:
         description=(
             "Create the model if needed, create a version with the given metadata, upload PATH "
             "(a file or every file under a directory) in parallel, seal the version and set the "
-            "alias. Prints the new version (NS/MODEL/NUMBER). Running the same push again after "
-            "an interruption continues the version it started."
+            "alias. Prints the new version (NS/MODEL/NUMBER). Files the registry already stores "
+            "(in any model) are recorded without sending their bytes. Running the same push again "
+            "after an interruption continues the version it started, and each large file from the "
+            "last byte the service committed."
         ),
     )
     push.add_argument("model", metavar="NS/MODEL")
@@ -75,6 +80,19 @@ def register(commands: Subcommands, common: argparse.ArgumentParser) -> None:
     pull.add_argument("--allow-pending", action="store_true", help="also pull a version that is not sealed")
     pull.set_defaults(handler=pull_version)
 
+    verify = commands.add_parser(
+        "verify",
+        help="re-check every stored file of a version against its SHA-256",
+        parents=[common],
+        description=(
+            "Have the artifact service re-read every file of VERSION from object storage and check "
+            "its size and SHA-256 against the manifest. Prints what was checked and every file that "
+            "is missing or damaged; exits 5 if any is."
+        ),
+    )
+    verify.add_argument("version", metavar="NS/MODEL/VERSION|NS/MODEL@ALIAS")
+    verify.set_defaults(handler=verify_version)
+
 
 def _lineage(args: argparse.Namespace) -> dict[str, Any]:
     fields = {
@@ -114,8 +132,9 @@ async def push_version(args: argparse.Namespace, client: AsyncClient, out: Outpu
     version = names.parse_model_version_name(result.version.name)
     if not args.quiet and not out.json_mode:
         sent = f"uploaded {human_bytes(result.uploaded_bytes)}"
-        if result.resumed:
-            sent += f", {human_bytes(result.skipped_bytes)} already there from the interrupted push"
+        if result.skipped_bytes:
+            why = "already in the registry or left by an interrupted push"
+            sent += f", {human_bytes(result.skipped_bytes)} not sent ({why})"
         alias = f", alias {result.alias}" if result.alias else ""
         out.log(f"sealed {names.short_ref(version)} ({len(result.files)} files; {sent}{alias})")
     out.result(names.short_ref(version), result.to_dict())
@@ -136,3 +155,22 @@ async def pull_version(args: argparse.Namespace, client: AsyncClient, out: Outpu
         f"{human_bytes(result.received_bytes)} received, {human_bytes(result.cached_bytes)} from cache)"
     )
     out.result(text, result.to_dict())
+
+
+async def verify_version(args: argparse.Namespace, client: AsyncClient, out: Output) -> None:
+    report = await client.verify_version(args.version)
+    version = names.short_ref(names.parse_model_version_name(report.model_version))
+    checked = f"{report.checked_files} files ({human_bytes(report.checked_bytes)}) re-read from storage"
+    if not report.problems:
+        out.result(f"{version}: {checked}; every file matches its SHA-256", report)
+        return
+    rows = [
+        (p.path, art.BlobProblem.Name(p.problem).removeprefix("BLOB_PROBLEM_"), p.detail)
+        for p in report.problems
+    ]
+    out.result(f"{version}: {checked}\n\n{table(('PATH', 'PROBLEM', 'DETAIL'), rows)}", report)
+    first = art.BlobProblem.Name(report.problems[0].problem).removeprefix("BLOB_PROBLEM_")
+    raise IntegrityError(
+        f"{version}: {len(report.problems)} of {report.checked_files} files do not match the manifest",
+        reason=first,
+    )
