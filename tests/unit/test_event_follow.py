@@ -14,7 +14,7 @@ import grpc
 import pytest
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
-from modelreg import AsyncClient, ClientSettings, RetryPolicy
+from modelreg import AsyncClient, ClientSettings, RetryPolicy, headers
 from modelreg import errors as sdk_errors
 from modelreg.addresses import ServiceAddresses
 from modelreg_local.stores import free_port
@@ -46,8 +46,11 @@ async def unavailable(context: grpc.aio.ServicerContext[Any, Any], last_sequence
 class Scripted:
     """Each WatchEvents call plays the next act: events to send, then how the stream ends."""
 
-    def __init__(self, acts: list[tuple[list[int], str, int | None]]) -> None:
+    def __init__(
+        self, acts: list[tuple[list[int], str, int | None]], starts: list[int] | None = None
+    ) -> None:
         self.acts = acts
+        self.starts = starts or []  # the start position each stream announces, as the real service does
         self.requests: list[md.WatchEventsRequest] = []
         self.actors: list[str] = []
 
@@ -57,6 +60,9 @@ class Scripted:
         self.requests.append(request)
         self.actors.append(dict(context.invocation_metadata() or ()).get("x-modelreg-actor", ""))
         sequences, ending, hint = self.acts[min(len(self.requests), len(self.acts)) - 1]
+        if len(self.requests) <= len(self.starts):
+            start = self.starts[len(self.requests) - 1]
+            await context.send_initial_metadata(((headers.WATCH_AFTER_SEQUENCE, str(start)),))
         for sequence in sequences:
             yield event(sequence)
         if ending == "unavailable":
@@ -145,6 +151,16 @@ async def test_from_now_holds_until_the_position_is_known(serve: Any) -> None:
         seen = await asyncio.wait_for(take(registry.watch_events(from_now=True), 2), timeout=10)
     assert seen == [41, 42]
     assert [(r.from_now, r.after_sequence) for r in servicer.requests] == [(True, 0), (True, 0), (False, 41)]
+
+
+async def test_from_now_resumes_where_the_service_said_the_stream_started(serve: Any) -> None:
+    # The stream breaks before its first event; events 41 and 42 happened meanwhile. Resuming
+    # "from now" again would lose them; the announced start position keeps them.
+    servicer = Scripted([([], "unavailable", None), ([41, 42], "hang", None)], starts=[40])
+    async with client(await serve(servicer)) as registry:
+        seen = await asyncio.wait_for(take(registry.watch_events(from_now=True), 2), timeout=10)
+    assert seen == [41, 42]
+    assert [(r.from_now, r.after_sequence) for r in servicer.requests] == [(True, 0), (False, 40)]
 
 
 async def test_answers_other_than_unavailable_are_raised_not_retried(serve: Any) -> None:

@@ -19,6 +19,7 @@ from google.protobuf import timestamp_pb2
 from modelregistry.v1 import event_pb2
 from modelregistry.v1 import metadata_service_pb2 as md
 
+from modelreg import headers
 from modelreg.connection import Connection
 from modelreg.errors import RegistryError, Unavailable, from_rpc_error
 
@@ -80,6 +81,14 @@ def _timestamp(moment: datetime | None) -> timestamp_pb2.Timestamp | None:
     return stamp
 
 
+def _start_of(metadata: Iterable[tuple[str, str | bytes]] | None) -> int | None:
+    """The sequence the service says the stream starts after (absent from older services)."""
+    for key, value in metadata or ():
+        if key == headers.WATCH_AFTER_SEQUENCE and isinstance(value, str) and value.isdigit():
+            return int(value)
+    return None
+
+
 def _resume_hint(error: RegistryError) -> int:
     """The sequence a server that shut down had reached (SHUTTING_DOWN carries it), else 0.
 
@@ -120,6 +129,8 @@ async def follow(
             await call.wait_for_connection()
             connected_once = True
             failures = 0
+            if start_now and (start := _start_of(await call.initial_metadata())) is not None:
+                last, start_now = start, False  # "now" is a sequence number from here on
             async for event in call:
                 if event.sequence <= last:
                     continue  # at least once: a repeat of an event already delivered
