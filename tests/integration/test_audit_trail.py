@@ -532,6 +532,22 @@ async def test_watch_from_now_delivers_only_later_events(metadata: MetadataStub)
     assert before <= int(start) < event.sequence
 
 
+async def test_from_now_starts_after_every_change_already_acknowledged(metadata: MetadataStub) -> None:
+    # The events of a change reach the trail a moment after its response; "now" still means
+    # after that change, so a client that creates and then watches sees only what follows.
+    for _ in range(5):
+        model = await metadata.CreateModel(
+            md.CreateModelRequest(parent=f"namespaces/{unique('now')}", model_id="m"), metadata=ALICE
+        )
+        call = metadata.WatchEvents(md.WatchEventsRequest(from_now=True, model=model.name))
+        await asyncio.wait_for(call.initial_metadata(), timeout=10)  # positioned
+        await metadata.CreateModelVersion(md.CreateModelVersionRequest(parent=model.name), metadata=ALICE)
+        event = await asyncio.wait_for(call.read(), timeout=10)
+        call.cancel()
+        assert isinstance(event, event_pb2.Event)
+        assert event.action == "MODEL_VERSION_CREATED"
+
+
 async def test_a_watch_announces_its_start_before_any_event(metadata: MetadataStub) -> None:
     call = metadata.WatchEvents(md.WatchEventsRequest(after_sequence=3, resource="namespaces/none/models/x"))
     metadata_sent = await asyncio.wait_for(call.initial_metadata(), timeout=10)

@@ -901,7 +901,7 @@ class AuditTrail:
         """The sequence number a watch starts after: the given one, or the latest for `from_now`."""
         if after_sequence < 0:
             raise InvalidArgument("after_sequence", "must not be negative")
-        return await self._events.latest_sequence() if from_now else after_sequence
+        return await self._events.settled_sequence() if from_now else after_sequence
 
     async def watch_events(
         self, scope: EventScope, *, after_sequence: int, from_now: bool

@@ -14,8 +14,10 @@ events from its memory instead of the database.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +30,7 @@ from modelreg_metadata.store.documents import Document
 SEQUENCE_DIGITS = 16
 READ_AHEAD = 32  # sequence numbers read at once when catching up from the database
 RECENT_EVENTS = 10_000  # events kept in memory for watchers
+SETTLE_SECONDS = 2.0  # how long "from now" waits for events of changes already acknowledged
 
 
 def sequence_key(sequence: int) -> str:
@@ -144,6 +147,19 @@ class MongoEventLog:
     def __init__(self, events: AsyncCollection[Document], feed: EventFeed):
         self._events = events
         self.feed = feed
+        # Set by the database to its relay's `placed`: waits until this process's committed
+        # changes have their events in the trail.
+        self.placement: Callable[[], Awaitable[None]] | None = None
+
+    async def settled_sequence(self) -> int:
+        """The latest sequence once every change acknowledged so far is in the trail: "now" for a
+        watcher, so a change whose response came before the watch started is not delivered."""
+        if self.placement is not None:
+            # Bounded: a database that stopped answering must not hang the watcher.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(SETTLE_SECONDS):
+                    await self.placement()
+        return await self.latest_sequence()
 
     async def get(self, sequence: int) -> Event | None:
         event = self.feed.recent(sequence)

@@ -122,7 +122,7 @@ class MongoDatabase:
         self.replica: Replica | None = None
 
     def _new_relay(self, *, single_writer: bool) -> Relay:
-        return Relay(
+        relay = Relay(
             {"namespaces": self.namespaces, "models": self.models, "model_versions": self.versions},
             self.events,
             self.event_log,
@@ -130,6 +130,8 @@ class MongoDatabase:
             sweep_seconds=self._sweep_seconds,
             single_writer=single_writer,
         )
+        self.event_log.placement = relay.placed
+        return relay
 
     async def start(self) -> None:
         info = await self.client.admin.command("buildInfo")

@@ -93,6 +93,9 @@ class Relay:
         self._idle = asyncio.Event()  # set while nothing is queued
         self._task: asyncio.Task[None] | None = None
         self._last = 0  # the highest sequence number known to exist
+        self._committed = 0  # entries handed over by committed() ...
+        self._placed = 0  # ... and those of them in the trail since
+        self._progress = asyncio.Event()  # set whenever `_placed` grows
 
     @property
     def feed(self) -> EventFeed:
@@ -102,8 +105,17 @@ class Relay:
         """Called by the store right after a write carrying `entry` succeeded."""
         self._faults.reached(FaultPoint.CRASH_AFTER_COMMIT, entry["action"])
         self._queue.append((collection, key, entry))
+        self._committed += 1
         self._idle.clear()
         self._wake.set()
+
+    async def placed(self) -> None:
+        """Returns once every change committed in this process before the call has its event in
+        the trail."""
+        target = self._committed
+        while self._placed < target:
+            self._progress.clear()
+            await self._progress.wait()
 
     async def start(self) -> None:
         self._last = await self._log.latest_sequence()
@@ -139,10 +151,14 @@ class Relay:
                         await self._relay_batch(batch)
                         for _ in batch:
                             self._queue.popleft()
+                        self._placed += len(batch)
+                        self._progress.set()
                     else:
                         collection, key, entry = self._queue[0]
                         await self._relay_document(collection, key, entry["id"])
                         self._queue.popleft()
+                        self._placed += 1
+                        self._progress.set()
                 if time.monotonic() >= next_sweep:
                     await self.sweep(everything=False)
                     next_sweep = time.monotonic() + self._sweep_seconds
