@@ -532,6 +532,19 @@ async def test_watch_from_now_delivers_only_later_events(metadata: MetadataStub)
     assert before <= int(start) < event.sequence
 
 
+async def test_the_trail_lists_a_change_as_soon_as_it_is_acknowledged(metadata: MetadataStub) -> None:
+    for _ in range(5):
+        model = await metadata.CreateModel(
+            md.CreateModelRequest(parent=f"namespaces/{unique('ryw')}", model_id="m"), metadata=ALICE
+        )
+        version = await metadata.CreateModelVersion(
+            md.CreateModelVersionRequest(parent=model.name), metadata=ALICE
+        )
+        page = await metadata.ListEvents(md.ListEventsRequest(model=model.name))  # no waiting
+        assert [e.action for e in page.events][-1:] == ["MODEL_VERSION_CREATED"]
+        assert page.events[-1].resource == version.name
+
+
 async def test_from_now_starts_after_every_change_already_acknowledged(metadata: MetadataStub) -> None:
     # The events of a change reach the trail a moment after its response; "now" still means
     # after that change, so a client that creates and then watches sees only what follows.

@@ -195,7 +195,8 @@ async def test_a_watch_survives_restarts_and_crashes_and_sees_every_event_once(
         addresses=ServiceAddresses(service.address, stack.addresses.artifacts),
         actor=ALICE,
         cache_dir=tmp_path / "cache",
-        retry=RetryPolicy(attempts=5, initial_backoff=0.05, max_backoff=0.5),
+        # Enough budget to outlast the channel's own reconnect backoff (up to 2 s) after a restart.
+        retry=RetryPolicy(attempts=10, initial_backoff=0.1, max_backoff=1.0),
     )
     received: list[event_pb2.Event] = []
     reconnects: list[tuple[str, int]] = []

@@ -41,6 +41,8 @@ _CHANNEL_OPTIONS = [
     # gRPC's reconnect backoff grows to 120 s by default; a restarted service should be found
     # again within the client's own retry budget.
     ("grpc.max_reconnect_backoff_ms", 2000),
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.min_reconnect_backoff_ms", 200),
 ]
 
 

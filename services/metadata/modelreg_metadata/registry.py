@@ -893,6 +893,7 @@ class AuditTrail:
             if len(key) != 1 or not isinstance(key[0], int):
                 raise InvalidArgument("page_token", "is not a token returned by this method")
             after_sequence = max(after_sequence, key[0])
+        await self._events.settle()
         found = await self._events.search(scope.condition(), after_sequence, limit + 1)
         token = paging.encode_token(query, [found[limit - 1].sequence]) if len(found) > limit else ""
         return found[:limit], token
@@ -901,7 +902,10 @@ class AuditTrail:
         """The sequence number a watch starts after: the given one, or the latest for `from_now`."""
         if after_sequence < 0:
             raise InvalidArgument("after_sequence", "must not be negative")
-        return await self._events.settled_sequence() if from_now else after_sequence
+        if not from_now:
+            return after_sequence
+        await self._events.settle()
+        return await self._events.latest_sequence()
 
     async def watch_events(
         self, scope: EventScope, *, after_sequence: int, from_now: bool

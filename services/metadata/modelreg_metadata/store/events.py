@@ -30,7 +30,7 @@ from modelreg_metadata.store.documents import Document
 SEQUENCE_DIGITS = 16
 READ_AHEAD = 32  # sequence numbers read at once when catching up from the database
 RECENT_EVENTS = 10_000  # events kept in memory for watchers
-SETTLE_SECONDS = 2.0  # how long "from now" waits for events of changes already acknowledged
+SETTLE_SECONDS = 2.0  # how long a reader of the trail waits for the events of acknowledged changes
 
 
 def sequence_key(sequence: int) -> str:
@@ -151,15 +151,15 @@ class MongoEventLog:
         # changes have their events in the trail.
         self.placement: Callable[[], Awaitable[None]] | None = None
 
-    async def settled_sequence(self) -> int:
-        """The latest sequence once every change acknowledged so far is in the trail: "now" for a
-        watcher, so a change whose response came before the watch started is not delivered."""
+    async def settle(self) -> None:
+        """Waits until every change this process acknowledged so far has its event in the trail:
+        a client that changed something and then reads the trail or watches from now finds the
+        trail up to its change (read your writes)."""
         if self.placement is not None:
-            # Bounded: a database that stopped answering must not hang the watcher.
+            # Bounded: a database that stopped answering must not hang the reader.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(SETTLE_SECONDS):
                     await self.placement()
-        return await self.latest_sequence()
 
     async def get(self, sequence: int) -> Event | None:
         event = self.feed.recent(sequence)
