@@ -14,7 +14,13 @@ import sys
 import threading
 from pathlib import Path
 
-from modelreg.addresses import ServiceAddresses
+from modelreg.addresses import (
+    ARTIFACT_ADDR_ENV,
+    DEFAULT_ARTIFACT_ADDR,
+    DEFAULT_METADATA_ADDR,
+    METADATA_ADDR_ENV,
+    ServiceAddresses,
+)
 
 from modelreg_local.stack import LocalStack, ServiceStartError
 from modelreg_local.stores import StoreConfigError, StoreStartError
@@ -36,6 +42,16 @@ def _port(name: str, default: int) -> int:
 def _banner(stack: LocalStack) -> str:
     assert stack.stores is not None  # noqa: S101 - set by start()
     grpcurl = REPO_ROOT / ".tools" / "bin" / "grpcurl"
+    modelreg = str(REPO_ROOT / ".venv" / "bin" / "modelreg")
+    if (stack.addresses.metadata, stack.addresses.artifacts) != (
+        DEFAULT_METADATA_ADDR,
+        DEFAULT_ARTIFACT_ADDR,
+    ):
+        # The CLI defaults to the default addresses: say where this stack listens instead.
+        modelreg = (
+            f"{METADATA_ADDR_ENV}={stack.addresses.metadata} "
+            f"{ARTIFACT_ADDR_ENV}={stack.addresses.artifacts} {modelreg}"
+        )
     return f"""
 modelreg is running.
 
@@ -46,10 +62,11 @@ modelreg is running.
   data               {stack.data_root}
   logs               {stack.log_dir}
 
-Try:
-  {grpcurl} -plaintext {stack.addresses.metadata} list
-  {grpcurl} -plaintext -d '{{"parent": "namespaces/demo", "model_id": "first"}}' \\
-      {stack.addresses.metadata} modelregistry.v1.MetadataService/CreateModel
+Try, in another shell:
+  {modelreg} models create demo/first
+  {modelreg} push demo/first PATH/TO/MODEL --metric accuracy=0.9 --alias staging
+  {modelreg} pull demo/first@staging ./fetched
+  {grpcurl} -plaintext {stack.addresses.metadata} list   (raw gRPC, by reflection)
 
 Ctrl-C stops everything; the data stays for the next run.
 """
