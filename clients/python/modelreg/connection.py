@@ -42,7 +42,7 @@ _CHANNEL_OPTIONS = [
     # again within the client's own retry budget.
     ("grpc.max_reconnect_backoff_ms", 2000),
     ("grpc.initial_reconnect_backoff_ms", 200),
-    ("grpc.min_reconnect_backoff_ms", 200),
+    # Not grpc.min_reconnect_backoff_ms: gRPC also takes it as the connect timeout (20 s by default).
 ]
 
 
