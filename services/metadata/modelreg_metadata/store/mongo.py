@@ -108,6 +108,7 @@ class MongoDatabase:
         self.series: AsyncCollection[Document] = self.db["metric_series"]
         self.requests: AsyncCollection[Document] = self.db["requests"]
         self.events: AsyncCollection[Document] = self.db["events"]
+        self.relay_state: AsyncCollection[Document] = self.db["event_relay"]  # store/outbox.py
         self.event_log = MongoEventLog(self.events, EventFeed())
         self._faults = faults or Faults()
         self._sweep_seconds = sweep_seconds
@@ -126,6 +127,7 @@ class MongoDatabase:
             {"namespaces": self.namespaces, "models": self.models, "model_versions": self.versions},
             self.events,
             self.event_log,
+            self.relay_state,
             faults=self._faults,
             sweep_seconds=self._sweep_seconds,
             single_writer=single_writer,
