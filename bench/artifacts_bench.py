@@ -57,6 +57,7 @@ MESSAGE_BYTES = 1024 * 1024
 ACTOR = (("x-modelreg-actor", "bench"),)
 BUCKET = "modelreg"
 MLFLOW_BUCKET = "mlflow-bench"
+PARTS = ("throughput", "rss", "small")
 CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 8 * MIB), ("grpc.max_send_message_length", 8 * MIB)]
 
 
@@ -313,7 +314,139 @@ def measure_rounds(
     return results
 
 
-def main() -> None:  # noqa: PLR0915 - one linear script, easier to follow than helpers
+class Bench:
+    """One stack, its S3 client and a registry client, shared by the parts of a run."""
+
+    def __init__(self, stack: LocalStack, root: Path, args: argparse.Namespace):
+        if stack.stores is None or stack.artifacts is None:
+            raise RuntimeError("the stack did not start")
+        self.stack = stack
+        self.artifacts = stack.artifacts
+        self.s3 = stack.stores.s3
+        self.root = root
+        self.args = args
+        self.minio = Minio(
+            self.s3.endpoint,
+            access_key=self.s3.access_key,
+            secret_key=self.s3.secret_key,
+            secure=False,
+            region=self.s3.region,
+        )
+        self.registry = Registry(stack)
+        self.source = root / "model.bin"
+        self.fetched = root / "fetched.bin"
+
+    def close(self) -> None:
+        self.registry.close()
+
+    def direct(self, i: int) -> tuple[float, float]:
+        refresh(self.source)
+        key = f"direct/run-{i}"
+        started = time.perf_counter()
+        self.minio.fput_object(BUCKET, key, str(self.source))
+        upload_s = time.perf_counter() - started
+        started = time.perf_counter()
+        self.minio.fget_object(BUCKET, key, str(self.fetched))
+        download_s = time.perf_counter() - started
+        self.fetched.unlink()
+        self.minio.remove_object(BUCKET, key)
+        return upload_s, download_s
+
+    def service(self, i: int) -> tuple[float, float]:
+        digest = refresh(self.source)
+        version = self.registry.new_version()
+        upload_s = self.registry.upload(version, self.source, digest)
+        download_s = self.registry.download(version, self.source.name, self.fetched)
+        if self.fetched.stat().st_size != self.source.stat().st_size:
+            raise RuntimeError("the download is incomplete")
+        self.fetched.unlink()
+        return upload_s, download_s
+
+    def throughput(self) -> dict[str, Any]:
+        """Rounds interleave the paths, so each comparison is made under the same load (the
+        machine is shared): round i runs every path once, back to back."""
+        paths: dict[str, Callable[[int], tuple[float, float]]] = {
+            "direct": self.direct,
+            "service": self.service,
+        }
+        server: MLflowServer | None = None
+        if not self.args.skip_mlflow and MLFLOW_BIN.exists():
+            if not self.minio.bucket_exists(MLFLOW_BUCKET):
+                self.minio.make_bucket(MLFLOW_BUCKET)
+            log("starting mlflow server --serve-artifacts")
+            server = MLflowServer(self.root, self.s3.endpoint, self.s3.access_key, self.s3.secret_key)
+            for mode, multipart in (("proxied", False), ("multipart", True)):
+
+                def mlflow_once(
+                    i: int, server: MLflowServer = server, multipart: bool = multipart
+                ) -> tuple[float, float]:
+                    refresh(self.source)
+                    up = server.run("upload", str(self.source), multipart=multipart)
+                    dest = self.root / "mlflow-fetched"
+                    down = server.run(
+                        "download", up["run_id"], self.source.name, str(dest), multipart=multipart
+                    )
+                    shutil.rmtree(dest)
+                    return float(up["seconds"]), float(down["seconds"])
+
+                paths[f"mlflow_{mode}"] = mlflow_once
+        try:
+            return measure_rounds(self.args.runs, paths, self.args.size_mib * MIB)
+        finally:
+            if server is not None:
+                server.stop()
+
+    def peak_rss(self) -> dict[str, Any]:
+        """The service's peak RSS during one upload of each size, each from a fresh process."""
+        results: dict[str, Any] = {}
+        for label, mib in (("1gib", 1024), ("4gib", self.args.big_mib)):
+            self.artifacts.restart()
+            self.registry.close()
+            self.registry = Registry(self.stack)
+            big = self.source if mib == self.args.size_mib else self.root / "big.bin"
+            if big != self.source:
+                log(f"writing a {mib} MiB file of random bytes")
+                make_file(big, mib * MIB)
+            digest = refresh(big)
+            with PeakRss(self.artifacts.pid or 0) as rss:
+                seconds = self.registry.upload(self.registry.new_version(), big, digest)
+            results[f"rss_{label}"] = {
+                "peak_mib": rss.mib,
+                "upload_mb_s": mb_s(mib * MIB, seconds),
+                "load": load(),
+            }
+            log(
+                f"peak RSS during a {mib} MiB upload: {rss.mib:.0f} MiB ({mb_s(mib * MIB, seconds):.0f} MB/s)"
+            )
+            if big != self.source:
+                big.unlink()
+        return results
+
+    def small_files(self) -> dict[str, Any]:
+        args = self.args
+        version = self.registry.new_version()
+        files = [os.urandom(args.small_kib * 1024) for _ in range(args.small_files)]
+        started = time.perf_counter()
+        with concurrent.futures.ThreadPoolExecutor(args.small_concurrency) as pool:
+            list(pool.map(lambda item: self.registry.upload_small(version, *item), enumerate(files)))
+        small_s = time.perf_counter() - started
+        listed = self.registry.metadata.GetModelVersion(md.GetModelVersionRequest(name=version))
+        if len(listed.files) != args.small_files:
+            raise RuntimeError(f"{len(listed.files)} of {args.small_files} small files recorded")
+        log(f"{args.small_files} files of {args.small_kib} KiB: {small_s:.2f} s")
+        return {
+            "small_files": {
+                "seconds": small_s,
+                "files_per_s": args.small_files / small_s,
+                "count": args.small_files,
+                "kib": args.small_kib,
+                "concurrency": args.small_concurrency,
+                "load": load(),
+            }
+        }
+
+
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--big-mib", type=int, default=4096)
@@ -322,13 +455,21 @@ def main() -> None:  # noqa: PLR0915 - one linear script, easier to follow than 
     parser.add_argument("--small-kib", type=int, default=10)
     parser.add_argument("--small-concurrency", type=int, default=16)
     parser.add_argument("--skip-mlflow", action="store_true")
+    parser.add_argument(
+        "--only",
+        default=",".join(PARTS),
+        help=f"comma-separated parts to run, of {', '.join(PARTS)} (default: all); "
+        "bench/results/ is written only when every part ran, otherwise the results are printed",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument(
         "--workdir", type=Path, default=None, help="where to put the data (default: a temp dir)"
     )
     args = parser.parse_args()
+    only = set(args.only.split(","))
+    if not only <= set(PARTS):
+        parser.error(f"--only takes {', '.join(PARTS)}")
 
-    size = args.size_mib * MIB
     results: dict[str, Any] = {
         "file_mib": args.size_mib,
         "big_file_mib": args.big_mib,
@@ -346,122 +487,25 @@ def main() -> None:  # noqa: PLR0915 - one linear script, easier to follow than 
         log("starting FerretDB, SeaweedFS and both services")
         stack.start()
         try:
-            if stack.stores is None or stack.artifacts is None:
-                raise RuntimeError("the stack did not start")
-            s3 = stack.stores.s3
-            minio = Minio(
-                s3.endpoint,
-                access_key=s3.access_key,
-                secret_key=s3.secret_key,
-                secure=False,
-                region=s3.region,
-            )
-            registry = Registry(stack)
-            source = root / "model.bin"
-            fetched = root / "fetched.bin"
-            log(f"writing a {args.size_mib} MiB file of random bytes")
-            make_file(source, size)
-
-            def direct(i: int) -> tuple[float, float]:
-                refresh(source)
-                key = f"direct/run-{i}"
-                started = time.perf_counter()
-                minio.fput_object(BUCKET, key, str(source))
-                upload_s = time.perf_counter() - started
-                started = time.perf_counter()
-                minio.fget_object(BUCKET, key, str(fetched))
-                download_s = time.perf_counter() - started
-                fetched.unlink()
-                minio.remove_object(BUCKET, key)
-                return upload_s, download_s
-
-            def service(i: int) -> tuple[float, float]:
-                digest = refresh(source)
-                version = registry.new_version()
-                upload_s = registry.upload(version, source, digest)
-                download_s = registry.download(version, source.name, fetched)
-                if fetched.stat().st_size != size:
-                    raise RuntimeError("the download is incomplete")
-                fetched.unlink()
-                return upload_s, download_s
-
-            # Rounds interleave the paths, so each comparison is made under the same load (the
-            # machine is shared): round i runs every path once, back to back.
-            paths: dict[str, Callable[[int], tuple[float, float]]] = {"direct": direct, "service": service}
-            server: MLflowServer | None = None
-            if not args.skip_mlflow and MLFLOW_BIN.exists():
-                if not minio.bucket_exists(MLFLOW_BUCKET):
-                    minio.make_bucket(MLFLOW_BUCKET)
-                log("starting mlflow server --serve-artifacts")
-                server = MLflowServer(root, s3.endpoint, s3.access_key, s3.secret_key)
-                for mode, multipart in (("proxied", False), ("multipart", True)):
-
-                    def mlflow_once(i: int, multipart: bool = multipart) -> tuple[float, float]:
-                        assert server is not None  # noqa: S101 - set just above
-                        refresh(source)
-                        up = server.run("upload", str(source), multipart=multipart)
-                        dest = root / "mlflow-fetched"
-                        down = server.run(
-                            "download", up["run_id"], source.name, str(dest), multipart=multipart
-                        )
-                        shutil.rmtree(dest)
-                        return float(up["seconds"]), float(down["seconds"])
-
-                    paths[f"mlflow_{mode}"] = mlflow_once
-            try:
-                rounds = measure_rounds(args.runs, paths, size)
-            finally:
-                if server is not None:
-                    server.stop()
-            results.update(rounds)
-
-            for label, mib in (("1gib", 1024), ("4gib", args.big_mib)):
-                stack.artifacts.restart()
-                registry.close()
-                registry = Registry(stack)
-                big = source if mib == args.size_mib else root / "big.bin"
-                if big != source:
-                    log(f"writing a {mib} MiB file of random bytes")
-                    make_file(big, mib * MIB)
-                digest = refresh(big)
-                with PeakRss(stack.artifacts.pid or 0) as rss:
-                    seconds = registry.upload(registry.new_version(), big, digest)
-                results[f"rss_{label}"] = {
-                    "peak_mib": rss.mib,
-                    "upload_mb_s": mb_s(mib * MIB, seconds),
-                    "load": load(),
-                }
-                log(
-                    f"peak RSS during a {mib} MiB upload: {rss.mib:.0f} MiB "
-                    f"({mb_s(mib * MIB, seconds):.0f} MB/s)"
-                )
-                if big != source:
-                    big.unlink()
-
-            version = registry.new_version()
-            files = [os.urandom(args.small_kib * 1024) for _ in range(args.small_files)]
-            started = time.perf_counter()
-            with concurrent.futures.ThreadPoolExecutor(args.small_concurrency) as pool:
-                list(pool.map(lambda item: registry.upload_small(version, *item), enumerate(files)))
-            small_s = time.perf_counter() - started
-            listed = registry.metadata.GetModelVersion(md.GetModelVersionRequest(name=version))
-            if len(listed.files) != args.small_files:
-                raise RuntimeError(f"{len(listed.files)} of {args.small_files} small files recorded")
-            results["small_files"] = {
-                "seconds": small_s,
-                "files_per_s": args.small_files / small_s,
-                "count": args.small_files,
-                "kib": args.small_kib,
-                "concurrency": args.small_concurrency,
-                "load": load(),
-            }
-            log(f"{args.small_files} files of {args.small_kib} KiB: {small_s:.2f} s")
-            registry.close()
+            bench = Bench(stack, root, args)
+            if only & {"throughput", "rss"}:
+                log(f"writing a {args.size_mib} MiB file of random bytes")
+                make_file(bench.source, args.size_mib * MIB)
+            if "throughput" in only:
+                results.update(bench.throughput())
+            if "rss" in only:
+                results.update(bench.peak_rss())
+            if "small" in only:
+                results.update(bench.small_files())
+            bench.close()
         finally:
             stack.stop()
 
     results["load_at_end"] = load()
-    write_results(results, args)
+    if only == set(PARTS):
+        write_results(results, args)
+    else:
+        print(json.dumps(results, indent=2))
 
 
 def write_results(results: dict[str, Any], args: argparse.Namespace) -> None:
