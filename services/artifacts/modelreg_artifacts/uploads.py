@@ -237,7 +237,7 @@ class Uploads:
             return await self._publish(session, blob_reused=True)
         key = writer.key
         if not session.multipart:
-            await self._store.put(key, writer.whole(), spec.content_type)
+            await self._store.put(key, writer.whole(), spec.content_type, crc32c=writer.whole_crc32c)
         else:
             completed = await self._store.complete_multipart(
                 key, session.multipart_id, [(p.number, p.etag) for p in session.parts]
