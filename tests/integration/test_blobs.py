@@ -158,6 +158,31 @@ async def test_a_version_of_many_small_files_keeps_an_exact_trail(
         }
 
 
+async def test_uploads_that_fail_do_not_hold_back_the_manifest_change_of_the_others(
+    metadata: MetadataStub, artifacts: ArtifactStub
+) -> None:
+    """A manifest change waits for the files of the version's other uploads in progress; one that
+    fails (here: the bytes do not match the declared digest) stops being waited for at once."""
+    version = await new_version(metadata)
+    good = {f"good-{i}.bin": os.urandom(2000 + i) for i in range(8)}
+    bad = {f"bad-{i}.bin": os.urandom(3000 + i) for i in range(4)}
+
+    async def attempt(path: str, data: bytes) -> str:
+        try:
+            await upload(artifacts, version.name, path, data, sha256=None if path in good else "0" * 64)
+        except grpc.aio.AioRpcError as exc:
+            return error_info(exc)[0]
+        return "OK"
+
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    outcomes = await asyncio.gather(*(attempt(path, data) for path, data in {**good, **bad}.items()))
+    assert outcomes == ["OK"] * len(good) + ["DIGEST_MISMATCH"] * len(bad)
+    assert loop.time() - started < 5  # nobody waited for the failed ones until a timeout
+    fetched = await metadata.GetModelVersion(md.GetModelVersionRequest(name=version.name))
+    assert {f.path: f.sha256 for f in fetched.files} == {path: sha(data) for path, data in good.items()}
+
+
 async def test_verify_reports_damaged_and_missing_blobs(
     metadata: MetadataStub, artifacts: ArtifactStub, bucket: tuple[Minio, str]
 ) -> None:
