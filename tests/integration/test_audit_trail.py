@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 import pytest
 from google.protobuf import field_mask_pb2, json_format, timestamp_pb2
+from modelreg.headers import WATCH_AFTER_SEQUENCE
 from modelreg_metadata.audit import Action
 from modelregistry.v1 import event_pb2, model_pb2
 from modelregistry.v1 import metadata_service_pb2 as md
@@ -521,10 +522,21 @@ async def test_watch_from_now_delivers_only_later_events(metadata: MetadataStub)
         md.CreateModelRequest(parent=f"namespaces/{unique('watch')}", model_id="later"), metadata=ALICE
     )
     event = await asyncio.wait_for(call.read(), timeout=10)
+    start = dict(await call.initial_metadata() or ()).get(WATCH_AFTER_SEQUENCE)
     call.cancel()
     assert isinstance(event, event_pb2.Event)
     assert (event.action, event.resource) == ("MODEL_CREATED", model.name)
     assert event.sequence > before
+    # The stream said where "now" was, before any event: between the two reads of the trail.
+    assert isinstance(start, str)
+    assert before <= int(start) < event.sequence
+
+
+async def test_a_watch_announces_its_start_before_any_event(metadata: MetadataStub) -> None:
+    call = metadata.WatchEvents(md.WatchEventsRequest(after_sequence=3, resource="namespaces/none/models/x"))
+    metadata_sent = await asyncio.wait_for(call.initial_metadata(), timeout=10)
+    call.cancel()
+    assert dict(metadata_sent or ()).get(WATCH_AFTER_SEQUENCE) == "3"
 
 
 # Point in time

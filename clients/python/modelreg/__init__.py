@@ -1,1 +1,72 @@
-"""Python client for the modelreg model registry."""
+"""Python client for the modelreg model registry.
+
+    from modelreg import Client
+
+    with Client(actor="alice@example.com") as registry:
+        pushed = registry.push("fraud/detector", "out/model", metrics={"auc": 0.97}, alias="staging")
+        registry.pull("fraud/detector@staging", "/models/detector")
+        for event in registry.watch_events(model="fraud/detector", actions="ALIAS_MOVED"):
+            print(event.sequence, event.resource, event.after)
+
+`AsyncClient` is the same API for asyncio. Errors are the typed exceptions of `modelreg.errors`.
+"""
+
+from modelregistry.v1.event_pb2 import Event
+from modelregistry.v1.model_pb2 import (
+    Alias,
+    AliasProtection,
+    Dataset,
+    Lineage,
+    Model,
+    ModelFile,
+    ModelVersion,
+    ModelVersionReviewState,
+    ModelVersionState,
+    NoRegression,
+    Signature,
+    TensorSpec,
+)
+
+from modelreg.aio import AsyncClient
+from modelreg.client import Client
+from modelreg.comparison import ComparedRow, Comparison
+from modelreg.errors import IntegrityError, ModelregError, RegistryError
+from modelreg.events import EventFilter
+from modelreg.names import InvalidResourceName
+from modelreg.progress import Direction, NoProgress, Outcome, TransferProgress
+from modelreg.results import PullResult, PushResult, TransferredFile
+from modelreg.settings import ClientSettings, RetryPolicy
+
+__all__ = [
+    "Alias",
+    "AliasProtection",
+    "AsyncClient",
+    "Client",
+    "ClientSettings",
+    "ComparedRow",
+    "Comparison",
+    "Dataset",
+    "Direction",
+    "Event",
+    "EventFilter",
+    "IntegrityError",
+    "InvalidResourceName",
+    "Lineage",
+    "Model",
+    "ModelFile",
+    "ModelVersion",
+    "ModelVersionReviewState",
+    "ModelVersionState",
+    "ModelregError",
+    "NoProgress",
+    "NoRegression",
+    "Outcome",
+    "PullResult",
+    "PushResult",
+    "RegistryError",
+    "RetryPolicy",
+    "Signature",
+    "TensorSpec",
+    "TransferProgress",
+    "TransferredFile",
+]

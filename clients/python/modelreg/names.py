@@ -200,6 +200,49 @@ def check_file_path(path: str, field: str = "path") -> str:
     return path
 
 
+# People type short references; the API takes resource names. Both spellings are accepted
+# everywhere a person or a script names a model or a version (SDK arguments, CLI arguments).
+_SHORT_MODEL = "NAMESPACE/MODEL"
+_SHORT_VERSION = "NAMESPACE/MODEL/VERSION or NAMESPACE/MODEL@ALIAS"
+
+
+def parse_model_ref(text: str, field: str = "model") -> ModelName:
+    """`namespace/model` or `namespaces/{namespace}/models/{model}`."""
+    if text.startswith("namespaces/"):
+        return parse_model_name(text, field)
+    parts = text.split("/")
+    if len(parts) != 2:
+        raise InvalidResourceName(field, f"{text!r} is not of the form {_SHORT_MODEL}")
+    return ModelName(check_namespace_id(parts[0], field), check_model_id(parts[1], field))
+
+
+def parse_version_ref(text: str, field: str = "version") -> ModelVersionName | AliasName:
+    """A version by number or by alias, short or long.
+
+    `namespace/model/3`, `namespace/model@production`, or the resource names
+    `namespaces/{ns}/models/{model}/versions/{number}` and `.../aliases/{alias}`.
+    """
+    if text.startswith("namespaces/"):
+        return parse_version_reference(text, field)
+    if "@" in text:
+        model, _, alias = text.partition("@")
+        return parse_model_ref(model, field).alias(check_alias_id(alias, field))
+    parts = text.split("/")
+    if len(parts) != 3:
+        raise InvalidResourceName(field, f"{text!r} is not of the form {_SHORT_VERSION}")
+    model_name = parse_model_ref("/".join(parts[:2]), field)
+    return parse_model_version_name(f"{model_name}/versions/{parts[2]}", field)
+
+
+def short_ref(name: ModelName | ModelVersionName | AliasName) -> str:
+    """The short spelling of a name, as `parse_model_ref`/`parse_version_ref` accept it."""
+    if isinstance(name, ModelVersionName):
+        return f"{name.namespace}/{name.model}/{name.number}"
+    if isinstance(name, AliasName):
+        return f"{name.namespace}/{name.model}@{name.alias}"
+    return f"{name.namespace}/{name.model}"
+
+
 UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 
 

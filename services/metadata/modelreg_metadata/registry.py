@@ -897,13 +897,17 @@ class AuditTrail:
         token = paging.encode_token(query, [found[limit - 1].sequence]) if len(found) > limit else ""
         return found[:limit], token
 
+    async def watch_start(self, *, after_sequence: int, from_now: bool) -> int:
+        """The sequence number a watch starts after: the given one, or the latest for `from_now`."""
+        if after_sequence < 0:
+            raise InvalidArgument("after_sequence", "must not be negative")
+        return await self._events.latest_sequence() if from_now else after_sequence
+
     async def watch_events(
         self, scope: EventScope, *, after_sequence: int, from_now: bool
     ) -> AsyncIterator[Event]:
         """Every event after the cursor, in order and without gaps, until the caller goes away."""
-        if after_sequence < 0:
-            raise InvalidArgument("after_sequence", "must not be negative")
-        cursor = await self._events.latest_sequence() if from_now else after_sequence
+        cursor = await self.watch_start(after_sequence=after_sequence, from_now=from_now)
         probe = True  # also look in the database for events this process has not seen placed
         while True:
             grown = self._events.growth()  # taken before reading: a publish meanwhile still wakes us

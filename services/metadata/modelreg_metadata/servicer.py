@@ -8,7 +8,7 @@ from typing import Any
 
 import grpc
 from google.protobuf import empty_pb2
-from modelreg import names
+from modelreg import headers, names
 from modelreg_common.errors import InvalidArgument
 from modelregistry.v1 import event_pb2, model_pb2
 from modelregistry.v1 import metadata_service_pb2 as pb
@@ -345,9 +345,13 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
         self, request: pb.WatchEventsRequest, context: Context
     ) -> AsyncIterator[event_pb2.Event]:
         scope = _scope(request)
-        async for event in self._trail.watch_events(
-            scope, after_sequence=request.after_sequence, from_now=request.from_now
-        ):
+        start = await self._trail.watch_start(
+            after_sequence=request.after_sequence, from_now=request.from_now
+        )
+        # Sent at once, before any event: a `from_now` watcher that loses the stream before its
+        # first event still knows where to resume.
+        await context.send_initial_metadata(((headers.WATCH_AFTER_SEQUENCE, str(start)),))
+        async for event in self._trail.watch_events(scope, after_sequence=start, from_now=False):
             yield convert.event_to_proto(event)
 
     async def GetStateAtTime(self, request: pb.GetStateAtTimeRequest, context: Context) -> pb.StateAtTime:

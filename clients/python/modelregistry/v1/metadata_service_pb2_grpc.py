@@ -490,7 +490,8 @@ class MetadataServiceServicer:
     def WatchEvents(self, request, context):
         """Every event after a sequence number (or from now on), in order, without gaps, for as long
         as the stream stays open. Delivery is at least once: a client that reconnects with the last
-        sequence it processed misses nothing.
+        sequence it processed misses nothing. The response header `x-modelreg-watch-after-sequence`
+        says, before any event, which sequence number the stream starts after (useful with `from_now`).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -120,7 +120,8 @@ class MetadataServiceStub:
     WatchEvents: _grpc.UnaryStreamMultiCallable[_metadata_service_pb2.WatchEventsRequest, _event_pb2.Event]
     """Every event after a sequence number (or from now on), in order, without gaps, for as long
     as the stream stays open. Delivery is at least once: a client that reconnects with the last
-    sequence it processed misses nothing.
+    sequence it processed misses nothing. The response header `x-modelreg-watch-after-sequence`
+    says, before any event, which sequence number the stream starts after (useful with `from_now`).
     """
     GetStateAtTime: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.GetStateAtTimeRequest, _metadata_service_pb2.StateAtTime]
     """A model version, or which version an alias pointed at, as it was at a point in time,
@@ -227,7 +228,8 @@ class MetadataServiceAsyncStub(MetadataServiceStub):
     WatchEvents: _aio.UnaryStreamMultiCallable[_metadata_service_pb2.WatchEventsRequest, _event_pb2.Event]  # type: ignore[assignment]
     """Every event after a sequence number (or from now on), in order, without gaps, for as long
     as the stream stays open. Delivery is at least once: a client that reconnects with the last
-    sequence it processed misses nothing.
+    sequence it processed misses nothing. The response header `x-modelreg-watch-after-sequence`
+    says, before any event, which sequence number the stream starts after (useful with `from_now`).
     """
     GetStateAtTime: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.GetStateAtTimeRequest, _metadata_service_pb2.StateAtTime]  # type: ignore[assignment]
     """A model version, or which version an alias pointed at, as it was at a point in time,
@@ -547,7 +549,8 @@ class MetadataServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_event_pb2.Event], _abc.AsyncIterator[_event_pb2.Event]]:
         """Every event after a sequence number (or from now on), in order, without gaps, for as long
         as the stream stays open. Delivery is at least once: a client that reconnects with the last
-        sequence it processed misses nothing.
+        sequence it processed misses nothing. The response header `x-modelreg-watch-after-sequence`
+        says, before any event, which sequence number the stream starts after (useful with `from_now`).
         """
 
     @_abc_1.abstractmethod

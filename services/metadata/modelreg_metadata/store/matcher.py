@@ -22,7 +22,8 @@ _MISSING = object()
 _TYPE_RANK = {"null": 0, "number": 1, "string": 2, "bool": 5, "date": 6}
 
 
-def _type(value: Any) -> str:  # noqa: PLR0911 - one return per BSON type
+def bson_type(value: Any) -> str:  # noqa: PLR0911 - one return per BSON type
+    """The BSON type family of a value, as MongoDB compares and sorts them."""
     if value is None or value is _MISSING:
         return "null"
     if isinstance(value, bool):
@@ -72,14 +73,14 @@ def _reader(path: str) -> Reader:
 
 
 def _equal(a: Any, b: Any) -> bool:
-    if _type(a) != _type(b):
+    if bson_type(a) != bson_type(b):
         return False
     return bool(a == b)
 
 
 def _compare(a: Any, b: Any) -> int | None:
     """-1/0/1 within one type bracket, None across brackets (MongoDB then never matches)."""
-    if _type(a) != _type(b) or _type(a) in ("null", "array", "object"):
+    if bson_type(a) != bson_type(b) or bson_type(a) in ("null", "array", "object"):
         return None
     return int(a > b) - int(a < b)
 
@@ -104,7 +105,7 @@ def _value_test(op: str, operand: Any) -> Callable[[Any], bool]:  # noqa: PLR091
             return lambda value: (
                 value is _MISSING or value is None or (isinstance(value, list) and None in value)
             )
-        kind = _type(operand)
+        kind = bson_type(operand)
 
         def eq(value: Any) -> bool:
             if type(value) is type(operand) and kind != "array":
@@ -125,7 +126,7 @@ def _value_test(op: str, operand: Any) -> Callable[[Any], bool]:  # noqa: PLR091
         )
     if op == "$type":
         names = operand if isinstance(operand, list) else [operand]
-        return lambda value: value is not _MISSING and any(_type(v) in names for v in _candidates(value))
+        return lambda value: value is not _MISSING and any(bson_type(v) in names for v in _candidates(value))
     raise ValueError(f"the replica cannot evaluate {op}")
 
 
@@ -200,7 +201,7 @@ def _sort_value(value: Any, descending: bool) -> tuple[int, Any]:
             return (0, None)
         keys = [_sort_value(v, descending) for v in value]
         return max(keys, key=cmp_to_key(_cmp_keys)) if descending else min(keys, key=cmp_to_key(_cmp_keys))
-    kind = _type(value)
+    kind = bson_type(value)
     return (_TYPE_RANK.get(kind, 3), None if kind == "null" else value)
 
 

@@ -22,6 +22,7 @@ from modelreg_common.errors import InvalidArgument
 from modelreg_metadata.domain import VersionState
 from modelreg_metadata.filtering import And, Expr, In, Not, Op, Or, OrderKey, Path, StartsWith
 from modelreg_metadata.store.documents import Document, encode_key, encode_path
+from modelreg_metadata.store.matcher import bson_type
 
 
 class Kind:
@@ -201,17 +202,9 @@ _TYPE_ORDER = ["null", "number", "string", "bool", "date"]
 
 
 def _type_of(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, datetime):
-        return "date"
-    return "null"  # lists (multi-valued params) page as if missing; documented
+    kind = bson_type(value)
+    # Lists (multi-valued params) and maps page as if missing; documented.
+    return kind if kind in _TYPE_ORDER else "null"
 
 
 def _beyond(path: str, value: Any, descending: bool) -> Document:

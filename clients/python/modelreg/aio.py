@@ -1,0 +1,654 @@
+"""`AsyncClient`: the registry for asyncio code. `modelreg.Client` is the same API, blocking.
+
+Models and versions are named the way people type them (`team/model`, `team/model/3`,
+`team/model@production`) or by full resource name. Resources come back as the API's protobuf
+messages (`modelregistry.v1.model_pb2`), so every field the server sends is there.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, TypeAlias
+
+from google.protobuf import json_format, struct_pb2
+from modelregistry.v1 import artifact_service_pb2 as art
+from modelregistry.v1 import event_pb2, model_pb2
+from modelregistry.v1 import metadata_service_pb2 as md
+
+from modelreg import events, names
+from modelreg.addresses import ServiceAddresses
+from modelreg.comparison import Comparison
+from modelreg.connection import Connection
+from modelreg.downloads import Downloader
+from modelreg.errors import AlreadyExists, FailedPrecondition, NotFound
+from modelreg.local_files import describe_files
+from modelreg.names import AliasName, ModelName, ModelVersionName
+from modelreg.progress import NoProgress, TransferProgress
+from modelreg.pulls import pull_files
+from modelreg.pushes import PushJournal, resume_or_create, upload_missing
+from modelreg.results import PullResult, PushResult
+from modelreg.settings import ClientSettings
+from modelreg.uploads import Uploader, UploadJournal
+
+LineageLike = model_pb2.Lineage | Mapping[str, Any]
+SignatureLike = model_pb2.Signature | Mapping[str, Any]
+# Which way a metric improves: "max" (higher is better) or "min", or the API's enum value.
+DirectionLike: TypeAlias = "str | model_pb2.MetricDirection.ValueType"
+
+_DIRECTIONS: dict[str, model_pb2.MetricDirection.ValueType] = {
+    "max": model_pb2.METRIC_DIRECTION_MAXIMIZE,
+    "maximize": model_pb2.METRIC_DIRECTION_MAXIMIZE,
+    "higher": model_pb2.METRIC_DIRECTION_MAXIMIZE,
+    "min": model_pb2.METRIC_DIRECTION_MINIMIZE,
+    "minimize": model_pb2.METRIC_DIRECTION_MINIMIZE,
+    "lower": model_pb2.METRIC_DIRECTION_MINIMIZE,
+}
+
+
+def _struct(values: Mapping[str, Any]) -> struct_pb2.Struct:
+    struct = struct_pb2.Struct()
+    struct.update(values)
+    return struct
+
+
+def _lineage(value: LineageLike | None) -> model_pb2.Lineage | None:
+    if value is None or isinstance(value, model_pb2.Lineage):
+        return value
+    return json_format.ParseDict(dict(value), model_pb2.Lineage())
+
+
+def _signature(value: SignatureLike | None) -> model_pb2.Signature | None:
+    if value is None or isinstance(value, model_pb2.Signature):
+        return value
+    return json_format.ParseDict(dict(value), model_pb2.Signature())
+
+
+class AsyncClient:
+    """A connection to both services; open it with `async with AsyncClient() as registry:`.
+
+    Arguments left as None come from the environment (`MODELREG_METADATA_ADDR`,
+    `MODELREG_ARTIFACT_ADDR`, `MODELREG_ACTOR`, `MODELREG_CACHE_DIR`), then from the defaults
+    that `make run` uses. Pass `settings` for full control (retries, deadlines, parallelism).
+    """
+
+    def __init__(
+        self,
+        *,
+        metadata_addr: str | None = None,
+        artifact_addr: str | None = None,
+        actor: str | None = None,
+        timeout: float | None = None,
+        cache_dir: str | Path | None = None,
+        parallel_files: int | None = None,
+        settings: ClientSettings | None = None,
+    ) -> None:
+        base = settings or ClientSettings.from_environment()
+        self.settings = replace(
+            base,
+            addresses=ServiceAddresses(
+                metadata=metadata_addr or base.addresses.metadata,
+                artifacts=artifact_addr or base.addresses.artifacts,
+            ),
+            actor=base.actor if actor is None else actor,
+            timeout=base.timeout if timeout is None else timeout,
+            cache_dir=base.cache_dir if cache_dir is None else Path(cache_dir).expanduser(),
+            parallel_files=base.parallel_files if parallel_files is None else max(1, parallel_files),
+        )
+        self._connection = Connection(self.settings)
+        self._uploader = Uploader(self._connection, UploadJournal(self.settings.cache_dir / "uploads"))
+        self._downloader = Downloader(self._connection)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._connection.close()
+
+    # Models
+
+    async def create_model(
+        self,
+        model: str,
+        *,
+        display_name: str = "",
+        description: str = "",
+        owner: str = "",
+        labels: Mapping[str, str] | None = None,
+        model_card: str = "",
+        request_id: str = "",
+    ) -> model_pb2.Model:
+        """Register `namespace/model`; raises `AlreadyExists` if the name is taken."""
+        name = names.parse_model_ref(model)
+        request = md.CreateModelRequest(
+            parent=f"namespaces/{name.namespace}",
+            model_id=name.model,
+            model=model_pb2.Model(
+                display_name=display_name,
+                description=description,
+                owner=owner,
+                labels=dict(labels or {}),
+                model_card=model_card,
+            ),
+            request_id=request_id or _new_request_id(),
+        )
+        return await self._connection.unary(self._connection.metadata.CreateModel, request)
+
+    async def get_model(self, model: str) -> model_pb2.Model:
+        name = names.parse_model_ref(model)
+        return await self._connection.unary(
+            self._connection.metadata.GetModel, md.GetModelRequest(name=str(name))
+        )
+
+    async def ensure_model(self, model: str) -> model_pb2.Model:
+        """The model, registered first if it does not exist yet."""
+        try:
+            return await self.get_model(model)
+        except NotFound:
+            pass
+        try:
+            return await self.create_model(model)
+        except AlreadyExists:  # a concurrent push created it in between
+            return await self.get_model(model)
+
+    async def list_models(self, namespace: str, *, page_size: int = 0) -> AsyncIterator[model_pb2.Model]:
+        """Every model of a namespace (`team` or `namespaces/team`), fetched a page at a time."""
+        parent = _namespace(namespace)
+        pages = self._connection.pages(
+            self._connection.metadata.ListModels,
+            lambda token: md.ListModelsRequest(parent=parent, page_size=page_size, page_token=token),
+        )
+        async for page in pages:
+            for model in page.models:
+                yield model
+
+    # Versions
+
+    async def create_version(
+        self,
+        model: str,
+        *,
+        description: str = "",
+        params: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        tags: Mapping[str, str] | None = None,
+        lineage: LineageLike | None = None,
+        signature: SignatureLike | None = None,
+        request_id: str = "",
+    ) -> model_pb2.ModelVersion:
+        """A new PENDING version with no files yet; `push` does this, the uploads and the seal."""
+        name = names.parse_model_ref(model)
+        draft = _draft(
+            description=description,
+            params=params,
+            metrics=metrics,
+            tags=tags,
+            lineage=lineage,
+            signature=signature,
+        )
+        return await self._create_version(name, draft, request_id or _new_request_id())
+
+    async def _create_version(
+        self, model: ModelName, draft: model_pb2.ModelVersion, request_id: str
+    ) -> model_pb2.ModelVersion:
+        request = md.CreateModelVersionRequest(parent=str(model), model_version=draft, request_id=request_id)
+        return await self._connection.unary(self._connection.metadata.CreateModelVersion, request)
+
+    async def get_version(self, version: str) -> model_pb2.ModelVersion:
+        """A version by `team/model/3`, `team/model@alias` or resource name."""
+        ref = names.parse_version_ref(version)
+        if isinstance(ref, AliasName):
+            return await self._connection.unary(
+                self._connection.metadata.GetModelVersionByAlias,
+                md.GetModelVersionByAliasRequest(name=str(ref)),
+            )
+        return await self._connection.unary(
+            self._connection.metadata.GetModelVersion, md.GetModelVersionRequest(name=str(ref))
+        )
+
+    async def list_versions(
+        self,
+        model: str,
+        *,
+        filter: str = "",
+        order_by: str = "",
+        show_deleted: bool = False,
+        page_size: int = 0,
+    ) -> AsyncIterator[model_pb2.ModelVersion]:
+        """The versions of a model matching `filter`, in `order_by` order, a page at a time.
+
+        `filter` is the registry's filter language (docs/filter-language.md), e.g.
+        `metrics.auc > 0.9 AND (tags.team = "a" OR params.optimizer.lr <= 1e-3)`; `order_by`
+        is comma-separated keys with optional `desc`, e.g. `metrics.auc desc, number`. The
+        default order is oldest first. Iterating fetches the next page when needed.
+        """
+        parent = str(names.parse_model_ref(model))
+        async for version in self._versions(parent, filter, order_by, show_deleted, page_size):
+            yield version
+
+    async def search_versions(
+        self,
+        namespace: str,
+        *,
+        filter: str = "",
+        order_by: str = "",
+        show_deleted: bool = False,
+        page_size: int = 0,
+    ) -> AsyncIterator[model_pb2.ModelVersion]:
+        """Like `list_versions`, across every model of a namespace (`team` or `namespaces/team`)."""
+        parent = f"{_namespace(namespace)}/models/-"
+        async for version in self._versions(parent, filter, order_by, show_deleted, page_size):
+            yield version
+
+    async def _versions(
+        self, parent: str, filter_: str, order_by: str, show_deleted: bool, page_size: int
+    ) -> AsyncIterator[model_pb2.ModelVersion]:
+        pages = self._connection.pages(
+            self._connection.metadata.ListModelVersions,
+            lambda token: md.ListModelVersionsRequest(
+                parent=parent,
+                filter=filter_,
+                order_by=order_by,
+                show_deleted=show_deleted,
+                page_size=page_size,
+                page_token=token,
+            ),
+        )
+        async for page in pages:
+            for version in page.model_versions:
+                yield version
+
+    async def compare_versions(self, *versions: str) -> Comparison:
+        """Metrics and params of 2 to 100 versions side by side, differences marked.
+
+        Versions are named like `get_version` takes them (`team/model/3`, `team/model@production`,
+        of one model or several); aliases are resolved first. Rows come sorted by key.
+        """
+        resolved = [await self._resolve_version(version) for version in versions]
+        response = await self._connection.unary(
+            self._connection.metadata.CompareModelVersions,
+            md.CompareModelVersionsRequest(names=[str(name) for name in resolved]),
+        )
+        return Comparison.from_proto(response)
+
+    async def _resolve_version(self, version: str) -> ModelVersionName:
+        ref = names.parse_version_ref(version)
+        if isinstance(ref, AliasName):
+            return names.parse_model_version_name((await self.get_version(str(ref))).name)
+        return ref
+
+    async def seal_version(self, version: str, *, etag: str = "") -> model_pb2.ModelVersion:
+        """Freeze a PENDING version's manifest and lineage (state READY); sealing twice is a no-op."""
+        name = _version_name(version)
+        return await self._connection.unary(
+            self._connection.metadata.SealModelVersion, md.SealModelVersionRequest(name=str(name), etag=etag)
+        )
+
+    async def push(
+        self,
+        model: str,
+        path: str | Path,
+        *,
+        description: str = "",
+        params: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        tags: Mapping[str, str] | None = None,
+        lineage: LineageLike | None = None,
+        signature: SignatureLike | None = None,
+        alias: str | None = None,
+        create_model: bool = True,
+        progress: TransferProgress | None = None,
+    ) -> PushResult:
+        """Register a file or a directory as a new, sealed version of `model`.
+
+        Hashes the files, creates the version (and the model, unless `create_model` is False),
+        uploads the files in parallel, seals the version and points `alias` at it. Content the
+        registry already stores (in any model) is recorded without sending its bytes. Running
+        the same push again after an interruption continues the version it had started, and
+        each large file from the last byte the service had committed.
+        """
+        name = names.parse_model_ref(model)
+        if alias is not None:
+            names.check_alias_id(alias, "alias")
+        draft = _draft(
+            description=description,
+            params=params,
+            metrics=metrics,
+            tags=tags,
+            lineage=lineage,
+            signature=signature,
+        )
+        progress = progress or NoProgress()
+        files = await describe_files(Path(path), self.settings.parallel_files, progress)
+        if create_model:
+            await self.ensure_model(str(name))
+        journal = PushJournal(self.settings.cache_dir / "pushes")
+        key = journal.key(name, draft, files)
+        version, resumed = await resume_or_create(
+            journal,
+            key,
+            files,
+            get_version=self.get_version,
+            create_version=lambda request_id: self._create_version(name, draft, request_id),
+        )
+        transferred = await upload_missing(
+            self._uploader,
+            version,
+            files,
+            parallel=self.settings.parallel_files,
+            progress=progress,
+        )
+        version = await self.seal_version(version.name)
+        if alias is not None:
+            await self.set_alias(str(name), alias, version.number)
+            version = await self.get_version(version.name)
+        journal.remove(key)
+        return PushResult(version, transferred, alias or "", resumed)
+
+    # Aliases
+
+    async def set_alias(
+        self, model: str, alias: str, version: int | str, *, etag: str = ""
+    ) -> model_pb2.Alias:
+        """Point `alias` at a version of `model` (a number or a version reference).
+
+        With `etag` (from a previous `Alias`), the move happens only if nobody moved the alias
+        since; otherwise `Aborted` is raised.
+        """
+        name = names.parse_model_ref(model)
+        target = name.version(version) if isinstance(version, int) else _version_name(version)
+        request = md.SetAliasRequest(
+            name=str(name.alias(names.check_alias_id(alias, "alias"))), model_version=str(target), etag=etag
+        )
+        return await self._connection.unary(self._connection.metadata.SetAlias, request)
+
+    async def get_alias(self, model: str, alias: str) -> model_pb2.Alias:
+        """The alias, with the version it points at and its protection, if any."""
+        name = _alias_name(model, alias)
+        return await self._connection.unary(self._connection.metadata.GetAlias, md.GetAliasRequest(name=name))
+
+    async def list_aliases(self, model: str, *, page_size: int = 0) -> AsyncIterator[model_pb2.Alias]:
+        """Every alias of a model."""
+        parent = str(names.parse_model_ref(model))
+        pages = self._connection.pages(
+            self._connection.metadata.ListAliases,
+            lambda token: md.ListAliasesRequest(parent=parent, page_size=page_size, page_token=token),
+        )
+        async for page in pages:
+            for alias in page.aliases:
+                yield alias
+
+    async def delete_alias(self, model: str, alias: str, *, etag: str = "") -> None:
+        """Remove an alias (the version stays). A protected alias must be unprotected first
+        (`FailedPrecondition`, reason `ALIAS_PROTECTED`); with `etag`, only if nobody moved it."""
+        request = md.DeleteAliasRequest(name=_alias_name(model, alias), etag=etag)
+        await self._connection.unary(self._connection.metadata.DeleteAlias, request)
+
+    async def protect_alias(
+        self,
+        model: str,
+        alias: str,
+        *,
+        metric_gate: str = "",
+        not_worse: Mapping[str, DirectionLike] | Iterable[tuple[str, DirectionLike]] = (),
+    ) -> model_pb2.AliasProtection:
+        """Protect an alias, or replace its rules; the alias need not exist yet.
+
+        From then on `set_alias` moves it only to an approved, READY version that passes
+        `metric_gate` (a condition over its metrics, e.g. `metrics.auc >= 0.9`) and is not worse
+        than the version the alias points at now on each metric of `not_worse`, a mapping
+        (or pairs) of metric to direction: `{"auc": "max", "latency_ms": "min"}`. A refused move
+        raises `FailedPrecondition` whose `reason` names the rule (`METRIC_GATE_FAILED`,
+        `METRIC_REGRESSION`, `METRIC_MISSING`, ...) and whose `metadata` holds the values.
+        """
+        pairs = not_worse.items() if isinstance(not_worse, Mapping) else not_worse
+        protection = model_pb2.AliasProtection(
+            name=_alias_name(model, alias),
+            metric_gate=metric_gate,
+            no_regression=[
+                model_pb2.NoRegression(metric=metric, direction=_direction(metric, direction))
+                for metric, direction in pairs
+            ],
+        )
+        return await self._connection.unary(
+            self._connection.metadata.ProtectAlias, md.ProtectAliasRequest(protection=protection)
+        )
+
+    async def get_alias_protection(self, model: str, alias: str) -> model_pb2.AliasProtection:
+        """The rules of a protected alias; `NotFound` when it is not protected."""
+        request = md.GetAliasProtectionRequest(name=_alias_name(model, alias))
+        return await self._connection.unary(self._connection.metadata.GetAliasProtection, request)
+
+    async def unprotect_alias(self, model: str, alias: str) -> None:
+        """Remove an alias's protection: it moves freely again."""
+        request = md.UnprotectAliasRequest(name=_alias_name(model, alias))
+        await self._connection.unary(self._connection.metadata.UnprotectAlias, request)
+
+    # Review
+
+    async def submit_for_review(
+        self, version: str, *, comment: str = "", etag: str = ""
+    ) -> model_pb2.ModelVersion:
+        """Ask for a version to be approved (again, after a rejection). Its `review_state`
+        becomes PENDING; the step is appended to `reviews` with the actor and the comment."""
+        request = md.SubmitModelVersionForReviewRequest(
+            name=str(_version_name(version)), comment=comment, etag=etag
+        )
+        return await self._connection.unary(self._connection.metadata.SubmitModelVersionForReview, request)
+
+    async def approve_version(
+        self, version: str, *, comment: str = "", etag: str = ""
+    ) -> model_pb2.ModelVersion:
+        """Approve a submitted, READY version. The approver (this client's actor) must not be
+        the version's creator unless the namespace allows self-approval: otherwise
+        `PermissionDenied` with reason `SELF_APPROVAL_NOT_ALLOWED` (four eyes)."""
+        request = md.ApproveModelVersionRequest(name=str(_version_name(version)), comment=comment, etag=etag)
+        return await self._connection.unary(self._connection.metadata.ApproveModelVersion, request)
+
+    async def reject_version(
+        self, version: str, *, comment: str = "", etag: str = ""
+    ) -> model_pb2.ModelVersion:
+        """Reject a submitted version; it can be fixed and submitted again."""
+        request = md.RejectModelVersionRequest(name=str(_version_name(version)), comment=comment, etag=etag)
+        return await self._connection.unary(self._connection.metadata.RejectModelVersion, request)
+
+    # Audit trail
+
+    async def list_events(
+        self,
+        *,
+        namespace: str = "",
+        model: str = "",
+        resource: str = "",
+        actions: str | Iterable[str] = (),
+        actor: str = "",
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        after_sequence: int = 0,
+        page_size: int = 0,
+    ) -> AsyncIterator[event_pb2.Event]:
+        """The audit trail in sequence order, filtered, a page at a time.
+
+        `namespace` (`team`), `model` (`team/model`: the model, its versions and aliases) and
+        `resource` (`team/model/3`, `team/model@production`, or any resource name) narrow it,
+        as do `actions` (`ALIAS_MOVED`, ...), `actor`, the time range [`start_time`,
+        `end_time`) and `after_sequence`. Every mutation appears here a moment after its call
+        returned (the relay places it), so read again or `watch_events` to wait for one.
+        """
+        scope = _event_filter(namespace, model, resource, actions)
+        async for event in events.list_events(
+            self._connection,
+            scope,
+            actor=actor,
+            start_time=start_time,
+            end_time=end_time,
+            after_sequence=after_sequence,
+            page_size=page_size,
+        ):
+            yield event
+
+    async def watch_events(
+        self,
+        *,
+        after_sequence: int = 0,
+        from_now: bool = False,
+        namespace: str = "",
+        model: str = "",
+        resource: str = "",
+        actions: str | Iterable[str] = (),
+        reconnect: bool = True,
+        on_reconnect: events.ReconnectCallback | None = None,
+    ) -> AsyncIterator[event_pb2.Event]:
+        """Every event after `after_sequence` (or, with `from_now`, after the latest one), in
+        order, each exactly once, for as long as you iterate. Filters as in `list_events`.
+
+        When the stream breaks (the service restarts, the network drops), it is re-opened after
+        the last sequence seen, with backoff, and repeats are dropped, so nothing is missed or
+        seen twice. `on_reconnect(error, after_sequence, delay)` is told before each attempt.
+        Before the first successful connection the client's `RetryPolicy` bounds the attempts.
+        Remember `event.sequence` to resume a later watch exactly where this one stopped; with
+        `from_now`, a break before the first event resumes from "now" again unless the service
+        said where it stopped (it does when it shuts down).
+        """
+        scope = _event_filter(namespace, model, resource, actions)
+        async for event in events.follow(
+            self._connection,
+            scope,
+            after_sequence=after_sequence,
+            from_now=from_now,
+            reconnect=reconnect,
+            on_reconnect=on_reconnect,
+        ):
+            yield event
+
+    # Files
+
+    async def pull(
+        self,
+        version: str,
+        destination: str | Path,
+        *,
+        use_cache: bool = True,
+        copy: bool = False,
+        allow_pending: bool = False,
+        progress: TransferProgress | None = None,
+    ) -> PullResult:
+        """Download every file of a version into `destination`, each verified by SHA-256.
+
+        An alias is resolved once, so all files come from the same version even if the alias
+        moves meanwhile. Blobs already in the local cache are not transferred again; files are
+        hard links into the cache (read-only) unless `copy` is set. With `use_cache=False` the
+        bytes are staged inside `destination` and nothing is kept elsewhere.
+        """
+        resolved = await self.get_version(version)
+        if resolved.state == model_pb2.MODEL_VERSION_STATE_PENDING and not allow_pending:
+            raise FailedPrecondition(
+                f"{resolved.name} is still PENDING (files may still be added); pull it once it is sealed",
+                reason="VERSION_NOT_SEALED",
+            )
+        return await pull_files(
+            self._downloader,
+            resolved,
+            names.parse_model_version_name(resolved.name),
+            Path(destination),
+            cache_root=self.settings.cache_dir if use_cache else None,
+            copy=copy,
+            parallel=self.settings.parallel_files,
+            progress=progress or NoProgress(),
+        )
+
+    async def verify_version(self, version: str) -> art.VerifyModelVersionResponse:
+        """Have the artifact service re-read every stored file of a version and check its size
+        and SHA-256 against the manifest (bit rot, a blob lost or overwritten behind its back).
+
+        Returns the report: `checked_files`, `checked_bytes` and one `problems` entry per file
+        that is missing or does not match (empty when the version is intact). Nothing is
+        downloaded to this machine; the deadline grows with the version's size.
+        """
+        resolved = await self.get_version(version)
+        size = sum(f.size_bytes for f in resolved.files)
+        return await self._connection.unary(
+            self._connection.artifacts.VerifyModelVersion,
+            art.VerifyModelVersionRequest(model_version=resolved.name),
+            deadline=self.settings.stream_timeout(size),
+        )
+
+
+def _new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _namespace(namespace: str) -> str:
+    if namespace.startswith("namespaces/"):
+        return str(names.parse_namespace_name(namespace, "namespace"))
+    return str(names.NamespaceName(names.check_namespace_id(namespace, "namespace")))
+
+
+def _alias_name(model: str, alias: str) -> str:
+    return str(names.parse_model_ref(model).alias(names.check_alias_id(alias, "alias")))
+
+
+def _direction(metric: str, direction: DirectionLike) -> model_pb2.MetricDirection.ValueType:
+    if isinstance(direction, str):
+        if direction.lower() in _DIRECTIONS:
+            return _DIRECTIONS[direction.lower()]
+    elif direction in (model_pb2.METRIC_DIRECTION_MAXIMIZE, model_pb2.METRIC_DIRECTION_MINIMIZE):
+        return direction
+    raise ValueError(f"metric {metric!r}: direction {direction!r} is not 'max' or 'min'")
+
+
+def _event_filter(
+    namespace: str, model: str, resource: str, actions: str | Iterable[str]
+) -> events.EventFilter:
+    """Short references (`team`, `team/model`, `team/model@prod`) become resource names."""
+    if resource and not resource.startswith("namespaces/"):
+        parts = resource.split("/")
+        if len(parts) == 1:
+            resource = _namespace(resource)
+        elif len(parts) == 2 and "@" not in resource:
+            resource = str(names.parse_model_ref(resource, "resource"))
+        else:
+            resource = str(names.parse_version_ref(resource, "resource"))
+    return events.EventFilter(
+        namespace=_namespace(namespace) if namespace else "",
+        model=str(names.parse_model_ref(model)) if model else "",
+        resource=resource,
+        actions=events.action_names(actions),
+    )
+
+
+def _version_name(version: str) -> ModelVersionName:
+    ref = names.parse_version_ref(version)
+    if isinstance(ref, AliasName):
+        raise names.InvalidResourceName(
+            "version", f"{version!r} is an alias; a version number is needed here"
+        )
+    return ref
+
+
+def _draft(
+    *,
+    description: str,
+    params: Mapping[str, Any] | None,
+    metrics: Mapping[str, float] | None,
+    tags: Mapping[str, str] | None,
+    lineage: LineageLike | None,
+    signature: SignatureLike | None,
+) -> model_pb2.ModelVersion:
+    return model_pb2.ModelVersion(
+        description=description,
+        params=_struct(params or {}),
+        metrics={key: float(value) for key, value in (metrics or {}).items()},
+        tags=dict(tags or {}),
+        lineage=_lineage(lineage),
+        signature=_signature(signature),
+    )

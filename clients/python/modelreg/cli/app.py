@@ -1,0 +1,207 @@
+"""The `modelreg` command: argument parsing, the client, exit codes and one-line errors.
+
+Exit codes (also in `modelreg --help`): 0 success; 1 any other failure; 2 bad usage or invalid
+argument; 3 not found; 4 conflict (already exists, precondition failed, concurrent change);
+5 integrity (a digest or size mismatch, data loss, an unsafe manifest); 6 a service unavailable
+or too slow; 7 permission denied (e.g. approving one's own version); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from importlib import metadata
+from typing import NoReturn
+
+import grpc
+
+from modelreg.aio import AsyncClient
+from modelreg.cli import aliases, compare, events, models, review, transfer, versions
+from modelreg.cli.output import Output
+from modelreg.errors import IntegrityError, ModelregError, RegistryError, UnsafeManifest
+from modelreg.names import InvalidResourceName
+
+Handler = Callable[[argparse.Namespace, AsyncClient, Output], Awaitable[None]]
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_NOT_FOUND = 3
+EXIT_CONFLICT = 4
+EXIT_INTEGRITY = 5
+EXIT_UNAVAILABLE = 6
+EXIT_DENIED = 7
+EXIT_INTERRUPTED = 130
+
+_EXIT_BY_CODE = {
+    grpc.StatusCode.INVALID_ARGUMENT: EXIT_USAGE,
+    grpc.StatusCode.OUT_OF_RANGE: EXIT_USAGE,
+    grpc.StatusCode.NOT_FOUND: EXIT_NOT_FOUND,
+    grpc.StatusCode.ALREADY_EXISTS: EXIT_CONFLICT,
+    grpc.StatusCode.FAILED_PRECONDITION: EXIT_CONFLICT,
+    grpc.StatusCode.ABORTED: EXIT_CONFLICT,
+    grpc.StatusCode.DATA_LOSS: EXIT_INTEGRITY,
+    grpc.StatusCode.UNAVAILABLE: EXIT_UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED: EXIT_UNAVAILABLE,
+    grpc.StatusCode.PERMISSION_DENIED: EXIT_DENIED,
+    grpc.StatusCode.UNAUTHENTICATED: EXIT_DENIED,
+}
+
+_EPILOG = """\
+references: a model is NAMESPACE/MODEL; a version is NAMESPACE/MODEL/NUMBER or
+NAMESPACE/MODEL@ALIAS (full resource names are accepted too).
+
+environment: MODELREG_METADATA_ADDR, MODELREG_ARTIFACT_ADDR (default: what `make run`
+starts), MODELREG_ACTOR, MODELREG_CACHE_DIR (default ~/.cache/modelreg).
+
+exit codes: 0 ok, 1 failure, 2 usage or invalid argument, 3 not found, 4 conflict,
+5 integrity (digest/size mismatch), 6 service unavailable, 7 permission denied,
+130 interrupted."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line naming the command's --help."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"modelreg: error: {message} (see '{self.prog} --help')\n")
+
+
+def _common_options(*, suppress: bool) -> argparse.ArgumentParser:
+    """Options accepted before and after the command (`modelreg -o json pull ...` and
+    `modelreg pull ... -o json`); only the outermost parser holds the defaults."""
+    default = argparse.SUPPRESS if suppress else None
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("connection and output")
+    group.add_argument("--metadata-addr", metavar="HOST:PORT", default=default, help="metadata service")
+    group.add_argument("--artifact-addr", metavar="HOST:PORT", default=default, help="artifact service")
+    group.add_argument("--actor", default=default, help="who acts (default: $MODELREG_ACTOR)")
+    group.add_argument(
+        "--timeout", type=float, metavar="SECONDS", default=default, help="deadline per call (default 30)"
+    )
+    group.add_argument("--cache-dir", metavar="DIR", default=default, help="local blob cache")
+    group.add_argument(
+        "--parallel", type=int, metavar="N", default=default, help="files transferred at once (default 4)"
+    )
+    group.add_argument(
+        "-o",
+        "--output",
+        choices=["text", "json"],
+        default=argparse.SUPPRESS if suppress else "text",
+        help="result format (default text)",
+    )
+    group.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=argparse.SUPPRESS if suppress else False,
+        help="no progress or log lines",
+    )
+    return common
+
+
+def _package_version() -> str:
+    try:
+        return metadata.version("modelreg")
+    except metadata.PackageNotFoundError:  # running from a source tree that is not installed
+        return "unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="modelreg",
+        description="Register, find, promote and fetch models in a modelreg registry.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[_common_options(suppress=False)],
+    )
+    parser.add_argument("--version", action="version", version=f"modelreg {_package_version()}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    common = _common_options(suppress=True)
+    for module in (models, versions, transfer, compare, aliases, review, events):
+        module.register(commands, common)
+    return parser
+
+
+def _exit_code(error: BaseException) -> int:
+    if isinstance(error, RegistryError):
+        return _EXIT_BY_CODE.get(error.code, EXIT_FAILURE)
+    if isinstance(error, IntegrityError | UnsafeManifest):
+        return EXIT_INTEGRITY
+    if isinstance(error, InvalidResourceName):
+        return EXIT_USAGE
+    return EXIT_FAILURE
+
+
+def _describe(error: BaseException) -> tuple[str, dict[str, str]]:
+    """The one-line message and the structured fields of an error."""
+    if isinstance(error, RegistryError):
+        detail = error.code.name
+        if error.reason and error.reason != detail:
+            detail += f" {error.reason}"
+        fields = {
+            "code": error.code.name,
+            "reason": error.reason,
+            "field": error.field,
+            "message": error.message,
+            "request_id": error.request_id,
+        }
+        return f"{error.message} [{detail}]", fields
+    if isinstance(error, ModelregError):
+        suffix = f" [{error.reason}]" if error.reason else ""
+        return f"{error.message}{suffix}", {"reason": error.reason, "message": error.message}
+    if isinstance(error, InvalidResourceName):
+        return str(error), {"field": error.field, "message": error.message}
+    if isinstance(error, OSError):
+        message = f"{error.filename}: {error.strerror}" if error.filename else str(error)
+        return message, {"message": message}
+    return str(error), {"message": str(error)}
+
+
+def _report(error: BaseException, out: Output) -> int:
+    message, fields = _describe(error)
+    if out.json_mode:
+        payload = {"error": {key: value for key, value in fields.items() if value}}
+        out.stderr.write(json.dumps(payload, ensure_ascii=False) + "\n")
+    # One line, always: a person reads it, a log collector keeps it whole.
+    out.log(f"error: {' '.join(message.split())}")
+    return _exit_code(error)
+
+
+async def _run(args: argparse.Namespace, out: Output) -> None:
+    handler: Handler = args.handler
+    async with AsyncClient(
+        metadata_addr=args.metadata_addr,
+        artifact_addr=args.artifact_addr,
+        actor=args.actor,
+        timeout=args.timeout,
+        cache_dir=args.cache_dir,
+        parallel_files=args.parallel,
+    ) as client:
+        await handler(args, client, out)
+
+
+def _interrupt_on_sigterm(signum: int, frame: object) -> None:
+    # Kubernetes stops a container with SIGTERM: unwind like Ctrl-C, so in-flight transfers are
+    # cancelled and their temporary files removed before the process exits.
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    out = Output(json_mode=args.output == "json")
+    signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
+    try:
+        asyncio.run(_run(args, out))
+    except KeyboardInterrupt:
+        out.log("error: interrupted")
+        return EXIT_INTERRUPTED
+    except (ModelregError, InvalidResourceName, OSError) as error:
+        return _report(error, out)
+    return 0
+
+
+def entry_point() -> NoReturn:
+    sys.exit(main())

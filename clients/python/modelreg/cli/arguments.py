@@ -1,0 +1,71 @@
+"""Argument types and helpers shared by the commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import Any, Protocol
+
+from modelreg.cli.output import Output
+from modelreg.cli.progress import LogProgress, TerminalProgress
+from modelreg.progress import NoProgress, TransferProgress
+
+
+class Subcommands(Protocol):
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser: ...
+
+
+def key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    return key, value
+
+
+def param(text: str) -> tuple[str, Any]:
+    """KEY=VALUE where VALUE is JSON when it parses (numbers, booleans, lists, objects), else text."""
+    key, value = key_value(text)
+    try:
+        return key, json.loads(value)
+    except ValueError:
+        return key, value
+
+
+def metric(text: str) -> tuple[str, float]:
+    key, value = key_value(text)
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"metric {key!r}: {value!r} is not a number") from None
+    if not math.isfinite(number):
+        raise argparse.ArgumentTypeError(f"metric {key!r}: {value!r} is not a finite number")
+    return key, number
+
+
+def json_file(text: str) -> Any:
+    try:
+        with open(text, encoding="utf-8") as stream:
+            return json.load(stream)
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"cannot read {text}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text} is not valid JSON: {exc}") from None
+
+
+def text_file(text: str) -> str:
+    try:
+        with open(text, encoding="utf-8") as stream:
+            return stream.read()
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"cannot read {text}: {exc.strerror}") from None
+
+
+def progress_for(args: argparse.Namespace, out: Output) -> TransferProgress:
+    """A bar on a terminal, log lines otherwise (CI, Kubernetes), nothing with --quiet."""
+    if args.quiet:
+        return NoProgress()
+    if out.stderr.isatty() and not out.json_mode:
+        return TerminalProgress(out.stderr)
+    return LogProgress(out.stderr if out.stderr is not None else sys.stderr)

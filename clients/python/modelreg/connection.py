@@ -1,0 +1,120 @@
+"""Channels and stubs to both services, and the one way the SDK makes a unary call.
+
+Every call gets a deadline, the actor and a request id as metadata, retries on UNAVAILABLE with
+backoff, and failures translated to the typed exceptions of `modelreg.errors`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Protocol, TypeVar
+
+import grpc
+from modelregistry.v1 import artifact_service_pb2_grpc, metadata_service_pb2_grpc
+
+from modelreg import headers
+from modelreg.errors import from_rpc_error
+from modelreg.retries import with_retries
+from modelreg.settings import ClientSettings
+
+if TYPE_CHECKING:  # the async stub classes exist only in the generated .pyi files
+    from modelregistry.v1.artifact_service_pb2_grpc import ArtifactServiceAsyncStub
+    from modelregistry.v1.metadata_service_pb2_grpc import MetadataServiceAsyncStub
+
+Request = TypeVar("Request")
+Response = TypeVar("Response")
+
+
+class _ListResponse(Protocol):
+    @property
+    def next_page_token(self) -> str: ...
+
+
+Page = TypeVar("Page", bound=_ListResponse)
+Metadata = tuple[tuple[str, str], ...]
+
+# Download chunks are 1 MiB by default on the server; leave room above the 4 MiB default.
+_CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+    ("grpc.max_send_message_length", 16 * 1024 * 1024),
+    # gRPC's reconnect backoff grows to 120 s by default; a restarted service should be found
+    # again within the client's own retry budget.
+    ("grpc.max_reconnect_backoff_ms", 2000),
+]
+
+
+class Connection:
+    """Lazily opened channels: grpc.aio binds a channel to the event loop that first uses it."""
+
+    def __init__(self, settings: ClientSettings) -> None:
+        self.settings = settings
+        self._metadata_channel: grpc.aio.Channel | None = None
+        self._artifact_channel: grpc.aio.Channel | None = None
+        self._metadata_stub: MetadataServiceAsyncStub | None = None
+        self._artifact_stub: ArtifactServiceAsyncStub | None = None
+
+    @property
+    def metadata(self) -> MetadataServiceAsyncStub:
+        if self._metadata_stub is None:
+            self._metadata_channel = grpc.aio.insecure_channel(
+                self.settings.addresses.metadata, options=_CHANNEL_OPTIONS
+            )
+            self._metadata_stub = metadata_service_pb2_grpc.MetadataServiceStub(self._metadata_channel)
+        return self._metadata_stub
+
+    @property
+    def artifacts(self) -> ArtifactServiceAsyncStub:
+        if self._artifact_stub is None:
+            self._artifact_channel = grpc.aio.insecure_channel(
+                self.settings.addresses.artifacts, options=_CHANNEL_OPTIONS
+            )
+            self._artifact_stub = artifact_service_pb2_grpc.ArtifactServiceStub(self._artifact_channel)
+        return self._artifact_stub
+
+    def call_metadata(self, request_id: str | None = None) -> Metadata:
+        """Metadata for one logical call; retries reuse it so the server logs one request id."""
+        pairs = [(headers.REQUEST_ID, request_id or uuid.uuid4().hex)]
+        if self.settings.actor:
+            pairs.append((headers.ACTOR, self.settings.actor))
+        return tuple(pairs)
+
+    async def unary(
+        self,
+        method: grpc.aio.UnaryUnaryMultiCallable[Request, Response],
+        request: Request,
+        *,
+        deadline: float | None = None,
+    ) -> Response:
+        """Call `method` with the client's deadline (or `deadline` seconds), retrying on UNAVAILABLE."""
+        metadata = self.call_metadata()
+        timeout = self.settings.timeout if deadline is None else deadline
+
+        async def attempt() -> Response:
+            try:
+                return await method(request, timeout=timeout, metadata=metadata)
+            except grpc.RpcError as exc:
+                raise from_rpc_error(exc) from exc
+
+        return await with_retries(self.settings.retry, attempt)
+
+    async def pages(
+        self,
+        method: grpc.aio.UnaryUnaryMultiCallable[Request, Page],
+        request: Callable[[str], Request],
+    ) -> AsyncIterator[Page]:
+        """Every page of a List call, following `next_page_token` until it is empty."""
+        token = ""
+        while True:
+            page = await self.unary(method, request(token))
+            yield page
+            token = page.next_page_token
+            if not token:
+                return
+
+    async def close(self) -> None:
+        for channel in (self._metadata_channel, self._artifact_channel):
+            if channel is not None:
+                await channel.close(None)
+        self._metadata_channel = self._artifact_channel = None
+        self._metadata_stub = self._artifact_stub = None

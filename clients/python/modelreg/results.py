@@ -1,0 +1,103 @@
+"""What a push or a pull did: the version, every file and how it got there, bytes moved."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import json_format
+from modelregistry.v1 import model_pb2
+
+from modelreg.progress import Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class TransferredFile:
+    path: str
+    size_bytes: int
+    sha256: str
+    outcome: Outcome
+    # Bytes of this file that crossed the network in this call.
+    transferred_bytes: int = 0
+    # The artifact service's upload session (`uploads/{id}`) that carried a pushed file, when
+    # it went through one (large or deduplicated files).
+    upload_session: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "path": self.path,
+            "size_bytes": self.size_bytes,
+            "sha256": self.sha256,
+            "outcome": str(self.outcome),
+            "transferred_bytes": self.transferred_bytes,
+        }
+        if self.upload_session:
+            data["upload_session"] = self.upload_session
+        return data
+
+
+def _bytes_with(files: list[TransferredFile], *outcomes: Outcome) -> int:
+    return sum(f.size_bytes for f in files if f.outcome in outcomes)
+
+
+@dataclass(frozen=True, slots=True)
+class PushResult:
+    version: model_pb2.ModelVersion
+    files: list[TransferredFile] = field(default_factory=list)
+    # The alias set after sealing, if one was asked for.
+    alias: str = ""
+    # True when an earlier, interrupted push of the same content was continued.
+    resumed: bool = False
+
+    @property
+    def uploaded_bytes(self) -> int:
+        """Bytes sent to the artifact service by this push."""
+        return sum(f.transferred_bytes for f in self.files)
+
+    @property
+    def skipped_bytes(self) -> int:
+        """Bytes not sent: already stored in the registry, already in the version, or committed
+        by an interrupted earlier push."""
+        return sum(f.size_bytes - f.transferred_bytes for f in self.files)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": json_format.MessageToDict(self.version, preserving_proto_field_name=True),
+            "alias": self.alias,
+            "resumed": self.resumed,
+            "uploaded_bytes": self.uploaded_bytes,
+            "skipped_bytes": self.skipped_bytes,
+            "files": [f.to_dict() for f in self.files],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PullResult:
+    version: model_pb2.ModelVersion
+    destination: Path
+    files: list[TransferredFile] = field(default_factory=list)
+
+    @property
+    def received_bytes(self) -> int:
+        """Bytes that crossed the network; less than the downloaded files' sizes when a partial
+        download left by an interrupted pull was continued."""
+        return sum(f.transferred_bytes for f in self.files)
+
+    @property
+    def downloaded_bytes(self) -> int:
+        return _bytes_with(self.files, Outcome.DOWNLOADED)
+
+    @property
+    def cached_bytes(self) -> int:
+        return _bytes_with(self.files, Outcome.FROM_CACHE)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": json_format.MessageToDict(self.version, preserving_proto_field_name=True),
+            "destination": str(self.destination),
+            "received_bytes": self.received_bytes,
+            "downloaded_bytes": self.downloaded_bytes,
+            "cached_bytes": self.cached_bytes,
+            "files": [f.to_dict() for f in self.files],
+        }

@@ -1,0 +1,324 @@
+"""The upload protocol: the one module that knows how bytes of a file reach the artifact service.
+
+Three ways, cheapest first:
+
+- **Known content** (`FindMissingBlobs` says the registry stores these bytes, in any model or
+  version): `StartUpload` records the file at once and returns a FINISHED session. No byte is
+  sent.
+- **Large files** (at least `RESUMABLE_MIN_BYTES`): a resumable upload session. `StartUpload`
+  returns `uploads/{id}`, which is written to the upload journal in the cache directory, keyed by
+  version, path and SHA-256; `WriteUpload` streams the bytes from the session's
+  `committed_size`. After a broken stream the client asks `GetUploadSession` where to continue;
+  after a killed process, the next push finds the session in the journal and does the same. The
+  server commits whole parts (5 MiB or more), so at most one part is sent twice.
+- **Small files**: `UploadFile`, one stream, no session to remember. A file smaller than the
+  service's smallest part could not resume mid-file anyway.
+
+The service hashes everything it receives and adds the file to the version only when size and
+SHA-256 match; the client never has to be trusted about the bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import grpc
+from modelregistry.v1 import artifact_service_pb2 as art
+from modelregistry.v1 import model_pb2
+
+from modelreg.connection import Connection
+from modelreg.errors import FailedPrecondition, InvalidArgument, NotFound, from_rpc_error
+from modelreg.local_files import LocalFile
+from modelreg.names import ModelVersionName
+from modelreg.progress import Outcome, TransferProgress
+from modelreg.retries import with_retries
+
+# S3's smallest multipart part, so the service's part size is never below it: a smaller file is
+# always one part, and a part is the unit the service commits.
+RESUMABLE_MIN_BYTES = 5 * 1024 * 1024
+# FindMissingBlobs takes at most this many digests per call.
+_DIGESTS_PER_CALL = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class UploadReport:
+    file: model_pb2.ModelFile
+    outcome: Outcome
+    # Bytes of the file sent by this call (re-sent bytes after a broken stream included).
+    sent_bytes: int
+    # `uploads/{id}` when the bytes went through a resumable session.
+    session: str = ""
+
+
+class UploadJournal:
+    """Which upload session holds the committed bytes of a file: `<cache>/uploads/<key>.json`.
+
+    Only a hint that saves bytes: the service's session is the truth, asked again before every
+    write. A journal that cannot be written (read-only cache) costs the resumption, not the push.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+
+    @staticmethod
+    def key(version: ModelVersionName, file: LocalFile) -> str:
+        return hashlib.sha256(f"{version}\0{file.path}\0{file.sha256}".encode()).hexdigest()
+
+    def load(self, version: ModelVersionName, file: LocalFile) -> str:
+        try:
+            data = json.loads((self._root / f"{self.key(version, file)}.json").read_text())
+            return str(data["session"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return ""
+
+    def save(self, version: ModelVersionName, file: LocalFile, session: art.UploadSession) -> None:
+        record = {
+            "session": session.name,
+            "model_version": str(version),
+            "path": file.path,
+            "sha256": file.sha256,
+            "size_bytes": file.size_bytes,
+            "source": str(file.source.absolute()),
+        }
+        with contextlib.suppress(OSError):
+            self._root.mkdir(parents=True, exist_ok=True)
+            temporary = self._root / f".{uuid.uuid4().hex}.tmp"
+            temporary.write_text(json.dumps(record))
+            os.replace(temporary, self._root / f"{self.key(version, file)}.json")
+
+    def remove(self, version: ModelVersionName, file: LocalFile) -> None:
+        with contextlib.suppress(OSError):
+            (self._root / f"{self.key(version, file)}.json").unlink()
+
+
+class Uploader:
+    def __init__(self, connection: Connection, journal: UploadJournal) -> None:
+        self._connection = connection
+        self._settings = connection.settings
+        self.journal = journal
+
+    async def stored_blobs(self, digests: Iterable[str]) -> set[str]:
+        """Which of the digests the registry already stores (in any model or version)."""
+        wanted = list(dict.fromkeys(digests))
+        stored: set[str] = set()
+        for start in range(0, len(wanted), _DIGESTS_PER_CALL):
+            batch = wanted[start : start + _DIGESTS_PER_CALL]
+            response = await self._connection.unary(
+                self._connection.artifacts.FindMissingBlobs, art.FindMissingBlobsRequest(sha256s=batch)
+            )
+            stored.update(set(batch) - set(response.missing_sha256s))
+        return stored
+
+    async def upload(
+        self, version: ModelVersionName, file: LocalFile, progress: TransferProgress, *, stored: bool
+    ) -> UploadReport:
+        """Store `file` in the PENDING `version`; reports its manifest entry once verified.
+
+        `stored`: the registry holds these bytes already (from `stored_blobs`).
+        """
+        if stored:
+            session = await self._start(version, file)
+            if session.state == art.UPLOAD_STATE_FINISHED:
+                progress.advance(file.size_bytes)
+                return UploadReport(session.file, Outcome.DEDUPLICATED, 0, session.name)
+            # The blob was collected in between: send the bytes after all.
+            self.journal.save(version, file, session)
+            return await self._write_session(version, file, session, progress)
+        if file.size_bytes < RESUMABLE_MIN_BYTES:
+            return await self._upload_whole(version, file, progress)
+        session = await self._resumable_session(version, file)
+        return await self._write_session(version, file, session, progress)
+
+    def _spec(self, version: ModelVersionName, file: LocalFile) -> art.UploadSpec:
+        return art.UploadSpec(
+            model_version=str(version),
+            path=file.path,
+            size_bytes=file.size_bytes,
+            sha256=file.sha256,
+            content_type=file.content_type,
+        )
+
+    async def _start(self, version: ModelVersionName, file: LocalFile) -> art.UploadSession:
+        request = art.StartUploadRequest(spec=self._spec(version, file))
+        return await self._connection.unary(self._connection.artifacts.StartUpload, request)
+
+    async def _resumable_session(self, version: ModelVersionName, file: LocalFile) -> art.UploadSession:
+        """The session an interrupted push left for this file, if it can go on; else a new one."""
+        earlier = self.journal.load(version, file)
+        if earlier:
+            try:
+                session = await self._session(earlier)
+            except (NotFound, InvalidArgument):
+                session = None
+            if session is not None and self._continues(session, version, file):
+                return session
+        session = await self._start(version, file)
+        if session.state != art.UPLOAD_STATE_FINISHED:
+            self.journal.save(version, file, session)
+        return session
+
+    @staticmethod
+    def _continues(session: art.UploadSession, version: ModelVersionName, file: LocalFile) -> bool:
+        spec = session.spec
+        same = (spec.model_version, spec.path, spec.sha256, spec.size_bytes) == (
+            str(version),
+            file.path,
+            file.sha256,
+            file.size_bytes,
+        )
+        return same and session.state in (art.UPLOAD_STATE_ACTIVE, art.UPLOAD_STATE_FINISHED)
+
+    async def _session(self, name: str) -> art.UploadSession:
+        return await self._connection.unary(
+            self._connection.artifacts.GetUploadSession, art.GetUploadSessionRequest(name=name)
+        )
+
+    async def _write_session(
+        self,
+        version: ModelVersionName,
+        file: LocalFile,
+        session: art.UploadSession,
+        progress: TransferProgress,
+    ) -> UploadReport:
+        """Send the bytes the session lacks, continuing from `committed_size` after any break."""
+        resumed = session.committed_size > 0
+        position = 0  # what the progress bar shows as done
+        sent = 0
+        current = session
+        fresh = True  # `current` was just read from the service
+
+        def count(nbytes: int) -> None:
+            nonlocal sent, position
+            sent += nbytes
+            position += nbytes
+            progress.advance(nbytes)
+
+        async def attempt() -> art.UploadSession:
+            nonlocal current, position, fresh
+            if not fresh:  # after a broken stream: where does the service stand now?
+                current = await self._session(current.name)
+            fresh = False
+            if current.state == art.UPLOAD_STATE_FINISHED:
+                return current
+            if current.state != art.UPLOAD_STATE_ACTIVE:
+                raise _ended(current)
+            # Bytes the service committed count as done; bytes it lost are sent again.
+            progress.advance(current.committed_size - position)
+            position = current.committed_size
+            remaining = file.size_bytes - current.committed_size
+            try:
+                return await self._connection.artifacts.WriteUpload(
+                    self._messages(current.name, file, current.committed_size, count),
+                    timeout=self._settings.stream_timeout(remaining),
+                    metadata=self._connection.call_metadata(),
+                )
+            except grpc.RpcError as exc:
+                raise from_rpc_error(exc) from exc
+
+        finished = await with_retries(
+            self._settings.retry,
+            attempt,
+            on_retry=lambda error, delay: progress.retrying(file.path, error.message, delay),
+        )
+        if finished.state != art.UPLOAD_STATE_FINISHED:
+            raise _ended(finished)
+        progress.advance(file.size_bytes - position)
+        self.journal.remove(version, file)
+        outcome = Outcome.RESUMED if resumed else Outcome.UPLOADED
+        if finished.blob_reused and sent == 0:
+            outcome = Outcome.DEDUPLICATED
+        return UploadReport(finished.file, outcome, sent, finished.name)
+
+    async def _messages(
+        self, session: str, file: LocalFile, start: int, count: Callable[[int], None]
+    ) -> AsyncIterator[art.WriteUploadRequest]:
+        stream = await asyncio.to_thread(_open_at, file.source, start)
+        try:
+            offset = start
+            first = True
+            while data := await asyncio.to_thread(stream.read, self._settings.chunk_bytes):
+                yield art.WriteUploadRequest(
+                    upload_session=session if first else "", write_offset=offset, data=data
+                )
+                first = False
+                offset += len(data)
+                count(len(data))
+            yield art.WriteUploadRequest(
+                upload_session=session if first else "", write_offset=offset, finish_write=True
+            )
+        finally:
+            await asyncio.to_thread(stream.close)
+
+    async def _upload_whole(
+        self, version: ModelVersionName, file: LocalFile, progress: TransferProgress
+    ) -> UploadReport:
+        """One `UploadFile` stream; a retry sends the whole (small) file again."""
+        metadata = self._connection.call_metadata()
+        timeout = self._settings.stream_timeout(file.size_bytes)
+        sent = 0
+        attempt_sent = 0
+
+        def count(nbytes: int) -> None:
+            nonlocal sent, attempt_sent
+            sent += nbytes
+            attempt_sent += nbytes
+            progress.advance(nbytes)
+
+        async def attempt() -> model_pb2.ModelFile:
+            nonlocal attempt_sent
+            progress.advance(-attempt_sent)
+            attempt_sent = 0
+            try:
+                return await self._connection.artifacts.UploadFile(
+                    self._whole_messages(version, file, count), timeout=timeout, metadata=metadata
+                )
+            except grpc.RpcError as exc:
+                raise from_rpc_error(exc) from exc
+
+        stored = await with_retries(
+            self._settings.retry,
+            attempt,
+            on_retry=lambda error, delay: progress.retrying(file.path, error.message, delay),
+        )
+        return UploadReport(stored, Outcome.UPLOADED, sent)
+
+    async def _whole_messages(
+        self, version: ModelVersionName, file: LocalFile, count: Callable[[int], None]
+    ) -> AsyncIterator[art.UploadFileRequest]:
+        yield art.UploadFileRequest(spec=self._spec(version, file))
+        stream = await asyncio.to_thread(file.source.open, "rb")
+        try:
+            offset = 0
+            while data := await asyncio.to_thread(stream.read, self._settings.chunk_bytes):
+                yield art.UploadFileRequest(write_offset=offset, data=data)
+                offset += len(data)
+                count(len(data))
+            yield art.UploadFileRequest(write_offset=offset, finish_write=True)
+        finally:
+            await asyncio.to_thread(stream.close)
+
+
+def _open_at(source: Path, offset: int) -> BinaryIO:
+    stream = source.open("rb")
+    stream.seek(offset)
+    return stream
+
+
+def _ended(session: art.UploadSession) -> FailedPrecondition:
+    state = art.UploadState.Name(session.state).removeprefix("UPLOAD_STATE_")
+    reason = session.failure_reason or f"UPLOAD_{state}"
+    detail = f": {session.failure_message}" if session.failure_message else ""
+    return FailedPrecondition(
+        f"upload session {session.name} of {session.spec.path!r} is {state}{detail}; "
+        "push again to start over",
+        reason=reason,
+    )
