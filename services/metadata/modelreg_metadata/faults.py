@@ -7,10 +7,14 @@ looks like: no cleanup, no draining) when it reaches `<point>`, optionally only 
 - `crash-after-commit`: right after a change and its outbox entry were written to the resource's
   document, before the relay has copied the entry into the event trail;
 - `crash-after-event-insert`: right after the relay inserted the event into the trail, before it
-  removed the entry from the document's outbox.
+  removed the entry from the document's outbox;
+- `crash-before-pull`: when the relay of the one writing process (FerretDB) is about to pull
+  placed entries from their documents, which it defers (store/outbox.py): every entry placed by
+  then is still in its document.
 
-Never set in production. tests/integration/test_audit_crash.py uses it; a later fault-injection
-suite can add points here (each is one `reached(...)` call at the spot it names).
+Never set in production. tests/integration/test_audit_crash.py and test_audit_relay.py use it; a
+later fault-injection suite can add points here (each is one `reached(...)` call at the spot it
+names).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ CRASH_EXIT_CODE = 137
 class FaultPoint(enum.Enum):
     CRASH_AFTER_COMMIT = "crash-after-commit"
     CRASH_AFTER_EVENT_INSERT = "crash-after-event-insert"
+    CRASH_BEFORE_PULL = "crash-before-pull"
 
 
 @dataclass(frozen=True)

@@ -26,12 +26,13 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
 from modelreg.names import AliasName, ModelName, ModelVersionName, NamespaceName
 from modelreg_common.errors import Aborted, AlreadyExists, FailedPrecondition, NotFound
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from modelreg_metadata.domain import (
     MAX_ALIASES_PER_MODEL,
@@ -68,12 +69,21 @@ from modelreg_metadata.store.documents import (
 )
 from modelreg_metadata.store.events import EventFeed, MongoEventLog
 from modelreg_metadata.store.locks import DocumentLocks
-from modelreg_metadata.store.outbox import Relay, outbox_entry
+from modelreg_metadata.store.outbox import MAX_UPDATES_PER_COMMAND, Relay, outbox_entry
 from modelreg_metadata.store.query import keyset_after, read_path
 from modelreg_metadata.store.replica import Replica, merged
 
 MAX_NUMBER_ATTEMPTS = 1000
+DUPLICATE_KEY = 11000
+# Under concurrent creates (the last batch had more than one), the group commit waits this long
+# for more before writing: one insert, one counter update and one event insert then serve several
+# creates, which is most of what a create costs on FerretDB (measured: about half the CPU).
+GROUP_COMMIT_LINGER_SECONDS = 0.005
+# With the replica (one writing process), model counters reach the database at most this late.
+COUNTER_SECONDS = 1.0
 POINTS_PER_SERIES_DOCUMENT = 1000
+
+log = structlog.get_logger("modelreg.metadata.store")
 
 
 def now() -> datetime:
@@ -108,6 +118,7 @@ class MongoDatabase:
         self.series: AsyncCollection[Document] = self.db["metric_series"]
         self.requests: AsyncCollection[Document] = self.db["requests"]
         self.events: AsyncCollection[Document] = self.db["events"]
+        self.relay_state: AsyncCollection[Document] = self.db["event_relay"]  # store/outbox.py
         self.event_log = MongoEventLog(self.events, EventFeed())
         self._faults = faults or Faults()
         self._sweep_seconds = sweep_seconds
@@ -120,12 +131,14 @@ class MongoDatabase:
         self.atomic_updates = True
         self._want_replica = replica
         self.replica: Replica | None = None
+        self.before_close: list[Callable[[], Awaitable[None]]] = []  # stores' last writes
 
     def _new_relay(self, *, single_writer: bool) -> Relay:
         relay = Relay(
             {"namespaces": self.namespaces, "models": self.models, "model_versions": self.versions},
             self.events,
             self.event_log,
+            self.relay_state,
             faults=self._faults,
             sweep_seconds=self._sweep_seconds,
             single_writer=single_writer,
@@ -217,6 +230,11 @@ class MongoDatabase:
         self.event_log.feed.close()
 
     async def close(self) -> None:
+        for last_write in self.before_close:
+            try:
+                await last_write()
+            except PyMongoError:
+                log.warning("a write before closing failed", exc_info=True)
         await self.relay.stop()
         await self.client.close()
 
@@ -315,6 +333,10 @@ class MongoModelStore:
     def __init__(self, database: MongoDatabase):
         self._db = database
         self._models = database.models
+        # With the replica: counters raised in memory and not yet in the database.
+        self._unrecorded: dict[ModelName, int] = {}
+        self._recorder: asyncio.Task[None] | None = None
+        database.before_close.append(self._record_last_version_numbers)
 
     async def insert_model(self, model: Model, request_key: str, event: EventFor) -> Model:
         entry = outbox_entry(event(None, model))
@@ -343,7 +365,8 @@ class MongoModelStore:
         if doc is None:
             doc = await self._models.find_one({"_id": key})
             if doc is not None and replica is not None:
-                replica.put_model(doc)
+                replica.put_model(await self._with_exact_counter(doc))
+                doc = replica.model(key)
         if doc is None or (doc.get("deleted") and not include_deleted):
             raise NotFound(f"model {name} not found")
         return doc
@@ -361,6 +384,8 @@ class MongoModelStore:
         after: tuple[list[Any], str] | None,
         show_deleted: bool,
     ) -> Page:
+        if self._unrecorded:  # the counters are fields of the results (and can be filtered on)
+            await self._write_version_numbers()
         scope: Document = {"namespace": namespace}
         if not show_deleted:
             scope["deleted"] = False
@@ -396,18 +421,89 @@ class MongoModelStore:
                 self._db.replica.put_model(merged(doc, changes))
             return before, after
 
-    async def record_version_number(self, name: ModelName, number: int) -> None:
-        # Only a hint for the next allocation (numbers are guarded by the versions' unique `_id`),
-        # but FerretDB rewrites the whole document on any update, so it takes the model's lock
-        # like every other write to the model's document.
-        key = model_key(name)
-        async with self._db.locks.hold(key):
-            await self._models.update_one({"_id": key}, {"$max": {"latest_version_number": number}})
-            replica = self._db.replica
-            cached = replica.model(key) if replica is not None else None
-            if replica is not None and cached is not None:
-                latest = max(cached.get("latest_version_number", 0), number)
-                replica.put_model({**cached, "latest_version_number": latest})
+    async def record_version_numbers(self, latest: dict[ModelName, int]) -> None:
+        """Raises the models' `latest_version_number` counters to the numbers just inserted.
+
+        The counter is only a hint for the next allocation (numbers are guarded by the versions'
+        unique `_id`). `$max` is one atomic write that no other write of the model contradicts
+        (none sets the field, and the replica keeps the highest value it saw), so it needs no
+        model lock. Without the replica it is written at once, for all models in one command.
+        With it (one writing process), numbers come from the replica's counters, which are exact,
+        and the database gets them at most COUNTER_SECONDS later, before any model search and at
+        a graceful stop: on FerretDB a counter update rewrites the model document, which cost as
+        much as the create itself. After a crash a stored counter may lag; the first read of the
+        model in the next life finds the real one (`_with_exact_counter`).
+        """
+        replica = self._db.replica
+        if replica is None:
+            await self._write_version_numbers(latest)
+            return
+        for name, number in latest.items():
+            replica.raise_version_number(model_key(name), number)
+            self._record_later(name, number)
+
+    def _record_later(self, name: ModelName, number: int) -> None:
+        self._unrecorded[name] = max(number, self._unrecorded.get(name, 0))
+        if self._recorder is None:
+            self._recorder = asyncio.create_task(self._recording(), name="version-counters")
+
+    async def _recording(self) -> None:
+        while self._unrecorded:
+            await asyncio.sleep(COUNTER_SECONDS)
+            try:
+                await self._write_version_numbers()
+            except PyMongoError:
+                log.warning("recording version counters failed; retrying", exc_info=True)
+        self._recorder = None
+
+    async def _record_last_version_numbers(self) -> None:
+        if self._recorder is not None:
+            self._recorder.cancel()
+            self._recorder = None
+        await self._write_version_numbers()
+
+    async def _write_version_numbers(self, latest: dict[ModelName, int] | None = None) -> None:
+        if latest is None:
+            latest, self._unrecorded = self._unrecorded, {}
+        updates = [
+            UpdateOne({"_id": model_key(name)}, {"$max": {"latest_version_number": number}})
+            for name, number in latest.items()
+        ]
+        try:
+            for start in range(0, len(updates), MAX_UPDATES_PER_COMMAND):
+                await self._models.bulk_write(updates[start : start + MAX_UPDATES_PER_COMMAND], ordered=False)
+        except BaseException:  # a failure, or cancelled at shutdown
+            if self._db.replica is not None:  # written later, with whatever came meanwhile
+                for name, number in latest.items():
+                    self._unrecorded[name] = max(number, self._unrecorded.get(name, 0))
+            raise
+
+    async def _with_exact_counter(self, doc: Document) -> Document:
+        """The model document with the number of its last version as counter. Versions are
+        numbered 1..n without gaps, so n is found by point reads past the stored counter (which
+        may lag after a crash): doubling steps, then bisection; one read when it does not lag."""
+        name = ModelName(doc["namespace"], doc["model_id"])
+
+        async def exists(number: int) -> bool:
+            found = await self._db.versions.find_one({"_id": version_key(name, number)}, {"_id": True})
+            return found is not None
+
+        low = doc.get("latest_version_number", 0)  # exists (0 stands for "before the first")
+        step = 1
+        while await exists(low + step):
+            low += step
+            step *= 2
+        high = low + step  # does not exist
+        while high - low > 1:
+            middle = (low + high) // 2
+            if await exists(middle):
+                low = middle
+            else:
+                high = middle
+        if low == doc.get("latest_version_number", 0):
+            return doc
+        self._record_later(name, low)
+        return {**doc, "latest_version_number": low}
 
     # Aliases
 
@@ -523,7 +619,8 @@ class MongoVersionStore:
         self._versions = database.versions
         self._requests = database.requests
         self._series = database.series
-        self._pending: dict[str, list[_PendingCreate]] = {}
+        self._pending: list[_PendingCreate] = []
+        self._crowded = False  # the last group commit served more than one create
 
     async def _by_request(self, request_key: str, *, search_versions: bool = False) -> ModelVersion | None:
         done = await self._requests.find_one({"_id": request_key})
@@ -545,51 +642,80 @@ class MongoVersionStore:
         self, version: ModelVersion, request_key: str, client_key: bool, event: EventFor
     ) -> ModelVersion:
         """Stores `version` under the next free number of its model (the number in it is ignored)."""
-        key = model_key(version.name.model_name)
         if client_key and (existing := await self._by_request(request_key)) is not None:
             return existing
         pending = _PendingCreate(
             version, request_key, client_key, event, asyncio.get_running_loop().create_future()
         )
-        self._pending.setdefault(key, []).append(pending)
-        # Group commit: whoever gets the model's allocation lock inserts every create queued by
-        # then with one insert_many (one SQLite transaction on FerretDB) and one counter update;
-        # the others find their create done when their turn comes.
-        async with self._db.locks.hold(key + "#versions"):
-            batch = self._pending.pop(key, [])
+        self._pending.append(pending)
+        # Group commit: whoever gets the allocation lock inserts every create queued by then, of
+        # every model, with one insert_many (one SQLite transaction on FerretDB) and one bulk
+        # counter update; the others find their create done when their turn comes. One lock for
+        # all models, not one each: the writes are serialized by the database anyway, and a
+        # batch that spans models is what keeps batches large when creates spread over models.
+        async with self._db.locks.hold("#versions"):
+            if self._crowded and self._pending:
+                await asyncio.sleep(GROUP_COMMIT_LINGER_SECONDS)
+            batch, self._pending = self._pending, []
             if batch:
-                await self._insert_batch(version.name.model_name, batch)
+                self._crowded = len(batch) > 1
+                await self._insert_batch(batch)
         return await pending.done
 
-    async def _insert_batch(self, model_name: ModelName, batch: list[_PendingCreate]) -> None:
-        try:
-            model_doc = await self._models.model_document(model_name)
-            number = model_doc.get("latest_version_number", 0)
-            numbered: list[tuple[_PendingCreate, ModelVersion, Document]] = []
-            for item in batch:
-                number += 1
-                version = replace(item.version, name=model_name.version(number))
+    async def _numbered(
+        self, batch: list[_PendingCreate]
+    ) -> list[tuple[_PendingCreate, ModelVersion, Document]]:
+        """The batch's versions numbered from their models' counters, with their documents; a
+        create whose model cannot be read (deleted meanwhile) fails alone."""
+        names = list(dict.fromkeys(item.version.name.model_name for item in batch))
+        found = await asyncio.gather(
+            *(self._models.model_document(name) for name in names), return_exceptions=True
+        )
+        counters: dict[ModelName, int] = {}
+        for name, doc in zip(names, found, strict=True):
+            if isinstance(doc, BaseException):
+                for item in batch:
+                    if item.version.name.model_name == name:
+                        item.done.set_exception(doc)
+            else:
+                counters[name] = doc.get("latest_version_number", 0)
+        numbered: list[tuple[_PendingCreate, ModelVersion, Document]] = []
+        for item in batch:
+            model_name = item.version.name.model_name
+            if model_name in counters:
+                counters[model_name] += 1
+                version = replace(item.version, name=model_name.version(counters[model_name]))
                 numbered.append(
                     (item, version, _with_event(version_document(version, item.request_key), item, version))
                 )
+        return numbered
+
+    async def _insert_batch(self, batch: list[_PendingCreate]) -> None:
+        try:
+            numbered = await self._numbered(batch)
+            if not numbered:
+                return  # every model of the batch failed to read; its creates have the error
             try:
                 await self._versions.insert_many([doc for _, _, doc in numbered], ordered=True)
                 inserted = len(numbered)
             except BulkWriteError as exc:  # ordered: everything before the first failure is in
                 inserted = exc.details.get("nInserted", 0)
-            if inserted:
-                await self._models.record_version_number(model_name, numbered[inserted - 1][1].number)
-            for item, version, doc in numbered[:inserted]:
+            made = numbered[:inserted]
+            latest: dict[ModelName, int] = {}
+            for _, version, doc in made:
+                # Queued for the relay at once, in commit order, before anything else is awaited.
                 self._db.committed("model_versions", doc["_id"], doc["outbox"][0])
                 if self._db.replica is not None:
                     self._db.replica.put_version(doc)
-                if item.client_key:
-                    await self._record_request(item.request_key, version.name)
+                latest[version.name.model_name] = version.name.number
+            requests = [(item.request_key, version.name) for item, version, _ in made if item.client_key]
+            await asyncio.gather(self._models.record_version_numbers(latest), self._record_requests(requests))
+            for item, version, _ in made:
                 item.done.set_result(version)
             for item, _, _ in numbered[inserted:]:
                 # The number was taken (another process, or a counter that lagged after a crash),
                 # or the same request was created meanwhile: these go one at a time.
-                item.done.set_result(await self._insert_alone(model_name, item))
+                item.done.set_result(await self._insert_alone(item.version.name.model_name, item))
         except Exception as exc:  # every waiting caller gets the failure, none waits forever
             for item in batch:
                 if not item.done.done():
@@ -613,21 +739,26 @@ class MongoVersionStore:
             self._db.committed("model_versions", doc["_id"], doc["outbox"][0])
             if self._db.replica is not None:
                 self._db.replica.put_version(doc)
-            await self._models.record_version_number(model_name, number)
+            await self._models.record_version_numbers({model_name: number})
             if item.client_key:
-                await self._record_request(item.request_key, numbered.name)
+                await self._record_requests([(item.request_key, numbered.name)])
             return numbered
         raise Aborted(f"too many concurrent writers on {model_name}; retry the request")
 
-    async def _record_request(self, request_key: str, name: ModelVersionName) -> None:
-        record = {
-            "_id": request_key,
-            "namespace": name.namespace,
-            "model_id": name.model,
-            "number": name.number,
-        }
-        with contextlib.suppress(DuplicateKeyError):  # recorded by a concurrent retry
-            await self._requests.insert_one(record)
+    async def _record_requests(self, requests: list[tuple[str, ModelVersionName]]) -> None:
+        """Records which version each create request made (one insert for all of them)."""
+        if not requests:
+            return
+        records = [
+            {"_id": key, "namespace": name.namespace, "model_id": name.model, "number": name.number}
+            for key, name in requests
+        ]
+        try:
+            await self._requests.insert_many(records, ordered=False)
+        except BulkWriteError as exc:
+            # A duplicate: recorded by a concurrent retry of the same request. Anything else is not.
+            if any(error.get("code") != DUPLICATE_KEY for error in exc.details.get("writeErrors", [])):
+                raise
 
     async def _version_document(self, name: ModelVersionName, *, include_deleted: bool = False) -> Document:
         key = version_key(name.model_name, name.number)

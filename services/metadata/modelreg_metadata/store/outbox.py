@@ -24,16 +24,30 @@ There is no update or delete of events anywhere: the trail is append-only.
 
 Speed. With one writing process (FerretDB deployments, see store/locks.py), every entry a
 document holds was committed by this process and queued here in commit order, so the relay
-places whatever is queued in one `insert_many` (consecutive numbers), publishes it to watchers,
-and only then pulls the entries: a burst costs one insert, not one per event. With several
-processes (MongoDB), each queued document's outbox is read first so that entries another
-process committed earlier are placed before ours.
+places whatever is queued in one `insert_many` (consecutive numbers) and publishes it to
+watchers: a burst costs one insert, not one per event. It also defers the `$pull`s: on FerretDB
+each one rewrites the whole document, which used to double the cost of a create. A placed entry
+is harmless where it is (its event is in the trail; a later sweep recognises it and only pulls
+it), so the relay pulls placed entries
+- when their document is written again (with its next batch: a document never holds more than
+  the entries of its last writes),
+- when nothing was committed for IDLE_PULL_SECONDS (in slices, stopping as soon as work comes),
+- at once, oldest first, when more than MAX_PLACED wait (this bounds memory here and the work of
+  the start-up after a crash), and at a graceful stop.
+After each slice it records in `event_relay` the sequence number up to which every entry is
+pulled ("pulled through"). A start-up after a crash reads the events after that number by `_id`
+(a few thousand point reads at most) to recognise which leftover entries are placed: those are
+only pulled, the others are placed. An entry not recognised that way is still never placed twice:
+its insert collides on the unique event id and takes the careful path below.
+With several processes (MongoDB), each queued document's outbox is read first so that entries
+another process committed earlier are placed before ours, and pulled at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import time
 from collections import deque
 from collections.abc import Mapping
@@ -42,7 +56,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from modelreg_metadata.audit import Event
 from modelreg_metadata.faults import FaultPoint, Faults
@@ -62,6 +76,27 @@ RETRY_SECONDS = 0.5
 BATCH = 256  # entries placed by one insert_many
 # A periodic sweep leaves entries younger than this to the process that wrote them.
 SWEEP_GRACE = timedelta(seconds=5)
+# One writing process: while entries come in bursts (the last round placed more than one), the
+# relay waits this long before placing, so that one insert places more of them.
+LINGER_SECONDS = 0.01
+# One writing process: placed entries are pulled after this long without a commit...
+IDLE_PULL_SECONDS = 0.5
+# FerretDB 1.24 never answers an `update` command carrying 100 or more updates (measured: 99
+# return, 100 hang, with or without the write-lock wrapper, and every later write waits behind
+# it), so bulk updates are cut into commands of at most this many.
+MAX_UPDATES_PER_COMMAND = 64
+# ...in slices of this many documents (one bulk write each, holding FerretDB's write lock for
+# tens of milliseconds, not seconds)...
+PULL_SLICE = MAX_UPDATES_PER_COMMAND
+# ...or at once, oldest first, while more entries than this wait to be pulled.
+MAX_PLACED = 4096
+# A start-up reads at most this many events (by `_id`) to recognise leftover entries as placed;
+# an entry placed earlier than that is recognised by its insert colliding on the event id.
+MAX_RECOGNISED = 2 * MAX_PLACED
+READ_CONCURRENCY = 64
+PULLED_THROUGH = "pulled_through"  # the `event_relay` document: every entry up to it is pulled
+
+_Document = tuple[str, str]  # (collection, _id)
 
 
 def outbox_entry(event: Event) -> Document:
@@ -75,6 +110,7 @@ class Relay:
         collections: Mapping[str, AsyncCollection[Document]],
         events: AsyncCollection[Document],
         log_: MongoEventLog,
+        state: AsyncCollection[Document],
         *,
         faults: Faults,
         sweep_seconds: float,
@@ -83,6 +119,7 @@ class Relay:
         self._collections = dict(collections)
         self._events = events
         self._log = log_
+        self._state = state
         self._faults = faults
         # One writing process: leftovers can only come from its own earlier life (a crash), so
         # the sweep at start-up is enough; the periodic sweep (a collection scan on FerretDB) is off.
@@ -96,6 +133,13 @@ class Relay:
         self._committed = 0  # entries handed over by committed() ...
         self._placed = 0  # ... and those of them in the trail since
         self._progress = asyncio.Event()  # set whenever `_placed` grows
+        # One writing process: entries placed and not pulled yet, per document, in sequence order
+        # (the dict keeps documents in the order of their first such entry: oldest first).
+        self._unpulled: dict[_Document, list[tuple[int, Document]]] = {}
+        self._unpulled_count = 0
+        self._rewritten: set[_Document] = set()  # documents written again since entries were placed
+        self._pulled_through = 0  # the last number recorded in `event_relay`
+        self._crowded = False  # the last round placed more than one entry
 
     @property
     def feed(self) -> EventFeed:
@@ -104,6 +148,8 @@ class Relay:
     def committed(self, collection: str, key: str, entry: Document) -> None:
         """Called by the store right after a write carrying `entry` succeeded."""
         self._faults.reached(FaultPoint.CRASH_AFTER_COMMIT, entry["action"])
+        if (collection, key) in self._unpulled:
+            self._rewritten.add((collection, key))
         self._queue.append((collection, key, entry))
         self._committed += 1
         self._idle.clear()
@@ -119,12 +165,16 @@ class Relay:
 
     async def start(self) -> None:
         self._last = await self._log.latest_sequence()
-        await self.sweep(everything=True)
+        if self._single_writer:
+            await self._recover()
+        else:
+            await self.sweep(everything=True)
         self._task = asyncio.create_task(self._run(), name="event-relay")
 
     async def stop(self, drain_seconds: float = 5.0) -> None:
-        """Places what is queued (for up to `drain_seconds`), then stops; the rest waits in the
-        outboxes for the next start."""
+        """Places what is queued and pulls what is placed (for up to `drain_seconds` in all), then
+        stops; the rest waits in the outboxes for the next start."""
+        deadline = time.monotonic() + drain_seconds
         self.feed.close()
         if self._task is not None:
             with contextlib.suppress(TimeoutError):
@@ -133,32 +183,47 @@ class Relay:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._unpulled:
+            # Best effort: whatever is left is recognised and pulled by the next start.
+            with contextlib.suppress(TimeoutError, PyMongoError):
+                await asyncio.wait_for(self._pull_all(), max(0.1, deadline - time.monotonic()))
 
     async def _run(self) -> None:
         next_sweep = time.monotonic() + self._sweep_seconds
         while True:
+            idle = False
             if not self._queue:
                 self._idle.set()
                 self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        self._wake.wait(), min(3600.0, max(0.0, next_sweep - time.monotonic()))
-                    )
+                wait = min(3600.0, max(0.0, next_sweep - time.monotonic()))
+                if self._unpulled:
+                    wait = min(wait, IDLE_PULL_SECONDS)
+                try:
+                    await asyncio.wait_for(self._wake.wait(), wait)
+                except TimeoutError:
+                    idle = not self._queue
             try:
+                if self._crowded and self._queue:
+                    await asyncio.sleep(LINGER_SECONDS)
                 while self._queue:
                     if self._single_writer:
                         batch = [self._queue[i] for i in range(min(BATCH, len(self._queue)))]
+                        self._crowded = len(batch) > 1
                         await self._relay_batch(batch)
                         for _ in batch:
                             self._queue.popleft()
                         self._placed += len(batch)
                         self._progress.set()
+                        await self._pull([d for d in self._rewritten if d in self._unpulled])
+                        await self._pull_overflow()
                     else:
                         collection, key, entry = self._queue[0]
                         await self._relay_document(collection, key, entry["id"])
                         self._queue.popleft()
                         self._placed += 1
                         self._progress.set()
+                while idle and self._unpulled and not self._queue:
+                    await self._pull(list(self._unpulled)[:PULL_SLICE])
                 if time.monotonic() >= next_sweep:
                     await self.sweep(everything=False)
                     next_sweep = time.monotonic() + self._sweep_seconds
@@ -182,6 +247,55 @@ class Relay:
         if swept:
             log.info("relayed leftover outbox entries", documents=swept)
 
+    async def _recover(self) -> None:
+        """The start-up sweep of the one writing process: recognises the leftover entries whose
+        event is in the trail (only pulled) and places the others, before any new change."""
+        leftovers: dict[_Document, list[Document]] = {}
+        for name, collection in self._collections.items():
+            async for doc in collection.find({"outbox.id": {"$exists": True}}, {"outbox": True}):
+                leftovers[(name, doc["_id"])] = doc["outbox"]
+        count = sum(len(entries) for entries in leftovers.values())
+        if count:
+            state = await self._state.find_one({"_id": PULLED_THROUGH})
+            # Without a record (a trail written by a version that pulled at once), the leftovers
+            # can only be the last few events.
+            through = state["sequence"] if state is not None else self._last - count
+            placed = await self._event_ids(max(through, self._last - MAX_RECOGNISED, 0) + 1, self._last)
+            done = {
+                document: [entry for entry in entries if entry["id"] in placed]
+                for document, entries in leftovers.items()
+            }
+            await self._pull_entries({document: entries for document, entries in done.items() if entries})
+            pending = [
+                [(document[0], document[1], entry) for entry in entries if entry["id"] not in placed]
+                for document, entries in leftovers.items()
+            ]
+            # Per document in outbox (commit) order; across documents by time, as committed.
+            ordered = list(heapq.merge(*pending, key=lambda item: item[2]["time"]))
+            for start in range(0, len(ordered), BATCH):
+                await self._relay_batch(ordered[start : start + BATCH])
+            await self._pull_overflow()
+            log.info(
+                "relayed leftover outbox entries",
+                documents=len(leftovers),
+                already_placed=count - len(ordered),
+                placed=len(ordered),
+            )
+        await self._record_pulled()
+
+    async def _event_ids(self, first: int, last: int) -> set[str]:
+        """The event ids of sequence numbers first..last, by `_id` point reads."""
+        ids: set[str] = set()
+        for start in range(first, last + 1, READ_CONCURRENCY):
+            docs = await asyncio.gather(
+                *(
+                    self._events.find_one({"_id": sequence_key(n)}, {"event_id": True})
+                    for n in range(start, min(last, start + READ_CONCURRENCY - 1) + 1)
+                )
+            )
+            ids.update(doc["event_id"] for doc in docs if doc is not None)
+        return ids
+
     async def _relay_document(self, collection: str, key: str, until: str | None) -> None:
         """Places the document's outbox entries in order, up to and including `until`."""
         doc = await self._collections[collection].find_one({"_id": key}, {"outbox": True})
@@ -204,14 +318,9 @@ class Relay:
             self._last = first + i
             self.feed.publish(Event(**{**event.__dict__, "sequence": first + i}))
             self._faults.reached(FaultPoint.CRASH_AFTER_EVENT_INSERT, event.action)
-        # One bulk command per collection: one round trip (and one turn of FerretDB's write lock)
-        # for the whole burst instead of one per entry.
-        pulls: dict[str, list[UpdateOne]] = {}
-        for collection, key, entry in batch[:inserted]:
-            pulls.setdefault(collection, []).append(UpdateOne({"_id": key}, {"$pull": {"outbox": entry}}))
-        await asyncio.gather(
-            *(self._collections[name].bulk_write(updates, ordered=False) for name, updates in pulls.items())
-        )
+        for i, (collection, key, entry) in enumerate(batch[:inserted]):
+            self._unpulled.setdefault((collection, key), []).append((first + i, entry))
+        self._unpulled_count += inserted
         for collection, key, entry in batch[inserted:]:
             # A number or an event id was taken (a relay of an earlier life of this process, a
             # test's second process): the careful path, one at a time.
@@ -238,3 +347,49 @@ class Relay:
             break
         # The whole entry as stored: FerretDB v1's $pull matches array elements by equality only.
         await self._collections[collection].update_one({"_id": key}, {"$pull": {"outbox": entry}})
+
+    async def _pull(self, documents: list[_Document]) -> None:
+        """Pulls the placed entries of `documents` (one writing process), then records how far
+        everything is pulled."""
+        if not documents:
+            return
+        await self._pull_entries({d: [entry for _, entry in self._unpulled[d]] for d in documents})
+        for document in documents:
+            self._unpulled_count -= len(self._unpulled.pop(document))
+            self._rewritten.discard(document)
+        await self._record_pulled()
+
+    async def _pull_overflow(self) -> None:
+        while self._unpulled_count > MAX_PLACED:
+            await self._pull(list(self._unpulled)[:PULL_SLICE])
+
+    async def _pull_all(self) -> None:
+        while self._unpulled:
+            await self._pull(list(self._unpulled)[:PULL_SLICE])
+
+    async def _pull_entries(self, entries: dict[_Document, list[Document]]) -> None:
+        """One `$pullAll` per document (one rewrite however many entries), one bulk write per
+        collection and slice. Entries are matched whole: FerretDB v1 compares them by equality."""
+        if not entries:
+            return
+        first = next(iter(entries.values()))[0]
+        self._faults.reached(FaultPoint.CRASH_BEFORE_PULL, first["action"])
+        documents = list(entries)
+        for start in range(0, len(documents), PULL_SLICE):
+            updates: dict[str, list[UpdateOne]] = {}
+            for collection, key in documents[start : start + PULL_SLICE]:
+                updates.setdefault(collection, []).append(
+                    UpdateOne({"_id": key}, {"$pullAll": {"outbox": entries[(collection, key)]}})
+                )
+            await asyncio.gather(
+                *(self._collections[name].bulk_write(ops, ordered=False) for name, ops in updates.items())
+            )
+
+    async def _record_pulled(self) -> None:
+        """Records that every entry up to the oldest one still placed is pulled."""
+        through = min((entries[0][0] for entries in self._unpulled.values()), default=self._last + 1) - 1
+        if through > self._pulled_through:
+            await self._state.update_one(
+                {"_id": PULLED_THROUGH}, {"$max": {"sequence": through}}, upsert=True
+            )
+            self._pulled_through = through

@@ -51,8 +51,20 @@ class Replica:
 
     def put_model(self, doc: Document) -> None:
         doc = _without_outbox(doc)
-        if _newer(doc, self._models.get(doc["_id"])):
+        current = self._models.get(doc["_id"])
+        if _newer(doc, current):
+            if current is not None and current.get("latest_version_number", 0) > doc.get(
+                "latest_version_number", 0
+            ):
+                # The counter only grows, and is raised without the model's lock: an update that
+                # read the model before a create raised it must not take the new value back.
+                doc = {**doc, "latest_version_number": current["latest_version_number"]}
             self._models[doc["_id"]] = doc
+
+    def raise_version_number(self, key: str, number: int) -> None:
+        current = self._models.get(key)
+        if current is not None and current.get("latest_version_number", 0) < number:
+            self._models[key] = {**current, "latest_version_number": number}
 
     def built(self, doc: Document, build: Callable[[Document], T]) -> T:
         entry = self._built.get(doc["_id"])
