@@ -347,6 +347,9 @@ def mlflow_server(workdir: Path) -> Iterator[int]:
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
+        # MLflow 3's job runner (7 huey consumers) polls constantly, about one core of the two while
+        # idle; no benchmarked call uses it, and left on it would slow MLflow and us alike.
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
     )
     try:
         http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(2))

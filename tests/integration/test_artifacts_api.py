@@ -5,18 +5,26 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import uuid
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
+import google_crc32c
 import grpc
 import pytest
+from minio.error import S3Error
+from modelreg_artifacts.blobstore import S3BlobStore, object_key
+from modelreg_artifacts.config import S3Settings
 from modelregistry.v1 import artifact_service_pb2 as art
+from modelregistry.v1 import artifact_service_pb2_grpc, model_pb2
 from modelregistry.v1 import metadata_service_pb2 as md
-from modelregistry.v1 import model_pb2
 
 from tests.support import ACTOR, download, error_info, new_version, upload, upload_messages
 
 if TYPE_CHECKING:
+    from modelreg_local.stack import LocalStack
+
+    from tests.conftest import ReplicaFactory
     from tests.support import ArtifactStub, MetadataStub
 
 pytestmark = pytest.mark.integration
@@ -246,3 +254,59 @@ async def test_parallel_uploads_into_one_version_lose_no_file(
     await asyncio.gather(*(upload(artifacts, version.name, path, data) for path, data in contents.items()))
     expected = {path: (len(data), hashlib.sha256(data).hexdigest()) for path, data in contents.items()}
     assert await files_of(metadata, version.name) == expected
+
+
+@pytest.mark.parametrize("checksum", ["crc32c", "sha256"])
+async def test_uploads_round_trip_with_either_payload_checksum(
+    metadata: MetadataStub, artifact_replicas: ReplicaFactory, checksum: str
+) -> None:
+    """Parts and small objects reach S3 with a CRC32C (the default) or the SDK's payload SHA-256;
+    messages of 700 KiB straddle the 5 MiB part boundaries, so a part's CRC32C is built from
+    pieces of messages."""
+    replica = artifact_replicas(MODELREG_S3_PART_MIB="5", MODELREG_S3_PAYLOAD_CHECKSUM=checksum)
+    version = await new_version(metadata)
+    files = {"big.bin": os.urandom(12 * MIB + 5), "small.bin": os.urandom(3000), "empty.bin": b""}
+    async with grpc.aio.insecure_channel(replica.address) as channel:
+        stub = artifact_service_pb2_grpc.ArtifactServiceStub(channel)
+        for path, data in files.items():
+            spec = art.UploadSpec(
+                model_version=version.name,
+                path=path,
+                size_bytes=len(data),
+                sha256=hashlib.sha256(data).hexdigest(),
+            )
+            await stub.UploadFile(upload_messages(spec, data, chunk=700 * 1024), metadata=ACTOR)
+        for path, data in files.items():
+            assert (await download(stub, version.name, path))[1] == data
+
+
+async def test_object_storage_refuses_bytes_whose_crc32c_does_not_match(stack: LocalStack) -> None:
+    """What makes the CRC32C worth sending: the S3 server checks it and stores nothing else."""
+    assert stack.stores is not None
+    s3 = stack.stores.s3
+    settings = S3Settings(
+        s3.endpoint,
+        s3.access_key,
+        s3.secret_key,
+        s3.secure,
+        s3.region,
+        os.environ.get("MODELREG_S3_BUCKET", "modelreg"),
+    )
+    store = S3BlobStore(settings, threads=2)
+    data = os.urandom(6 * MIB)
+    key = object_key(uuid.uuid4().hex)
+    try:
+        with pytest.raises(S3Error) as caught:
+            await store.put(key, data, "application/octet-stream", crc32c=google_crc32c.value(data) ^ 1)
+        assert caught.value.code == "BadDigest"
+        assert await store.size_of(key) is None
+        multipart = await store.start_multipart(key, "application/octet-stream")
+        with pytest.raises(S3Error) as caught:
+            await store.upload_part(key, multipart, 1, bytearray(data), crc32c=google_crc32c.value(data) ^ 1)
+        assert caught.value.code == "BadDigest"
+        etag = await store.upload_part(key, multipart, 1, bytearray(data), crc32c=google_crc32c.value(data))
+        assert await store.complete_multipart(key, multipart, [(1, etag)])
+        assert await store.digest_of(key) == (len(data), hashlib.sha256(data).hexdigest())
+    finally:
+        await store.delete(key)
+        store.close()

@@ -10,13 +10,23 @@ from typing import TYPE_CHECKING
 
 import grpc
 import pytest
+from google.protobuf.json_format import MessageToDict
 from minio import Minio
 from modelreg_local.stack import ServiceProcess
 from modelregistry.v1 import artifact_service_pb2 as art
 from modelregistry.v1 import artifact_service_pb2_grpc
 from modelregistry.v1 import metadata_service_pb2 as md
 
-from tests.support import ACTOR, download, error_info, new_version, start_upload, upload, write_upload
+from tests.support import (
+    ACTOR,
+    download,
+    error_info,
+    list_all_events,
+    new_version,
+    start_upload,
+    upload,
+    write_upload,
+)
 
 if TYPE_CHECKING:
     from tests.conftest import ReplicaFactory
@@ -109,6 +119,68 @@ async def test_many_files_of_one_version_upload_in_parallel(
     await asyncio.gather(*(upload(artifacts, version.name, path, data) for path, data in files.items()))
     fetched = await metadata.GetModelVersion(md.GetModelVersionRequest(name=version.name))
     assert {f.path: f.sha256 for f in fetched.files} == {path: sha(data) for path, data in files.items()}
+
+
+async def test_a_version_of_many_small_files_keeps_an_exact_trail(
+    metadata: MetadataStub, artifacts: ArtifactStub
+) -> None:
+    """Concurrent one-shot uploads reach the manifest in batches: each batch is one event that
+    lists only the files it added (so the trail grows with the files, not with the manifest's
+    size per change), and the version at each event's time holds exactly the files added so far."""
+    version = await new_version(metadata)
+    files = {f"shards/{i:03d}.bin": os.urandom(1024 + i) for i in range(120)}
+    limit = asyncio.Semaphore(16)
+
+    async def one(path: str, data: bytes) -> None:
+        async with limit:
+            await upload(artifacts, version.name, path, data)
+
+    await asyncio.gather(*(one(path, data) for path, data in files.items()))
+    fetched = await metadata.GetModelVersion(md.GetModelVersionRequest(name=version.name))
+    assert {f.path: f.sha256 for f in fetched.files} == {path: sha(data) for path, data in files.items()}
+
+    deadline = asyncio.get_running_loop().time() + 15
+    while True:  # the relay moves events into the trail a moment after each change
+        added = await list_all_events(metadata, resource=version.name, actions=["MODEL_VERSION_FILE_ADDED"])
+        paths = [f["path"] for event in added for f in MessageToDict(event.after)["files"]]
+        if len(paths) >= len(files) or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    assert sorted(paths) == sorted(files)  # every file in exactly one event
+    assert 1 < len(added) < len(files)  # batched, yet more than one change
+    assert all(not MessageToDict(event.before)["files"] for event in added)  # nothing was replaced
+    seen: set[str] = set()
+    for event in added:
+        seen.update(f["path"] for f in MessageToDict(event.after)["files"])
+        state = await metadata.GetStateAtTime(md.GetStateAtTimeRequest(name=version.name, time=event.time))
+        assert {f.path: f.sha256 for f in state.model_version.files} == {
+            path: sha(files[path]) for path in seen
+        }
+
+
+async def test_uploads_that_fail_do_not_hold_back_the_manifest_change_of_the_others(
+    metadata: MetadataStub, artifacts: ArtifactStub
+) -> None:
+    """A manifest change waits for the files of the version's other uploads in progress; one that
+    fails (here: the bytes do not match the declared digest) stops being waited for at once."""
+    version = await new_version(metadata)
+    good = {f"good-{i}.bin": os.urandom(2000 + i) for i in range(8)}
+    bad = {f"bad-{i}.bin": os.urandom(3000 + i) for i in range(4)}
+
+    async def attempt(path: str, data: bytes) -> str:
+        try:
+            await upload(artifacts, version.name, path, data, sha256=None if path in good else "0" * 64)
+        except grpc.aio.AioRpcError as exc:
+            return error_info(exc)[0]
+        return "OK"
+
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    outcomes = await asyncio.gather(*(attempt(path, data) for path, data in {**good, **bad}.items()))
+    assert outcomes == ["OK"] * len(good) + ["DIGEST_MISMATCH"] * len(bad)
+    assert loop.time() - started < 5  # nobody waited for the failed ones until a timeout
+    fetched = await metadata.GetModelVersion(md.GetModelVersionRequest(name=version.name))
+    assert {f.path: f.sha256 for f in fetched.files} == {path: sha(data) for path, data in good.items()}
 
 
 async def test_verify_reports_damaged_and_missing_blobs(

@@ -105,6 +105,25 @@ def test_artifact_settings_need_the_database() -> None:
     )
     assert settings.sweep.gc_grace_seconds == 60
     assert settings.sweep.upload_ttl_seconds == 7 * 86400
+    assert settings.s3.payload_checksum == "crc32c"
+
+
+def test_the_payload_checksum_is_crc32c_or_sha256() -> None:
+    env = {
+        "MODELREG_S3_ENDPOINT": "127.0.0.1:9000",
+        "MODELREG_S3_ACCESS_KEY": "k",
+        "MODELREG_S3_SECRET_KEY": "s",
+        "MODELREG_MONGODB_URI": "mongodb://127.0.0.1:1",
+    }
+    assert (
+        ArtifactSettings.from_environment(
+            {**env, "MODELREG_S3_PAYLOAD_CHECKSUM": "SHA256"}
+        ).s3.payload_checksum
+        == "sha256"
+    )
+    with pytest.raises(ConfigError) as caught:
+        ArtifactSettings.from_environment({**env, "MODELREG_S3_PAYLOAD_CHECKSUM": "md5"})
+    assert caught.value.problems == ["MODELREG_S3_PAYLOAD_CHECKSUM='md5' is not one of crc32c, sha256"]
 
 
 @pytest.mark.parametrize(("offset", "size"), [(0, 0), (1, 1), (127, 128), (2**40 + 5, 1024 * 1024)])

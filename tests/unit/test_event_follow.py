@@ -63,6 +63,7 @@ class Scripted:
         if len(self.requests) <= len(self.starts):
             start = self.starts[len(self.requests) - 1]
             await context.send_initial_metadata(((headers.WATCH_AFTER_SEQUENCE, str(start)),))
+            await asyncio.sleep(0.1)  # the stream lives a moment (a header and an abort at once coalesce)
         for sequence in sequences:
             yield event(sequence)
         if ending == "unavailable":

@@ -222,6 +222,13 @@ class Uploader:
                     metadata=self._connection.call_metadata(),
                 )
             except grpc.RpcError as exc:
+                if exc.code() == grpc.StatusCode.INTERNAL:
+                    # grpc.aio may report INTERNAL instead of the service's status when the service
+                    # ends the stream while we are still writing (grpc/grpc#36066): the session
+                    # says why it refused the bytes.
+                    refused = await self._session(current.name)
+                    if refused.state not in (art.UPLOAD_STATE_ACTIVE, art.UPLOAD_STATE_FINISHED):
+                        raise _ended(refused) from exc
                 raise from_rpc_error(exc) from exc
 
         finished = await with_retries(

@@ -14,6 +14,7 @@ from modelreg.addresses import (
 from modelreg_common.config import EnvReader
 
 MIB = 1024 * 1024
+PAYLOAD_CHECKSUMS = ("crc32c", "sha256")
 DAY = 86400.0
 
 
@@ -25,6 +26,9 @@ class S3Settings:
     secure: bool
     region: str | None
     bucket: str
+    # How the server checks what we send: "crc32c" (a checksum header) or "sha256" (the SDK's
+    # own way: the payload's SHA-256 in the signature over http, Content-MD5 over https).
+    payload_checksum: str = "crc32c"
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,7 @@ class ArtifactSettings:
                 secure=read.flag("MODELREG_S3_SECURE", False),
                 region=read.text("MODELREG_S3_REGION", "") or None,
                 bucket=read.text("MODELREG_S3_BUCKET", "modelreg"),
+                payload_checksum=read.text("MODELREG_S3_PAYLOAD_CHECKSUM", "crc32c").lower(),
             ),
             sweep=SweepSettings(
                 upload_ttl_seconds=read.number(
@@ -98,6 +103,11 @@ class ArtifactSettings:
             grace_seconds=read.number("MODELREG_SHUTDOWN_GRACE_SECONDS", 10.0, minimum=0, maximum=600),
             log_level=read.log_level("MODELREG_LOG_LEVEL"),
         )
+        if settings.s3.payload_checksum not in PAYLOAD_CHECKSUMS:
+            read.problems.append(
+                f"MODELREG_S3_PAYLOAD_CHECKSUM={settings.s3.payload_checksum!r} is not one of "
+                + ", ".join(PAYLOAD_CHECKSUMS)
+            )
         if settings.mongodb_uri and not settings.mongodb_uri.startswith(("mongodb://", "mongodb+srv://")):
             read.problems.append("MODELREG_MONGODB_URI must start with mongodb:// or mongodb+srv://")
         read.finish()

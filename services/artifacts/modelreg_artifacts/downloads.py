@@ -77,12 +77,19 @@ class Downloads:
     ) -> AsyncIterator[tuple[int, bytes]]:
         if length == 0:
             return
-        # Three things overlap: a worker reads piece n+1 from S3, another hashes piece n, and the
-        # event loop sends piece n to the client.
+        # Two things overlap: a worker reads piece n+1 from S3 and hashes it (pieces are read in
+        # order, one job at a time, so the hash runs over the file in order), and the event loop
+        # sends piece n. One hand-off per piece: each costs the loop a wake-up.
         hasher = hashlib.sha256() if offset == 0 and length == file.size_bytes else None
-        hashing: asyncio.Future[None] | None = None
         reader = await self._store.open(key, offset, length)
-        reading = asyncio.ensure_future(self._store.run(reader.read, self._chunk_bytes))
+
+        def read_piece() -> bytes:
+            data = reader.read(self._chunk_bytes)
+            if hasher is not None:
+                hasher.update(data)
+            return data
+
+        reading = asyncio.ensure_future(self._store.run(read_piece))
         try:
             position, end = offset, offset + length
             while position < end:
@@ -93,19 +100,12 @@ class Downloads:
                         reason="BLOB_TRUNCATED",
                     )
                 if position + len(data) < end:
-                    reading = asyncio.ensure_future(self._store.run(reader.read, self._chunk_bytes))
-                if hasher is not None:
-                    if hashing is not None:
-                        await hashing
-                    hashing = asyncio.ensure_future(self._store.run(hasher.update, data))
+                    reading = asyncio.ensure_future(self._store.run(read_piece))
                 yield position, data
                 position += len(data)
-            if hashing is not None:
-                await hashing
         finally:
-            for pending in (reading, hashing):
-                if pending is not None and not pending.done():
-                    pending.cancel()
+            if not reading.done():
+                reading.cancel()
             await self._store.run(reader.close)
         if hasher is not None and hasher.hexdigest() != file.sha256:
             raise DataLoss(

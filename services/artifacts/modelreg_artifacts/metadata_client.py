@@ -7,6 +7,9 @@ file, and one request id follows the call through both services' logs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections import Counter
+from collections.abc import Iterator
 
 import grpc
 from modelreg import headers
@@ -21,6 +24,10 @@ from modelreg_artifacts.domain import StoredFile
 
 CALL_TIMEOUT_SECONDS = 30.0
 MAX_FILES_PER_BATCH = 500
+# The longest a manifest change waits for files that uploads of the same version are finishing.
+MAX_BATCH_WAIT_SECONDS = 0.1
+
+_BatchKey = tuple[ModelVersionName, str]
 
 
 class MetadataClient:
@@ -31,8 +38,12 @@ class MetadataClient:
         # together in the next BatchAddModelVersionFiles: the metadata service rewrites the
         # version per change, so one change per file made versions of thousands of files slow,
         # and parallel single adds collided (measured: 16 at once were ABORTED).
-        self._queues: dict[tuple[ModelVersionName, str], list[tuple[StoredFile, asyncio.Future[None]]]] = {}
+        self._queues: dict[_BatchKey, list[tuple[StoredFile, asyncio.Future[None]]]] = {}
         self._flushers: set[asyncio.Task[None]] = set()
+        # Uploads of each version that will call `add_file` soon (see `expecting`), and an event
+        # a waiting batch wakes on when one of them arrives or gives up.
+        self._expected: Counter[_BatchKey] = Counter()
+        self._changed: dict[_BatchKey, asyncio.Event] = {}
 
     def _metadata(self) -> tuple[tuple[str, str], ...]:
         return ((headers.ACTOR, current_actor()), (headers.REQUEST_ID, current_request_id()))
@@ -53,6 +64,31 @@ class MetadataClient:
         except grpc.aio.AioRpcError as exc:
             raise error_from_rpc(exc) from None
 
+    @contextlib.contextmanager
+    def expecting(self, version: ModelVersionName) -> Iterator[None]:
+        """Announce an upload that is about to add a file to `version` (within milliseconds).
+
+        Each manifest change rewrites the version's document (on FerretDB twice, with its outbox
+        entry), so the fewer changes the better: a batch waits, at most MAX_BATCH_WAIT_SECONDS,
+        for the files of every announced upload before it is sent. Without this, concurrent
+        uploads alternate between two half-full batches (those that arrive while one is in
+        flight, then the rest). A lone upload never waits.
+        """
+        key = (version, current_actor())
+        self._expected[key] += 1
+        try:
+            yield
+        finally:
+            self._expected[key] -= 1
+            if not self._expected[key]:
+                del self._expected[key]
+            self._wake(key)
+
+    def _wake(self, key: _BatchKey) -> None:
+        event = self._changed.get(key)
+        if event is not None:
+            event.set()
+
     async def add_file(self, version: ModelVersionName, file: StoredFile) -> None:
         """Record a verified file in the version's manifest (batched with concurrent ones)."""
         key = (version, current_actor())  # a batch is one change by one actor
@@ -60,6 +96,7 @@ class MetadataClient:
         queue = self._queues.get(key)
         if queue is not None:
             queue.append((file, done))
+            self._wake(key)
         else:
             self._queues[key] = [(file, done)]
             flusher = asyncio.create_task(self._flush(key))
@@ -67,9 +104,22 @@ class MetadataClient:
             flusher.add_done_callback(self._flushers.discard)
         await done
 
-    async def _flush(self, key: tuple[ModelVersionName, str]) -> None:
+    async def _gather(self, key: _BatchKey) -> None:
+        """Wait until every announced upload of the batch's version has queued its file."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + MAX_BATCH_WAIT_SECONDS
+        event = self._changed.setdefault(key, asyncio.Event())
+        # Files in the queue were announced too (their uploads wait for this batch).
+        while len(self._queues[key]) < self._expected[key] and (left := deadline - loop.time()) > 0:
+            event.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), left)
+
+    async def _flush(self, key: _BatchKey) -> None:
         version = key[0]
-        while queue := self._queues.get(key):
+        while self._queues.get(key):
+            await self._gather(key)
+            queue = self._queues[key]
             batch, rest = queue[:MAX_FILES_PER_BATCH], queue[MAX_FILES_PER_BATCH:]
             self._queues[key] = rest
             request = pb.BatchAddModelVersionFilesRequest(
@@ -98,6 +148,7 @@ class MetadataClient:
                 else:
                     done.set_exception(error)
         self._queues.pop(key, None)
+        self._changed.pop(key, None)
 
     async def referenced(self, digests: list[str]) -> list[str]:
         """The digests that some version's manifest references (soft-deleted versions included)."""

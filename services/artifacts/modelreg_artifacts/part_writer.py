@@ -8,6 +8,10 @@ pushes back on the sender through HTTP/2 flow control.
 Chunks are copied into the part buffer as they arrive; each full part is then hashed on the
 I/O pool while it uploads (one hand-off per part, not per chunk). Parts are hashed strictly in
 order, each after the previous one, so the running SHA-256 is the file's.
+
+The CRC32C that object storage checks for each part (see `blobstore`) is extended with each
+chunk as it is copied: the chunk is an immutable `bytes` then, which the CRC32C extension needs
+(the part buffer is not), and hardware CRC32C costs about 0.2 ms per 1 MiB message.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import hashlib
 from collections import deque
 from dataclasses import dataclass
 
+import google_crc32c
 from modelreg_common.errors import InvalidArgument, OutOfRange
 
 from modelreg_artifacts.blobstore import S3BlobStore, object_key
@@ -62,6 +67,7 @@ class PartWriter:
         self._buffer: bytearray | None = None
         self._buffer_start = session.committed_size
         self._fill = 0
+        self._crc32c = 0  # of the buffer's first `_fill` bytes
         self._spare: list[bytearray] = []
         self._in_flight: deque[_PartInFlight] = deque()
         self._last_hashed: asyncio.Future[hashlib._Hash | None] | None = None
@@ -96,7 +102,8 @@ class PartWriter:
         while view:
             buffer = self._current_buffer()
             piece, view = view[: len(buffer) - self._fill], view[len(buffer) - self._fill :]
-            self._absorb(buffer, piece)
+            # A chunk that spans two parts is the only one copied, for the CRC32C of each side.
+            self._absorb(buffer, piece, data if len(piece) == len(data) else bytes(piece))
             if self.session.multipart and self._fill == len(buffer):
                 await self._send_part()
 
@@ -110,8 +117,9 @@ class PartWriter:
                 self._buffer = bytearray(size)
         return self._buffer
 
-    def _absorb(self, buffer: bytearray, piece: memoryview) -> None:
+    def _absorb(self, buffer: bytearray, piece: memoryview, same_bytes: bytes) -> None:
         buffer[self._fill : self._fill + len(piece)] = piece
+        self._crc32c = google_crc32c.extend(self._crc32c, same_bytes)
         self._fill += len(piece)
         self._received += len(piece)
 
@@ -139,11 +147,11 @@ class PartWriter:
         number = self._buffer_start // self.session.part_bytes + 1
         data = buffer if size == len(buffer) else memoryview(buffer)[:size]
         task = asyncio.ensure_future(
-            self._store.upload_part(self._key, self.session.multipart_id, number, data)
+            self._store.upload_part(self._key, self.session.multipart_id, number, data, crc32c=self._crc32c)
         )
         self._last_hashed = asyncio.ensure_future(self._hash_after(self._last_hashed, data))
         self._in_flight.append(_PartInFlight(task, self._last_hashed, number, size, buffer))
-        self._buffer, self._fill = None, 0
+        self._buffer, self._fill, self._crc32c = None, 0, 0
         self._buffer_start += size
 
     async def _retire_oldest(self) -> None:
@@ -176,6 +184,11 @@ class PartWriter:
         """A small file's bytes, received in full."""
         return memoryview(self._buffer or b"")[: self._fill]
 
+    @property
+    def whole_crc32c(self) -> int:
+        """The CRC32C of `whole()`."""
+        return self._crc32c
+
     async def pause(self) -> None:
         """The stream ended early: keep the parts object storage already has, drop the rest.
 
@@ -190,4 +203,4 @@ class PartWriter:
         for part in self._in_flight:
             part.cancel()
         self._in_flight.clear()
-        self._buffer, self._fill, self._spare = None, 0, []
+        self._buffer, self._fill, self._crc32c, self._spare = None, 0, 0, []

@@ -30,6 +30,7 @@ the others are deleted, and the bytes are stored once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -120,7 +121,10 @@ class Uploads:
                     reason="VERSION_SEALED",
                 )
         else:
-            stored = await self._blobs.get(spec.sha256)
+            # A one-shot upload's bytes are already on their way in the same stream: the blob
+            # index is asked once, when they have arrived (`_finish` claims a stored blob then,
+            # before anything is stored), instead of twice.
+            stored = None
         if stored is not None and stored.size_bytes != spec.size_bytes:
             raise InvalidArgument(
                 "spec.size_bytes",
@@ -162,14 +166,17 @@ class Uploads:
     async def upload(self, spec: UploadSpec, chunks: AsyncIterator[Chunk]) -> StoredFile:
         """A whole file in one stream: a session nobody resumes, cancelled if the stream fails."""
         single_part = spec.size_bytes <= part_size_for(spec.size_bytes, self._part_bytes)
-        session = await self.start(spec, as_writer=True, persist=not single_part)
-        if session.state is UploadState.FINISHED:
-            return session.file
-        try:
-            ended = await self._receive(session, chunks)
-        except BaseException:
-            await asyncio.shield(self._abandon(session))
-            raise
+        # A one-part file reaches the manifest within milliseconds of its start, so a batch of
+        # its version's manifest changes may wait for it (MetadataClient.expecting).
+        with self._metadata.expecting(spec.model_version) if single_part else contextlib.nullcontext():
+            session = await self.start(spec, as_writer=True, persist=not single_part)
+            if session.state is UploadState.FINISHED:
+                return session.file
+            try:
+                ended = await self._receive(session, chunks)
+            except BaseException:
+                await asyncio.shield(self._abandon(session))
+                raise
         if ended.state is not UploadState.FINISHED:
             await self._abandon(session)
             raise InvalidArgument("finish_write", "the stream ended without finish_write; nothing was stored")
@@ -237,7 +244,7 @@ class Uploads:
             return await self._publish(session, blob_reused=True)
         key = writer.key
         if not session.multipart:
-            await self._store.put(key, writer.whole(), spec.content_type)
+            await self._store.put(key, writer.whole(), spec.content_type, crc32c=writer.whole_crc32c)
         else:
             completed = await self._store.complete_multipart(
                 key, session.multipart_id, [(p.number, p.etag) for p in session.parts]

@@ -763,10 +763,11 @@ class MongoVersionStore:
     async def _version_document(self, name: ModelVersionName, *, include_deleted: bool = False) -> Document:
         key = version_key(name.model_name, name.number)
         replica = self._db.replica
-        if replica is not None and replica.has_namespace(name.namespace):
-            doc = replica.version(name.namespace, name.model, key)
-        else:
+        doc = replica.version(name.namespace, name.model, key) if replica is not None else None
+        if doc is None and (replica is None or not replica.has_namespace(name.namespace)):
             doc = await self._versions.find_one({"_id": key})
+            if doc is not None and replica is not None:
+                replica.put_version(doc)
         if doc is None or (doc.get("deleted") and not include_deleted):
             raise NotFound(f"model version {name} not found")
         return doc
@@ -885,7 +886,22 @@ class MongoVersionStore:
             if after is before:
                 return before, after  # nothing to change (e.g. the same file added again)
             changes = version_fields(after)
-            entry = outbox_entry(event(before, after))
+            await self._write_version(name, doc, changes, outbox_entry(event(before, after)))
+            return before, after
+
+    async def _write_version(
+        self, name: ModelVersionName, doc: Document, changes: Document, entry: Document
+    ) -> None:
+        """`$set` the changes with their outbox entry; the replica gets the same document.
+
+        Shielded: a caller cancelled while the write is in flight (a client that gave up) must not
+        leave the database changed and the replica not. Should the write fail in a way that leaves
+        its outcome unknown, a version that the replica holds outside a loaded namespace is
+        dropped from it, so the next access reads the database again.
+        """
+        key = doc["_id"]
+
+        async def write() -> None:
             result = await self._versions.update_one(
                 self._db.cas_filter(key, doc.get("revision", 0)),
                 {"$set": changes, "$inc": {"revision": 1}, "$push": {"outbox": entry}},
@@ -895,7 +911,13 @@ class MongoVersionStore:
             self._db.committed("model_versions", key, entry)
             if self._db.replica is not None:
                 self._db.replica.put_version(merged(doc, changes))
-            return before, after
+
+        try:
+            await asyncio.shield(write())
+        except Exception:
+            if self._db.replica is not None:
+                self._db.replica.forget_version(doc)
+            raise
 
     # Metric history
 
@@ -941,16 +963,7 @@ class MongoVersionStore:
                 "update_time": after.update_time,
                 "etag": after.etag,
             }
-            entry = outbox_entry(event(before, after))
-            result = await self._versions.update_one(
-                self._db.cas_filter(key, doc.get("revision", 0)),
-                {"$set": changes, "$inc": {"revision": 1}, "$push": {"outbox": entry}},
-            )
-            if result.matched_count != 1:
-                raise Aborted(f"model version {name} changed concurrently; retry")
-            self._db.committed("model_versions", key, entry)
-            if self._db.replica is not None:
-                self._db.replica.put_version(merged(doc, changes))
+            await self._write_version(name, doc, changes, outbox_entry(event(before, after)))
             if request_key:
                 await self._requests.update_one(
                     {"_id": request_key}, {"$set": {"kind": "LogMetrics"}}, upsert=True

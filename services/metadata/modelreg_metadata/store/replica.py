@@ -6,8 +6,11 @@ takes seconds whatever the indexes. Its updates are not atomic either, so a Ferr
 already runs exactly one metadata process (store/locks.py). That one process sees every write,
 and can therefore keep an exact copy of what it reads:
 
-- model documents are cached on first read, by `_id`;
-- a namespace's version documents are loaded by one query the first time it is searched;
+- model and version documents are cached on first read, by `_id` (a version updated again
+  and again, like one receiving thousands of files, is then not read back before each write:
+  FerretDB decodes the whole document, manifest included, for every read);
+- a namespace's version documents are loaded by one query the first time it is searched (until
+  then, the versions cached by `_id` are only a part of it, used for reads by `_id`);
 - every committed write replaces the cached document (the higher `revision` wins, so a load that
   races a write cannot resurrect an older copy);
 - searches run the same compiled MongoDB query over the copy (store/matcher.py).
@@ -87,20 +90,22 @@ class Replica:
         self._loaded.add(namespace)
 
     def version(self, namespace: str, model_id: str, key: str) -> Document | None:
-        if namespace not in self._loaded:
-            return None
-        return self._versions[namespace].get(model_id, {}).get(key)
+        return self._versions.get(namespace, {}).get(model_id, {}).get(key)
 
     def put_version(self, doc: Document) -> None:
-        models = self._versions.get(doc["namespace"])
-        if models is None:
-            return
+        models = self._versions.setdefault(doc["namespace"], {})
         doc = _without_outbox(doc)
         versions = models.setdefault(doc["model_id"], {})
         current = versions.get(doc["_id"])
         if _newer(doc, current):
             versions[doc["_id"]] = doc
             self._by_number.pop((doc["namespace"], doc["model_id"]), None)
+
+    def forget_version(self, doc: Document) -> None:
+        """Drop a version whose stored state is unknown (a write that failed midway); a loaded
+        namespace keeps it, since its searches need every version (as before any failure)."""
+        if doc["namespace"] not in self._loaded:
+            self._versions.get(doc["namespace"], {}).get(doc["model_id"], {}).pop(doc["_id"], None)
 
     def _numbered(self, namespace: str, model_id: str) -> list[Document]:
         """A model's versions in number order (kept until one of them changes)."""
