@@ -511,7 +511,8 @@ class Bench:
                 self.minio.make_bucket(MLFLOW_BUCKET)
             log("starting mlflow server --serve-artifacts")
             server = MLflowServer(self.root, self.s3.endpoint, self.s3.access_key, self.s3.secret_key)
-            for mode, multipart in (("proxied", False), ("multipart", True)):
+            modes = (("proxied", False), ("multipart", True))
+            for mode, multipart in (m for m in modes if m[0] in self.args.mlflow_modes.split(",")):
 
                 def mlflow_once(
                     i: int, server: MLflowServer = server, multipart: bool = multipart
@@ -600,6 +601,11 @@ def main() -> None:
     parser.add_argument("--small-kib", type=int, default=10)
     parser.add_argument("--small-concurrency", type=int, default=16)
     parser.add_argument("--skip-mlflow", action="store_true")
+    parser.add_argument(
+        "--mlflow-modes",
+        default="proxied,multipart",
+        help="which of MLflow's upload modes to compare with (comma-separated, default: both)",
+    )
     parser.add_argument(
         "--only",
         default=",".join(PARTS),
