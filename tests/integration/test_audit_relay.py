@@ -21,6 +21,7 @@ import grpc
 import pytest
 from modelreg_local.stack import LocalStack
 from modelregistry.v1 import metadata_service_pb2 as md
+from modelregistry.v1 import model_pb2
 from pymongo import AsyncMongoClient
 
 from tests.integration.test_audit_crash import CRASHED, Isolated
@@ -71,6 +72,15 @@ async def create_versions(metadata: MetadataStub, model: str, count: int) -> Non
     )
 
 
+async def model_with_versions(metadata: MetadataStub, count: int) -> model_pb2.Model:
+    """The model `relay/m`, created with `count` versions."""
+    model = await metadata.CreateModel(
+        md.CreateModelRequest(parent="namespaces/relay", model_id="m"), metadata=ALICE
+    )
+    await create_versions(metadata, model.name, count)
+    return model
+
+
 async def check_trail(metadata: MetadataStub, model: str, versions: int) -> int:
     """Every change of the model exactly once, in a gap-free trail; returns its last sequence."""
     trail = await list_all_events(metadata)
@@ -94,10 +104,7 @@ async def test_a_crash_with_placed_entries_not_pulled_leaves_every_event_once(is
     isolated.start("crash-before-pull")
     async with database(isolated) as db:
         async with isolated.stub() as metadata:
-            model = await metadata.CreateModel(
-                md.CreateModelRequest(parent="namespaces/relay", model_id="m"), metadata=ALICE
-            )
-            await create_versions(metadata, model.name, VERSIONS)
+            model = await model_with_versions(metadata, VERSIONS)
         # Only creations: no document is written twice, so the first pull is the idle one, once
         # every event is placed.
         assert isolated.wait_crashed() == CRASHED
@@ -155,10 +162,7 @@ async def test_a_graceful_stop_pulls_what_is_placed_and_records_how_far(isolated
     isolated.start()
     async with database(isolated) as db:
         async with isolated.stub() as metadata:
-            model = await metadata.CreateModel(
-                md.CreateModelRequest(parent="namespaces/relay", model_id="m"), metadata=ALICE
-            )
-            await create_versions(metadata, model.name, VERSIONS)
+            model = await model_with_versions(metadata, VERSIONS)
             await events_when(metadata, VERSIONS + 2)
         isolated.stop()  # at once: the relay has most likely not been idle yet
         assert await outbox_entries(db) == 0
@@ -181,10 +185,7 @@ async def test_a_lagging_version_counter_is_caught_up_at_the_first_read(isolated
     isolated.start()
     async with database(isolated) as db:
         async with isolated.stub() as metadata:
-            model = await metadata.CreateModel(
-                md.CreateModelRequest(parent="namespaces/relay", model_id="m"), metadata=ALICE
-            )
-            await create_versions(metadata, model.name, 37)
+            model = await model_with_versions(metadata, 37)
         isolated.stop()
         await db["models"].update_one({"_id": "relay/m"}, {"$set": {"latest_version_number": 3}})
 
