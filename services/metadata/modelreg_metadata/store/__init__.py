@@ -111,6 +111,17 @@ class VersionStore(Protocol):
         *,
         include_deleted: bool = False,
     ) -> tuple[ModelVersion, ModelVersion]: ...
+    async def purge_version(
+        self,
+        name: ModelVersionName,
+        check: Callable[[ModelVersion], None],
+        expected_etag: str,
+        event: EventFor,
+    ) -> None:
+        """Removes the version for good (`check` may refuse it), leaving a tombstone under its
+        number; finishes a purge that was interrupted; NotFound once purged."""
+        ...
+
     async def log_metrics(
         self, name: ModelVersionName, points: list[MetricPoint], request_key: str, event: EventFor
     ) -> tuple[ModelVersion, ModelVersion]: ...
