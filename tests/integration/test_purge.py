@@ -175,7 +175,8 @@ async def history_documents(db: Any, version_key: str) -> list[str]:
     ]
 
 
-async def test_a_purge_killed_after_its_commit_is_finished_by_purging_again(isolated: Isolated) -> None:
+@pytest.mark.parametrize("finisher", ["purge again", "retention"])
+async def test_a_purge_killed_after_its_commit_is_finished_later(isolated: Isolated, finisher: str) -> None:
     isolated.start()
     async with isolated.stub() as metadata:
         model = await metadata.CreateModel(
@@ -223,13 +224,20 @@ async def test_a_purge_killed_after_its_commit_is_finished_by_purging_again(isol
         assert isolated.wait_crashed() == CRASHED
         assert len(await history_documents(db, "purge/m/3|")) == 3
 
+        if finisher == "retention":
+            isolated.env["MODELREG_PURGE_DELETED_AFTER_DAYS"] = str(1 / 86400)
         isolated.start()
         async with isolated.stub() as metadata:
             code, reason, _ = await refused(metadata.GetModelVersion(md.GetModelVersionRequest(name=doomed)))
             assert (code, reason) == (grpc.StatusCode.NOT_FOUND, "VERSION_PURGED")
-            # Purging again finishes the interrupted purge (one event all the same)...
-            await purge(metadata, doomed, actor=BOB)
-            assert await history_documents(db, "purge/m/3|") == []
+            # Purging again finishes the interrupted purge (one event all the same), and so does
+            # the next round of the retention when it is on...
+            if finisher == "purge again":
+                await purge(metadata, doomed, actor=BOB)
+            deadline = asyncio.get_running_loop().time() + 15
+            while await history_documents(db, "purge/m/3|"):
+                assert asyncio.get_running_loop().time() < deadline, "the purge was not finished"
+                await asyncio.sleep(0.2)
             # ...and once finished, it is NOT_FOUND.
             code, reason, _ = await refused(purge(metadata, doomed, actor=BOB))
             assert (code, reason) == (grpc.StatusCode.NOT_FOUND, "VERSION_PURGED")
@@ -294,3 +302,59 @@ async def test_a_version_purged_in_a_namespace_search_is_gone_from_it(metadata: 
     assert [v.name for v in (await metadata.ListModelVersions(everything)).model_versions] == [
         versions[1].name
     ]
+
+
+async def test_a_retention_period_purges_versions_deleted_longer_than_it(isolated: Isolated) -> None:
+    keep_seconds = 4.0
+    isolated.env["MODELREG_PURGE_DELETED_AFTER_DAYS"] = str(keep_seconds / 86400)
+    isolated.start()
+    async with isolated.stub() as metadata:
+        model = await metadata.CreateModel(
+            md.CreateModelRequest(parent="namespaces/retention", model_id="m"), metadata=ALICE
+        )
+        expired, restored, recent = [
+            (
+                await metadata.CreateModelVersion(
+                    md.CreateModelVersionRequest(parent=model.name), metadata=ALICE
+                )
+            ).name
+            for _ in range(3)
+        ]
+        await metadata.LogMetrics(
+            md.LogMetricsRequest(model_version=expired, points=[model_pb2.MetricPoint(key="acc", value=0.5)]),
+            metadata=ALICE,
+        )
+        for name in (expired, restored):
+            await metadata.DeleteModelVersion(md.DeleteModelVersionRequest(name=name), metadata=ALICE)
+        await metadata.UndeleteModelVersion(md.UndeleteModelVersionRequest(name=restored), metadata=ALICE)
+
+        async def purged(name: str) -> bool:
+            try:
+                await metadata.GetModelVersion(md.GetModelVersionRequest(name=name))
+            except grpc.aio.AioRpcError as exc:
+                return error_info(exc)[0] == "VERSION_PURGED"
+            return False
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + keep_seconds + 15
+        while not await purged(expired):
+            assert loop.time() < deadline, "the expired version was not purged"
+            await asyncio.sleep(0.2)
+        deleted_at = loop.time()
+        await metadata.DeleteModelVersion(md.DeleteModelVersionRequest(name=recent), metadata=ALICE)
+        await asyncio.sleep(1.5)  # a round or more: the version deleted just now is not due yet
+        listed = await metadata.ListModelVersions(
+            md.ListModelVersionsRequest(parent=model.name, show_deleted=True)
+        )
+        if loop.time() - deleted_at < keep_seconds:  # unless this machine stalled that long
+            assert [(v.name, v.deleted) for v in listed.model_versions] == [(restored, False), (recent, True)]
+        while not await purged(recent):
+            assert loop.time() < deadline + keep_seconds, "the recently deleted version was not purged"
+            await asyncio.sleep(0.2)
+
+        purges = await list_all_events(metadata, actions=["MODEL_VERSION_PURGED"])
+        assert [(e.resource, e.actor) for e in purges] == [
+            (expired, "modelreg-retention"),
+            (recent, "modelreg-retention"),
+        ]
+    isolated.stop()

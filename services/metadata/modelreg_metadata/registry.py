@@ -28,7 +28,7 @@ from modelreg.names import (
 )
 from modelreg_common import paging
 from modelreg_common.context import current_actor
-from modelreg_common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from modelreg_common.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 
 from modelreg_metadata import audit, domain, governance
 from modelreg_metadata.audit import Action, Event
@@ -535,6 +535,20 @@ class Registry:
                 )
 
         await self._versions.purge_version(name, check, etag, _purge_event)
+
+    async def purge_deleted_before(self, moment: datetime, stopping: asyncio.Event) -> int:
+        """Purges every version deleted before `moment` (and finishes interrupted purges), one at
+        a time until done or `stopping` is set; returns how many it purged."""
+        purged = 0
+        for name in await self._versions.purgeable(moment):
+            if stopping.is_set():
+                break
+            try:
+                await self.purge_version(name, "")
+            except (NotFound, FailedPrecondition, Aborted):
+                continue  # undeleted, purged or changed meanwhile, or its model is deleted
+            purged += 1
+        return purged
 
     async def archive_version(self, name: ModelVersionName, etag: str) -> ModelVersion:
         def mutate(current: ModelVersion) -> ModelVersion:

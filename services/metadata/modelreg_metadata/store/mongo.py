@@ -220,6 +220,12 @@ class MongoDatabase:
                 (self.versions, IndexModel([("t.$**", ASCENDING)], name="tags")),
                 (self.versions, IndexModel([("m.$**", ASCENDING)], name="metrics")),
                 (self.versions, IndexModel([("p.$**", ASCENDING)], name="params")),
+                # The retention's question (MongoVersionStore.purgeable), both halves of it.
+                (
+                    self.versions,
+                    IndexModel([("deleted", ASCENDING), ("update_time", ASCENDING)], name="deleted"),
+                ),
+                (self.versions, IndexModel([("purged", ASCENDING)], name="purged")),
                 # Multikey: the garbage collector's CheckBlobReferences batches (store/blob_references.py).
                 (self.versions, IndexModel([("files.sha256", ASCENDING)], name="file_digests")),
             ]
@@ -997,6 +1003,20 @@ class MongoVersionStore:
                 )
                 doc = merged(doc, tombstone, removed)
             await self._delete_history(doc)
+
+    async def purgeable(self, deleted_before: datetime) -> list[ModelVersionName]:
+        """Versions deleted before `deleted_before`, and tombstones whose history is still to
+        delete (a purge interrupted by a crash). A deleted version cannot change until it is
+        undeleted (every other update refuses it), so its `update_time` is when it was deleted.
+        On FerretDB this reads the whole collection; the retention that asks runs rarely."""
+        query: Document = {
+            "$or": [
+                {"deleted": True, "purged": {"$ne": True}, "update_time": {"$lt": deleted_before}},
+                {"purged": True, "metric_meta": {"$exists": True}},
+            ]
+        }
+        cursor = self._versions.find(query, {"namespace": True, "model_id": True, "number": True})
+        return [ModelName(doc["namespace"], doc["model_id"]).version(doc["number"]) async for doc in cursor]
 
     async def _delete_history(self, tombstone: Document) -> None:
         """Deletes a purged version's metric history documents, by `_id` (the one lookup FerretDB
