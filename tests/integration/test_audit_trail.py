@@ -291,6 +291,20 @@ async def test_every_mutation_appends_one_event_with_its_before_and_after(
             {"deleted": False},
         ),
         Step(
+            call("DeleteModelVersion", md.DeleteModelVersionRequest(name=v2)),
+            "MODEL_VERSION_DELETED",
+            v2,
+            {"deleted": False},
+            {"deleted": True},
+        ),
+        Step(
+            call("PurgeModelVersion", md.PurgeModelVersionRequest(name=v2), BOB),
+            "MODEL_VERSION_PURGED",
+            v2,
+            {"purged": False},
+            {"purged": True},
+        ),
+        Step(
             call("DeleteModel", md.DeleteModelRequest(name=model)),
             "MODEL_DELETED",
             model,

@@ -292,6 +292,37 @@ async def test_gc_keeps_blobs_of_soft_deleted_versions(
     assert (await download(artifacts, one.name, "extra.bin"))[1] == own
 
 
+async def test_gc_after_a_purge_deletes_the_purged_versions_own_blobs_and_keeps_shared_ones(
+    metadata: MetadataStub, artifacts: ArtifactStub, collector: ServiceProcess
+) -> None:
+    shared, own = os.urandom(20_000), os.urandom(30_000)
+    one, two = await new_version(metadata), await new_version(metadata)
+    await upload(artifacts, one.name, "model.bin", shared)
+    await upload(artifacts, one.name, "extra.bin", own)
+    await upload(artifacts, two.name, "model.bin", shared)
+    await metadata.DeleteModelVersion(md.DeleteModelVersionRequest(name=one.name), metadata=ACTOR)
+    await metadata.PurgeModelVersion(md.PurgeModelVersionRequest(name=one.name), metadata=ACTOR)
+
+    references = await metadata.CheckBlobReferences(
+        md.CheckBlobReferencesRequest(sha256s=[sha(own), sha(shared)])
+    )
+    assert list(references.referenced_sha256s) == [sha(shared)]
+    await asyncio.sleep(GRACE_SECONDS + 0.5)
+    dry = await collect(collector.address, dry_run=True)
+    assert sha(own) in dry.deleted_sha256s
+    assert sha(shared) not in dry.deleted_sha256s
+    assert await missing(artifacts, sha(own), sha(shared)) == []  # a dry run deletes nothing
+
+    real = await collect(collector.address, dry_run=False)
+    assert sha(own) in real.deleted_sha256s
+    assert sha(shared) not in real.deleted_sha256s
+    assert await missing(artifacts, sha(own), sha(shared)) == [sha(own)]
+    assert (await download(artifacts, two.name, "model.bin"))[1] == shared
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await download(artifacts, one.name, "extra.bin")
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
 async def test_blob_reference_questions_take_digests_only(metadata: MetadataStub) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await metadata.CheckBlobReferences(md.CheckBlobReferencesRequest(sha256s=["../../etc/passwd"]))

@@ -7,10 +7,11 @@ import os
 import signal
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from modelreg import AsyncClient, Client, ClientSettings, RetryPolicy
+from modelreg import AsyncClient, Client, ClientSettings, RetryPolicy, StateAtTime
 from modelreg import errors as sdk_errors
 from modelreg.addresses import ServiceAddresses
 from modelreg_local.stack import METADATA_SERVICE, LocalStack, ServiceProcess
@@ -251,3 +252,104 @@ async def test_a_watch_survives_restarts_and_crashes_and_sees_every_event_once(
     assert before_restart in resumed_after
     assert before_crash in resumed_after
     assert "SHUTTING_DOWN" in {reason for reason, _ in reconnects}
+
+
+def test_versions_are_deleted_restored_and_purged(alice: Client) -> None:
+    model = f"team-a/{unique('purge')}"
+    alice.create_model(model)
+    first = f"{model}/{alice.create_version(model).number}"
+
+    with pytest.raises(sdk_errors.FailedPrecondition) as live:
+        alice.purge_version(first)
+    assert live.value.reason == "NOT_DELETED"
+    assert "delete it first" in live.value.message
+    assert alice.delete_version(first).deleted
+    assert [v.number for v in alice.list_versions(model)] == []
+    assert not alice.undelete_version(first).deleted
+    deleted = alice.delete_version(first)
+    with pytest.raises(sdk_errors.Aborted):
+        alice.purge_version(first, etag="stale")
+    alice.purge_version(first, etag=deleted.etag)
+
+    with pytest.raises(sdk_errors.NotFound) as gone:
+        alice.get_version(first)
+    assert gone.value.reason == "VERSION_PURGED"
+    with pytest.raises(sdk_errors.NotFound):
+        alice.purge_version(first)
+    assert list(alice.list_versions(model, show_deleted=True)) == []
+    assert alice.create_version(model).number == 2  # the purged number is never given again
+    purges = list(alice.list_events(resource=first, actions="MODEL_VERSION_PURGED"))
+    assert [(e.resource, e.actor) for e in purges] == [
+        (f"namespaces/{model.replace('/', '/models/')}/versions/1", ALICE)
+    ]
+
+
+async def test_state_at_and_aliases_at_answer_what_was_there_then(stack: LocalStack, tmp_path: Path) -> None:
+    async with AsyncClient(
+        metadata_addr=stack.addresses.metadata,
+        artifact_addr=stack.addresses.artifacts,
+        actor=ALICE,
+        cache_dir=tmp_path / "cache",
+    ) as registry:
+        model = f"team-a/{unique('then')}"
+        await registry.create_model(model)
+        for auc in (0.8, 0.9):
+            version = await registry.create_version(model, metrics={"auc": auc})
+            await registry.seal_version(version.name)
+        await registry.set_alias(model, "production", 1)
+        created = [e async for e in registry.list_events(model=model, actions="ALIAS_CREATED")]
+        then = created[0].time.ToDatetime(tzinfo=UTC)
+        await asyncio.sleep(0.01)  # later moves in later milliseconds
+        await registry.set_alias(model, "production", 2)
+        await registry.set_alias(model, "staging", 1)
+        await registry.set_alias(model, "canary", 2)
+        await registry.delete_alias(model, "canary")
+        now = datetime.now(UTC)
+
+        def pointers(states: list[StateAtTime]) -> list[tuple[str, int]]:
+            return [(s.alias.name.rsplit("/", 1)[1], s.alias.version_number) for s in states]
+
+        assert pointers(await registry.aliases_at(model, then)) == [("production", 1)]
+        assert pointers(await registry.aliases_at(model, now)) == [("production", 2), ("staging", 1)]
+        assert pointers(await registry.aliases_at(model, then - timedelta(seconds=1))) == []
+
+        production = await registry.state_at(f"{model}@production", then)
+        assert (production.alias.version_number, production.as_of.action) == (1, "ALIAS_CREATED")
+        assert production.alias.update_actor == ALICE
+        first = await registry.state_at(f"{model}/1", then)
+        assert dict(first.model_version.metrics) == {"auc": 0.8}
+        assert first.model_version.state == model_pb2.MODEL_VERSION_STATE_READY
+        with pytest.raises(sdk_errors.NotFound) as caught:
+            await registry.state_at(f"{model}@staging", then)
+        assert caught.value.reason == "NOT_FOUND_AT_TIME"
+        with pytest.raises(ValueError, match="time zone"):
+            await registry.state_at(f"{model}@production", datetime.now())
+
+
+def test_a_namespace_that_allows_self_approval_lets_the_creator_approve(alice: Client) -> None:
+    namespace = unique("team")
+    model = f"{namespace}/m"
+    alice.create_model(model)
+    mine = sealed(alice, model)
+    alice.submit_for_review(mine.name)
+    with pytest.raises(sdk_errors.PermissionDenied) as denied:
+        alice.approve_version(mine.name)
+    assert denied.value.reason == "SELF_APPROVAL_NOT_ALLOWED"
+    assert not alice.get_namespace(namespace).allow_self_approval
+
+    allowed = alice.update_namespace(namespace, allow_self_approval=True, description="a small team")
+    assert (allowed.allow_self_approval, allowed.description) == (True, "a small team")
+    assert alice.approve_version(mine.name).review_state == model_pb2.MODEL_VERSION_REVIEW_STATE_APPROVED
+    assert f"namespaces/{namespace}" in [n.name for n in alice.list_namespaces()]
+
+    # Back to four eyes: False is an update too (the mask names it).
+    again = alice.update_namespace(namespace, allow_self_approval=False)
+    assert (again.allow_self_approval, again.description) == (False, "a small team")
+    second = sealed(alice, model)
+    alice.submit_for_review(second.name)
+    with pytest.raises(sdk_errors.PermissionDenied):
+        alice.approve_version(second.name)
+    with pytest.raises(ValueError, match="nothing to update"):
+        alice.update_namespace(namespace)
+    with pytest.raises(sdk_errors.Aborted):
+        alice.update_namespace(namespace, allow_self_approval=True, etag="stale")

@@ -34,11 +34,16 @@ def test_metadata_settings_defaults_and_all_problems_at_once() -> None:
     settings = MetadataSettings.from_environment({"MODELREG_MONGODB_URI": "mongodb://127.0.0.1:1/"})
     assert settings.listen_addr == "127.0.0.1:50051"
     assert settings.database == "modelreg"
+    assert settings.purge_deleted_after_days == 0  # deleted versions are kept until purged
     with pytest.raises(ConfigError) as caught:
         MetadataSettings.from_environment(
-            {"MODELREG_LOG_LEVEL": "loud", "MODELREG_SHUTDOWN_GRACE_SECONDS": "x"}
+            {
+                "MODELREG_LOG_LEVEL": "loud",
+                "MODELREG_SHUTDOWN_GRACE_SECONDS": "x",
+                "MODELREG_PURGE_DELETED_AFTER_DAYS": "-1",
+            }
         )
-    assert len(caught.value.problems) == 3
+    assert len(caught.value.problems) == 4
 
 
 def test_artifact_settings() -> None:

@@ -12,6 +12,7 @@
 """
 
 from modelregistry.v1.event_pb2 import Event
+from modelregistry.v1.metadata_service_pb2 import StateAtTime
 from modelregistry.v1.model_pb2 import (
     Alias,
     AliasProtection,
@@ -22,6 +23,7 @@ from modelregistry.v1.model_pb2 import (
     ModelVersion,
     ModelVersionReviewState,
     ModelVersionState,
+    Namespace,
     NoRegression,
     Signature,
     TensorSpec,
@@ -58,6 +60,7 @@ __all__ = [
     "ModelVersionReviewState",
     "ModelVersionState",
     "ModelregError",
+    "Namespace",
     "NoProgress",
     "NoRegression",
     "Outcome",
@@ -66,6 +69,7 @@ __all__ = [
     "RegistryError",
     "RetryPolicy",
     "Signature",
+    "StateAtTime",
     "TensorSpec",
     "TransferProgress",
     "TransferredFile",

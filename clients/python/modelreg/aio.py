@@ -7,15 +7,16 @@ messages (`modelregistry.v1.model_pb2`), so every field the server sends is ther
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeAlias
 
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import field_mask_pb2, json_format, struct_pb2
 from modelregistry.v1 import artifact_service_pb2 as art
 from modelregistry.v1 import event_pb2, model_pb2
 from modelregistry.v1 import metadata_service_pb2 as md
@@ -113,6 +114,56 @@ class AsyncClient:
 
     async def close(self) -> None:
         await self._connection.close()
+
+    # Namespaces
+
+    async def get_namespace(self, namespace: str) -> model_pb2.Namespace:
+        """A namespace (`team` or `namespaces/team`) and its settings, e.g. `allow_self_approval`."""
+        request = md.GetNamespaceRequest(name=_namespace(namespace))
+        return await self._connection.unary(self._connection.metadata.GetNamespace, request)
+
+    async def list_namespaces(self, *, page_size: int = 0) -> AsyncIterator[model_pb2.Namespace]:
+        """Every namespace, fetched a page at a time."""
+        pages = self._connection.pages(
+            self._connection.metadata.ListNamespaces,
+            lambda token: md.ListNamespacesRequest(page_size=page_size, page_token=token),
+        )
+        async for page in pages:
+            for namespace in page.namespaces:
+                yield namespace
+
+    async def update_namespace(
+        self,
+        namespace: str,
+        *,
+        display_name: str | None = None,
+        description: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        allow_self_approval: bool | None = None,
+        etag: str = "",
+    ) -> model_pb2.Namespace:
+        """Change the settings given (the others stay); `labels` replaces all labels.
+
+        `allow_self_approval=True` lets the creator of a version approve it in this namespace
+        (small teams); by default the approver must be someone else (four eyes). With `etag`
+        (from a previous `Namespace`), only if nobody changed the namespace since (`Aborted`).
+        A namespace exists once a model was created in it.
+        """
+        changes: dict[str, Any] = {
+            "display_name": display_name,
+            "description": description,
+            "labels": None if labels is None else dict(labels),
+            "allow_self_approval": allow_self_approval,
+        }
+        changes = {field: value for field, value in changes.items() if value is not None}
+        if not changes:
+            raise ValueError("nothing to update: pass at least one setting")
+        request = md.UpdateNamespaceRequest(
+            namespace=model_pb2.Namespace(name=_namespace(namespace), etag=etag, **changes),
+            # Explicit: a field set to its default (False, "") is otherwise not an update.
+            update_mask=field_mask_pb2.FieldMask(paths=sorted(changes)),
+        )
+        return await self._connection.unary(self._connection.metadata.UpdateNamespace, request)
 
     # Models
 
@@ -292,6 +343,33 @@ class AsyncClient:
         return await self._connection.unary(
             self._connection.metadata.SealModelVersion, md.SealModelVersionRequest(name=str(name), etag=etag)
         )
+
+    async def delete_version(self, version: str, *, etag: str = "") -> model_pb2.ModelVersion:
+        """Soft-delete a version: reads and lists no longer show it (`show_deleted` lists it), and
+        its files stay in the registry. `undelete_version` restores it; `purge_version` removes it
+        for good. Refused (`FailedPrecondition`, reason `VERSION_HAS_ALIASES`) while an alias
+        points at it; with `etag`, only if nobody changed the version since (`Aborted`)."""
+        request = md.DeleteModelVersionRequest(name=str(_version_name(version)), etag=etag)
+        return await self._connection.unary(self._connection.metadata.DeleteModelVersion, request)
+
+    async def undelete_version(self, version: str) -> model_pb2.ModelVersion:
+        """Restore a soft-deleted version (not a purged one)."""
+        request = md.UndeleteModelVersionRequest(name=str(_version_name(version)))
+        return await self._connection.unary(self._connection.metadata.UndeleteModelVersion, request)
+
+    async def purge_version(self, version: str, *, etag: str = "") -> None:
+        """Remove a soft-deleted version for good. Irreversible.
+
+        Its metadata, manifest and metric history are deleted; its files no longer count as
+        used, so the artifact service's garbage collector deletes those no other version lists
+        once their grace period is over. Its number is never reused, and its past events stay in
+        the audit trail, followed by a `MODEL_VERSION_PURGED` event. Raises `FailedPrecondition`
+        (reason `NOT_DELETED`) for a version not deleted first, and `NotFound` (reason
+        `VERSION_PURGED`) for one purged already; with `etag`, only if nobody changed the version
+        since (`Aborted`).
+        """
+        request = md.PurgeModelVersionRequest(name=str(_version_name(version)), etag=etag)
+        await self._connection.unary(self._connection.metadata.PurgeModelVersion, request)
 
     async def push(
         self,
@@ -529,6 +607,46 @@ class AsyncClient:
             on_reconnect=on_reconnect,
         ):
             yield event
+
+    async def state_at(self, ref: str, at: datetime) -> md.StateAtTime:
+        """A version (`team/model/3`) or an alias (`team/model@production`) as it was at `at` (an
+        aware datetime), rebuilt from the audit trail.
+
+        The answer holds `model_version` (its metadata, metrics, state, review and manifest then)
+        or `alias` (`version_number`: the version it pointed at, with who moved it there and
+        when), and `as_of`: the last event applied, whose state held from its time until the
+        resource's next event. `NotFound` (reason `NOT_FOUND_AT_TIME`) when the resource did not
+        exist at that time, had been deleted (an alias) or purged (a version).
+        """
+        name = names.parse_version_ref(ref, "ref")
+        request = md.GetStateAtTimeRequest(name=str(name), time=events.timestamp(at))
+        return await self._connection.unary(self._connection.metadata.GetStateAtTime, request)
+
+    async def aliases_at(self, model: str, at: datetime) -> list[md.StateAtTime]:
+        """Every alias `model` had at `at`, sorted by alias, each as `state_at` answers it: which
+        version it pointed at, moved by whom and when ("what was production on date X?").
+
+        The aliases are found in the trail (each `ALIAS_CREATED` event of the model up to `at`);
+        those deleted by then are left out.
+        """
+        name = names.parse_model_ref(model)
+        # Event times are in milliseconds and an event counts at its own time; `end_time` is
+        # exclusive. An alias created just after `at` is asked about and answers NOT_FOUND_AT_TIME.
+        created = self.list_events(
+            model=str(name), actions="ALIAS_CREATED", end_time=at + timedelta(milliseconds=1)
+        )
+        aliases = sorted({event.resource async for event in created})
+
+        async def state(alias: str) -> md.StateAtTime | None:
+            try:
+                return await self.state_at(alias, at)
+            except NotFound as exc:
+                if exc.reason != "NOT_FOUND_AT_TIME":
+                    raise
+                return None
+
+        found = await asyncio.gather(*(state(alias) for alias in aliases))
+        return [item for item in found if item is not None]
 
     # Files
 

@@ -153,6 +153,9 @@ class Client:
         finally:
             self._loop.stop()
 
+    get_namespace = _blocking(AsyncClient.get_namespace)
+    list_namespaces = _blocking_iterator(AsyncClient.list_namespaces)
+    update_namespace = _blocking(AsyncClient.update_namespace)
     create_model = _blocking(AsyncClient.create_model)
     get_model = _blocking(AsyncClient.get_model)
     ensure_model = _blocking(AsyncClient.ensure_model)
@@ -163,6 +166,9 @@ class Client:
     search_versions = _blocking_iterator(AsyncClient.search_versions)
     compare_versions = _blocking(AsyncClient.compare_versions)
     seal_version = _blocking(AsyncClient.seal_version)
+    delete_version = _blocking(AsyncClient.delete_version)
+    undelete_version = _blocking(AsyncClient.undelete_version)
+    purge_version = _blocking(AsyncClient.purge_version)
     push = _blocking(AsyncClient.push)
     set_alias = _blocking(AsyncClient.set_alias)
     get_alias = _blocking(AsyncClient.get_alias)
@@ -176,5 +182,7 @@ class Client:
     reject_version = _blocking(AsyncClient.reject_version)
     list_events = _blocking_iterator(AsyncClient.list_events)
     watch_events = _blocking_iterator(AsyncClient.watch_events)
+    state_at = _blocking(AsyncClient.state_at)
+    aliases_at = _blocking(AsyncClient.aliases_at)
     pull = _blocking(AsyncClient.pull)
     verify_version = _blocking(AsyncClient.verify_version)

@@ -53,8 +53,8 @@ class EventFilter:
             resource=self.resource,
             actions=list(self.actions),
             actor=actor,
-            start_time=_timestamp(start_time),
-            end_time=_timestamp(end_time),
+            start_time=timestamp(start_time),
+            end_time=timestamp(end_time),
             after_sequence=after_sequence,
             page_size=page_size,
             page_token=page_token,
@@ -71,7 +71,7 @@ class EventFilter:
         )
 
 
-def _timestamp(moment: datetime | None) -> timestamp_pb2.Timestamp | None:
+def timestamp(moment: datetime | None) -> timestamp_pb2.Timestamp | None:
     if moment is None:
         return None
     if moment.tzinfo is None:

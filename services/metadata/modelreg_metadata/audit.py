@@ -54,6 +54,7 @@ class Action(enum.StrEnum):
     MODEL_VERSION_UPDATED = "MODEL_VERSION_UPDATED"
     MODEL_VERSION_DELETED = "MODEL_VERSION_DELETED"
     MODEL_VERSION_UNDELETED = "MODEL_VERSION_UNDELETED"
+    MODEL_VERSION_PURGED = "MODEL_VERSION_PURGED"
     MODEL_VERSION_ARCHIVED = "MODEL_VERSION_ARCHIVED"
     MODEL_VERSION_UNARCHIVED = "MODEL_VERSION_UNARCHIVED"
     MODEL_VERSION_SEALED = "MODEL_VERSION_SEALED"
@@ -150,6 +151,17 @@ def changes(before: Any, after: Any) -> tuple[Json, Json]:
 def new_event(action: Action, resource: object, before: Any, after: Any, moment: datetime) -> Event:
     """The event of a change made by the current call (its actor and request id)."""
     old, new = changes(before, after)
+    return _made_now(action, resource, old, new, moment)
+
+
+def purge_event(resource: object, moment: datetime) -> Event:
+    """The event of a purge. Not the version's whole last state, as the removal of an alias
+    carries: a manifest alone may reach 2 MiB, and the trail already holds everything the purge
+    removes (replaying the version's earlier events rebuilds it, GetStateAtTime just before)."""
+    return _made_now(Action.MODEL_VERSION_PURGED, resource, {"purged": False}, {"purged": True}, moment)
+
+
+def _made_now(action: Action, resource: object, old: Json, new: Json, moment: datetime) -> Event:
     return Event(
         id=str(uuid.uuid4()),
         time=moment,

@@ -25,6 +25,8 @@ class MetadataSettings:
     fault_injection: str = ""
     # How often the event relay looks for outbox entries left by crashed processes.
     event_sweep_seconds: float = 10.0
+    # Versions soft-deleted longer than this are purged (retention.py); 0 keeps them forever.
+    purge_deleted_after_days: float = 0.0
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str]) -> MetadataSettings:
@@ -38,6 +40,9 @@ class MetadataSettings:
             replica=read.flag("MODELREG_METADATA_REPLICA", True),
             fault_injection=read.text("MODELREG_FAULT_INJECTION", ""),
             event_sweep_seconds=read.number("MODELREG_EVENT_SWEEP_SECONDS", 10.0, minimum=0.1, maximum=3600),
+            purge_deleted_after_days=read.number(
+                "MODELREG_PURGE_DELETED_AFTER_DAYS", 0.0, minimum=0, maximum=100 * 365
+            ),
         )
         if settings.mongodb_uri and not settings.mongodb_uri.startswith(("mongodb://", "mongodb+srv://")):
             read.problems.append("MODELREG_MONGODB_URI must start with mongodb:// or mongodb+srv://")

@@ -28,7 +28,7 @@ from modelreg.names import (
 )
 from modelreg_common import paging
 from modelreg_common.context import current_actor
-from modelreg_common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from modelreg_common.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 
 from modelreg_metadata import audit, domain, governance
 from modelreg_metadata.audit import Action, Event
@@ -160,6 +160,12 @@ def _event(action: Action | Callable[[Any, Any], Action]) -> EventFor:
         return event
 
     return make
+
+
+def _purge_event(before: ModelVersion, after: None) -> Event:
+    event = audit.purge_event(before.name, now())
+    log.debug("change", action=event.action, resource=event.resource, fields=sorted(event.after))
+    return event
 
 
 def _alias_action(before: Alias | None, after: Alias | None) -> Action:
@@ -507,6 +513,42 @@ class Registry:
             return replace(current, deleted=False)
 
         return await self._update_version(Action.MODEL_VERSION_UNDELETED, name, mutate, include_deleted=True)
+
+    async def purge_version(self, name: ModelVersionName, etag: str) -> None:
+        """Removes a soft-deleted version for good (its number stays taken; see the store)."""
+
+        def check(current: ModelVersion) -> None:
+            if not current.deleted:
+                raise FailedPrecondition(
+                    f"model version {name} is not deleted; delete it first (DeleteModelVersion), "
+                    "then purge it",
+                    reason="NOT_DELETED",
+                )
+            # Cannot happen today: deleting a version with aliases is refused, and an alias never
+            # moves to a deleted version. Checked under the model's lock all the same, because an
+            # alias left pointing at a purged version would point at nothing.
+            if current.aliases:
+                raise FailedPrecondition(
+                    f"model version {name} is the target of alias(es) {', '.join(current.aliases)}; "
+                    "move or delete them first",
+                    reason="VERSION_HAS_ALIASES",
+                )
+
+        await self._versions.purge_version(name, check, etag, _purge_event)
+
+    async def purge_deleted_before(self, moment: datetime, stopping: asyncio.Event) -> int:
+        """Purges every version deleted before `moment` (and finishes interrupted purges), one at
+        a time until done or `stopping` is set; returns how many it purged."""
+        purged = 0
+        for name in await self._versions.purgeable(moment):
+            if stopping.is_set():
+                break
+            try:
+                await self.purge_version(name, "")
+            except (NotFound, FailedPrecondition, Aborted):
+                continue  # undeleted, purged or changed meanwhile, or its model is deleted
+            purged += 1
+        return purged
 
     async def archive_version(self, name: ModelVersionName, etag: str) -> ModelVersion:
         def mutate(current: ModelVersion) -> ModelVersion:
@@ -956,11 +998,16 @@ class AuditTrail:
         for event in history:
             if event.action == Action.MODEL_VERSION_CREATED:
                 state = dict(event.after)
+            elif event.action == Action.MODEL_VERSION_PURGED:
+                state = None
             elif state is not None:
                 state = audit.apply(state, event)
         if state is None:
+            purged = bool(history) and history[-1].action == Action.MODEL_VERSION_PURGED
             raise NotFound(
-                f"model version {name} did not exist at {moment.isoformat()}", reason="NOT_FOUND_AT_TIME"
+                f"model version {name} {'had been purged' if purged else 'did not exist'} "
+                f"at {moment.isoformat()}",
+                reason="NOT_FOUND_AT_TIME",
             )
         return audit.version_from_state(name, state, history[-1].time), history[-1]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import structlog
 from modelreg_common.server import ServiceBinding, serve
@@ -11,6 +12,7 @@ from modelregistry.v1 import metadata_service_pb2, metadata_service_pb2_grpc
 from modelreg_metadata.config import MetadataSettings
 from modelreg_metadata.faults import Faults
 from modelreg_metadata.registry import AuditTrail, Registry
+from modelreg_metadata.retention import DeletedVersionRetention
 from modelreg_metadata.servicer import MetadataServicer
 from modelreg_metadata.store.blob_references import MongoBlobReferences
 from modelreg_metadata.store.mongo import (
@@ -37,6 +39,11 @@ async def run(settings: MetadataSettings, stop: asyncio.Event | None = None) -> 
     models = MongoModelStore(database)
     registry = Registry(MongoNamespaceStore(database), models, MongoVersionStore(database, models))
     servicer = MetadataServicer(registry, AuditTrail(database.event_log), MongoBlobReferences(database))
+    draining = [database.stop_feeds]
+    if settings.purge_deleted_after_days > 0:
+        retention = DeletedVersionRetention(registry, timedelta(days=settings.purge_deleted_after_days))
+        retention.start()
+        draining.insert(0, retention.stop)
     await serve(
         settings.listen_addr,
         [
@@ -49,7 +56,7 @@ async def run(settings: MetadataSettings, stop: asyncio.Event | None = None) -> 
         ],
         grace_seconds=settings.grace_seconds,
         # Watchers end (UNAVAILABLE, with their last sequence) instead of holding up the drain.
-        on_draining=[database.stop_feeds],
+        on_draining=draining,
         on_shutdown=[database.close],
         stop=stop,
     )

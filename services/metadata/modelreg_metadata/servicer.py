@@ -186,6 +186,13 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
         name = names.parse_model_version_name(request.name, "name")
         return convert.version_to_proto(await self._registry.undelete_version(name))
 
+    async def PurgeModelVersion(
+        self, request: pb.PurgeModelVersionRequest, context: Context
+    ) -> empty_pb2.Empty:
+        name = names.parse_model_version_name(request.name, "name")
+        await self._registry.purge_version(name, request.etag)
+        return empty_pb2.Empty()
+
     async def ArchiveModelVersion(
         self, request: pb.ArchiveModelVersionRequest, context: Context
     ) -> model_pb2.ModelVersion:

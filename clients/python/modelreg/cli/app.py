@@ -20,7 +20,7 @@ from typing import NoReturn
 import grpc
 
 from modelreg.aio import AsyncClient
-from modelreg.cli import aliases, compare, events, models, review, transfer, versions
+from modelreg.cli import aliases, compare, events, history, models, namespaces, review, transfer, versions
 from modelreg.cli.output import Output
 from modelreg.errors import IntegrityError, ModelregError, RegistryError, UnsafeManifest
 from modelreg.names import InvalidResourceName
@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"modelreg {_package_version()}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     common = _common_options(suppress=True)
-    for module in (models, versions, transfer, compare, aliases, review, events):
+    for module in (namespaces, models, versions, transfer, compare, aliases, review, events, history):
         module.register(commands, common)
     return parser
 

@@ -1,4 +1,4 @@
-"""`modelreg versions list|show`."""
+"""`modelreg versions list|show|delete|undelete|purge`."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from modelreg.cli.output import Output, human_bytes, table, timestamp
 
 
 def register(commands: Subcommands, common: argparse.ArgumentParser) -> None:
-    group = commands.add_parser("versions", help="list and show model versions")
+    group = commands.add_parser("versions", help="list, show, delete and purge model versions")
     actions = group.add_subparsers(title="commands", metavar="ACTION", required=True)
 
     listing = actions.add_parser(
@@ -49,6 +49,51 @@ def register(commands: Subcommands, common: argparse.ArgumentParser) -> None:
     )
     show.add_argument("version", metavar="NS/MODEL/VERSION|NS/MODEL@ALIAS")
     show.set_defaults(handler=show_version)
+
+    delete = actions.add_parser(
+        "delete",
+        help="soft-delete a version (undelete restores it)",
+        parents=[common],
+        description=(
+            "Soft-delete VERSION: reads and lists no longer show it (versions list --show-deleted "
+            "does) and its files stay in the registry until it is purged. Refused while an alias "
+            "points at it (exit 4, VERSION_HAS_ALIASES)."
+        ),
+    )
+    delete.add_argument("version", metavar="NS/MODEL/VERSION")
+    delete.add_argument(
+        "--etag", default="", help="only if the version still has this etag (else exit 4, ABORTED)"
+    )
+    delete.set_defaults(handler=delete_version)
+
+    undelete = actions.add_parser(
+        "undelete",
+        help="restore a soft-deleted version",
+        parents=[common],
+        description="Restore a soft-deleted VERSION (a purged one is gone for good).",
+    )
+    undelete.add_argument("version", metavar="NS/MODEL/VERSION")
+    undelete.set_defaults(handler=undelete_version)
+
+    purge = actions.add_parser(
+        "purge",
+        help="remove a soft-deleted version for good (irreversible; needs --yes)",
+        parents=[common],
+        description=(
+            "Remove a soft-deleted VERSION for good: its metadata, manifest and metric history. Its "
+            "files no longer count as used, so the artifact service's garbage collection deletes "
+            "those no other version lists once their grace period is over. The version number is "
+            "never reused and the audit trail keeps its history, with a MODEL_VERSION_PURGED event. "
+            "This cannot be undone, so it asks for --yes (it never prompts). A version that is not "
+            "deleted exits 4 (NOT_DELETED: delete it first); one purged already exits 3."
+        ),
+    )
+    purge.add_argument("version", metavar="NS/MODEL/VERSION")
+    purge.add_argument("--yes", action="store_true", help="confirm: the version cannot be restored")
+    purge.add_argument(
+        "--etag", default="", help="only if the version still has this etag (else exit 4, ABORTED)"
+    )
+    purge.set_defaults(handler=purge_version)
 
 
 def state_name(state: int) -> str:
@@ -132,3 +177,24 @@ async def list_versions(args: argparse.Namespace, client: AsyncClient, out: Outp
 async def show_version(args: argparse.Namespace, client: AsyncClient, out: Output) -> None:
     version = await client.get_version(args.version)
     out.result(describe(version), version)
+
+
+async def delete_version(args: argparse.Namespace, client: AsyncClient, out: Output) -> None:
+    version = await client.delete_version(args.version, etag=args.etag)
+    name = names.short_ref(names.parse_model_version_name(version.name))
+    out.result(f"deleted {name} (undelete restores it; purge removes it for good)", version)
+
+
+async def undelete_version(args: argparse.Namespace, client: AsyncClient, out: Output) -> None:
+    version = await client.undelete_version(args.version)
+    out.result(f"restored {names.short_ref(names.parse_model_version_name(version.name))}", version)
+
+
+async def purge_version(args: argparse.Namespace, client: AsyncClient, out: Output) -> None:
+    name = names.parse_version_ref(args.version)
+    if not args.yes:
+        raise names.InvalidResourceName(
+            "--yes", f"purging {names.short_ref(name)} cannot be undone; confirm with --yes"
+        )
+    await client.purge_version(args.version, etag=args.etag)
+    out.result(f"purged {names.short_ref(name)}", {"purged": str(name)})

@@ -627,6 +627,30 @@ class UndeleteModelVersionRequest(_message.Message):
 Global___UndeleteModelVersionRequest: _TypeAlias = UndeleteModelVersionRequest  # noqa: Y015
 
 @_typing.final
+class PurgeModelVersionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`namespaces/{namespace}/models/{model}/versions/{number}`."""
+    etag: _builtins.str
+    """If set, purges only when the version's etag matches (else ABORTED)."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        etag: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["etag", b"etag", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PurgeModelVersionRequest: _TypeAlias = PurgeModelVersionRequest  # noqa: Y015
+
+@_typing.final
 class ArchiveModelVersionRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -141,6 +141,11 @@ class MetadataServiceStub:
                 request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.UndeleteModelVersionRequest.SerializeToString,
                 response_deserializer=modelregistry_dot_v1_dot_model__pb2.ModelVersion.FromString,
                 _registered_method=True)
+        self.PurgeModelVersion = channel.unary_unary(
+                '/modelregistry.v1.MetadataService/PurgeModelVersion',
+                request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.PurgeModelVersionRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
         self.ArchiveModelVersion = channel.unary_unary(
                 '/modelregistry.v1.MetadataService/ArchiveModelVersion',
                 request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.ArchiveModelVersionRequest.SerializeToString,
@@ -376,6 +381,19 @@ class MetadataServiceServicer:
 
     def UndeleteModelVersion(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PurgeModelVersion(self, request, context):
+        """Removes a soft-deleted version for good: its document, manifest and metric history. Its
+        files no longer count as references, so the artifact service's garbage collector deletes
+        the blobs no other version lists once their grace period is over. A version that is not
+        deleted is FAILED_PRECONDITION (reason NOT_DELETED: delete it first); an unknown or already
+        purged one NOT_FOUND (reason VERSION_PURGED when it was purged). Its number is never given
+        to another version, and its past events stay in the audit trail, followed by one
+        `MODEL_VERSION_PURGED` event. Irreversible.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -626,6 +644,11 @@ def add_MetadataServiceServicer_to_server(servicer, server):
                     servicer.UndeleteModelVersion,
                     request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.UndeleteModelVersionRequest.FromString,
                     response_serializer=modelregistry_dot_v1_dot_model__pb2.ModelVersion.SerializeToString,
+            ),
+            'PurgeModelVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.PurgeModelVersion,
+                    request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.PurgeModelVersionRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
             ),
             'ArchiveModelVersion': grpc.unary_unary_rpc_method_handler(
                     servicer.ArchiveModelVersion,
@@ -1267,6 +1290,33 @@ class MetadataService:
             '/modelregistry.v1.MetadataService/UndeleteModelVersion',
             modelregistry_dot_v1_dot_metadata__service__pb2.UndeleteModelVersionRequest.SerializeToString,
             modelregistry_dot_v1_dot_model__pb2.ModelVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PurgeModelVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.MetadataService/PurgeModelVersion',
+            modelregistry_dot_v1_dot_metadata__service__pb2.PurgeModelVersionRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
             options,
             channel_credentials,
             insecure,

@@ -80,6 +80,15 @@ class MetadataServiceStub:
     DeleteModelVersion: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.DeleteModelVersionRequest, _model_pb2.ModelVersion]
     """Soft delete; refused (FAILED_PRECONDITION) while an alias points at the version."""
     UndeleteModelVersion: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.UndeleteModelVersionRequest, _model_pb2.ModelVersion]
+    PurgeModelVersion: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.PurgeModelVersionRequest, _empty_pb2.Empty]
+    """Removes a soft-deleted version for good: its document, manifest and metric history. Its
+    files no longer count as references, so the artifact service's garbage collector deletes
+    the blobs no other version lists once their grace period is over. A version that is not
+    deleted is FAILED_PRECONDITION (reason NOT_DELETED: delete it first); an unknown or already
+    purged one NOT_FOUND (reason VERSION_PURGED when it was purged). Its number is never given
+    to another version, and its past events stay in the audit trail, followed by one
+    `MODEL_VERSION_PURGED` event. Irreversible.
+    """
     ArchiveModelVersion: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.ArchiveModelVersionRequest, _model_pb2.ModelVersion]
     """READY -> ARCHIVED: retired but still readable; aliases can no longer move to it."""
     UnarchiveModelVersion: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.UnarchiveModelVersionRequest, _model_pb2.ModelVersion]
@@ -188,6 +197,15 @@ class MetadataServiceAsyncStub(MetadataServiceStub):
     DeleteModelVersion: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.DeleteModelVersionRequest, _model_pb2.ModelVersion]  # type: ignore[assignment]
     """Soft delete; refused (FAILED_PRECONDITION) while an alias points at the version."""
     UndeleteModelVersion: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.UndeleteModelVersionRequest, _model_pb2.ModelVersion]  # type: ignore[assignment]
+    PurgeModelVersion: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.PurgeModelVersionRequest, _empty_pb2.Empty]  # type: ignore[assignment]
+    """Removes a soft-deleted version for good: its document, manifest and metric history. Its
+    files no longer count as references, so the artifact service's garbage collector deletes
+    the blobs no other version lists once their grace period is over. A version that is not
+    deleted is FAILED_PRECONDITION (reason NOT_DELETED: delete it first); an unknown or already
+    purged one NOT_FOUND (reason VERSION_PURGED when it was purged). Its number is never given
+    to another version, and its past events stay in the audit trail, followed by one
+    `MODEL_VERSION_PURGED` event. Irreversible.
+    """
     ArchiveModelVersion: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.ArchiveModelVersionRequest, _model_pb2.ModelVersion]  # type: ignore[assignment]
     """READY -> ARCHIVED: retired but still readable; aliases can no longer move to it."""
     UnarchiveModelVersion: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.UnarchiveModelVersionRequest, _model_pb2.ModelVersion]  # type: ignore[assignment]
@@ -413,6 +431,21 @@ class MetadataServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _metadata_service_pb2.UndeleteModelVersionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_model_pb2.ModelVersion, _abc.Awaitable[_model_pb2.ModelVersion]]: ...
+
+    @_abc_1.abstractmethod
+    def PurgeModelVersion(
+        self,
+        request: _metadata_service_pb2.PurgeModelVersionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_empty_pb2.Empty, _abc.Awaitable[_empty_pb2.Empty]]:
+        """Removes a soft-deleted version for good: its document, manifest and metric history. Its
+        files no longer count as references, so the artifact service's garbage collector deletes
+        the blobs no other version lists once their grace period is over. A version that is not
+        deleted is FAILED_PRECONDITION (reason NOT_DELETED: delete it first); an unknown or already
+        purged one NOT_FOUND (reason VERSION_PURGED when it was purged). Its number is never given
+        to another version, and its past events stay in the audit trail, followed by one
+        `MODEL_VERSION_PURGED` event. Irreversible.
+        """
 
     @_abc_1.abstractmethod
     def ArchiveModelVersion(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any, Protocol
 
 from modelreg.names import AliasName, ModelName, ModelVersionName, NamespaceName
@@ -111,6 +112,21 @@ class VersionStore(Protocol):
         *,
         include_deleted: bool = False,
     ) -> tuple[ModelVersion, ModelVersion]: ...
+    async def purge_version(
+        self,
+        name: ModelVersionName,
+        check: Callable[[ModelVersion], None],
+        expected_etag: str,
+        event: EventFor,
+    ) -> None:
+        """Removes the version for good (`check` may refuse it), leaving a tombstone under its
+        number; finishes a purge that was interrupted; NotFound once purged."""
+        ...
+
+    async def purgeable(self, deleted_before: datetime) -> list[ModelVersionName]:
+        """Versions deleted before the time, and purged ones whose purge was interrupted."""
+        ...
+
     async def log_metrics(
         self, name: ModelVersionName, points: list[MetricPoint], request_key: str, event: EventFor
     ) -> tuple[ModelVersion, ModelVersion]: ...

@@ -12,6 +12,8 @@ guarded by a unique index:
 - every read-modify-write holds the document's in-process lock (store/locks.py) and, on MongoDB,
   also conditions the write on the document's revision (compare-and-set), so no update is lost;
 - metric histories live in their own documents (`metric_series`), 1000 points per document;
+- a purged version leaves a tombstone under its `_id` (`MongoVersionStore.purge_version`), so its
+  number stays taken;
 - every write of a namespace, model or version document also pushes the change's audit event
   into that document's `outbox` (store/outbox.py), in the same single-document write.
 """
@@ -21,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -29,7 +31,7 @@ from typing import Any
 import structlog
 from modelreg.names import AliasName, ModelName, ModelVersionName, NamespaceName
 from modelreg_common.errors import Aborted, AlreadyExists, FailedPrecondition, NotFound
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, UpdateOne
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, DeleteOne, IndexModel, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
@@ -82,6 +84,9 @@ GROUP_COMMIT_LINGER_SECONDS = 0.005
 # With the replica (one writing process), model counters reach the database at most this late.
 COUNTER_SECONDS = 1.0
 POINTS_PER_SERIES_DOCUMENT = 1000
+# What a purged version's tombstone keeps (see MongoVersionStore.purge_version), besides
+# `revision`, `outbox` and, until its history is deleted, `metric_meta`.
+TOMBSTONE_FIELDS = ("namespace", "model_id", "number", "uid", "model_uid", "request_key")
 
 log = structlog.get_logger("modelreg.metadata.store")
 
@@ -215,6 +220,12 @@ class MongoDatabase:
                 (self.versions, IndexModel([("t.$**", ASCENDING)], name="tags")),
                 (self.versions, IndexModel([("m.$**", ASCENDING)], name="metrics")),
                 (self.versions, IndexModel([("p.$**", ASCENDING)], name="params")),
+                # The retention's question (MongoVersionStore.purgeable), both halves of it.
+                (
+                    self.versions,
+                    IndexModel([("deleted", ASCENDING), ("update_time", ASCENDING)], name="deleted"),
+                ),
+                (self.versions, IndexModel([("purged", ASCENDING)], name="purged")),
                 # Multikey: the garbage collector's CheckBlobReferences batches (store/blob_references.py).
                 (self.versions, IndexModel([("files.sha256", ASCENDING)], name="file_digests")),
             ]
@@ -760,7 +771,8 @@ class MongoVersionStore:
             if any(error.get("code") != DUPLICATE_KEY for error in exc.details.get("writeErrors", [])):
                 raise
 
-    async def _version_document(self, name: ModelVersionName, *, include_deleted: bool = False) -> Document:
+    async def _stored_version(self, name: ModelVersionName) -> Document | None:
+        """The version's document as stored (a purged version's tombstone included)."""
         key = version_key(name.model_name, name.number)
         replica = self._db.replica
         doc = replica.version(name.namespace, name.model, key) if replica is not None else None
@@ -768,6 +780,12 @@ class MongoVersionStore:
             doc = await self._versions.find_one({"_id": key})
             if doc is not None and replica is not None:
                 replica.put_version(doc)
+        return doc
+
+    async def _version_document(self, name: ModelVersionName, *, include_deleted: bool = False) -> Document:
+        doc = await self._stored_version(name)
+        if doc is not None and doc.get("purged"):
+            raise NotFound(f"model version {name} was purged", reason="VERSION_PURGED")
         if doc is None or (doc.get("deleted") and not include_deleted):
             raise NotFound(f"model version {name} not found")
         return doc
@@ -804,8 +822,8 @@ class MongoVersionStore:
         after: tuple[list[Any], str] | None,
         show_deleted: bool,
     ) -> Page:
-        if not show_deleted:
-            scope = {**scope, "deleted": False}
+        # Tombstones of purged versions are `deleted` too: shown deleted versions exclude them.
+        scope = {**scope, "deleted": False} if not show_deleted else {**scope, "purged": {"$ne": True}}
         if self._db.replica is not None:
             rows = await self._replica_page(scope, condition, sort, limit, after)
         else:
@@ -890,9 +908,16 @@ class MongoVersionStore:
             return before, after
 
     async def _write_version(
-        self, name: ModelVersionName, doc: Document, changes: Document, entry: Document
+        self,
+        name: ModelVersionName,
+        doc: Document,
+        changes: Document,
+        entry: Document,
+        *,
+        removed: Sequence[str] = (),
     ) -> None:
-        """`$set` the changes with their outbox entry; the replica gets the same document.
+        """`$set` the changes (and `$unset` the `removed` fields) with their outbox entry; the
+        replica gets the same document.
 
         Shielded: a caller cancelled while the write is in flight (a client that gave up) must not
         leave the database changed and the replica not. Should the write fail in a way that leaves
@@ -901,16 +926,17 @@ class MongoVersionStore:
         """
         key = doc["_id"]
 
+        update: Document = {"$set": changes, "$inc": {"revision": 1}, "$push": {"outbox": entry}}
+        if removed:
+            update["$unset"] = dict.fromkeys(removed, "")
+
         async def write() -> None:
-            result = await self._versions.update_one(
-                self._db.cas_filter(key, doc.get("revision", 0)),
-                {"$set": changes, "$inc": {"revision": 1}, "$push": {"outbox": entry}},
-            )
+            result = await self._versions.update_one(self._db.cas_filter(key, doc.get("revision", 0)), update)
             if result.matched_count != 1:
                 raise Aborted(f"model version {name} changed concurrently; retry")
             self._db.committed("model_versions", key, entry)
             if self._db.replica is not None:
-                self._db.replica.put_version(merged(doc, changes))
+                self._db.replica.put_version(merged(doc, changes, removed))
 
         try:
             await asyncio.shield(write())
@@ -918,6 +944,102 @@ class MongoVersionStore:
             if self._db.replica is not None:
                 self._db.replica.forget_version(doc)
             raise
+
+    # Purge
+
+    async def purge_version(
+        self,
+        name: ModelVersionName,
+        check: Callable[[ModelVersion], None],
+        expected_etag: str,
+        event: EventFor,
+    ) -> None:
+        """Removes a version for good: its document becomes a tombstone, then its metric history
+        documents are deleted.
+
+        Why a tombstone, written first, and not a deleted document:
+        - The purge's event must never be lost. An outbox entry lives in its document until the
+          relay has placed it in the trail (store/outbox.py), so deleting the document would
+          delete the event with it, and with it any entry of an earlier change not placed yet.
+          The tombstone keeps `outbox` and `revision`: replacing the version by it and pushing
+          the event is one single-document write, so the change and its event commit together,
+          and the relay places the event like any other.
+        - The number must never be reused. Numbers are taken by inserting `_id`
+          `{namespace}/{model}/{n}` (see the module docstring), and a lagging counter is caught
+          up by probing those `_id`s; the tombstone keeps the `_id` taken, so neither hands the
+          number out again, and a read of it can say that it was purged.
+        - Crash safety. The tombstone write is the commit; a crash before it changed nothing. A
+          crash after it leaves metric history documents behind, which the tombstone still lists
+          in `metric_meta` until they are deleted: purging again finishes the purge (and answers
+          as the interrupted call would have). Once finished, purging again is NOT_FOUND.
+        The tombstone also keeps `request_key` (a unique index; without the field every
+        tombstone would index as null and collide on MongoDB) and the identity fields the
+        replica and operators use. `files` goes, so CheckBlobReferences no longer counts them.
+        """
+        key = version_key(name.model_name, name.number)
+        async with self._db.locks.hold(model_key(name.model_name)), self._db.locks.hold(key):
+            doc = await self._stored_version(name)
+            if doc is None:
+                raise NotFound(f"model version {name} not found")
+            if doc.get("purged"):
+                if not doc.get("metric_meta"):
+                    raise NotFound(f"model version {name} was purged already", reason="VERSION_PURGED")
+            else:
+                model_doc = await self._models.model_document(name.model_name)
+                before = version_from(doc, aliases_of_version(model_doc, name.number))
+                if expected_etag and expected_etag != before.etag:
+                    raise Aborted(
+                        f"model version {name} changed since it was read (etag mismatch); read it and retry"
+                    )
+                check(before)
+                tombstone = {field: doc[field] for field in TOMBSTONE_FIELDS if field in doc}
+                tombstone |= {"deleted": True, "purged": True, "purge_time": now()}
+                if doc.get("metric_meta"):
+                    tombstone["metric_meta"] = doc["metric_meta"]  # the history still to delete
+                kept = {"_id", "revision", "outbox", *tombstone}
+                removed = [field for field in doc if field not in kept]
+                await self._write_version(
+                    name, doc, tombstone, outbox_entry(event(before, None)), removed=removed
+                )
+                doc = merged(doc, tombstone, removed)
+            await self._delete_history(doc)
+
+    async def purgeable(self, deleted_before: datetime) -> list[ModelVersionName]:
+        """Versions deleted before `deleted_before`, and tombstones whose history is still to
+        delete (a purge interrupted by a crash). A deleted version cannot change until it is
+        undeleted (every other update refuses it), so its `update_time` is when it was deleted.
+        On FerretDB this reads the whole collection; the retention that asks runs rarely."""
+        query: Document = {
+            "$or": [
+                {"deleted": True, "purged": {"$ne": True}, "update_time": {"$lt": deleted_before}},
+                {"purged": True, "metric_meta": {"$exists": True}},
+            ]
+        }
+        cursor = self._versions.find(query, {"namespace": True, "model_id": True, "number": True})
+        return [ModelName(doc["namespace"], doc["model_id"]).version(doc["number"]) async for doc in cursor]
+
+    async def _delete_history(self, tombstone: Document) -> None:
+        """Deletes a purged version's metric history documents, by `_id` (the one lookup FerretDB
+        does not scan for), then `metric_meta`, which listed them: the purge is complete."""
+        meta: list[Document] = tombstone.get("metric_meta") or []
+        if not meta:
+            return
+        key = tombstone["_id"]
+        # Every bucket the point count implies, and one more: a LogMetrics that crashed after
+        # appending its points and before counting them may have started the next bucket.
+        ids = [
+            f"{key}|{bucket}|{metric['k']}"
+            for metric in meta
+            for bucket in range(-(-metric.get("points", 0) // POINTS_PER_SERIES_DOCUMENT) + 1)
+        ]
+        for start in range(0, len(ids), MAX_UPDATES_PER_COMMAND):
+            batch = ids[start : start + MAX_UPDATES_PER_COMMAND]
+            await self._series.bulk_write([DeleteOne({"_id": i}) for i in batch], ordered=False)
+        await self._versions.update_one(
+            {"_id": key}, {"$unset": {"metric_meta": ""}, "$inc": {"revision": 1}}
+        )
+        if self._db.replica is not None:
+            self._db.replica.put_version(merged(tombstone, {}, ["metric_meta"]))
 
     # Metric history
 

@@ -20,7 +20,7 @@ On MongoDB (several processes, real indexes) there is no replica: queries go to 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from modelreg_metadata.store.matcher import predicate, sort_documents
@@ -148,6 +148,9 @@ def _number(doc: Document) -> int:
     return number
 
 
-def merged(doc: Document, changes: Document) -> Document:
-    """The document after `$set: changes` and `$inc: {revision: 1}` (outbox entries aside)."""
-    return _without_outbox({**doc, **changes, "revision": doc.get("revision", 0) + 1})
+def merged(doc: Document, changes: Document, removed: Iterable[str] = ()) -> Document:
+    """The document after `$set: changes`, `$unset: removed` and `$inc: {revision: 1}` (outbox
+    entries aside)."""
+    gone = set(removed)
+    result = {k: v for k, v in {**doc, **changes}.items() if k not in gone}
+    return _without_outbox({**result, "revision": doc.get("revision", 0) + 1})
