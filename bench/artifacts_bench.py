@@ -46,6 +46,7 @@ from typing import Any
 
 import grpc
 from minio import Minio
+from modelreg import wire
 from modelreg.addresses import ServiceAddresses
 from modelreg_local.stack import LocalStack
 from modelreg_local.stores import free_port
@@ -98,50 +99,10 @@ def refresh(path: Path) -> str:
     return hasher.hexdigest()
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def data_message(offset: int, data: bytes) -> bytes:
-    """`WriteUploadRequest(write_offset=offset, data=data)` in protobuf wire format, built directly.
-
-    A client's per-byte CPU competes with the service and SeaweedFS for the same two cores: this
-    copies `data` once, where building the message and serializing it copies it twice. (The
-    service encodes its download messages the same way.)
-    """
-    return b"".join((b"\x10", _varint(offset), b"\x1a", _varint(len(data)), data))
-
-
 def data_of(raw: bytes) -> memoryview:
-    """The `data` of an encoded DownloadFileResponse, without copying it (none in the first one).
-
-    The service sends data messages as fields 2 (offset) and 3 (data) only; any other message
-    is parsed the ordinary way.
-    """
-    view = memoryview(raw)
-    if raw[:1] == b"\x10":
-        position = 1
-        while raw[position] & 0x80:  # skip the offset's varint
-            position += 1
-        position += 1
-        if raw[position : position + 1] == b"\x1a":
-            position += 1
-            length = shift = 0
-            while True:
-                byte = raw[position]
-                length |= (byte & 0x7F) << shift
-                position += 1
-                shift += 7
-                if not byte & 0x80:
-                    break
-            if position + length == len(raw):
-                return view[position:]
-    return memoryview(art.DownloadFileResponse.FromString(raw).data)
+    """The `data` of an encoded DownloadFileResponse, without copying it (none in the first one)."""
+    decoded = wire.decode_data(raw)
+    return decoded[1] if decoded is not None else memoryview(art.DownloadFileResponse.FromString(raw).data)
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -203,7 +164,8 @@ class Registry:
         self.artifact_channel = grpc.insecure_channel(stack.addresses.artifacts, options=CHANNEL_OPTIONS)
         self.metadata = metadata_service_pb2_grpc.MetadataServiceStub(self.metadata_channel)
         self.artifacts = artifact_service_pb2_grpc.ArtifactServiceStub(self.artifact_channel)
-        # WriteUpload with messages encoded by `data_message` (no serializer: they are bytes).
+        # WriteUpload with messages encoded by `wire.encode_data` (no serializer: they are bytes),
+        # as the SDK sends them.
         self.write_upload = self.artifact_channel.stream_unary(
             "/modelregistry.v1.ArtifactService/WriteUpload",
             request_serializer=None,
@@ -244,7 +206,7 @@ class Registry:
             offset = 0
             with path.open("rb", buffering=0) as source:
                 while data := source.read(MESSAGE_BYTES):
-                    yield data_message(offset, data)
+                    yield wire.encode_data(offset, data)
                     offset += len(data)
             yield art.WriteUploadRequest(write_offset=offset, finish_write=True).SerializeToString()
 

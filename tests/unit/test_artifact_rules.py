@@ -18,10 +18,8 @@ from modelreg_artifacts.domain import (
     part_size_for,
 )
 from modelreg_artifacts.hashing import LiveHashes
-from modelreg_artifacts.servicer import encode_data_message
 from modelreg_common.config import ConfigError
 from modelreg_common.errors import InvalidArgument
-from modelregistry.v1 import artifact_service_pb2 as art
 
 MIB = 1024**2
 TIB = 1024**4
@@ -124,10 +122,3 @@ def test_the_payload_checksum_is_crc32c_or_sha256() -> None:
     with pytest.raises(ConfigError) as caught:
         ArtifactSettings.from_environment({**env, "MODELREG_S3_PAYLOAD_CHECKSUM": "md5"})
     assert caught.value.problems == ["MODELREG_S3_PAYLOAD_CHECKSUM='md5' is not one of crc32c, sha256"]
-
-
-@pytest.mark.parametrize(("offset", "size"), [(0, 0), (1, 1), (127, 128), (2**40 + 5, 1024 * 1024)])
-def test_hand_encoded_download_messages_parse_as_protobuf(offset: int, size: int) -> None:
-    data = bytes(range(256)) * (size // 256) + bytes(size % 256)
-    parsed = art.DownloadFileResponse.FromString(encode_data_message(offset, data))
-    assert (parsed.offset, parsed.data, parsed.HasField("file")) == (offset, data, False)

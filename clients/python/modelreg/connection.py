@@ -11,7 +11,9 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import grpc
-from modelregistry.v1 import artifact_service_pb2_grpc, metadata_service_pb2_grpc
+from google.protobuf.message import Message
+from modelregistry.v1 import artifact_service_pb2 as art
+from modelregistry.v1 import artifact_service_pb2_grpc, metadata_service_pb2_grpc, model_pb2
 
 from modelreg import headers
 from modelreg.errors import from_rpc_error
@@ -46,6 +48,49 @@ _CHANNEL_OPTIONS = [
 ]
 
 
+_ARTIFACT_SERVICE = "/modelregistry.v1.ArtifactService/"
+
+
+def _encoded(message: Message | bytes) -> bytes:
+    """A request as sent: data messages come encoded already (`modelreg.wire`)."""
+    return message if isinstance(message, bytes) else message.SerializeToString()
+
+
+def _raw(response: bytes) -> bytes:
+    return response
+
+
+class DataCalls:
+    """The artifact service's byte-carrying streams, with data messages in wire format.
+
+    Requests may be protobuf messages or bytes from `wire.encode_data`; DownloadFile's responses
+    arrive as bytes, for `wire.decode_data` (or the protobuf runtime for the first one).
+    """
+
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self.write_upload: grpc.aio.StreamUnaryMultiCallable[
+            art.WriteUploadRequest | bytes, art.UploadSession
+        ] = channel.stream_unary(
+            _ARTIFACT_SERVICE + "WriteUpload",
+            request_serializer=_encoded,
+            response_deserializer=art.UploadSession.FromString,
+        )
+        self.upload_file: grpc.aio.StreamUnaryMultiCallable[
+            art.UploadFileRequest | bytes, model_pb2.ModelFile
+        ] = channel.stream_unary(
+            _ARTIFACT_SERVICE + "UploadFile",
+            request_serializer=_encoded,
+            response_deserializer=model_pb2.ModelFile.FromString,
+        )
+        self.download_file: grpc.aio.UnaryStreamMultiCallable[art.DownloadFileRequest, bytes] = (
+            channel.unary_stream(
+                _ARTIFACT_SERVICE + "DownloadFile",
+                request_serializer=art.DownloadFileRequest.SerializeToString,
+                response_deserializer=_raw,
+            )
+        )
+
+
 class Connection:
     """Lazily opened channels: grpc.aio binds a channel to the event loop that first uses it."""
 
@@ -55,6 +100,7 @@ class Connection:
         self._artifact_channel: grpc.aio.Channel | None = None
         self._metadata_stub: MetadataServiceAsyncStub | None = None
         self._artifact_stub: ArtifactServiceAsyncStub | None = None
+        self._data_calls: DataCalls | None = None
 
     @property
     def metadata(self) -> MetadataServiceAsyncStub:
@@ -65,14 +111,24 @@ class Connection:
             self._metadata_stub = metadata_service_pb2_grpc.MetadataServiceStub(self._metadata_channel)
         return self._metadata_stub
 
-    @property
-    def artifacts(self) -> ArtifactServiceAsyncStub:
-        if self._artifact_stub is None:
+    def _artifact_service(self) -> grpc.aio.Channel:
+        if self._artifact_channel is None:
             self._artifact_channel = grpc.aio.insecure_channel(
                 self.settings.addresses.artifacts, options=_CHANNEL_OPTIONS
             )
-            self._artifact_stub = artifact_service_pb2_grpc.ArtifactServiceStub(self._artifact_channel)
+        return self._artifact_channel
+
+    @property
+    def artifacts(self) -> ArtifactServiceAsyncStub:
+        if self._artifact_stub is None:
+            self._artifact_stub = artifact_service_pb2_grpc.ArtifactServiceStub(self._artifact_service())
         return self._artifact_stub
+
+    @property
+    def data(self) -> DataCalls:
+        if self._data_calls is None:
+            self._data_calls = DataCalls(self._artifact_service())
+        return self._data_calls
 
     def call_metadata(self, request_id: str | None = None) -> Metadata:
         """Metadata for one logical call; retries reuse it so the server logs one request id."""

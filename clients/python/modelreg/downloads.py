@@ -15,6 +15,7 @@ import grpc
 from modelregistry.v1 import artifact_service_pb2 as art
 from modelregistry.v1 import model_pb2
 
+from modelreg import wire
 from modelreg.cache import BlobCache, PartialBlob
 from modelreg.connection import Connection
 from modelreg.errors import IntegrityError, from_rpc_error
@@ -87,23 +88,21 @@ class Downloader:
             request = art.DownloadFileRequest(model_version=str(version), path=file.path, offset=position)
             timeout = self._settings.stream_timeout(file.size_bytes - position)
             try:
-                async for message in self._connection.artifacts.DownloadFile(
+                async for raw in self._connection.data.download_file(
                     request, timeout=timeout, metadata=metadata
                 ):
-                    if message.HasField("file"):
-                        _check_header(version, file, message.file)
-                    if not message.data:
+                    offset, data = _data_of(raw, version, file)
+                    if not data:
                         continue
-                    if message.offset != position or position + len(message.data) > file.size_bytes:
+                    if offset != position or position + len(data) > file.size_bytes:
                         raise IntegrityError(
-                            f"{file.path}: the server sent bytes {message.offset}.."
-                            f"{message.offset + len(message.data)} while {position} was expected "
-                            f"of {file.size_bytes}",
+                            f"{file.path}: the server sent bytes {offset}..{offset + len(data)} "
+                            f"while {position} was expected of {file.size_bytes}",
                             reason="UNEXPECTED_OFFSET",
                         )
-                    await asyncio.to_thread(_append, partial, hasher, message.data)
-                    position += len(message.data)
-                    progress.advance(len(message.data))
+                    await asyncio.to_thread(_append, partial, hasher, data)
+                    position += len(data)
+                    progress.advance(len(data))
             except grpc.RpcError as exc:
                 raise from_rpc_error(exc) from exc
             if position != file.size_bytes:
@@ -118,6 +117,19 @@ class Downloader:
             on_retry=lambda error, delay: progress.retrying(file.path, error.message, delay),
         )
         return position - offset
+
+
+def _data_of(
+    raw: bytes, version: ModelVersionName, file: model_pb2.ModelFile
+) -> tuple[int, memoryview | bytes]:
+    """Offset and data of one DownloadFileResponse; the header (first message) is checked."""
+    decoded = wire.decode_data(raw)
+    if decoded is not None:
+        return decoded
+    message = art.DownloadFileResponse.FromString(raw)
+    if message.HasField("file"):
+        _check_header(version, file, message.file)
+    return message.offset, message.data
 
 
 def _check_header(version: ModelVersionName, wanted: model_pb2.ModelFile, got: model_pb2.ModelFile) -> None:
@@ -144,6 +156,6 @@ def _hash_prefix(partial: PartialBlob, size_bytes: int) -> tuple[hashlib._Hash, 
     return hasher, stream.tell()
 
 
-def _append(partial: PartialBlob, hasher: hashlib._Hash, data: bytes) -> None:
+def _append(partial: PartialBlob, hasher: hashlib._Hash, data: memoryview | bytes) -> None:
     partial.stream.write(data)
     hasher.update(data)

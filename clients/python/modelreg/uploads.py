@@ -35,6 +35,7 @@ import grpc
 from modelregistry.v1 import artifact_service_pb2 as art
 from modelregistry.v1 import model_pb2
 
+from modelreg import wire
 from modelreg.connection import Connection
 from modelreg.errors import FailedPrecondition, InvalidArgument, NotFound, from_rpc_error
 from modelreg.local_files import LocalFile
@@ -216,7 +217,7 @@ class Uploader:
             position = current.committed_size
             remaining = file.size_bytes - current.committed_size
             try:
-                return await self._connection.artifacts.WriteUpload(
+                return await self._connection.data.write_upload(
                     self._messages(current.name, file, current.committed_size, count),
                     timeout=self._settings.stream_timeout(remaining),
                     metadata=self._connection.call_metadata(),
@@ -247,21 +248,16 @@ class Uploader:
 
     async def _messages(
         self, session: str, file: LocalFile, start: int, count: Callable[[int], None]
-    ) -> AsyncIterator[art.WriteUploadRequest]:
+    ) -> AsyncIterator[art.WriteUploadRequest | bytes]:
+        yield art.WriteUploadRequest(upload_session=session, write_offset=start)
         stream = await asyncio.to_thread(_open_at, file.source, start)
         try:
             offset = start
-            first = True
             while data := await asyncio.to_thread(stream.read, self._settings.chunk_bytes):
-                yield art.WriteUploadRequest(
-                    upload_session=session if first else "", write_offset=offset, data=data
-                )
-                first = False
+                yield wire.encode_data(offset, data)
                 offset += len(data)
                 count(len(data))
-            yield art.WriteUploadRequest(
-                upload_session=session if first else "", write_offset=offset, finish_write=True
-            )
+            yield art.WriteUploadRequest(write_offset=offset, finish_write=True)
         finally:
             await asyncio.to_thread(stream.close)
 
@@ -285,7 +281,7 @@ class Uploader:
             progress.advance(-attempt_sent)
             attempt_sent = 0
             try:
-                return await self._connection.artifacts.UploadFile(
+                return await self._connection.data.upload_file(
                     self._whole_messages(version, file, count), timeout=timeout, metadata=metadata
                 )
             except grpc.RpcError as exc:
@@ -300,13 +296,13 @@ class Uploader:
 
     async def _whole_messages(
         self, version: ModelVersionName, file: LocalFile, count: Callable[[int], None]
-    ) -> AsyncIterator[art.UploadFileRequest]:
+    ) -> AsyncIterator[art.UploadFileRequest | bytes]:
         yield art.UploadFileRequest(spec=self._spec(version, file))
         stream = await asyncio.to_thread(file.source.open, "rb")
         try:
             offset = 0
             while data := await asyncio.to_thread(stream.read, self._settings.chunk_bytes):
-                yield art.UploadFileRequest(write_offset=offset, data=data)
+                yield wire.encode_data(offset, data)
                 offset += len(data)
                 count(len(data))
             yield art.UploadFileRequest(write_offset=offset, finish_write=True)

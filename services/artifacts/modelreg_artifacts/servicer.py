@@ -8,7 +8,7 @@ from typing import Any
 
 import grpc
 from google.protobuf import timestamp_pb2
-from modelreg import names
+from modelreg import names, wire
 from modelreg_common.errors import InvalidArgument
 from modelregistry.v1 import artifact_service_pb2 as pb
 from modelregistry.v1 import artifact_service_pb2_grpc as pb_grpc
@@ -92,24 +92,6 @@ def _session_to_proto(session: UploadSession) -> pb.UploadSession:
     )
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def encode_data_message(offset: int, data: bytes) -> bytes:
-    """`DownloadFileResponse(offset=offset, data=data)` in protobuf wire format, built directly.
-
-    Fields 2 (varint) and 3 (length-delimited) as SerializeToString would write them, with one
-    copy of `data` instead of three (the server plumbing sends bytes as they are).
-    """
-    return b"".join((b"\x10", _varint(offset), b"\x1a", _varint(len(data)), data))
-
-
 def _chunk(message: pb.UploadFileRequest | pb.WriteUploadRequest) -> Chunk:
     return Chunk(
         message.write_offset,
@@ -170,7 +152,8 @@ class ArtifactServicer(pb_grpc.ArtifactServiceServicer):
         file, pieces = await self._downloads.open(wanted)
         yield pb.DownloadFileResponse(file=_file_to_proto(file), offset=request.offset)
         async for offset, data in pieces:
-            yield encode_data_message(offset, data)
+            # Encoded directly (the server plumbing sends bytes as they are): one copy of `data`.
+            yield wire.encode_data(offset, data)
 
     async def StartUpload(self, request: pb.StartUploadRequest, context: Context) -> pb.UploadSession:
         session = await self._uploads.start(_spec_from_proto(request.spec))
