@@ -48,8 +48,8 @@ from modelreg_metadata.domain import (
 )
 from modelreg_metadata.filtering import Path, parse_filter, parse_order_by
 from modelreg_metadata.store import EventFor, EventLog, ModelStore, NamespaceStore, Page, VersionStore
+from modelreg_metadata.store.database import new_etag, now
 from modelreg_metadata.store.events import list_condition
-from modelreg_metadata.store.mongo import new_etag, now
 from modelreg_metadata.store.query import (
     MODEL_SCHEMA,
     VERSION_SCHEMA,

@@ -18,7 +18,7 @@ import structlog
 from modelreg_common.context import bind_call
 
 from modelreg_metadata.registry import Registry
-from modelreg_metadata.store.mongo import now
+from modelreg_metadata.store.database import now
 
 log = structlog.get_logger("modelreg.metadata.retention")
 
