@@ -9,9 +9,10 @@ import structlog
 from modelreg_common.server import ServiceBinding, serve
 from modelregistry.v1 import metadata_service_pb2, metadata_service_pb2_grpc
 
+from modelreg_metadata.audit_trail import AuditTrail
 from modelreg_metadata.config import MetadataSettings
 from modelreg_metadata.faults import Faults
-from modelreg_metadata.registry import AuditTrail, Registry
+from modelreg_metadata.registry import Registry
 from modelreg_metadata.retention import DeletedVersionRetention
 from modelreg_metadata.servicer import MetadataServicer
 from modelreg_metadata.store.blob_references import MongoBlobReferences
