@@ -18,7 +18,7 @@ import structlog
 from modelreg_common.context import bind_call
 
 from modelreg_metadata.registry import Registry
-from modelreg_metadata.store.mongo import now
+from modelreg_metadata.store.database import now
 
 log = structlog.get_logger("modelreg.metadata.retention")
 
@@ -66,7 +66,7 @@ class DeletedVersionRetention:
     async def purge_expired(self) -> int:
         # This task's context only: each round is one "call" of the retention actor.
         bind_call(uuid.uuid4().hex, RETENTION_ACTOR)
-        purged = await self._registry.purge_deleted_before(now() - self._keep_for, self._stopping)
+        purged = await self._registry.versions.purge_deleted_before(now() - self._keep_for, self._stopping)
         if purged:
             log.info("purged versions deleted longer than the retention period", versions=purged)
         return purged

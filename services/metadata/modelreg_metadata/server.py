@@ -9,18 +9,17 @@ import structlog
 from modelreg_common.server import ServiceBinding, serve
 from modelregistry.v1 import metadata_service_pb2, metadata_service_pb2_grpc
 
+from modelreg_metadata.audit_trail import AuditTrail
 from modelreg_metadata.config import MetadataSettings
 from modelreg_metadata.faults import Faults
-from modelreg_metadata.registry import AuditTrail, Registry
+from modelreg_metadata.registry import Registry
 from modelreg_metadata.retention import DeletedVersionRetention
 from modelreg_metadata.servicer import MetadataServicer
 from modelreg_metadata.store.blob_references import MongoBlobReferences
-from modelreg_metadata.store.mongo import (
-    MongoDatabase,
-    MongoModelStore,
-    MongoNamespaceStore,
-    MongoVersionStore,
-)
+from modelreg_metadata.store.database import MongoDatabase
+from modelreg_metadata.store.models import MongoModelStore
+from modelreg_metadata.store.namespaces import MongoNamespaceStore
+from modelreg_metadata.store.versions import MongoVersionStore
 
 log = structlog.get_logger("modelreg.metadata")
 

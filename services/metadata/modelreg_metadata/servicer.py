@@ -15,7 +15,8 @@ from modelregistry.v1 import metadata_service_pb2 as pb
 from modelregistry.v1 import metadata_service_pb2_grpc as pb_grpc
 
 from modelreg_metadata import convert
-from modelreg_metadata.registry import AuditTrail, EventScope, Registry
+from modelreg_metadata.audit_trail import AuditTrail, EventScope
+from modelreg_metadata.registry import Registry
 from modelreg_metadata.store import BlobReferences
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -63,17 +64,21 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
     ) -> model_pb2.Namespace:
         names.check_namespace_id(request.namespace_id, "namespace_id")
         draft = convert.namespace_draft(names.NamespaceName(request.namespace_id), request.namespace)
-        namespace = await self._registry.create_namespace(request.namespace_id, draft, request.request_id)
+        namespace = await self._registry.namespaces.create_namespace(
+            request.namespace_id, draft, request.request_id
+        )
         return convert.namespace_to_proto(namespace)
 
     async def GetNamespace(self, request: pb.GetNamespaceRequest, context: Context) -> model_pb2.Namespace:
-        namespace = await self._registry.get_namespace(names.parse_namespace_name(request.name, "name"))
+        namespace = await self._registry.namespaces.get_namespace(
+            names.parse_namespace_name(request.name, "name")
+        )
         return convert.namespace_to_proto(namespace)
 
     async def ListNamespaces(
         self, request: pb.ListNamespacesRequest, context: Context
     ) -> pb.ListNamespacesResponse:
-        found, token = await self._registry.list_namespaces(request.page_size, request.page_token)
+        found, token = await self._registry.namespaces.list_namespaces(request.page_size, request.page_token)
         return pb.ListNamespacesResponse(
             namespaces=[convert.namespace_to_proto(n) for n in found], next_page_token=token
         )
@@ -83,7 +88,7 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
     ) -> model_pb2.Namespace:
         name = names.parse_namespace_name(request.namespace.name, "namespace.name")
         draft = convert.namespace_draft(name, request.namespace)
-        namespace = await self._registry.update_namespace(
+        namespace = await self._registry.namespaces.update_namespace(
             draft, list(request.update_mask.paths), convert.populated_fields(request.namespace)
         )
         return convert.namespace_to_proto(namespace)
@@ -94,16 +99,16 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
         parent = names.parse_namespace_name(request.parent, "parent")
         names.check_model_id(request.model_id, "model_id")
         draft = convert.model_draft(names.ModelName(parent.namespace, request.model_id), request.model)
-        model = await self._registry.create_model(parent, request.model_id, draft, request.request_id)
+        model = await self._registry.models.create_model(parent, request.model_id, draft, request.request_id)
         return convert.model_to_proto(model)
 
     async def GetModel(self, request: pb.GetModelRequest, context: Context) -> model_pb2.Model:
-        model = await self._registry.get_model(names.parse_model_name(request.name, "name"))
+        model = await self._registry.models.get_model(names.parse_model_name(request.name, "name"))
         return convert.model_to_proto(model)
 
     async def ListModels(self, request: pb.ListModelsRequest, context: Context) -> pb.ListModelsResponse:
         parent = names.parse_namespace_name(request.parent, "parent")
-        models, token = await self._registry.list_models(
+        models, token = await self._registry.models.list_models(
             parent,
             page_size=request.page_size,
             page_token=request.page_token,
@@ -117,7 +122,7 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
 
     async def UpdateModel(self, request: pb.UpdateModelRequest, context: Context) -> model_pb2.Model:
         name = names.parse_model_name(request.model.name, "model.name")
-        model = await self._registry.update_model(
+        model = await self._registry.models.update_model(
             convert.model_draft(name, request.model),
             list(request.update_mask.paths),
             convert.populated_fields(request.model),
@@ -125,11 +130,13 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
         return convert.model_to_proto(model)
 
     async def DeleteModel(self, request: pb.DeleteModelRequest, context: Context) -> model_pb2.Model:
-        model = await self._registry.delete_model(names.parse_model_name(request.name, "name"), request.etag)
+        model = await self._registry.models.delete_model(
+            names.parse_model_name(request.name, "name"), request.etag
+        )
         return convert.model_to_proto(model)
 
     async def UndeleteModel(self, request: pb.UndeleteModelRequest, context: Context) -> model_pb2.Model:
-        model = await self._registry.undelete_model(names.parse_model_name(request.name, "name"))
+        model = await self._registry.models.undelete_model(names.parse_model_name(request.name, "name"))
         return convert.model_to_proto(model)
 
     # Versions
@@ -139,19 +146,21 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
     ) -> model_pb2.ModelVersion:
         parent = names.parse_model_name(request.parent, "parent")
         draft = convert.version_draft(parent.version(1), request.model_version)
-        version = await self._registry.create_version(parent, draft, request.request_id)
+        version = await self._registry.versions.create_version(parent, draft, request.request_id)
         return convert.version_to_proto(version)
 
     async def GetModelVersion(
         self, request: pb.GetModelVersionRequest, context: Context
     ) -> model_pb2.ModelVersion:
-        version = await self._registry.get_version(names.parse_model_version_name(request.name, "name"))
+        version = await self._registry.versions.get_version(
+            names.parse_model_version_name(request.name, "name")
+        )
         return convert.version_to_proto(version)
 
     async def ListModelVersions(
         self, request: pb.ListModelVersionsRequest, context: Context
     ) -> pb.ListModelVersionsResponse:
-        versions, token = await self._registry.list_versions(
+        versions, token = await self._registry.versions.list_versions(
             _version_parent(request.parent),
             page_size=request.page_size,
             page_token=request.page_token,
@@ -167,7 +176,7 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
         self, request: pb.UpdateModelVersionRequest, context: Context
     ) -> model_pb2.ModelVersion:
         name = names.parse_model_version_name(request.model_version.name, "model_version.name")
-        version = await self._registry.update_version(
+        version = await self._registry.versions.update_version(
             convert.version_draft(name, request.model_version),
             list(request.update_mask.paths),
             convert.populated_fields(request.model_version),
@@ -178,45 +187,45 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
         self, request: pb.DeleteModelVersionRequest, context: Context
     ) -> model_pb2.ModelVersion:
         name = names.parse_model_version_name(request.name, "name")
-        return convert.version_to_proto(await self._registry.delete_version(name, request.etag))
+        return convert.version_to_proto(await self._registry.versions.delete_version(name, request.etag))
 
     async def UndeleteModelVersion(
         self, request: pb.UndeleteModelVersionRequest, context: Context
     ) -> model_pb2.ModelVersion:
         name = names.parse_model_version_name(request.name, "name")
-        return convert.version_to_proto(await self._registry.undelete_version(name))
+        return convert.version_to_proto(await self._registry.versions.undelete_version(name))
 
     async def PurgeModelVersion(
         self, request: pb.PurgeModelVersionRequest, context: Context
     ) -> empty_pb2.Empty:
         name = names.parse_model_version_name(request.name, "name")
-        await self._registry.purge_version(name, request.etag)
+        await self._registry.versions.purge_version(name, request.etag)
         return empty_pb2.Empty()
 
     async def ArchiveModelVersion(
         self, request: pb.ArchiveModelVersionRequest, context: Context
     ) -> model_pb2.ModelVersion:
         name = names.parse_model_version_name(request.name, "name")
-        return convert.version_to_proto(await self._registry.archive_version(name, request.etag))
+        return convert.version_to_proto(await self._registry.versions.archive_version(name, request.etag))
 
     async def UnarchiveModelVersion(
         self, request: pb.UnarchiveModelVersionRequest, context: Context
     ) -> model_pb2.ModelVersion:
         name = names.parse_model_version_name(request.name, "name")
-        return convert.version_to_proto(await self._registry.unarchive_version(name, request.etag))
+        return convert.version_to_proto(await self._registry.versions.unarchive_version(name, request.etag))
 
     async def SealModelVersion(
         self, request: pb.SealModelVersionRequest, context: Context
     ) -> model_pb2.ModelVersion:
         name = names.parse_model_version_name(request.name, "name")
-        return convert.version_to_proto(await self._registry.seal_version(name, request.etag))
+        return convert.version_to_proto(await self._registry.versions.seal_version(name, request.etag))
 
     async def AddModelVersionFile(
         self, request: pb.AddModelVersionFileRequest, context: Context
     ) -> model_pb2.ModelVersion:
         name = names.parse_model_version_name(request.model_version, "model_version")
         names.check_file_path(request.file.path, "file.path")
-        version = await self._registry.add_files(name, [convert.file_from_proto(request.file)])
+        version = await self._registry.versions.add_files(name, [convert.file_from_proto(request.file)])
         return convert.version_to_proto(version)
 
     async def BatchAddModelVersionFiles(
@@ -226,7 +235,7 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
         for index, file in enumerate(request.files):
             names.check_file_path(file.path, f"files[{index}].path")
         files = [convert.file_from_proto(file) for file in request.files]
-        return convert.version_to_proto(await self._registry.add_files(name, files))
+        return convert.version_to_proto(await self._registry.versions.add_files(name, files))
 
     async def CheckBlobReferences(
         self, request: pb.CheckBlobReferencesRequest, context: Context
@@ -239,27 +248,31 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
     async def SetAlias(self, request: pb.SetAliasRequest, context: Context) -> model_pb2.Alias:
         alias = names.parse_alias_name(request.name, "name")
         target = names.parse_model_version_name(request.model_version, "model_version")
-        return convert.alias_to_proto(await self._registry.set_alias(alias, target, request.etag))
+        return convert.alias_to_proto(await self._registry.aliases.set_alias(alias, target, request.etag))
 
     async def GetAlias(self, request: pb.GetAliasRequest, context: Context) -> model_pb2.Alias:
-        alias = await self._registry.get_alias(names.parse_alias_name(request.name, "name"))
+        alias = await self._registry.aliases.get_alias(names.parse_alias_name(request.name, "name"))
         return convert.alias_to_proto(alias)
 
     async def ListAliases(self, request: pb.ListAliasesRequest, context: Context) -> pb.ListAliasesResponse:
         parent = names.parse_model_name(request.parent, "parent")
-        aliases, token = await self._registry.list_aliases(parent, request.page_size, request.page_token)
+        aliases, token = await self._registry.aliases.list_aliases(
+            parent, request.page_size, request.page_token
+        )
         return pb.ListAliasesResponse(
             aliases=[convert.alias_to_proto(a) for a in aliases], next_page_token=token
         )
 
     async def DeleteAlias(self, request: pb.DeleteAliasRequest, context: Context) -> empty_pb2.Empty:
-        await self._registry.delete_alias(names.parse_alias_name(request.name, "name"), request.etag)
+        await self._registry.aliases.delete_alias(names.parse_alias_name(request.name, "name"), request.etag)
         return empty_pb2.Empty()
 
     async def GetModelVersionByAlias(
         self, request: pb.GetModelVersionByAliasRequest, context: Context
     ) -> model_pb2.ModelVersion:
-        version = await self._registry.get_version_by_alias(names.parse_alias_name(request.name, "name"))
+        version = await self._registry.versions.get_version_by_alias(
+            names.parse_alias_name(request.name, "name")
+        )
         return convert.version_to_proto(version)
 
     # Metrics and comparison
@@ -267,13 +280,15 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
     async def LogMetrics(self, request: pb.LogMetricsRequest, context: Context) -> model_pb2.ModelVersion:
         name = names.parse_model_version_name(request.model_version, "model_version")
         points = [convert.point_from_proto(p) for p in request.points]
-        return convert.version_to_proto(await self._registry.log_metrics(name, points, request.request_id))
+        return convert.version_to_proto(
+            await self._registry.metrics.log_metrics(name, points, request.request_id)
+        )
 
     async def ListMetricHistory(
         self, request: pb.ListMetricHistoryRequest, context: Context
     ) -> pb.ListMetricHistoryResponse:
         name = names.parse_model_version_name(request.model_version, "model_version")
-        points, token = await self._registry.list_metric_history(
+        points, token = await self._registry.metrics.list_metric_history(
             name, request.metric_key, request.page_size, request.page_token
         )
         return pb.ListMetricHistoryResponse(
@@ -284,7 +299,7 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
         self, request: pb.CompareModelVersionsRequest, context: Context
     ) -> pb.CompareModelVersionsResponse:
         parsed = [names.parse_model_version_name(n, f"names[{i}]") for i, n in enumerate(request.names)]
-        versions, metrics, params = await self._registry.compare_versions(parsed)
+        versions, metrics, params = await self._registry.metrics.compare_versions(parsed)
         return pb.CompareModelVersionsResponse(
             model_versions=[convert.version_to_proto(v) for v in versions],
             metrics=convert.rows_to_proto(metrics),
@@ -297,7 +312,7 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
         self, request: pb.SubmitModelVersionForReviewRequest, context: Context
     ) -> model_pb2.ModelVersion:
         name = names.parse_model_version_name(request.name, "name")
-        version = await self._registry.submit_for_review(name, request.comment, request.etag)
+        version = await self._registry.reviews.submit_for_review(name, request.comment, request.etag)
         return convert.version_to_proto(version)
 
     async def ApproveModelVersion(
@@ -305,7 +320,7 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
     ) -> model_pb2.ModelVersion:
         name = names.parse_model_version_name(request.name, "name")
         return convert.version_to_proto(
-            await self._registry.approve_version(name, request.comment, request.etag)
+            await self._registry.reviews.approve_version(name, request.comment, request.etag)
         )
 
     async def RejectModelVersion(
@@ -313,7 +328,7 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
     ) -> model_pb2.ModelVersion:
         name = names.parse_model_version_name(request.name, "name")
         return convert.version_to_proto(
-            await self._registry.reject_version(name, request.comment, request.etag)
+            await self._registry.reviews.reject_version(name, request.comment, request.etag)
         )
 
     # Protected aliases
@@ -323,16 +338,16 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
     ) -> model_pb2.AliasProtection:
         name = names.parse_alias_name(request.protection.name, "protection.name")
         protection = convert.protection_from_proto(name, request.protection)
-        return convert.protection_to_proto(await self._registry.protect_alias(protection))
+        return convert.protection_to_proto(await self._registry.aliases.protect_alias(protection))
 
     async def GetAliasProtection(
         self, request: pb.GetAliasProtectionRequest, context: Context
     ) -> model_pb2.AliasProtection:
         name = names.parse_alias_name(request.name, "name")
-        return convert.protection_to_proto(await self._registry.get_alias_protection(name))
+        return convert.protection_to_proto(await self._registry.aliases.get_alias_protection(name))
 
     async def UnprotectAlias(self, request: pb.UnprotectAliasRequest, context: Context) -> empty_pb2.Empty:
-        await self._registry.unprotect_alias(names.parse_alias_name(request.name, "name"))
+        await self._registry.aliases.unprotect_alias(names.parse_alias_name(request.name, "name"))
         return empty_pb2.Empty()
 
     # Audit trail

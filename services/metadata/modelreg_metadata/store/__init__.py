@@ -1,8 +1,9 @@
 """Persistence of the registry's resources: one small interface per aggregate.
 
-The only implementation is MongoDB (`store.mongo`); stores take and return domain objects and
-raise domain errors (duplicate key -> AlreadyExists, etag mismatch -> Aborted). Updates take a
-`mutate` function holding the rule and return the resource before and after the one write.
+The only implementation is MongoDB (`store.database`, and one module per aggregate: `namespaces`,
+`models`, `versions`); stores take and return domain objects and raise domain errors (duplicate
+key -> AlreadyExists, etag mismatch -> Aborted). Updates take a `mutate` function holding the
+rule and return the resource before and after the one write.
 """
 
 from __future__ import annotations

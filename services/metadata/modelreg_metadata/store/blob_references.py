@@ -13,8 +13,8 @@ import re
 from modelreg_common.errors import InvalidArgument
 from pymongo.asynchronous.collection import AsyncCollection
 
+from modelreg_metadata.store.database import MongoDatabase
 from modelreg_metadata.store.documents import Document
-from modelreg_metadata.store.mongo import MongoDatabase
 
 MAX_DIGESTS_PER_CALL = 1000
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")

@@ -1,0 +1,423 @@
+"""The version store: reads and searches of versions, their updates, purges and metric histories.
+
+Creates are in store/version_creates.py (numbering and group commit). A version's aliases live in
+its model's document (store/models.py), so reads of a version also read its model, by `_id`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from modelreg.names import AliasName, ModelName, ModelVersionName
+from modelreg_common.errors import Aborted, NotFound
+from pymongo import DeleteOne
+
+from modelreg_metadata.domain import AliasProtection, MetricPoint, ModelVersion
+from modelreg_metadata.store import EventFor, Page
+from modelreg_metadata.store.database import MongoDatabase, find_page, new_etag, now
+from modelreg_metadata.store.documents import (
+    Document,
+    aliases_of_version,
+    encoded_map,
+    model_key,
+    pairs,
+    protections_from,
+    version_fields,
+    version_from,
+    version_key,
+)
+from modelreg_metadata.store.models import MongoModelStore
+from modelreg_metadata.store.outbox import MAX_UPDATES_PER_COMMAND, outbox_entry
+from modelreg_metadata.store.query import keyset_after, read_path
+from modelreg_metadata.store.replica import merged
+from modelreg_metadata.store.version_creates import VersionCreates
+
+POINTS_PER_SERIES_DOCUMENT = 1000
+# What a purged version's tombstone keeps (see MongoVersionStore.purge_version), besides
+# `revision`, `outbox` and, until its history is deleted, `metric_meta`.
+TOMBSTONE_FIELDS = ("namespace", "model_id", "number", "uid", "model_uid", "request_key")
+
+
+class MongoVersionStore:
+    def __init__(self, database: MongoDatabase, models: MongoModelStore):
+        self._db = database
+        self._models = models
+        self._versions = database.versions
+        self._requests = database.requests
+        self._series = database.series
+        self._creates = VersionCreates(
+            database, models, lambda name: self.get_version(name, include_deleted=True)
+        )
+
+    async def insert_version(
+        self, version: ModelVersion, request_key: str, client_key: bool, event: EventFor
+    ) -> ModelVersion:
+        """Stores `version` under the next free number of its model (store/version_creates.py)."""
+        return await self._creates.insert_version(version, request_key, client_key, event)
+
+    async def _stored_version(self, name: ModelVersionName) -> Document | None:
+        """The version's document as stored (a purged version's tombstone included)."""
+        key = version_key(name.model_name, name.number)
+        replica = self._db.replica
+        doc = replica.version(name.namespace, name.model, key) if replica is not None else None
+        if doc is None and (replica is None or not replica.has_namespace(name.namespace)):
+            doc = await self._versions.find_one({"_id": key})
+            if doc is not None and replica is not None:
+                replica.put_version(doc)
+        return doc
+
+    async def _version_document(self, name: ModelVersionName, *, include_deleted: bool = False) -> Document:
+        doc = await self._stored_version(name)
+        if doc is not None and doc.get("purged"):
+            raise NotFound(f"model version {name} was purged", reason="VERSION_PURGED")
+        if doc is None or (doc.get("deleted") and not include_deleted):
+            raise NotFound(f"model version {name} not found")
+        return doc
+
+    async def get_version(self, name: ModelVersionName, *, include_deleted: bool = False) -> ModelVersion:
+        # Both reads are by `_id` and independent: the model answers "deleted?" and the aliases.
+        model_doc, doc = await asyncio.gather(
+            self._models.model_document(name.model_name),
+            self._version_document(name, include_deleted=include_deleted),
+        )
+        return version_from(doc, aliases_of_version(model_doc, name.number))
+
+    async def get_version_by_alias(self, name: AliasName) -> ModelVersion:
+        model_doc = await self._models.model_document(name.model_name)
+        number = next(
+            (e["version_number"] for e in model_doc.get("aliases", []) if e["alias"] == name.alias), None
+        )
+        if number is None:
+            raise NotFound(f"alias {name} not found")
+        version_name = name.model_name.version(number)
+        try:
+            doc = await self._version_document(version_name)
+        except NotFound:
+            raise NotFound(f"alias {name} points at {version_name}, which is deleted") from None
+        return version_from(doc, aliases_of_version(model_doc, number))
+
+    async def search_versions(
+        self,
+        scope: Document,
+        condition: Document,
+        sort: list[tuple[str, bool]],
+        *,
+        limit: int,
+        after: tuple[list[Any], str] | None,
+        show_deleted: bool,
+    ) -> Page:
+        # Tombstones of purged versions are `deleted` too: shown deleted versions exclude them.
+        scope = {**scope, "deleted": False} if not show_deleted else {**scope, "purged": {"$ne": True}}
+        if self._db.replica is not None:
+            rows = await self._replica_page(scope, condition, sort, limit, after)
+        else:
+            rows = await find_page(self._versions, [scope, condition], sort, limit, after)
+        model_keys = sorted({f"{doc['namespace']}/{doc['model_id']}" for doc, _ in rows})
+        found = await asyncio.gather(*(self._db.models.find_one({"_id": key}) for key in model_keys))
+        models = {key: doc for key, doc in zip(model_keys, found, strict=True) if doc is not None}
+        page: Page = []
+        for doc, values in rows:
+            model_doc = models.get(f"{doc['namespace']}/{doc['model_id']}")
+            if model_doc is None or (model_doc.get("deleted") and not show_deleted):
+                # The versions of a deleted model are deleted with it: hidden, but still a row,
+                # so the page's cursor moves past it.
+                page.append((None, values, doc["_id"]))
+                continue
+            page.append(
+                (self._version_from(doc, aliases_of_version(model_doc, doc["number"])), values, doc["_id"])
+            )
+        return page
+
+    def _version_from(self, doc: Document, aliases: list[str]) -> ModelVersion:
+        replica = self._db.replica
+        if replica is None:
+            return version_from(doc, aliases)
+        version = replica.built(doc, version_from)
+        return replace(version, aliases=aliases) if aliases else version
+
+    async def _replica_page(
+        self,
+        scope: Document,
+        condition: Document,
+        sort: list[tuple[str, bool]],
+        limit: int,
+        after: tuple[list[Any], str] | None,
+    ) -> list[tuple[Document, list[Any]]]:
+        replica = self._db.replica
+        assert replica is not None  # noqa: S101 - the caller checked
+        namespace = scope["namespace"]
+        if not replica.has_namespace(namespace):
+            async with self._db.locks.hold(f"replica {namespace}"):
+                if not replica.has_namespace(namespace):
+                    replica.begin_load(namespace)
+                    docs = [doc async for doc in self._versions.find({"namespace": namespace})]
+                    replica.finish_load(namespace, docs)
+        # The replica is partitioned by namespace and model: only the rest of the scope is tested.
+        rest = {k: v for k, v in scope.items() if k not in ("namespace", "model_id")}
+        conditions = [rest, condition]
+        if after is not None:
+            conditions.append(keyset_after(sort, after[0], after[1]))
+        query: Document = {"$and": [c for c in conditions if c]}
+        order = [(path, -1 if desc else 1) for path, desc in sort] + [("_id", 1)]
+        docs = replica.find_versions(namespace, scope.get("model_id"), query, order, limit)
+        return [(doc, [read_path(doc, path) for path, _ in sort]) for doc in docs]
+
+    async def update_version(
+        self,
+        name: ModelVersionName,
+        mutate: Callable[[ModelVersion, dict[str, AliasProtection]], ModelVersion],
+        expected_etag: str,
+        event: EventFor,
+        *,
+        include_deleted: bool = False,
+    ) -> tuple[ModelVersion, ModelVersion]:
+        key = version_key(name.model_name, name.number)
+        # The model's lock too: alias moves check the version under it, so a delete or archive
+        # and an alias move of the same model never interleave.
+        async with self._db.locks.hold(model_key(name.model_name)), self._db.locks.hold(key):
+            model_doc, doc = await asyncio.gather(
+                self._models.model_document(name.model_name),
+                self._version_document(name, include_deleted=include_deleted),
+            )
+            before = version_from(doc, aliases_of_version(model_doc, name.number))
+            if expected_etag and expected_etag != before.etag:
+                raise Aborted(
+                    f"model version {name} changed since it was read (etag mismatch); read it and retry"
+                )
+            after = mutate(before, protections_from(model_doc))
+            if after is before:
+                return before, after  # nothing to change (e.g. the same file added again)
+            changes = version_fields(after)
+            await self._write_version(name, doc, changes, outbox_entry(event(before, after)))
+            return before, after
+
+    async def _write_version(
+        self,
+        name: ModelVersionName,
+        doc: Document,
+        changes: Document,
+        entry: Document,
+        *,
+        removed: Sequence[str] = (),
+    ) -> None:
+        """`$set` the changes (and `$unset` the `removed` fields) with their outbox entry; the
+        replica gets the same document.
+
+        Shielded: a caller cancelled while the write is in flight (a client that gave up) must not
+        leave the database changed and the replica not. Should the write fail in a way that leaves
+        its outcome unknown, a version that the replica holds outside a loaded namespace is
+        dropped from it, so the next access reads the database again.
+        """
+        key = doc["_id"]
+
+        update: Document = {"$set": changes, "$inc": {"revision": 1}, "$push": {"outbox": entry}}
+        if removed:
+            update["$unset"] = dict.fromkeys(removed, "")
+
+        async def write() -> None:
+            result = await self._versions.update_one(self._db.cas_filter(key, doc.get("revision", 0)), update)
+            if result.matched_count != 1:
+                raise Aborted(f"model version {name} changed concurrently; retry")
+            self._db.committed("model_versions", key, entry)
+            if self._db.replica is not None:
+                self._db.replica.put_version(merged(doc, changes, removed))
+
+        try:
+            await asyncio.shield(write())
+        except Exception:
+            if self._db.replica is not None:
+                self._db.replica.forget_version(doc)
+            raise
+
+    # Purge
+
+    async def purge_version(
+        self,
+        name: ModelVersionName,
+        check: Callable[[ModelVersion], None],
+        expected_etag: str,
+        event: EventFor,
+    ) -> None:
+        """Removes a version for good: its document becomes a tombstone, then its metric history
+        documents are deleted.
+
+        Why a tombstone, written first, and not a deleted document:
+        - The purge's event must never be lost. An outbox entry lives in its document until the
+          relay has placed it in the trail (store/outbox.py), so deleting the document would
+          delete the event with it, and with it any entry of an earlier change not placed yet.
+          The tombstone keeps `outbox` and `revision`: replacing the version by it and pushing
+          the event is one single-document write, so the change and its event commit together,
+          and the relay places the event like any other.
+        - The number must never be reused. Numbers are taken by inserting `_id`
+          `{namespace}/{model}/{n}` (see store/version_creates.py), and a lagging counter is caught
+          up by probing those `_id`s; the tombstone keeps the `_id` taken, so neither hands the
+          number out again, and a read of it can say that it was purged.
+        - Crash safety. The tombstone write is the commit; a crash before it changed nothing. A
+          crash after it leaves metric history documents behind, which the tombstone still lists
+          in `metric_meta` until they are deleted: purging again finishes the purge (and answers
+          as the interrupted call would have). Once finished, purging again is NOT_FOUND.
+        The tombstone also keeps `request_key` (a unique index; without the field every
+        tombstone would index as null and collide on MongoDB) and the identity fields the
+        replica and operators use. `files` goes, so CheckBlobReferences no longer counts them.
+        """
+        key = version_key(name.model_name, name.number)
+        async with self._db.locks.hold(model_key(name.model_name)), self._db.locks.hold(key):
+            doc = await self._stored_version(name)
+            if doc is None:
+                raise NotFound(f"model version {name} not found")
+            if doc.get("purged"):
+                if not doc.get("metric_meta"):
+                    raise NotFound(f"model version {name} was purged already", reason="VERSION_PURGED")
+            else:
+                model_doc = await self._models.model_document(name.model_name)
+                before = version_from(doc, aliases_of_version(model_doc, name.number))
+                if expected_etag and expected_etag != before.etag:
+                    raise Aborted(
+                        f"model version {name} changed since it was read (etag mismatch); read it and retry"
+                    )
+                check(before)
+                tombstone = {field: doc[field] for field in TOMBSTONE_FIELDS if field in doc}
+                tombstone |= {"deleted": True, "purged": True, "purge_time": now()}
+                if doc.get("metric_meta"):
+                    tombstone["metric_meta"] = doc["metric_meta"]  # the history still to delete
+                kept = {"_id", "revision", "outbox", *tombstone}
+                removed = [field for field in doc if field not in kept]
+                await self._write_version(
+                    name, doc, tombstone, outbox_entry(event(before, None)), removed=removed
+                )
+                doc = merged(doc, tombstone, removed)
+            await self._delete_history(doc)
+
+    async def purgeable(self, deleted_before: datetime) -> list[ModelVersionName]:
+        """Versions deleted before `deleted_before`, and tombstones whose history is still to
+        delete (a purge interrupted by a crash). A deleted version cannot change until it is
+        undeleted (every other update refuses it), so its `update_time` is when it was deleted.
+        On FerretDB this reads the whole collection; the retention that asks runs rarely."""
+        query: Document = {
+            "$or": [
+                {"deleted": True, "purged": {"$ne": True}, "update_time": {"$lt": deleted_before}},
+                {"purged": True, "metric_meta": {"$exists": True}},
+            ]
+        }
+        cursor = self._versions.find(query, {"namespace": True, "model_id": True, "number": True})
+        return [ModelName(doc["namespace"], doc["model_id"]).version(doc["number"]) async for doc in cursor]
+
+    async def _delete_history(self, tombstone: Document) -> None:
+        """Deletes a purged version's metric history documents, by `_id` (the one lookup FerretDB
+        does not scan for), then `metric_meta`, which listed them: the purge is complete."""
+        meta: list[Document] = tombstone.get("metric_meta") or []
+        if not meta:
+            return
+        key = tombstone["_id"]
+        # Every bucket the point count implies, and one more: a LogMetrics that crashed after
+        # appending its points and before counting them may have started the next bucket.
+        ids = [
+            f"{key}|{bucket}|{metric['k']}"
+            for metric in meta
+            for bucket in range(-(-metric.get("points", 0) // POINTS_PER_SERIES_DOCUMENT) + 1)
+        ]
+        for start in range(0, len(ids), MAX_UPDATES_PER_COMMAND):
+            batch = ids[start : start + MAX_UPDATES_PER_COMMAND]
+            await self._series.bulk_write([DeleteOne({"_id": i}) for i in batch], ordered=False)
+        await self._versions.update_one(
+            {"_id": key}, {"$unset": {"metric_meta": ""}, "$inc": {"revision": 1}}
+        )
+        if self._db.replica is not None:
+            self._db.replica.put_version(merged(tombstone, {}, ["metric_meta"]))
+
+    # Metric history
+
+    async def log_metrics(
+        self, name: ModelVersionName, points: list[MetricPoint], request_key: str, event: EventFor
+    ) -> tuple[ModelVersion, ModelVersion]:
+        key = version_key(name.model_name, name.number)
+        async with self._db.locks.hold(key):
+            if request_key and await self._requests.find_one({"_id": request_key}, {"_id": True}):
+                current = await self.get_version(name)
+                return current, current  # a retry of a call that already logged its points
+            model_doc, doc = await asyncio.gather(
+                self._models.model_document(name.model_name), self._version_document(name)
+            )
+            before = version_from(doc, aliases_of_version(model_doc, name.number))
+            meta: dict[str, Document] = {m["k"]: m for m in doc.get("metric_meta", [])}
+            by_key: dict[str, list[MetricPoint]] = {}
+            for point in points:
+                by_key.setdefault(point.key, []).append(point)
+            # History first, then the summary: the version's write is the commit that makes the
+            # call visible in the summary (and, later, in the audit trail). A crash in between
+            # leaves extra history points and no summary change; the retry logs them again.
+            for metric, series in by_key.items():
+                count = meta.get(metric, {}).get("points", 0)
+                await self._append_series(key, metric, count, series)
+            metrics = dict(before.metrics)
+            for metric, series in by_key.items():
+                latest = max(series, key=lambda p: (p.step, p.time))
+                previous = meta.get(metric)
+                count = (previous or {}).get("points", 0) + len(series)
+                if previous is None or (latest.step, latest.time) >= (previous["step"], previous["time"]):
+                    metrics[metric] = latest.value
+                    meta[metric] = {"k": metric, "step": latest.step, "time": latest.time, "points": count}
+                else:
+                    meta[metric] = {**previous, "points": count}
+            after = ModelVersion(
+                **{**before.__dict__, "metrics": metrics, "update_time": now(), "etag": new_etag()}
+            )
+            changes = {
+                "metrics": pairs(metrics),
+                "m": encoded_map(metrics),
+                "metric_meta": [meta[k] for k in sorted(meta)],
+                "update_time": after.update_time,
+                "etag": after.etag,
+            }
+            await self._write_version(name, doc, changes, outbox_entry(event(before, after)))
+            if request_key:
+                await self._requests.update_one(
+                    {"_id": request_key}, {"$set": {"kind": "LogMetrics"}}, upsert=True
+                )
+            return before, after
+
+    async def _append_series(self, version: str, metric: str, count: int, points: list[MetricPoint]) -> None:
+        rows = [{"v": p.value, "s": p.step, "t": p.time, "d": p.dataset, "sl": p.slice} for p in points]
+        position = count
+        while rows:
+            bucket, offset = divmod(position, POINTS_PER_SERIES_DOCUMENT)
+            room = POINTS_PER_SERIES_DOCUMENT - offset
+            chunk, rows = rows[:room], rows[room:]
+            await self._series.update_one(
+                {"_id": f"{version}|{bucket}|{metric}"}, {"$push": {"points": {"$each": chunk}}}, upsert=True
+            )
+            position += len(chunk)
+
+    async def metric_history(
+        self, name: ModelVersionName, metric: str, start: tuple[int, int], limit: int
+    ) -> tuple[list[MetricPoint], tuple[int, int] | None]:
+        """Points from (series document, offset) `start` on, and where the next page starts."""
+        await self._version_document(name)
+        key = version_key(name.model_name, name.number)
+        points: list[MetricPoint] = []
+        bucket, offset = start
+        while len(points) < limit:
+            doc = await self._series.find_one({"_id": f"{key}|{bucket}|{metric}"})
+            if doc is None:
+                return points, None
+            stored = doc.get("points", [])
+            taken = stored[offset : offset + limit - len(points)]
+            points += [
+                MetricPoint(
+                    key=metric,
+                    value=row["v"],
+                    step=row.get("s", 0),
+                    time=row.get("t"),
+                    dataset=row.get("d", ""),
+                    slice=row.get("sl", ""),
+                )
+                for row in taken
+            ]
+            offset += len(taken)
+            if offset >= len(stored):
+                bucket, offset = bucket + 1, 0
+        return points, (bucket, offset)
