@@ -10,19 +10,16 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import grpc
 import pytest
-from modelreg_local.stack import METADATA_SERVICE, LocalStack, ServiceProcess
-from modelreg_local.stores import free_port
-from modelregistry.v1 import event_pb2, metadata_service_pb2_grpc
+from modelregistry.v1 import event_pb2
 from modelregistry.v1 import metadata_service_pb2 as md
 
-from tests.support import as_actor, error_metadata, events_when, list_all_events, unique
+from tests.integration.isolated import CRASHED, Isolated
+from tests.support import as_actor, error_metadata, events_when, list_all_events
 
 if TYPE_CHECKING:
     from tests.support import MetadataStub
@@ -30,58 +27,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.integration
 
 ALICE = as_actor("alice@example.com")
-CRASHED = 137
-
-
-class Isolated:
-    """A metadata process on a database of its own, restartable with or without a fault."""
-
-    def __init__(self, stack: LocalStack, log_dir: Path):
-        assert stack.metadata is not None
-        self.address = f"127.0.0.1:{free_port()}"
-        self.env = {
-            **stack.metadata.env,
-            "MODELREG_METADATA_ADDR": self.address,
-            "MODELREG_MONGODB_DATABASE": unique("crash").replace("-", "_"),
-        }
-        self.log_dir = log_dir
-        self.process: ServiceProcess | None = None
-
-    def start(self, fault: str = "") -> None:
-        env = dict(self.env)
-        if fault:
-            env["MODELREG_FAULT_INJECTION"] = fault
-        self.process = ServiceProcess(
-            "metadata-crash",
-            module="modelreg_metadata",
-            service=METADATA_SERVICE,
-            address=self.address,
-            env=env,
-            log_dir=self.log_dir,
-        )
-        self.process.start()
-        self.process.wait_healthy()
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.stop()
-
-    def wait_crashed(self) -> int | None:
-        assert self.process is not None
-        return self.process.wait_exited(timeout=30)
-
-    @asynccontextmanager
-    async def stub(self) -> AsyncIterator[MetadataStub]:
-        async with grpc.aio.insecure_channel(self.address) as channel:
-            yield metadata_service_pb2_grpc.MetadataServiceStub(channel)
-
-
-@pytest.fixture
-def isolated(stack: LocalStack, tmp_path: Path) -> Iterator[Isolated]:
-    service = Isolated(stack, tmp_path)
-    yield service
-    if service.process is not None:
-        service.process.kill()
 
 
 async def _setup(isolated: Isolated) -> tuple[str, str, str]:

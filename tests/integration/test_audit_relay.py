@@ -12,19 +12,16 @@ lazily as well).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
-from modelreg_local.stack import LocalStack
 from modelregistry.v1 import metadata_service_pb2 as md
 from modelregistry.v1 import model_pb2
-from pymongo import AsyncMongoClient
 
-from tests.integration.test_audit_crash import CRASHED, Isolated
+from tests.integration.isolated import CRASHED, Isolated
 from tests.support import as_actor, events_when, list_all_events
 
 if TYPE_CHECKING:
@@ -36,23 +33,12 @@ ALICE = as_actor("alice@example.com")
 VERSIONS = 120  # more than FerretDB answers in one update command (99): pulls go in slices
 
 
-@pytest.fixture
-def isolated(stack: LocalStack, tmp_path: Path) -> Iterator[Isolated]:
-    service = Isolated(stack, tmp_path)
-    yield service
-    if service.process is not None:
-        service.process.kill()
-
-
 @asynccontextmanager
 async def database(isolated: Isolated) -> AsyncIterator[Any]:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(isolated.env["MODELREG_MONGODB_URI"])
-    try:
-        if "ferretdbVersion" not in await client.admin.command("buildInfo"):
-            pytest.skip("pulls are deferred only by the one writing process of a FerretDB deployment")
-        yield client[isolated.env["MODELREG_MONGODB_DATABASE"]]
-    finally:
-        await client.close()
+    if not await isolated.on_ferretdb():
+        pytest.skip("pulls are deferred only by the one writing process of a FerretDB deployment")
+    async with isolated.database() as db:
+        yield db
 
 
 async def outbox_entries(db: Any) -> int:

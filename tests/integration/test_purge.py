@@ -4,20 +4,15 @@ reused, the event in the trail with its actor, and a purge killed half-way finis
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
 from google.protobuf import json_format
-from modelreg_local.stack import LocalStack
 from modelregistry.v1 import metadata_service_pb2 as md
 from modelregistry.v1 import model_pb2
-from pymongo import AsyncMongoClient
 
-from tests.integration.test_audit_crash import CRASHED, Isolated
+from tests.integration.isolated import CRASHED, Isolated
 from tests.support import as_actor, error_info, events_when, list_all_events, new_model, unique
 
 if TYPE_CHECKING:
@@ -149,23 +144,6 @@ async def test_a_purged_version_is_gone_for_good_and_its_number_never_comes_back
     assert "purged" in message
 
 
-@pytest.fixture
-def isolated(stack: LocalStack, tmp_path: Path) -> Iterator[Isolated]:
-    service = Isolated(stack, tmp_path)
-    yield service
-    if service.process is not None:
-        service.process.kill()
-
-
-@asynccontextmanager
-async def database(isolated: Isolated) -> AsyncIterator[Any]:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(isolated.env["MODELREG_MONGODB_URI"])
-    try:
-        yield client[isolated.env["MODELREG_MONGODB_DATABASE"]]
-    finally:
-        await client.close()
-
-
 async def history_documents(db: Any, version_key: str) -> list[str]:
     # A test may scan: the history documents of one version, found by their `_id` prefix.
     return [
@@ -208,7 +186,7 @@ async def test_a_purge_killed_after_its_commit_is_finished_later(isolated: Isola
         await metadata.DeleteModelVersion(md.DeleteModelVersionRequest(name=doomed), metadata=ALICE)
     isolated.stop()
 
-    async with database(isolated) as db:
+    async with isolated.database() as db:
         assert sorted(await history_documents(db, "purge/m/3|")) == [
             "purge/m/3|0|acc",
             "purge/m/3|0|loss",
