@@ -7,6 +7,8 @@ service and its in-process replica never see these writes.
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -58,6 +60,13 @@ class Isolated:
     def stop(self) -> None:
         if self.process is not None:
             self.process.stop()
+
+    def kill(self) -> None:
+        """SIGKILL, no goodbye: connections just drop."""
+        assert self.process is not None
+        assert self.process.pid is not None
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait_exited(timeout=30)
 
     def wait_crashed(self) -> int | None:
         assert self.process is not None

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -14,10 +12,10 @@ import pytest
 from modelreg import AsyncClient, Client, ClientSettings, RetryPolicy, StateAtTime
 from modelreg import errors as sdk_errors
 from modelreg.addresses import ServiceAddresses
-from modelreg_local.stack import METADATA_SERVICE, LocalStack, ServiceProcess
-from modelreg_local.stores import free_port
+from modelreg_local.stack import LocalStack
 from modelregistry.v1 import event_pb2, model_pb2
 
+from tests.integration.isolated import Isolated
 from tests.support import unique
 
 pytestmark = pytest.mark.integration
@@ -150,47 +148,10 @@ def test_the_blocking_client_watches_from_now(alice: Client) -> None:
     assert int(second.resource.rsplit("/", 1)[1]) == int(first.resource.rsplit("/", 1)[1]) + 1
 
 
-class Restartable:
-    """A metadata process on a database of its own, at a fixed address across restarts."""
-
-    def __init__(self, stack: LocalStack, log_dir: Path) -> None:
-        assert stack.metadata is not None
-        self.address = f"127.0.0.1:{free_port()}"
-        self.env = {
-            **stack.metadata.env,
-            "MODELREG_METADATA_ADDR": self.address,
-            "MODELREG_MONGODB_DATABASE": unique("watch").replace("-", "_"),
-        }
-        self.log_dir = log_dir
-        self.process: ServiceProcess | None = None
-
-    def start(self) -> None:
-        self.process = ServiceProcess(
-            "metadata-watch",
-            module="modelreg_metadata",
-            service=METADATA_SERVICE,
-            address=self.address,
-            env=self.env,
-            log_dir=self.log_dir,
-        )
-        self.process.start()
-        self.process.wait_healthy()
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.stop()
-
-    def kill(self) -> None:
-        assert self.process is not None
-        assert self.process.pid is not None
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait_exited(timeout=30)
-
-
 async def test_a_watch_survives_restarts_and_crashes_and_sees_every_event_once(
-    stack: LocalStack, tmp_path: Path
+    stack: LocalStack, tmp_path: Path, isolated: Isolated
 ) -> None:
-    service = Restartable(stack, tmp_path)
+    service = isolated
     await asyncio.to_thread(service.start)
     settings = ClientSettings(
         addresses=ServiceAddresses(service.address, stack.addresses.artifacts),
