@@ -14,7 +14,7 @@ from google.protobuf.json_format import MessageToDict
 from minio import Minio
 from modelreg_local.stack import ServiceProcess
 from modelregistry.v1 import artifact_service_pb2 as art
-from modelregistry.v1 import artifact_service_pb2_grpc
+from modelregistry.v1 import artifact_service_pb2_grpc, model_pb2
 from modelregistry.v1 import metadata_service_pb2 as md
 
 from tests.support import (
@@ -268,17 +268,26 @@ async def test_gc_keeps_a_blob_while_any_version_references_it(
     assert (await download(artifacts, three.name, "model.bin"))[1] == shared
 
 
-async def test_gc_keeps_blobs_of_soft_deleted_versions(
-    metadata: MetadataStub, artifacts: ArtifactStub, collector: ServiceProcess
-) -> None:
-    """A blob shared by two versions survives the deletion of one; a deleted version's own blob
-    stays too (soft delete can be undone: blobs go only when a version is purged)."""
+async def one_deleted_of_two_sharing_a_blob(
+    metadata: MetadataStub, artifacts: ArtifactStub
+) -> tuple[model_pb2.ModelVersion, model_pb2.ModelVersion, bytes, bytes]:
+    """Two versions that share `model.bin`, the first also with an `extra.bin` of its own; the
+    first is then soft-deleted. Returns both, the shared bytes and the first's own bytes."""
     shared, own = os.urandom(20_000), os.urandom(30_000)
     one, two = await new_version(metadata), await new_version(metadata)
     await upload(artifacts, one.name, "model.bin", shared)
     await upload(artifacts, one.name, "extra.bin", own)
     await upload(artifacts, two.name, "model.bin", shared)
     await metadata.DeleteModelVersion(md.DeleteModelVersionRequest(name=one.name), metadata=ACTOR)
+    return one, two, shared, own
+
+
+async def test_gc_keeps_blobs_of_soft_deleted_versions(
+    metadata: MetadataStub, artifacts: ArtifactStub, collector: ServiceProcess
+) -> None:
+    """A blob shared by two versions survives the deletion of one; a deleted version's own blob
+    stays too (soft delete can be undone: blobs go only when a version is purged)."""
+    one, _, shared, own = await one_deleted_of_two_sharing_a_blob(metadata, artifacts)
     await asyncio.sleep(GRACE_SECONDS + 0.5)
 
     references = await metadata.CheckBlobReferences(
@@ -295,12 +304,7 @@ async def test_gc_keeps_blobs_of_soft_deleted_versions(
 async def test_gc_after_a_purge_deletes_the_purged_versions_own_blobs_and_keeps_shared_ones(
     metadata: MetadataStub, artifacts: ArtifactStub, collector: ServiceProcess
 ) -> None:
-    shared, own = os.urandom(20_000), os.urandom(30_000)
-    one, two = await new_version(metadata), await new_version(metadata)
-    await upload(artifacts, one.name, "model.bin", shared)
-    await upload(artifacts, one.name, "extra.bin", own)
-    await upload(artifacts, two.name, "model.bin", shared)
-    await metadata.DeleteModelVersion(md.DeleteModelVersionRequest(name=one.name), metadata=ACTOR)
+    one, two, shared, own = await one_deleted_of_two_sharing_a_blob(metadata, artifacts)
     await metadata.PurgeModelVersion(md.PurgeModelVersionRequest(name=one.name), metadata=ACTOR)
 
     references = await metadata.CheckBlobReferences(
