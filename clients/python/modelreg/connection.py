@@ -56,10 +56,6 @@ def _encoded(message: Message | bytes) -> bytes:
     return message if isinstance(message, bytes) else message.SerializeToString()
 
 
-def _raw(response: bytes) -> bytes:
-    return response
-
-
 class DataCalls:
     """The artifact service's byte-carrying streams, with data messages in wire format.
 
@@ -86,7 +82,7 @@ class DataCalls:
             channel.unary_stream(
                 _ARTIFACT_SERVICE + "DownloadFile",
                 request_serializer=art.DownloadFileRequest.SerializeToString,
-                response_deserializer=_raw,
+                response_deserializer=None,  # the bytes as received
             )
         )
 
