@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import grpc
 from modelreg import headers
+from modelreg.channels import ClientTls, open_channel
 from modelreg.names import AliasName, ModelVersionName
 from modelreg_common.context import current_actor, current_request_id
 from modelreg_common.status import error_from_rpc
@@ -31,8 +32,8 @@ _BatchKey = tuple[ModelVersionName, str]
 
 
 class MetadataClient:
-    def __init__(self, address: str):
-        self._channel = grpc.aio.insecure_channel(address)
+    def __init__(self, address: str, tls: ClientTls):
+        self._channel = open_channel(address, tls)
         self._stub = pb_grpc.MetadataServiceStub(self._channel)
         # Files of one version that finish while a manifest change is in flight wait and go
         # together in the next BatchAddModelVersionFiles: the metadata service rewrites the

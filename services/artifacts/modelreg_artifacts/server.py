@@ -32,7 +32,7 @@ async def run(settings: ArtifactSettings, stop: asyncio.Event | None = None) -> 
     blobs = BlobIndex(database)
     await sessions.ensure_indexes()
     await blobs.ensure_indexes()
-    metadata = MetadataClient(settings.metadata_addr)
+    metadata = MetadataClient(settings.metadata_addr, settings.metadata_tls)
     uploads = Uploads(
         store,
         sessions,
@@ -67,4 +67,5 @@ async def run(settings: ArtifactSettings, stop: asyncio.Event | None = None) -> 
         grace_seconds=settings.grace_seconds,
         on_shutdown=[sweeper.stop, metadata.close, database.close, close_store],
         stop=stop,
+        tls=settings.tls,
     )

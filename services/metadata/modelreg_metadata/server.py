@@ -58,4 +58,5 @@ async def run(settings: MetadataSettings, stop: asyncio.Event | None = None) -> 
         on_draining=draining,
         on_shutdown=[database.close],
         stop=stop,
+        tls=settings.tls,
     )
