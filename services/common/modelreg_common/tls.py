@@ -91,12 +91,12 @@ def read_server_tls(read: EnvReader, listen_addr: str) -> ServerTls | None:
 
     Without TLS, `listen_addr` must be a loopback address unless MODELREG_ALLOW_PLAINTEXT=true.
     """
+    problems = len(read.problems)
     cert = read.text(CERT_FILE_ENV, "")
     key = read.text(KEY_FILE_ENV, "")
     client_ca = read.text(CLIENT_CA_FILE_ENV, "")
     require = read.flag(REQUIRE_CLIENT_CERT_ENV, bool(client_ca))
     allow_plaintext = read.flag(ALLOW_PLAINTEXT_ENV, False)
-    problems = len(read.problems)
     if bool(cert) != bool(key):
         read.problems.append(f"{CERT_FILE_ENV} and {KEY_FILE_ENV} go together: set both for TLS, or neither")
     if client_ca and not cert:
