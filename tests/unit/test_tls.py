@@ -439,10 +439,14 @@ async def test_clients_use_their_tls_settings(pki: Pki) -> None:
 
 def test_cli_tls_options_reach_the_channel(scratch: Path, capsys: pytest.CaptureFixture[str]) -> None:
     gone = scratch / "ca.pem"
-    assert cli_main(["--tls", "--ca-file", str(gone), "namespaces", "list"]) == 1
-    assert f"cannot read {gone}" in capsys.readouterr().err
-    assert cli_main(["namespaces", "list", "--tls", "--ca-file", str(gone)]) == 1
-    assert f"cannot read {gone}" in capsys.readouterr().err
+    sigterm = signal.getsignal(signal.SIGTERM)  # main() installs its own handler
+    try:
+        assert cli_main(["--tls", "--ca-file", str(gone), "namespaces", "list"]) == 1
+        assert f"cannot read {gone}" in capsys.readouterr().err
+        assert cli_main(["namespaces", "list", "--tls", "--ca-file", str(gone)]) == 1
+        assert f"cannot read {gone}" in capsys.readouterr().err
+    finally:
+        signal.signal(signal.SIGTERM, sigterm)
 
 
 async def test_serve_with_tls_and_the_stack_health_wait(pki: Pki, scratch: Path) -> None:
