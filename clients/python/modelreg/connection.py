@@ -16,6 +16,7 @@ from modelregistry.v1 import artifact_service_pb2 as art
 from modelregistry.v1 import artifact_service_pb2_grpc, metadata_service_pb2_grpc, model_pb2
 
 from modelreg import headers
+from modelreg.channels import open_channel
 from modelreg.errors import from_rpc_error
 from modelreg.retries import with_retries
 from modelreg.settings import ClientSettings
@@ -101,16 +102,16 @@ class Connection:
     @property
     def metadata(self) -> MetadataServiceAsyncStub:
         if self._metadata_stub is None:
-            self._metadata_channel = grpc.aio.insecure_channel(
-                self.settings.addresses.metadata, options=_CHANNEL_OPTIONS
+            self._metadata_channel = open_channel(
+                self.settings.addresses.metadata, self.settings.tls, _CHANNEL_OPTIONS
             )
             self._metadata_stub = metadata_service_pb2_grpc.MetadataServiceStub(self._metadata_channel)
         return self._metadata_stub
 
     def _artifact_service(self) -> grpc.aio.Channel:
         if self._artifact_channel is None:
-            self._artifact_channel = grpc.aio.insecure_channel(
-                self.settings.addresses.artifacts, options=_CHANNEL_OPTIONS
+            self._artifact_channel = open_channel(
+                self.settings.addresses.artifacts, self.settings.tls, _CHANNEL_OPTIONS
             )
         return self._artifact_channel
 

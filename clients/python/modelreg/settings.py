@@ -1,4 +1,4 @@
-"""How a client talks to the registry: addresses, identity, deadlines, retries, cache, parallelism.
+"""How a client talks to the registry: addresses, TLS, identity, deadlines, retries, cache, parallelism.
 
 Read once from arguments and the environment, then passed down; nothing below this module looks
 at `os.environ`.
@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from modelreg.addresses import ServiceAddresses
+from modelreg.channels import ClientTls
 
 ACTOR_ENV = "MODELREG_ACTOR"
 CACHE_DIR_ENV = "MODELREG_CACHE_DIR"
@@ -60,15 +61,21 @@ class ClientSettings:
     # Files transferred at once; each stream holds at most a few chunks in memory.
     parallel_files: int = 4
     chunk_bytes: int = 1 * MIB
+    # TLS for both services' channels (by default: unless the address is loopback).
+    tls: ClientTls = field(default_factory=ClientTls)
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str] | None = None) -> ClientSettings:
-        """Addresses, actor and cache directory from `MODELREG_*` variables; defaults otherwise."""
+        """Addresses, actor, cache directory and TLS from `MODELREG_*` variables; defaults otherwise.
+
+        Raises `modelreg.channels.TlsConfigError` when the TLS variables cannot work.
+        """
         env = os.environ if env is None else env
         return cls(
             addresses=ServiceAddresses.from_environment(env),
             actor=env.get(ACTOR_ENV, ""),
             cache_dir=default_cache_dir(env),
+            tls=ClientTls.from_environment(env),
         )
 
     def stream_timeout(self, size_bytes: int) -> float:

@@ -14,7 +14,9 @@ import json
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from importlib import metadata
+from pathlib import Path
 from typing import NoReturn
 
 import grpc
@@ -24,6 +26,7 @@ from modelreg.cli import aliases, compare, events, history, models, namespaces, 
 from modelreg.cli.output import Output
 from modelreg.errors import IntegrityError, ModelregError, RegistryError, UnsafeManifest
 from modelreg.names import InvalidResourceName
+from modelreg.settings import ClientSettings
 
 Handler = Callable[[argparse.Namespace, AsyncClient, Output], Awaitable[None]]
 
@@ -55,7 +58,9 @@ references: a model is NAMESPACE/MODEL; a version is NAMESPACE/MODEL/NUMBER or
 NAMESPACE/MODEL@ALIAS (full resource names are accepted too).
 
 environment: MODELREG_METADATA_ADDR, MODELREG_ARTIFACT_ADDR (default: what `make run`
-starts), MODELREG_ACTOR, MODELREG_CACHE_DIR (default ~/.cache/modelreg).
+starts), MODELREG_ACTOR, MODELREG_CACHE_DIR (default ~/.cache/modelreg), MODELREG_TLS
+(auto|true|false; auto: TLS unless the address is loopback), MODELREG_TLS_CA_FILE,
+MODELREG_TLS_CLIENT_CERT_FILE and MODELREG_TLS_CLIENT_KEY_FILE (mTLS).
 
 exit codes: 0 ok, 1 failure, 2 usage or invalid argument, 3 not found, 4 conflict,
 5 integrity (digest/size mismatch), 6 service unavailable, 7 permission denied,
@@ -78,6 +83,18 @@ def _common_options(*, suppress: bool) -> argparse.ArgumentParser:
     group.add_argument("--metadata-addr", metavar="HOST:PORT", default=default, help="metadata service")
     group.add_argument("--artifact-addr", metavar="HOST:PORT", default=default, help="artifact service")
     group.add_argument("--actor", default=default, help="who acts (default: $MODELREG_ACTOR)")
+    group.add_argument(
+        "--tls",
+        action=argparse.BooleanOptionalAction,
+        default=default,
+        help="TLS to both services, or not (default: $MODELREG_TLS, auto: TLS unless loopback)",
+    )
+    group.add_argument(
+        "--ca-file",
+        metavar="PEM",
+        default=default,
+        help="CA to trust (default: $MODELREG_TLS_CA_FILE or the system's)",
+    )
     group.add_argument(
         "--timeout", type=float, metavar="SECONDS", default=default, help="deadline per call (default 30)"
     )
@@ -170,9 +187,21 @@ def _report(error: BaseException, out: Output) -> int:
     return _exit_code(error)
 
 
+def _settings(args: argparse.Namespace) -> ClientSettings:
+    """The environment's settings with the TLS options applied (the others go to AsyncClient)."""
+    settings = ClientSettings.from_environment()
+    tls = settings.tls
+    if args.tls is not None:
+        tls = replace(tls, mode="on" if args.tls else "off")
+    if args.ca_file is not None:
+        tls = replace(tls, ca_file=Path(args.ca_file).expanduser())
+    return replace(settings, tls=tls)
+
+
 async def _run(args: argparse.Namespace, out: Output) -> None:
     handler: Handler = args.handler
     async with AsyncClient(
+        settings=_settings(args),
         metadata_addr=args.metadata_addr,
         artifact_addr=args.artifact_addr,
         actor=args.actor,
