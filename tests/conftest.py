@@ -25,12 +25,17 @@ from modelreg_local.stack import (
     ServiceStartError,
 )
 from modelreg_local.stores import StoreConfigError, StoreStartError, free_port
-from modelregistry.v1 import artifact_service_pb2_grpc, manifest_service_pb2_grpc, metadata_service_pb2_grpc
+from modelregistry.v1 import (
+    access_service_pb2_grpc,
+    artifact_service_pb2_grpc,
+    manifest_service_pb2_grpc,
+    metadata_service_pb2_grpc,
+)
 
 from tests.support import ALICE, ISSUER, credential_for, default_credential
 
 if TYPE_CHECKING:
-    from tests.support import ArtifactStub, ManifestStub, MetadataStub
+    from tests.support import AccessStub, ArtifactStub, ManifestStub, MetadataStub
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -84,6 +89,11 @@ async def manifests(stack: LocalStack) -> AsyncIterator[ManifestStub]:
         stack.addresses.metadata, interceptors=default_credential(lambda: internal)
     ) as channel:
         yield manifest_service_pb2_grpc.ManifestServiceStub(channel)
+
+
+@pytest.fixture(scope="session")
+def access(metadata_channel: grpc.aio.Channel) -> AccessStub:
+    return access_service_pb2_grpc.AccessServiceStub(metadata_channel)
 
 
 @pytest.fixture(scope="session")

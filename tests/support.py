@@ -23,9 +23,10 @@ from modelregistry.v1 import access_service_pb2_grpc, event_pb2, model_pb2
 from modelregistry.v1 import artifact_service_pb2 as art
 from modelregistry.v1 import metadata_service_pb2 as md
 
-__all__ = ["ArtifactStub", "ManifestStub", "MetadataStub"]
+__all__ = ["AccessStub", "ArtifactStub", "ManifestStub", "MetadataStub"]
 
 if TYPE_CHECKING:  # the async stub types exist only in the generated .pyi stubs
+    from modelregistry.v1.access_service_pb2_grpc import AccessServiceAsyncStub as AccessStub
     from modelregistry.v1.artifact_service_pb2_grpc import ArtifactServiceAsyncStub as ArtifactStub
     from modelregistry.v1.manifest_service_pb2_grpc import ManifestServiceAsyncStub as ManifestStub
     from modelregistry.v1.metadata_service_pb2_grpc import MetadataServiceAsyncStub as MetadataStub
@@ -49,6 +50,7 @@ class _Issuer:
         self.address = ""
         self.admin_token = ""
         self._issued: dict[tuple[str, str, str], str] = {}
+        self._principals: dict[str, str] = {}  # credential -> principal
 
     def use(self, address: str, admin_token: str) -> None:
         self.address, self.admin_token = address, admin_token
@@ -77,7 +79,12 @@ class _Issuer:
                     timeout=30,
                 )
             self._issued[key] = created.secret
+            self._principals[created.secret] = principal
         return self._issued[key]
+
+    def principal_of(self, credential: str) -> str | None:
+        """Whose credential this is, if this issuer made it."""
+        return self._principals.get(credential)
 
 
 ISSUER = _Issuer()
@@ -137,13 +144,18 @@ ACTOR = as_actor(ALICE)
 
 
 class _Credentialed:
-    def __init__(self, credential: Callable[[], str]) -> None:
-        self._credential = credential
+    """Chooses the credential of every call from the one it presents (None: it presents none)."""
+
+    def __init__(self, choose: Callable[[str | None], str]) -> None:
+        self._choose = choose
 
     def _with_credential(self, details: Any) -> Any:
         metadata = list(details.metadata or ())
-        if not any(key == "authorization" for key, _ in metadata):
-            metadata.append(("authorization", f"Bearer {self._credential()}"))
+        presented = next((v.removeprefix("Bearer ") for k, v in metadata if k == "authorization"), None)
+        chosen = self._choose(presented)
+        if chosen != presented:
+            metadata = [(k, v) for k, v in metadata if k != "authorization"]
+            metadata.append(("authorization", f"Bearer {chosen}"))
         return details._replace(metadata=grpc.aio.Metadata(*metadata))
 
 
@@ -167,10 +179,15 @@ class _StreamStream(_Credentialed, grpc.aio.StreamStreamClientInterceptor):  # t
         return await continuation(self._with_credential(details), requests)
 
 
+def credential_chooser(choose: Callable[[str | None], str]) -> list[Any]:
+    """Channel interceptors that send the credential `choose` picks from the one a call presents
+    (grpc.aio files each interceptor under one kind of call only, so there is one per kind)."""
+    return [kind(choose) for kind in (_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream)]
+
+
 def default_credential(credential: Callable[[], str]) -> list[Any]:
-    """Channel interceptors that send `credential` with every call that names none (grpc.aio
-    files each interceptor under one kind of call only, so there is one per kind)."""
-    return [kind(credential) for kind in (_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream)]
+    """Channel interceptors that send `credential` with every call that presents none."""
+    return credential_chooser(lambda presented: presented or credential())
 
 
 def authenticated_channel(address: str, **options: Any) -> grpc.aio.Channel:
@@ -216,6 +233,7 @@ async def upload(
     *,
     sha256: str | None = None,
     size: int | None = None,
+    metadata: Sequence[tuple[str, str]] = ACTOR,
 ) -> model_pb2.ModelFile:
     spec = art.UploadSpec(
         model_version=version,
@@ -223,16 +241,22 @@ async def upload(
         size_bytes=len(data) if size is None else size,
         sha256=sha256 or hashlib.sha256(data).hexdigest(),
     )
-    return await stub.UploadFile(upload_messages(spec, data), metadata=ACTOR)
+    return await stub.UploadFile(upload_messages(spec, data), metadata=metadata)
 
 
 async def download(
-    stub: ArtifactStub, ref: str, path: str, offset: int = 0, limit: int = 0
+    stub: ArtifactStub,
+    ref: str,
+    path: str,
+    offset: int = 0,
+    limit: int = 0,
+    *,
+    metadata: Sequence[tuple[str, str]] | None = None,
 ) -> tuple[model_pb2.ModelFile, bytes]:
     header: model_pb2.ModelFile | None = None
     received = bytearray()
     request = art.DownloadFileRequest(model_version=ref, path=path, offset=offset, limit=limit)
-    async for message in stub.DownloadFile(request):
+    async for message in stub.DownloadFile(request, metadata=metadata):
         if message.HasField("file"):
             header = message.file
         if message.data:

@@ -14,13 +14,14 @@ import pytest
 from google.protobuf import field_mask_pb2, json_format, timestamp_pb2
 from modelreg.headers import WATCH_AFTER_SEQUENCE
 from modelreg_metadata.audit import Action
+from modelregistry.v1 import access_service_pb2 as acc
 from modelregistry.v1 import event_pb2, model_pb2
 from modelregistry.v1 import metadata_service_pb2 as md
 
 from tests.support import as_actor, error_info, events_when, list_all_events, unique, upload
 
 if TYPE_CHECKING:
-    from tests.support import ArtifactStub, MetadataStub
+    from tests.support import AccessStub, ArtifactStub, MetadataStub
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +60,7 @@ class Step:
 
 
 async def test_every_mutation_appends_one_event_with_its_before_and_after(
-    metadata: MetadataStub, artifacts: ArtifactStub
+    metadata: MetadataStub, artifacts: ArtifactStub, access: AccessStub
 ) -> None:
     ns = unique("audit")
     namespace = f"namespaces/{ns}"
@@ -68,6 +69,11 @@ async def test_every_mutation_appends_one_event_with_its_before_and_after(
     production = f"{model}/aliases/production"
     data = b"weights"
     digest = hashlib.sha256(data).hexdigest()
+
+    grant_bob = acc.GrantRoleRequest(parent=namespace, principal="user:bob@example.com", role=acc.ROLE_VIEWER)
+    revoke_bob = acc.RevokeRoleRequest(
+        parent=namespace, principal="user:bob@example.com", role=acc.ROLE_VIEWER
+    )
 
     def call(
         method: str, request: object, actor: Sequence[tuple[str, str]] = ALICE
@@ -326,8 +332,24 @@ async def test_every_mutation_appends_one_event_with_its_before_and_after(
             {"deleted": True},
             {"deleted": False},
         ),
+        Step(
+            lambda: access.GrantRole(grant_bob, metadata=ALICE),
+            "ROLE_GRANTED",
+            f"{namespace}/roleBindings/viewer/user:bob@example.com",
+            {},
+            {"principal": "user:bob@example.com", "role": "viewer"},
+        ),
+        Step(
+            lambda: access.RevokeRole(revoke_bob, metadata=ALICE),
+            "ROLE_REVOKED",
+            f"{namespace}/roleBindings/viewer/user:bob@example.com",
+            {"principal": "user:bob@example.com", "role": "viewer"},
+            {},
+        ),
     ]
-    assert {s.action for s in steps} == {a.value for a in Action}, "every kind of mutation is in the table"
+    # API tokens are in no namespace; their events have a test of their own (test_identity.py).
+    in_namespaces = {a.value for a in Action} - {"API_TOKEN_CREATED", "API_TOKEN_REVOKED"}
+    assert {s.action for s in steps} == in_namespaces, "every kind of mutation is in the table"
 
     for step in steps:
         await step.call()

@@ -188,7 +188,7 @@ async def test_a_replica_without_the_hash_still_rejects_wrong_bytes(
     assert hashlib.sha256(tampered).hexdigest() in failed.failure_message
     assert await manifest(metadata, version.name) == {}
     missing = await artifacts.FindMissingBlobs(
-        art.FindMissingBlobsRequest(sha256s=[hashlib.sha256(data).hexdigest()])
+        art.FindMissingBlobsRequest(sha256s=[hashlib.sha256(data).hexdigest()], model_version=version.name)
     )
     assert list(missing.missing_sha256s) == [hashlib.sha256(data).hexdigest()]
 

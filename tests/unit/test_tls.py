@@ -135,7 +135,7 @@ def test_each_service_refuses_plaintext_off_loopback() -> None:
     assert allowed.tls is None
 
 
-def test_service_settings_read_tls(pki: Pki) -> None:
+def test_service_settings_read_tls(pki: Pki, internal_token_file: str) -> None:
     env = {
         **MONGO,
         "MODELREG_METADATA_ADDR": "0.0.0.0:50051",  # TLS: no plaintext exception needed
@@ -149,6 +149,7 @@ def test_service_settings_read_tls(pki: Pki) -> None:
         {
             **MONGO,
             **S3,
+            "MODELREG_INTERNAL_TOKEN_FILE": internal_token_file,
             "MODELREG_TLS_CERT_FILE": str(pki.server.cert_file),
             "MODELREG_TLS_KEY_FILE": str(pki.server.key_file),
             "MODELREG_METADATA_TLS": "true",
@@ -251,7 +252,7 @@ def test_is_loopback(address: str, loopback: bool) -> None:
 # Client settings
 
 
-def test_client_tls_from_environment(pki: Pki, scratch: Path) -> None:
+def test_client_tls_from_environment(pki: Pki, scratch: Path, internal_token_file: str) -> None:
     assert ClientTls.from_environment({}) == ClientTls(mode="auto")
     assert ClientTls.from_environment({"MODELREG_TLS": "TRUE"}).mode == "on"
     assert ClientTls.from_environment({"MODELREG_TLS": "false"}).mode == "off"
@@ -286,7 +287,14 @@ def test_client_tls_from_environment(pki: Pki, scratch: Path) -> None:
             prefix="MODELREG_METADATA_TLS",
         )
     with pytest.raises(ConfigError) as service:
-        ArtifactSettings.from_environment({**MONGO, **S3, "MODELREG_METADATA_TLS": "sometimes"})
+        ArtifactSettings.from_environment(
+            {
+                **MONGO,
+                **S3,
+                "MODELREG_INTERNAL_TOKEN_FILE": internal_token_file,
+                "MODELREG_METADATA_TLS": "sometimes",
+            }
+        )
     assert service.value.problems == ["MODELREG_METADATA_TLS='sometimes' is not one of auto, true, false"]
 
 

@@ -131,7 +131,9 @@ class ArtifactServicer(pb_grpc.ArtifactServiceServicer):
     async def _authorized_session(self, name: names.UploadSessionName) -> UploadSession:
         """The session, if the caller may upload to its version (else as if it did not exist)."""
         session = await self._uploads.get(name)
-        current_access().require(session.spec.model_version, not_found=f"upload session {name} not found")
+        await current_access().require(
+            session.spec.model_version, not_found=f"upload session {name} not found"
+        )
         return session
 
     async def UploadFile(
@@ -141,7 +143,7 @@ class ArtifactServicer(pb_grpc.ArtifactServiceServicer):
         if first is None or not first.HasField("spec"):
             raise InvalidArgument("spec", "the first message of an upload must carry the spec")
         spec = _spec_from_proto(first.spec)
-        current_access().require(spec.model_version)
+        await current_access().require(spec.model_version)
         stored = await self._uploads.upload(spec, _upload_chunks(first, aiter(request_iterator)))
         return _file_to_proto(stored)
 
@@ -157,7 +159,7 @@ class ArtifactServicer(pb_grpc.ArtifactServiceServicer):
                 limit=request.limit,
             )
         )
-        current_access().require(wanted.version)
+        await current_access().require(wanted.version)
         file, pieces = await self._downloads.open(wanted)
         yield pb.DownloadFileResponse(file=_file_to_proto(file), offset=request.offset)
         async for offset, data in pieces:
@@ -166,7 +168,7 @@ class ArtifactServicer(pb_grpc.ArtifactServiceServicer):
 
     async def StartUpload(self, request: pb.StartUploadRequest, context: Context) -> pb.UploadSession:
         spec = _spec_from_proto(request.spec)
-        current_access().require(spec.model_version)
+        await current_access().require(spec.model_version)
         session = await self._uploads.start(spec)
         return _session_to_proto(session)
 
@@ -201,7 +203,7 @@ class ArtifactServicer(pb_grpc.ArtifactServiceServicer):
         if not request.model_version:
             raise InvalidArgument("model_version", "is required: the version the blobs are for")
         version = names.parse_model_version_name(request.model_version, "model_version")
-        current_access().require(version)
+        await current_access().require(version)
         missing = await self._uploads.find_missing(check_digests(list(request.sha256s)))
         return pb.FindMissingBlobsResponse(missing_sha256s=missing)
 
@@ -209,7 +211,7 @@ class ArtifactServicer(pb_grpc.ArtifactServiceServicer):
         self, request: pb.VerifyModelVersionRequest, context: Context
     ) -> pb.VerifyModelVersionResponse:
         ref = names.parse_version_reference(request.model_version, "model_version")
-        current_access().require(ref)
+        await current_access().require(ref)
         check = await self._downloads.verify(ref)
         return pb.VerifyModelVersionResponse(
             model_version=check.model_version,

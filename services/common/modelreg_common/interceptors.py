@@ -87,13 +87,19 @@ class _Call:
         peer = peer_certificate_subject(ctx.auth_context()) if self.security.mtls else None
         caller = await self.security.authenticator.authenticate(self.metadata, peer)
         context.bind_call(self.request_id, caller)
-        roles = {} if caller.internal else await self.security.roles.roles_of(caller.subjects)
-        self.access = CallAccess(caller, permission, roles)
+        directory = self.security.roles
+        roles = {} if caller.internal else await directory.roles_of(caller.subjects)
+        self.access = CallAccess(
+            caller,
+            permission,
+            roles,
+            None if caller.internal else lambda: directory.newer_roles_of(caller.subjects),
+        )
         bind_access(self.access)
         if permission.scope is Scope.INTERNAL and not caller.internal:
             raise denied(caller, permission, self.method)
         if permission.scope is Scope.GLOBAL:
-            self.access.require(EVERY_NAMESPACE)
+            await self.access.require(EVERY_NAMESPACE)
 
     def authorized(self) -> None:
         """A successful call must have been authorized: a handler that forgot is a bug."""

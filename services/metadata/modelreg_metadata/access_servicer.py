@@ -130,13 +130,13 @@ class AccessServicer(pb_grpc.AccessServiceServicer):
     async def GrantRole(self, request: pb.GrantRoleRequest, context: Context) -> pb.RoleBinding:
         namespace = check_scope(request.parent)
         role = _role(request.role)
-        current_access().require(namespace)
+        await current_access().require(namespace)
         return _binding_to_proto(await self._bindings.grant(namespace, request.principal, role))
 
     async def RevokeRole(self, request: pb.RevokeRoleRequest, context: Context) -> empty_pb2.Empty:
         namespace = check_scope(request.parent)
         role = _role(request.role)
-        current_access().require(namespace)
+        await current_access().require(namespace)
         await self._bindings.revoke(namespace, request.principal, role)
         return empty_pb2.Empty()
 
@@ -144,7 +144,7 @@ class AccessServicer(pb_grpc.AccessServiceServicer):
         self, request: pb.ListRoleBindingsRequest, context: Context
     ) -> pb.ListRoleBindingsResponse:
         namespace = check_scope(request.parent)
-        current_access().require(namespace)
+        await current_access().require(namespace)
         bindings, next_token = await self._bindings.list_bindings(
             namespace, request.page_size, request.page_token
         )

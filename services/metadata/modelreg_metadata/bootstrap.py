@@ -88,3 +88,4 @@ async def _store_admin(store: MongoAccessStore, token_id: str, secret_sha256: st
     )
     await store.insert_token(token, secret_sha256)
     await store.grant(RoleBinding(EVERY_NAMESPACE, BOOTSTRAP_ADMIN, Role.ADMIN, moment, BOOTSTRAP_ACTOR))
+    await store.advance_epoch()

@@ -65,7 +65,7 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
         self, request: pb.CreateNamespaceRequest, context: Context
     ) -> model_pb2.Namespace:
         names.check_namespace_id(request.namespace_id, "namespace_id")
-        current_access().require(request.namespace_id, hidden=False)
+        await current_access().require(request.namespace_id, hidden=False)
         draft = convert.namespace_draft(names.NamespaceName(request.namespace_id), request.namespace)
         namespace = await self._registry.namespaces.create_namespace(
             request.namespace_id, draft, request.request_id
@@ -74,7 +74,7 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
 
     async def GetNamespace(self, request: pb.GetNamespaceRequest, context: Context) -> model_pb2.Namespace:
         name = names.parse_namespace_name(request.name, "name")
-        current_access().require(name)
+        await current_access().require(name)
         namespace = await self._registry.namespaces.get_namespace(name)
         return convert.namespace_to_proto(namespace)
 
@@ -83,7 +83,7 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
     ) -> pb.ListNamespacesResponse:
         found, token = await self._registry.namespaces.list_namespaces(request.page_size, request.page_token)
         access = current_access()
-        visible = [n for n in found if access.can_read(n.name.namespace)]  # pages may come out short
+        visible = [n for n in found if access.sees(n.name.namespace)]  # pages may come out short
         return pb.ListNamespacesResponse(
             namespaces=[convert.namespace_to_proto(n) for n in visible], next_page_token=token
         )
@@ -92,7 +92,7 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
         self, request: pb.UpdateNamespaceRequest, context: Context
     ) -> model_pb2.Namespace:
         name = names.parse_namespace_name(request.namespace.name, "namespace.name")
-        current_access().require(name)
+        await current_access().require(name)
         draft = convert.namespace_draft(name, request.namespace)
         namespace = await self._registry.namespaces.update_namespace(
             draft, list(request.update_mask.paths), convert.populated_fields(request.namespace)
@@ -104,19 +104,19 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
     async def CreateModel(self, request: pb.CreateModelRequest, context: Context) -> model_pb2.Model:
         parent = names.parse_namespace_name(request.parent, "parent")
         names.check_model_id(request.model_id, "model_id")
-        current_access().require(parent)
+        await current_access().require(parent)
         draft = convert.model_draft(names.ModelName(parent.namespace, request.model_id), request.model)
         model = await self._registry.models.create_model(parent, request.model_id, draft, request.request_id)
         return convert.model_to_proto(model)
 
     async def GetModel(self, request: pb.GetModelRequest, context: Context) -> model_pb2.Model:
         name = names.parse_model_name(request.name, "name")
-        current_access().require(name)
+        await current_access().require(name)
         return convert.model_to_proto(await self._registry.models.get_model(name))
 
     async def ListModels(self, request: pb.ListModelsRequest, context: Context) -> pb.ListModelsResponse:
         parent = names.parse_namespace_name(request.parent, "parent")
-        if not current_access().can_read(parent.namespace):
+        if not await current_access().can_read(parent.namespace):
             return pb.ListModelsResponse()  # as for a namespace that does not exist
         models, token = await self._registry.models.list_models(
             parent,
@@ -132,7 +132,7 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
 
     async def UpdateModel(self, request: pb.UpdateModelRequest, context: Context) -> model_pb2.Model:
         name = names.parse_model_name(request.model.name, "model.name")
-        current_access().require(name)
+        await current_access().require(name)
         model = await self._registry.models.update_model(
             convert.model_draft(name, request.model),
             list(request.update_mask.paths),
@@ -142,13 +142,13 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
 
     async def DeleteModel(self, request: pb.DeleteModelRequest, context: Context) -> model_pb2.Model:
         name = names.parse_model_name(request.name, "name")
-        current_access().require(name)
+        await current_access().require(name)
         model = await self._registry.models.delete_model(name, request.etag)
         return convert.model_to_proto(model)
 
     async def UndeleteModel(self, request: pb.UndeleteModelRequest, context: Context) -> model_pb2.Model:
         name = names.parse_model_name(request.name, "name")
-        current_access().require(name)
+        await current_access().require(name)
         model = await self._registry.models.undelete_model(name)
         return convert.model_to_proto(model)
 
@@ -158,7 +158,7 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
         self, request: pb.CreateModelVersionRequest, context: Context
     ) -> model_pb2.ModelVersion:
         parent = names.parse_model_name(request.parent, "parent")
-        current_access().require(parent)
+        await current_access().require(parent)
         draft = convert.version_draft(parent.version(1), request.model_version)
         version = await self._registry.versions.create_version(parent, draft, request.request_id)
         return convert.version_to_proto(version)
@@ -167,7 +167,7 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
         self, request: pb.GetModelVersionRequest, context: Context
     ) -> model_pb2.ModelVersion:
         name = names.parse_model_version_name(request.name, "name")
-        current_access().require(name)
+        await current_access().require(name)
         version = await self._registry.versions.get_version(name)
         return convert.version_to_proto(version)
 
@@ -175,9 +175,9 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
         self, request: pb.ListModelVersionsRequest, context: Context
     ) -> pb.ListModelVersionsResponse:
         parent = _version_parent(request.parent)
-        if isinstance(parent, names.NamespaceName) and not current_access().can_read(parent.namespace):
+        if isinstance(parent, names.NamespaceName) and not await current_access().can_read(parent.namespace):
             return pb.ListModelVersionsResponse()  # as for a namespace that does not exist
-        current_access().require(parent)
+        await current_access().require(parent)
         versions, token = await self._registry.versions.list_versions(
             parent,
             page_size=request.page_size,
@@ -194,7 +194,7 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
         self, request: pb.UpdateModelVersionRequest, context: Context
     ) -> model_pb2.ModelVersion:
         name = names.parse_model_version_name(request.model_version.name, "model_version.name")
-        current_access().require(name)
+        await current_access().require(name)
         version = await self._registry.versions.update_version(
             convert.version_draft(name, request.model_version),
             list(request.update_mask.paths),
@@ -206,21 +206,21 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
         self, request: pb.DeleteModelVersionRequest, context: Context
     ) -> model_pb2.ModelVersion:
         name = names.parse_model_version_name(request.name, "name")
-        current_access().require(name)
+        await current_access().require(name)
         return convert.version_to_proto(await self._registry.versions.delete_version(name, request.etag))
 
     async def UndeleteModelVersion(
         self, request: pb.UndeleteModelVersionRequest, context: Context
     ) -> model_pb2.ModelVersion:
         name = names.parse_model_version_name(request.name, "name")
-        current_access().require(name)
+        await current_access().require(name)
         return convert.version_to_proto(await self._registry.versions.undelete_version(name))
 
     async def PurgeModelVersion(
         self, request: pb.PurgeModelVersionRequest, context: Context
     ) -> empty_pb2.Empty:
         name = names.parse_model_version_name(request.name, "name")
-        current_access().require(name)
+        await current_access().require(name)
         await self._registry.versions.purge_version(name, request.etag)
         return empty_pb2.Empty()
 
@@ -228,40 +228,40 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
         self, request: pb.ArchiveModelVersionRequest, context: Context
     ) -> model_pb2.ModelVersion:
         name = names.parse_model_version_name(request.name, "name")
-        current_access().require(name)
+        await current_access().require(name)
         return convert.version_to_proto(await self._registry.versions.archive_version(name, request.etag))
 
     async def UnarchiveModelVersion(
         self, request: pb.UnarchiveModelVersionRequest, context: Context
     ) -> model_pb2.ModelVersion:
         name = names.parse_model_version_name(request.name, "name")
-        current_access().require(name)
+        await current_access().require(name)
         return convert.version_to_proto(await self._registry.versions.unarchive_version(name, request.etag))
 
     async def SealModelVersion(
         self, request: pb.SealModelVersionRequest, context: Context
     ) -> model_pb2.ModelVersion:
         name = names.parse_model_version_name(request.name, "name")
-        current_access().require(name)
+        await current_access().require(name)
         return convert.version_to_proto(await self._registry.versions.seal_version(name, request.etag))
 
     # Aliases
 
     async def SetAlias(self, request: pb.SetAliasRequest, context: Context) -> model_pb2.Alias:
         alias = names.parse_alias_name(request.name, "name")
-        current_access().require(alias)
+        await current_access().require(alias)
         target = names.parse_model_version_name(request.model_version, "model_version")
         return convert.alias_to_proto(await self._registry.aliases.set_alias(alias, target, request.etag))
 
     async def GetAlias(self, request: pb.GetAliasRequest, context: Context) -> model_pb2.Alias:
         name = names.parse_alias_name(request.name, "name")
-        current_access().require(name)
+        await current_access().require(name)
         alias = await self._registry.aliases.get_alias(name)
         return convert.alias_to_proto(alias)
 
     async def ListAliases(self, request: pb.ListAliasesRequest, context: Context) -> pb.ListAliasesResponse:
         parent = names.parse_model_name(request.parent, "parent")
-        current_access().require(parent)
+        await current_access().require(parent)
         aliases, token = await self._registry.aliases.list_aliases(
             parent, request.page_size, request.page_token
         )
@@ -271,7 +271,7 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
 
     async def DeleteAlias(self, request: pb.DeleteAliasRequest, context: Context) -> empty_pb2.Empty:
         name = names.parse_alias_name(request.name, "name")
-        current_access().require(name)
+        await current_access().require(name)
         await self._registry.aliases.delete_alias(name, request.etag)
         return empty_pb2.Empty()
 
@@ -279,7 +279,7 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
         self, request: pb.GetModelVersionByAliasRequest, context: Context
     ) -> model_pb2.ModelVersion:
         name = names.parse_alias_name(request.name, "name")
-        current_access().require(name)
+        await current_access().require(name)
         version = await self._registry.versions.get_version_by_alias(name)
         return convert.version_to_proto(version)
 
@@ -287,7 +287,7 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
 
     async def LogMetrics(self, request: pb.LogMetricsRequest, context: Context) -> model_pb2.ModelVersion:
         name = names.parse_model_version_name(request.model_version, "model_version")
-        current_access().require(name)
+        await current_access().require(name)
         points = [convert.point_from_proto(p) for p in request.points]
         return convert.version_to_proto(
             await self._registry.metrics.log_metrics(name, points, request.request_id)
@@ -297,7 +297,7 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
         self, request: pb.ListMetricHistoryRequest, context: Context
     ) -> pb.ListMetricHistoryResponse:
         name = names.parse_model_version_name(request.model_version, "model_version")
-        current_access().require(name)
+        await current_access().require(name)
         points, token = await self._registry.metrics.list_metric_history(
             name, request.metric_key, request.page_size, request.page_token
         )
@@ -310,7 +310,7 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
     ) -> pb.CompareModelVersionsResponse:
         parsed = [names.parse_model_version_name(n, f"names[{i}]") for i, n in enumerate(request.names)]
         for name in parsed:
-            current_access().require(name)
+            await current_access().require(name)
         versions, metrics, params = await self._registry.metrics.compare_versions(parsed)
         return pb.CompareModelVersionsResponse(
             model_versions=[convert.version_to_proto(v) for v in versions],
@@ -324,7 +324,7 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
         self, request: pb.SubmitModelVersionForReviewRequest, context: Context
     ) -> model_pb2.ModelVersion:
         name = names.parse_model_version_name(request.name, "name")
-        current_access().require(name)
+        await current_access().require(name)
         version = await self._registry.reviews.submit_for_review(name, request.comment, request.etag)
         return convert.version_to_proto(version)
 
@@ -332,7 +332,7 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
         self, request: pb.ApproveModelVersionRequest, context: Context
     ) -> model_pb2.ModelVersion:
         name = names.parse_model_version_name(request.name, "name")
-        current_access().require(name)
+        await current_access().require(name)
         return convert.version_to_proto(
             await self._registry.reviews.approve_version(name, request.comment, request.etag)
         )
@@ -341,7 +341,7 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
         self, request: pb.RejectModelVersionRequest, context: Context
     ) -> model_pb2.ModelVersion:
         name = names.parse_model_version_name(request.name, "name")
-        current_access().require(name)
+        await current_access().require(name)
         return convert.version_to_proto(
             await self._registry.reviews.reject_version(name, request.comment, request.etag)
         )
@@ -352,7 +352,7 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
         self, request: pb.ProtectAliasRequest, context: Context
     ) -> model_pb2.AliasProtection:
         name = names.parse_alias_name(request.protection.name, "protection.name")
-        current_access().require(name)
+        await current_access().require(name)
         protection = convert.protection_from_proto(name, request.protection)
         return convert.protection_to_proto(await self._registry.aliases.protect_alias(protection))
 
@@ -360,12 +360,12 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
         self, request: pb.GetAliasProtectionRequest, context: Context
     ) -> model_pb2.AliasProtection:
         name = names.parse_alias_name(request.name, "name")
-        current_access().require(name)
+        await current_access().require(name)
         return convert.protection_to_proto(await self._registry.aliases.get_alias_protection(name))
 
     async def UnprotectAlias(self, request: pb.UnprotectAliasRequest, context: Context) -> empty_pb2.Empty:
         name = names.parse_alias_name(request.name, "name")
-        current_access().require(name)
+        await current_access().require(name)
         await self._registry.aliases.unprotect_alias(name)
         return empty_pb2.Empty()
 
@@ -397,7 +397,7 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
 
     async def GetStateAtTime(self, request: pb.GetStateAtTimeRequest, context: Context) -> pb.StateAtTime:
         name = _version_or_alias(request.name)
-        current_access().require(name)
+        await current_access().require(name)
         if not request.HasField("time"):
             raise InvalidArgument("time", "is required")
         moment = convert.time_from_proto(request.time)

@@ -8,7 +8,9 @@ and `active` (a revoked binding stays as a tombstone that carries its event).
 Bindings are few (people and teams, not requests), so each process holds all of them and reloads
 them when they are older than `refresh_seconds`: a grant or revoke reaches every replica within
 that time, the replica that made it at once (`invalidate`), and an authorization decision costs
-a dict lookup.
+a dict lookup. A decision that would refuse first reads the bindings' epoch (one `_id` read: a
+counter every grant and revoke increments after its write) and, when it moved, the bindings: a
+grant holds on every replica at once; only a revocation waits for the refresh.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from modelreg_common.access.roles import Role
 
 Document = dict[str, Any]
 EVERY_NAMESPACE = "-"
+EPOCH_KEY = "epoch"  # the document of the epoch counter (binding keys always hold a `|`)
 COLLECTION = "role_bindings"
 
 # subject -> namespace (or "-") -> role
@@ -47,6 +50,7 @@ class RoleDirectory:
         self._clock = clock
         self._table: _Table = {}
         self._loaded_at: float | None = None
+        self._loaded_epoch = 0
         self._loading: asyncio.Future[None] | None = None
 
     def invalidate(self) -> None:
@@ -54,7 +58,22 @@ class RoleDirectory:
 
     async def roles_of(self, subjects: Iterable[str]) -> dict[str, Role]:
         """The highest role each namespace (and `-`) grants to any of `subjects`."""
-        await self._fresh()
+        await self._fresh(self._refresh_seconds)
+        return self._lookup(subjects)
+
+    async def newer_roles_of(self, subjects: Iterable[str]) -> dict[str, Role] | None:
+        """The roles after reading the bindings again if they changed since the last read, else
+        None (one point read of the epoch)."""
+        if self._loaded_at is not None and await self._epoch() == self._loaded_epoch:
+            return None
+        await self._fresh(0)
+        return self._lookup(subjects)
+
+    async def _epoch(self) -> int:
+        doc = await self._collection.find_one({"_id": EPOCH_KEY}, {"value": 1})
+        return int(doc["value"]) if doc else 0
+
+    def _lookup(self, subjects: Iterable[str]) -> dict[str, Role]:
         roles: dict[str, Role] = {}
         for subject in subjects:
             for namespace, role in self._table.get(subject, {}).items():
@@ -62,8 +81,8 @@ class RoleDirectory:
                     roles[namespace] = role
         return roles
 
-    async def _fresh(self) -> None:
-        if self._loaded_at is not None and self._clock() - self._loaded_at < self._refresh_seconds:
+    async def _fresh(self, max_age: float) -> None:
+        if self._loaded_at is not None and self._clock() - self._loaded_at < max_age:
             return
         if self._loading is None:  # one reload at a time; concurrent callers wait for it
             self._loading = asyncio.ensure_future(self._load())
@@ -76,6 +95,7 @@ class RoleDirectory:
 
     async def _load(self) -> None:
         started = self._clock()
+        epoch = await self._epoch()  # before the bindings: a change after it shows as a newer epoch
         table: _Table = {}
         async for doc in self._collection.find({"active": True}, {"namespace": 1, "principal": 1, "role": 1}):
             try:
@@ -87,3 +107,4 @@ class RoleDirectory:
                 per_subject[doc["namespace"]] = role
         self._table = table
         self._loaded_at = started
+        self._loaded_epoch = epoch

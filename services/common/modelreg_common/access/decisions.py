@@ -15,6 +15,7 @@ How a refusal reads (AIP-211 and AIP-193):
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 
 from modelreg.names import AliasName, ModelName, ModelVersionName, NamespaceName
@@ -46,12 +47,31 @@ def denied(
     )
 
 
+# Re-reads the caller's roles, newer than the ones a refusal was based on (or None: no newer).
+Refresh = Callable[[], Awaitable[dict[str, Role] | None]]
+
+
 class CallAccess:
-    def __init__(self, caller: Caller, permission: Permission, roles: dict[str, Role]):
+    def __init__(
+        self, caller: Caller, permission: Permission, roles: dict[str, Role], refresh: Refresh | None = None
+    ):
         self.caller = caller
         self.permission = permission
         self._roles = roles
+        self._refresh = refresh
         self.checked = permission.scope is not Scope.NAMESPACE
+
+    async def _newer_roles(self) -> bool:
+        """Before refusing: bindings are cached for seconds, and a grant made a moment ago on
+        another replica must not read as a refusal. Revocations still wait for the cache."""
+        if self._refresh is None:
+            return False
+        roles = await self._refresh()
+        self._refresh = None  # once per call
+        if roles is None:
+            return False
+        self._roles = roles
+        return True
 
     def role_in(self, namespace: str) -> Role | None:
         """The caller's role in `namespace` (`-`: in every namespace), restriction applied."""
@@ -63,10 +83,16 @@ class CallAccess:
             role = everywhere
         return self.caller.restriction.caps(namespace, role)
 
-    def can_read(self, namespace: str) -> bool:
+    async def can_read(self, namespace: str) -> bool:
         self.checked = True
-        role = self.role_in(namespace)
-        return role is not None
+        if self.role_in(namespace) is None and await self._newer_roles():
+            return self.role_in(namespace) is not None
+        return self.role_in(namespace) is not None
+
+    def sees(self, namespace: str) -> bool:
+        """`can_read` for filtering many results at once (no re-read of the bindings)."""
+        self.checked = True
+        return self.role_in(namespace) is not None
 
     def readable_namespaces(self) -> frozenset[str] | None:
         """The namespaces the caller can read, or None for all of them."""
@@ -78,7 +104,7 @@ class CallAccess:
     def is_global_admin(self) -> bool:
         return self.role_in(EVERY_NAMESPACE) == Role.ADMIN
 
-    def require(
+    async def require(
         self,
         resource: Resource | str,
         *,
@@ -103,6 +129,8 @@ class CallAccess:
             namespace, shown, kind = resource.namespace, str(resource), _KINDS[type(resource)]
         needed = role or self.permission.role or Role.VIEWER
         held = self.role_in(namespace)
+        if (held is None or held < needed) and await self._newer_roles():
+            held = self.role_in(namespace)
         if held is None and namespace != EVERY_NAMESPACE and hidden:
             raise NotFound(not_found or f"{kind} {shown} not found")
         if held is None or held < needed:

@@ -113,12 +113,14 @@ class RoleBindings:
         check_principal(principal, "principal", kinds=(USER, SERVICE_ACCOUNT, GROUP))
         binding = RoleBinding(namespace, principal, role, now(), current_actor())
         granted = await self._store.grant(binding)
+        await self._store.advance_epoch()
         self._directory.invalidate()
         return granted
 
     async def revoke(self, namespace: str, principal: str, role: Role) -> None:
         check_principal(principal, "principal", kinds=(USER, SERVICE_ACCOUNT, GROUP))
         await self._store.revoke(namespace, principal, role)
+        await self._store.advance_epoch()
         self._directory.invalidate()
 
     async def list_bindings(

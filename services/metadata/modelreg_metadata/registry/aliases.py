@@ -46,7 +46,7 @@ class Aliases:
             if protection is not None:
                 # A protected alias moves only by an approver of its namespace: part of what
                 # protection means, like its gates (the method's own permission is editor).
-                current_access().require(name, role=Role.APPROVER, permission="aliases.setProtected")
+                await current_access().require(name, role=Role.APPROVER, permission="aliases.setProtected")
                 serving = None
                 if current is not None:
                     try:

@@ -13,7 +13,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from modelreg_common.access.bindings import binding_key
+from modelreg_common.access.bindings import EPOCH_KEY, binding_key
 from modelreg_common.access.roles import Role
 from modelreg_common.errors import FailedPrecondition, NotFound
 from modelreg_common.identity.token_directory import restriction_from
@@ -223,6 +223,11 @@ class MongoAccessStore:
                 )
             self._db.committed(BINDINGS, key, entry)
             return binding
+
+    async def advance_epoch(self) -> None:
+        """After every grant or revoke: other replicas re-read bindings before refusing a call
+        when this counter moved (modelreg_common/access/bindings.py)."""
+        await self._bindings.update_one({"_id": EPOCH_KEY}, {"$inc": {"value": 1}}, upsert=True)
 
     async def list_bindings(self, namespace: str, limit: int, after: str | None) -> list[RoleBinding]:
         query: Document = {"namespace": namespace, "active": True}
