@@ -2,7 +2,7 @@
 
     from modelreg import Client
 
-    with Client(actor="alice@example.com") as registry:
+    with Client() as registry:  # the credential: MODELREG_TOKEN, `modelreg login`, ...
         pushed = registry.push("fraud/detector", "out/model", metrics={"auc": 0.97}, alias="staging")
         registry.pull("fraud/detector@staging", "/models/detector")
         for event in registry.watch_events(model="fraud/detector", actions="ALIAS_MOVED"):
@@ -32,7 +32,15 @@ from modelregistry.v1.model_pb2 import (
 from modelreg.aio import AsyncClient
 from modelreg.client import Client
 from modelreg.comparison import ComparedRow, Comparison
-from modelreg.errors import IntegrityError, ModelregError, RegistryError
+from modelreg.credentials import CredentialError
+from modelreg.errors import (
+    IntegrityError,
+    ModelregError,
+    PermissionDenied,
+    RegistryError,
+    RoleDenied,
+    Unauthenticated,
+)
 from modelreg.events import EventFilter
 from modelreg.names import InvalidResourceName
 from modelreg.progress import Direction, NoProgress, Outcome, TransferProgress
@@ -47,6 +55,7 @@ __all__ = [
     "ClientSettings",
     "ComparedRow",
     "Comparison",
+    "CredentialError",
     "Dataset",
     "Direction",
     "Event",
@@ -64,13 +73,16 @@ __all__ = [
     "NoProgress",
     "NoRegression",
     "Outcome",
+    "PermissionDenied",
     "PullResult",
     "PushResult",
     "RegistryError",
     "RetryPolicy",
+    "RoleDenied",
     "Signature",
     "StateAtTime",
     "TensorSpec",
     "TransferProgress",
     "TransferredFile",
+    "Unauthenticated",
 ]

@@ -6,6 +6,7 @@ so `make run` and every client agree without configuration.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,3 +29,27 @@ class ServiceAddresses:
             metadata=env.get(METADATA_ADDR_ENV) or DEFAULT_METADATA_ADDR,
             artifacts=env.get(ARTIFACT_ADDR_ENV) or DEFAULT_ARTIFACT_ADDR,
         )
+
+
+def is_loopback(address: str) -> bool:
+    """True when `address` (a gRPC target) can only reach this machine: a loopback IP,
+    `localhost`, or a Unix socket. `dns:///`, `ipv4:` and `ipv6:` prefixes are understood."""
+    target = address.strip()
+    if target.startswith(("unix:", "unix-abstract:")):
+        return True
+    for prefix in ("dns:///", "dns:", "ipv4:", "ipv6:"):
+        if target.startswith(prefix):
+            target = target.removeprefix(prefix)
+            break
+    if target.startswith("["):  # [::1]:50051
+        host = target[1 : target.find("]")] if "]" in target else ""
+    elif target.count(":") > 1:  # a bare IPv6 address without a port
+        host = target
+    else:
+        host = target.rpartition(":")[0] if ":" in target else target
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

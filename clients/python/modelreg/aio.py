@@ -21,7 +21,7 @@ from modelregistry.v1 import artifact_service_pb2 as art
 from modelregistry.v1 import event_pb2, model_pb2
 from modelregistry.v1 import metadata_service_pb2 as md
 
-from modelreg import events, names
+from modelreg import credentials, events, names
 from modelreg.addresses import ServiceAddresses
 from modelreg.comparison import Comparison
 from modelreg.connection import Connection
@@ -73,8 +73,13 @@ class AsyncClient:
     """A connection to both services; open it with `async with AsyncClient() as registry:`.
 
     Arguments left as None come from the environment (`MODELREG_METADATA_ADDR`,
-    `MODELREG_ARTIFACT_ADDR`, `MODELREG_ACTOR`, `MODELREG_CACHE_DIR`), then from the defaults
-    that `make run` uses. Pass `settings` for full control (retries, deadlines, parallelism).
+    `MODELREG_ARTIFACT_ADDR`, `MODELREG_CACHE_DIR`), then from the defaults that `make run` uses.
+    Pass `settings` for full control (retries, deadlines, parallelism).
+
+    Calls act as the principal of the credential: `token` (an API token `mrt_...` or a JWT), else
+    `MODELREG_TOKEN`, `MODELREG_TOKEN_FILE`, the login stored by `modelreg login` for the metadata
+    address, and for a registry on this machine only, the local stack's admin credential
+    (`modelreg.credentials` has the details). `token=""` sends no credential.
     """
 
     def __init__(
@@ -82,20 +87,24 @@ class AsyncClient:
         *,
         metadata_addr: str | None = None,
         artifact_addr: str | None = None,
-        actor: str | None = None,
+        token: str | None = None,
         timeout: float | None = None,
         cache_dir: str | Path | None = None,
         parallel_files: int | None = None,
         settings: ClientSettings | None = None,
     ) -> None:
-        base = settings or ClientSettings.from_environment()
+        given = None if token is None else credentials.given(token, "the token argument")
+        base = settings or ClientSettings.from_environment(
+            metadata_addr=metadata_addr, artifact_addr=artifact_addr, credential=given
+        )
         self.settings = replace(
             base,
             addresses=ServiceAddresses(
                 metadata=metadata_addr or base.addresses.metadata,
                 artifacts=artifact_addr or base.addresses.artifacts,
             ),
-            actor=base.actor if actor is None else actor,
+            token=base.token if given is None else given.token,
+            token_source=base.token_source if given is None else given.source,
             timeout=base.timeout if timeout is None else timeout,
             cache_dir=base.cache_dir if cache_dir is None else Path(cache_dir).expanduser(),
             parallel_files=base.parallel_files if parallel_files is None else max(1, parallel_files),
@@ -526,7 +535,7 @@ class AsyncClient:
     async def approve_version(
         self, version: str, *, comment: str = "", etag: str = ""
     ) -> model_pb2.ModelVersion:
-        """Approve a submitted, READY version. The approver (this client's actor) must not be
+        """Approve a submitted, READY version. The approver (this client's principal) must not be
         the version's creator unless the namespace allows self-approval: otherwise
         `PermissionDenied` with reason `SELF_APPROVAL_NOT_ALLOWED` (four eyes)."""
         request = md.ApproveModelVersionRequest(name=str(_version_name(version)), comment=comment, etag=etag)

@@ -119,7 +119,7 @@ class Client:
         *,
         metadata_addr: str | None = None,
         artifact_addr: str | None = None,
-        actor: str | None = None,
+        token: str | None = None,
         timeout: float | None = None,
         cache_dir: str | Path | None = None,
         parallel_files: int | None = None,
@@ -129,7 +129,7 @@ class Client:
         self._client = AsyncClient(
             metadata_addr=metadata_addr,
             artifact_addr=artifact_addr,
-            actor=actor,
+            token=token,
             timeout=timeout,
             cache_dir=cache_dir,
             parallel_files=parallel_files,

@@ -1,6 +1,6 @@
 """Channels and stubs to both services, and the one way the SDK makes a unary call.
 
-Every call gets a deadline, the actor and a request id as metadata, retries on UNAVAILABLE with
+Every call gets a deadline, the credential and a request id as metadata, retries on UNAVAILABLE with
 backoff, and failures translated to the typed exceptions of `modelreg.errors`.
 """
 
@@ -98,13 +98,17 @@ class Connection:
         self._artifact_stub: ArtifactServiceAsyncStub | None = None
         self._data_calls: DataCalls | None = None
 
-    @property
-    def metadata(self) -> MetadataServiceAsyncStub:
-        if self._metadata_stub is None:
+    def _metadata_service(self) -> grpc.aio.Channel:
+        if self._metadata_channel is None:
             self._metadata_channel = grpc.aio.insecure_channel(
                 self.settings.addresses.metadata, options=_CHANNEL_OPTIONS
             )
-            self._metadata_stub = metadata_service_pb2_grpc.MetadataServiceStub(self._metadata_channel)
+        return self._metadata_channel
+
+    @property
+    def metadata(self) -> MetadataServiceAsyncStub:
+        if self._metadata_stub is None:
+            self._metadata_stub = metadata_service_pb2_grpc.MetadataServiceStub(self._metadata_service())
         return self._metadata_stub
 
     def _artifact_service(self) -> grpc.aio.Channel:
@@ -129,8 +133,8 @@ class Connection:
     def call_metadata(self, request_id: str | None = None) -> Metadata:
         """Metadata for one logical call; retries reuse it so the server logs one request id."""
         pairs = [(headers.REQUEST_ID, request_id or uuid.uuid4().hex)]
-        if self.settings.actor:
-            pairs.append((headers.ACTOR, self.settings.actor))
+        if self.settings.token:
+            pairs.append((headers.AUTHORIZATION, f"Bearer {self.settings.token}"))
         return tuple(pairs)
 
     async def unary(

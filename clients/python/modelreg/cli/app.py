@@ -55,7 +55,7 @@ references: a model is NAMESPACE/MODEL; a version is NAMESPACE/MODEL/NUMBER or
 NAMESPACE/MODEL@ALIAS (full resource names are accepted too).
 
 environment: MODELREG_METADATA_ADDR, MODELREG_ARTIFACT_ADDR (default: what `make run`
-starts), MODELREG_ACTOR, MODELREG_CACHE_DIR (default ~/.cache/modelreg).
+starts), MODELREG_TOKEN, MODELREG_CACHE_DIR (default ~/.cache/modelreg).
 
 exit codes: 0 ok, 1 failure, 2 usage or invalid argument, 3 not found, 4 conflict,
 5 integrity (digest/size mismatch), 6 service unavailable, 7 permission denied,
@@ -77,7 +77,6 @@ def _common_options(*, suppress: bool) -> argparse.ArgumentParser:
     group = common.add_argument_group("connection and output")
     group.add_argument("--metadata-addr", metavar="HOST:PORT", default=default, help="metadata service")
     group.add_argument("--artifact-addr", metavar="HOST:PORT", default=default, help="artifact service")
-    group.add_argument("--actor", default=default, help="who acts (default: $MODELREG_ACTOR)")
     group.add_argument(
         "--timeout", type=float, metavar="SECONDS", default=default, help="deadline per call (default 30)"
     )
@@ -175,7 +174,6 @@ async def _run(args: argparse.Namespace, out: Output) -> None:
     async with AsyncClient(
         metadata_addr=args.metadata_addr,
         artifact_addr=args.artifact_addr,
-        actor=args.actor,
         timeout=args.timeout,
         cache_dir=args.cache_dir,
         parallel_files=args.parallel,
