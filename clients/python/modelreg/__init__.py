@@ -11,6 +11,7 @@
 `AsyncClient` is the same API for asyncio. Errors are the typed exceptions of `modelreg.errors`.
 """
 
+from modelregistry.v1.access_service_pb2 import ApiToken, CallerIdentity, Role, RoleBinding, TokenRestriction
 from modelregistry.v1.event_pb2 import Event
 from modelregistry.v1.metadata_service_pb2 import StateAtTime
 from modelregistry.v1.model_pb2 import (
@@ -50,7 +51,9 @@ from modelreg.settings import ClientSettings, RetryPolicy
 __all__ = [
     "Alias",
     "AliasProtection",
+    "ApiToken",
     "AsyncClient",
+    "CallerIdentity",
     "Client",
     "ClientSettings",
     "ComparedRow",
@@ -78,10 +81,13 @@ __all__ = [
     "PushResult",
     "RegistryError",
     "RetryPolicy",
+    "Role",
+    "RoleBinding",
     "RoleDenied",
     "Signature",
     "StateAtTime",
     "TensorSpec",
+    "TokenRestriction",
     "TransferProgress",
     "TransferredFile",
     "Unauthenticated",

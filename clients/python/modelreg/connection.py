@@ -12,8 +12,13 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import grpc
 from google.protobuf.message import Message
+from modelregistry.v1 import (
+    access_service_pb2_grpc,
+    artifact_service_pb2_grpc,
+    metadata_service_pb2_grpc,
+    model_pb2,
+)
 from modelregistry.v1 import artifact_service_pb2 as art
-from modelregistry.v1 import artifact_service_pb2_grpc, metadata_service_pb2_grpc, model_pb2
 
 from modelreg import headers
 from modelreg.errors import from_rpc_error
@@ -21,6 +26,7 @@ from modelreg.retries import with_retries
 from modelreg.settings import ClientSettings
 
 if TYPE_CHECKING:  # the async stub classes exist only in the generated .pyi files
+    from modelregistry.v1.access_service_pb2_grpc import AccessServiceAsyncStub
     from modelregistry.v1.artifact_service_pb2_grpc import ArtifactServiceAsyncStub
     from modelregistry.v1.metadata_service_pb2_grpc import MetadataServiceAsyncStub
 
@@ -95,6 +101,7 @@ class Connection:
         self._metadata_channel: grpc.aio.Channel | None = None
         self._artifact_channel: grpc.aio.Channel | None = None
         self._metadata_stub: MetadataServiceAsyncStub | None = None
+        self._access_stub: AccessServiceAsyncStub | None = None
         self._artifact_stub: ArtifactServiceAsyncStub | None = None
         self._data_calls: DataCalls | None = None
 
@@ -110,6 +117,13 @@ class Connection:
         if self._metadata_stub is None:
             self._metadata_stub = metadata_service_pb2_grpc.MetadataServiceStub(self._metadata_service())
         return self._metadata_stub
+
+    @property
+    def access(self) -> AccessServiceAsyncStub:
+        """The AccessService (identity, API tokens, role bindings), served by the metadata service."""
+        if self._access_stub is None:
+            self._access_stub = access_service_pb2_grpc.AccessServiceStub(self._metadata_service())
+        return self._access_stub
 
     def _artifact_service(self) -> grpc.aio.Channel:
         if self._artifact_channel is None:
@@ -176,3 +190,4 @@ class Connection:
                 await channel.close(None)
         self._metadata_channel = self._artifact_channel = None
         self._metadata_stub = self._artifact_stub = None
+        self._access_stub = None
