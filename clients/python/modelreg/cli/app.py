@@ -198,8 +198,11 @@ def _advice(error: RegistryError, settings: ClientSettings | None) -> str:
             return f"; no credential was sent: {_SIGN_IN}"
         return f" (credential from {source}); {_SIGN_IN}" if source else f"; {_SIGN_IN}"
     if isinstance(error, RoleDenied) and error.permission:
+        # The services name the permission in the message; say it when another server does not.
+        if error.permission in error.message:
+            return "; ask an admin of the namespace for a role that has it"
         on = f" on {error.resource}" if error.resource else ""
-        return f" (missing permission {error.permission}{on}; ask an admin of the namespace for a role)"
+        return f" (missing permission {error.permission}{on}); ask an admin of the namespace for a role"
     return ""
 
 
