@@ -332,7 +332,7 @@ async def test_a_retention_period_purges_versions_deleted_longer_than_it(isolate
 
         purges = await list_all_events(metadata, actions=["MODEL_VERSION_PURGED"])
         assert [(e.resource, e.actor) for e in purges] == [
-            (expired, "modelreg-retention"),
-            (recent, "modelreg-retention"),
+            (expired, "system:retention"),
+            (recent, "system:retention"),
         ]
     isolated.stop()

@@ -61,12 +61,17 @@ modelreg is running.
   S3 (SeaweedFS)     http://{stack.stores.s3_endpoint}   bucket 'modelreg'
   data               {stack.data_root}
   logs               {stack.log_dir}
+  admin credential   {stack.admin_token_file}   (user:admin, mode 0600; the CLI uses it for a
+                     stack on this machine when no other credential is set: docs/security.md)
 
 Try, in another shell:
   {modelreg} models create demo/first
   {modelreg} push demo/first PATH/TO/MODEL --metric accuracy=0.9 --alias staging
   {modelreg} pull demo/first@staging ./fetched
+  {modelreg} whoami
   {grpcurl} -plaintext {stack.addresses.metadata} list   (raw gRPC, by reflection)
+  {grpcurl} -plaintext -H "authorization: Bearer $(cat {stack.admin_token_file})" \\
+      {stack.addresses.metadata} modelregistry.v1.AccessService/GetCallerIdentity
 
 Ctrl-C stops everything; the data stays for the next run.
 """

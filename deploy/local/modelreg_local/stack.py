@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -25,6 +26,8 @@ from modelreg.addresses import ARTIFACT_ADDR_ENV, METADATA_ADDR_ENV, ServiceAddr
 
 from modelreg_local.stores import StoreEndpoints, open_stores
 
+ADMIN_TOKEN_FILE = "admin.token"  # noqa: S105 - a file name; the bootstrap admin's credential (the CLI looks here too)
+INTERNAL_TOKEN_FILE = "internal.token"  # noqa: S105 - a file name; the artifact service's credential for the metadata service
 METADATA_SERVICE = "modelregistry.v1.MetadataService"
 ARTIFACT_SERVICE = "modelregistry.v1.ArtifactService"
 _LOG_TAIL_LINES = 40
@@ -148,8 +151,22 @@ class StackEndpoints:
     log_dir: Path
 
 
+def ensure_secret_file(path: Path) -> Path:
+    """A file holding a fresh 256-bit secret, mode 0600, created once and kept across runs."""
+    if not path.exists():
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_urlsafe(32) + "\n")
+    return path
+
+
 class LocalStack:
-    """Stores, then the metadata service, then the artifact service; stopped in reverse order."""
+    """Stores, then the metadata service, then the artifact service; stopped in reverse order.
+
+    Authentication is on, as in production: on first start the metadata service writes the
+    bootstrap admin's API token to `<data root>/admin.token` (mode 0600), and the two services
+    share an internal credential in `<data root>/internal.token`.
+    """
 
     def __init__(
         self,
@@ -174,6 +191,11 @@ class LocalStack:
         self.metadata: ServiceProcess | None = None
         self.artifacts: ServiceProcess | None = None
         self.stores: StoreEndpoints | None = None
+        self.admin_token_file = data_root / ADMIN_TOKEN_FILE
+
+    def admin_token(self) -> str:
+        """The bootstrap admin's API token (written by the metadata service on first start)."""
+        return self.admin_token_file.read_text().strip()
 
     def __enter__(self) -> Self:
         try:
@@ -190,6 +212,8 @@ class LocalStack:
 
     def start(self) -> None:
         self.data_root.mkdir(parents=True, exist_ok=True)
+        self.data_root.chmod(0o700)  # credentials live here
+        internal_token = ensure_secret_file(self.data_root / INTERNAL_TOKEN_FILE)
         self.stores = self._exit.enter_context(
             open_stores(
                 self.data_root,
@@ -206,13 +230,14 @@ class LocalStack:
             ARTIFACT_ADDR_ENV: self.addresses.artifacts,
             "MODELREG_LOG_LEVEL": self._log_level,
             "PYTHONUNBUFFERED": "1",
+            "MODELREG_INTERNAL_TOKEN_FILE": str(internal_token),
         }
         self.metadata = ServiceProcess(
             "metadata",
             module="modelreg_metadata",
             service=METADATA_SERVICE,
             address=self.addresses.metadata,
-            env=env,
+            env={**env, "MODELREG_BOOTSTRAP_TOKEN_FILE": str(self.admin_token_file)},
             log_dir=self.log_dir,
         )
         self.artifacts = ServiceProcess(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from modelreg.addresses import (
     ARTIFACT_ADDR_ENV,
@@ -12,6 +12,7 @@ from modelreg.addresses import (
     METADATA_ADDR_ENV,
 )
 from modelreg_common.config import EnvReader
+from modelreg_common.identity.settings import IdentitySettings
 
 MIB = 1024 * 1024
 PAYLOAD_CHECKSUMS = ("crc32c", "sha256")
@@ -64,6 +65,8 @@ class ArtifactSettings:
     download_chunk_bytes: int
     grace_seconds: float
     log_level: str
+    # Who may call, and the artifact service's own credential for the metadata service.
+    identity: IdentitySettings = field(default_factory=IdentitySettings)
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str]) -> ArtifactSettings:
@@ -102,7 +105,13 @@ class ArtifactSettings:
             * 1024,
             grace_seconds=read.number("MODELREG_SHUTDOWN_GRACE_SECONDS", 10.0, minimum=0, maximum=600),
             log_level=read.log_level("MODELREG_LOG_LEVEL"),
+            identity=IdentitySettings.read(read),
         )
+        if settings.identity.internal is None:
+            read.problems.append(
+                "MODELREG_INTERNAL_TOKEN_FILE is required: the artifact service's credential for the "
+                "metadata service's internal ManifestService (docs/security.md)"
+            )
         if settings.s3.payload_checksum not in PAYLOAD_CHECKSUMS:
             read.problems.append(
                 f"MODELREG_S3_PAYLOAD_CHECKSUM={settings.s3.payload_checksum!r} is not one of "

@@ -17,7 +17,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
 from grpc_reflection.v1alpha import reflection
 
-from modelreg_common.interceptors import CallContextInterceptor
+from modelreg_common.interceptors import CallContextInterceptor, Security
 
 log = structlog.get_logger("modelreg.server")
 
@@ -45,14 +45,16 @@ async def serve(
     on_shutdown: Sequence[Callable[[], Awaitable[None]]] = (),
     on_draining: Sequence[Callable[[], Awaitable[None]]] = (),
     stop: asyncio.Event | None = None,
+    security: Security | None = None,
 ) -> None:
     """Serve until SIGTERM/SIGINT (or `stop` is set), then shut down gracefully.
 
     `on_draining` runs when the drain starts: long-lived streams end there instead of holding the
-    drain for the whole grace period.
+    drain for the whole grace period. Without `security` every call but health and reflection is
+    refused (UNAUTHENTICATED): a server is never open by omission.
     """
     server = grpc.aio.server(
-        interceptors=[CallContextInterceptor()],
+        interceptors=[CallContextInterceptor(security)],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
