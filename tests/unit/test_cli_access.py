@@ -236,7 +236,7 @@ def test_login_checks_and_stores_whoami_uses_it_logout_forgets_it(modelreg: Any,
     assert modelreg("logout").code == 0
     assert not stored.exists()
     again = one_error(modelreg("whoami"), app.EXIT_UNAUTHENTICATED)
-    assert "no credential was sent" in again
+    assert "none is configured" in again
     assert "modelreg login" in again
     assert "not signed in" in modelreg("logout").stdout  # nothing to forget is not an error
 

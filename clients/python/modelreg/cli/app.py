@@ -195,7 +195,7 @@ def _advice(error: RegistryError, settings: ClientSettings | None) -> str:
     if isinstance(error, Unauthenticated):
         source = settings.token_source if settings is not None else ""
         if settings is not None and not settings.token:
-            return f"; no credential was sent: {_SIGN_IN}"
+            return f"; none is configured: {_SIGN_IN}"
         return f" (credential from {source}); {_SIGN_IN}" if source else f"; {_SIGN_IN}"
     if isinstance(error, RoleDenied) and error.permission:
         # The services name the permission in the message; say it when another server does not.
