@@ -16,19 +16,19 @@ from modelreg_local.stack import LocalStack
 from modelregistry.v1 import event_pb2, model_pb2
 
 from tests.integration.isolated import Isolated
-from tests.support import unique
+from tests.support import credential_for, unique
 
 pytestmark = pytest.mark.integration
 
-ALICE = "alice@example.com"
-BOB = "bob@example.com"
+ALICE = "user:alice@example.com"
+BOB = "user:bob@example.com"
 
 
-def connect(stack: LocalStack, tmp_path: Path, actor: str) -> Client:
+def connect(stack: LocalStack, tmp_path: Path, principal: str) -> Client:
     return Client(
         metadata_addr=stack.addresses.metadata,
         artifact_addr=stack.addresses.artifacts,
-        actor=actor,
+        token=credential_for(principal),
         cache_dir=tmp_path / "cache",
     )
 
@@ -155,7 +155,7 @@ async def test_a_watch_survives_restarts_and_crashes_and_sees_every_event_once(
     await asyncio.to_thread(service.start)
     settings = ClientSettings(
         addresses=ServiceAddresses(service.address, stack.addresses.artifacts),
-        actor=ALICE,
+        token=credential_for(ALICE),
         cache_dir=tmp_path / "cache",
         # Enough budget to outlast the channel's own reconnect backoff (up to 2 s) after a restart.
         retry=RetryPolicy(attempts=10, initial_backoff=0.1, max_backoff=1.0),
@@ -249,7 +249,7 @@ async def test_state_at_and_aliases_at_answer_what_was_there_then(stack: LocalSt
     async with AsyncClient(
         metadata_addr=stack.addresses.metadata,
         artifact_addr=stack.addresses.artifacts,
-        actor=ALICE,
+        token=credential_for(ALICE),
         cache_dir=tmp_path / "cache",
     ) as registry:
         model = f"team-a/{unique('then')}"
