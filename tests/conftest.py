@@ -21,6 +21,8 @@ from modelreg_local.stack import ARTIFACT_SERVICE, LocalStack, ServiceProcess, S
 from modelreg_local.stores import StoreConfigError, StoreStartError, free_port
 from modelregistry.v1 import artifact_service_pb2_grpc, metadata_service_pb2_grpc
 
+from tests.support import ALICE, ISSUER, credential_for, default_credential
+
 if TYPE_CHECKING:
     from tests.support import ArtifactStub, MetadataStub
 
@@ -39,13 +41,21 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         if IN_CI:
             pytest.fail(f"the test stack could not start under CI: {exc}", pytrace=False)
         pytest.skip(f"integration stack unavailable (run `make tools`): {exc}")
+    ISSUER.use(local.addresses.metadata, local.admin_token())
     yield local
     local.stop()
 
 
+def _alice() -> str:
+    return credential_for(ALICE)
+
+
 @pytest.fixture(scope="session")
 async def metadata_channel(stack: LocalStack) -> AsyncIterator[grpc.aio.Channel]:
-    async with grpc.aio.insecure_channel(stack.addresses.metadata) as channel:
+    """A channel to the metadata service whose calls act as alice unless they name a credential."""
+    async with grpc.aio.insecure_channel(
+        stack.addresses.metadata, interceptors=default_credential(_alice)
+    ) as channel:
         yield channel
 
 
@@ -54,6 +64,7 @@ async def artifact_channel(stack: LocalStack) -> AsyncIterator[grpc.aio.Channel]
     async with grpc.aio.insecure_channel(
         stack.addresses.artifacts,
         options=[("grpc.max_receive_message_length", 8 * 1024 * 1024)],
+        interceptors=default_credential(_alice),
     ) as channel:
         yield channel
 

@@ -20,7 +20,7 @@ from modelreg_local.stores import free_port
 from modelregistry.v1 import metadata_service_pb2_grpc
 from pymongo import AsyncMongoClient
 
-from tests.support import unique
+from tests.support import default_credential, unique
 
 if TYPE_CHECKING:
     from tests.support import MetadataStub
@@ -40,6 +40,7 @@ class Isolated:
             "MODELREG_MONGODB_DATABASE": unique("crash").replace("-", "_"),
         }
         self.log_dir = log_dir
+        self.admin_token = stack.admin_token()
         self.process: ServiceProcess | None = None
 
     def start(self, fault: str = "") -> None:
@@ -74,7 +75,12 @@ class Isolated:
 
     @asynccontextmanager
     async def stub(self) -> AsyncIterator[MetadataStub]:
-        async with grpc.aio.insecure_channel(self.address) as channel:
+        """A client acting as the bootstrap admin (the stack's admin file is this process's too:
+        on its own database it stores that admin at its first start)."""
+        admin = self.admin_token
+        async with grpc.aio.insecure_channel(
+            self.address, interceptors=default_credential(lambda: admin)
+        ) as channel:
             yield metadata_service_pb2_grpc.MetadataServiceStub(channel)
 
     @asynccontextmanager

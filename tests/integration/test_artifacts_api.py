@@ -19,7 +19,15 @@ from modelregistry.v1 import artifact_service_pb2 as art
 from modelregistry.v1 import artifact_service_pb2_grpc, model_pb2
 from modelregistry.v1 import metadata_service_pb2 as md
 
-from tests.support import ACTOR, download, error_info, new_version, upload, upload_messages
+from tests.support import (
+    ACTOR,
+    authenticated_channel,
+    download,
+    error_info,
+    new_version,
+    upload,
+    upload_messages,
+)
 
 if TYPE_CHECKING:
     from modelreg_local.stack import LocalStack
@@ -266,7 +274,7 @@ async def test_uploads_round_trip_with_either_payload_checksum(
     replica = artifact_replicas(MODELREG_S3_PART_MIB="5", MODELREG_S3_PAYLOAD_CHECKSUM=checksum)
     version = await new_version(metadata)
     files = {"big.bin": os.urandom(12 * MIB + 5), "small.bin": os.urandom(3000), "empty.bin": b""}
-    async with grpc.aio.insecure_channel(replica.address) as channel:
+    async with authenticated_channel(replica.address) as channel:
         stub = artifact_service_pb2_grpc.ArtifactServiceStub(channel)
         for path, data in files.items():
             spec = art.UploadSpec(

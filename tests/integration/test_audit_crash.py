@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.integration
 
-ALICE = as_actor("alice@example.com")
+ALICE = as_actor("user:alice@example.com")
 
 
 async def _setup(isolated: Isolated) -> tuple[str, str, str]:

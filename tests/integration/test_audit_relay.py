@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.integration
 
-ALICE = as_actor("alice@example.com")
+ALICE = as_actor("user:alice@example.com")
 VERSIONS = 120  # more than FerretDB answers in one update command (99): pulls go in slices
 
 

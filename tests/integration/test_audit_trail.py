@@ -24,8 +24,8 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.integration
 
-ALICE = as_actor("alice@example.com")
-BOB = as_actor("bob@example.com")
+ALICE = as_actor("user:alice@example.com")
+BOB = as_actor("user:bob@example.com")
 
 
 def mask(*paths: str) -> field_mask_pb2.FieldMask:
@@ -106,7 +106,7 @@ async def test_every_mutation_appends_one_event_with_its_before_and_after(
             "MODEL_CREATED",
             model,
             {},
-            {"display_name": "m", "create_actor": "alice@example.com", "deleted": False},
+            {"display_name": "m", "create_actor": "user:alice@example.com", "deleted": False},
             exact=False,
         ),
         Step(
@@ -184,7 +184,7 @@ async def test_every_mutation_appends_one_event_with_its_before_and_after(
             {"review_state": "NOT_SUBMITTED"},
             {
                 "review_state": "PENDING",
-                "reviews": [{"decision": "SUBMITTED", "actor": "alice@example.com", "comment": "c1"}],
+                "reviews": [{"decision": "SUBMITTED", "actor": "user:alice@example.com", "comment": "c1"}],
             },
             exact=False,
         ),
@@ -219,7 +219,7 @@ async def test_every_mutation_appends_one_event_with_its_before_and_after(
             "ALIAS_CREATED",
             production,
             {},
-            {"version_number": 1, "update_actor": "alice@example.com"},
+            {"version_number": 1, "update_actor": "user:alice@example.com"},
         ),
         Step(
             call("CreateModelVersion", md.CreateModelVersionRequest(parent=model)),
@@ -233,8 +233,8 @@ async def test_every_mutation_appends_one_event_with_its_before_and_after(
             call("SetAlias", md.SetAliasRequest(name=production, model_version=v2), BOB),
             "ALIAS_MOVED",
             production,
-            {"version_number": 1, "update_actor": "alice@example.com"},
-            {"version_number": 2, "update_actor": "bob@example.com"},
+            {"version_number": 1, "update_actor": "user:alice@example.com"},
+            {"version_number": 2, "update_actor": "user:bob@example.com"},
         ),
         Step(
             call(
@@ -246,20 +246,28 @@ async def test_every_mutation_appends_one_event_with_its_before_and_after(
             "ALIAS_PROTECTED",
             production,
             {},
-            {"metric_gate": "metrics.acc > 0.5", "no_regression": [], "update_actor": "alice@example.com"},
+            {
+                "metric_gate": "metrics.acc > 0.5",
+                "no_regression": [],
+                "update_actor": "user:alice@example.com",
+            },
         ),
         Step(
             call("UnprotectAlias", md.UnprotectAliasRequest(name=production)),
             "ALIAS_UNPROTECTED",
             production,
-            {"metric_gate": "metrics.acc > 0.5", "no_regression": [], "update_actor": "alice@example.com"},
+            {
+                "metric_gate": "metrics.acc > 0.5",
+                "no_regression": [],
+                "update_actor": "user:alice@example.com",
+            },
             {},
         ),
         Step(
             call("DeleteAlias", md.DeleteAliasRequest(name=production)),
             "ALIAS_DELETED",
             production,
-            {"version_number": 2, "update_actor": "bob@example.com"},
+            {"version_number": 2, "update_actor": "user:bob@example.com"},
             {},
         ),
         Step(
@@ -341,7 +349,7 @@ async def test_every_mutation_appends_one_event_with_its_before_and_after(
                 assert set(got) == set(expected), (step.action, got)
         assert event.id
         assert event.time.seconds > 0
-        assert event.actor in ("alice@example.com", "bob@example.com")
+        assert event.actor in ("user:alice@example.com", "user:bob@example.com")
         assert "update_time" not in after
         assert "etag" not in after
 
@@ -352,7 +360,8 @@ async def test_events_carry_the_request_id_and_cannot_be_changed(metadata: Metad
         metadata=as_actor("dave", request_id="req-42"),
     )
     (event,) = await events_when(metadata, 1, resource=model.name)
-    assert (event.action, event.actor, event.request_id) == ("MODEL_CREATED", "dave", "req-42")
+    assert (event.action, event.actor, event.request_id) == ("MODEL_CREATED", "user:dave", "req-42")
+    assert event.authentication.startswith("token:")
     # The API has no method that updates or deletes an event.
     service = md.DESCRIPTOR.services_by_name["MetadataService"]
     event_methods = [m.name for m in service.methods if "Event" in m.name]
@@ -378,8 +387,8 @@ async def test_list_events_filters_and_pages(metadata: MetadataStub) -> None:
 
     by_model = await list_all_events(metadata, model=models[1])
     assert [e.resource for e in by_model] == [models[1], *(f"{models[1]}/versions/{n}" for n in (1, 2, 3))]
-    by_actor = await list_all_events(metadata, namespace=namespace, actor="bob")
-    assert {e.actor for e in by_actor} == {"bob"}
+    by_actor = await list_all_events(metadata, namespace=namespace, actor="user:bob")
+    assert {e.actor for e in by_actor} == {"user:bob"}
     assert len(by_actor) == 4
     by_action = await list_all_events(metadata, namespace=namespace, actions=["MODEL_CREATED"])
     assert [e.resource for e in by_action] == models
@@ -640,7 +649,7 @@ async def test_which_version_an_alias_pointed_at_and_a_version_at_any_time(metad
         assert await pointed_at(at(move.time, timedelta(microseconds=500))) == number
     assert await pointed_at(moves[-1].time) is None  # deleted
     state = await metadata.GetStateAtTime(md.GetStateAtTimeRequest(name=alias, time=moves[2].time))
-    assert (state.as_of.sequence, state.alias.update_actor) == (moves[2].sequence, "bob@example.com")
+    assert (state.as_of.sequence, state.alias.update_actor) == (moves[2].sequence, "user:bob@example.com")
 
     # A version's state at a time: its metrics and lifecycle as they were.
     name = versions[0]

@@ -19,6 +19,7 @@ from modelregistry.v1 import metadata_service_pb2 as md
 
 from tests.support import (
     ACTOR,
+    authenticated_channel,
     download,
     error_info,
     list_all_events,
@@ -227,7 +228,7 @@ def collector(artifact_replicas: ReplicaFactory) -> ServiceProcess:
 
 
 async def collect(address: str, *, dry_run: bool) -> art.CollectGarbageResponse:
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with authenticated_channel(address) as channel:
         stub = artifact_service_pb2_grpc.ArtifactServiceStub(channel)
         return await stub.CollectGarbage(art.CollectGarbageRequest(dry_run=dry_run), metadata=ACTOR)
 

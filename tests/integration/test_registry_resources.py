@@ -14,7 +14,7 @@ from modelreg_local.stores import free_port
 from modelregistry.v1 import metadata_service_pb2 as md
 from modelregistry.v1 import metadata_service_pb2_grpc, model_pb2
 
-from tests.support import ACTOR, error_info, new_model, unique
+from tests.support import ACTOR, authenticated_channel, error_info, new_model, unique
 
 if TYPE_CHECKING:
     from tests.support import MetadataStub
@@ -56,7 +56,7 @@ async def test_namespaces_are_created_explicitly_or_by_their_first_model(metadat
     assert (created.name, created.display_name, created.create_actor) == (
         f"namespaces/{ns}",
         ns,
-        "alice@example.com",
+        "user:alice@example.com",
     )
     retried = await metadata.CreateNamespace(
         md.CreateNamespaceRequest(
@@ -89,7 +89,7 @@ async def test_namespaces_are_created_explicitly_or_by_their_first_model(metadat
     implicit = unique("ns")
     await new_model(metadata, implicit)
     fetched = await metadata.GetNamespace(md.GetNamespaceRequest(name=f"namespaces/{implicit}"))
-    assert fetched.create_actor == "alice@example.com"
+    assert fetched.create_actor == "user:alice@example.com"
 
     names, token = [], ""
     while True:
@@ -515,7 +515,7 @@ async def test_numbers_stay_gap_free_when_another_process_took_some(
         other.wait_healthy()
         model = await new_model(metadata, unique("ns"))
         await metadata.GetModel(md.GetModelRequest(name=model.name))  # cached with no versions
-        async with grpc.aio.insecure_channel(address) as channel:
+        async with authenticated_channel(address) as channel:
             second = metadata_service_pb2_grpc.MetadataServiceStub(channel)
             taken = [await new_version(second, model.name) for _ in range(3)]
             assert [v.number for v in taken] == [1, 2, 3]
