@@ -17,14 +17,20 @@ import grpc
 import pytest
 from minio import Minio
 from modelreg.addresses import ARTIFACT_ADDR_ENV, ServiceAddresses
-from modelreg_local.stack import ARTIFACT_SERVICE, LocalStack, ServiceProcess, ServiceStartError
+from modelreg_local.stack import (
+    ARTIFACT_SERVICE,
+    INTERNAL_TOKEN_FILE,
+    LocalStack,
+    ServiceProcess,
+    ServiceStartError,
+)
 from modelreg_local.stores import StoreConfigError, StoreStartError, free_port
-from modelregistry.v1 import artifact_service_pb2_grpc, metadata_service_pb2_grpc
+from modelregistry.v1 import artifact_service_pb2_grpc, manifest_service_pb2_grpc, metadata_service_pb2_grpc
 
 from tests.support import ALICE, ISSUER, credential_for, default_credential
 
 if TYPE_CHECKING:
-    from tests.support import ArtifactStub, MetadataStub
+    from tests.support import ArtifactStub, ManifestStub, MetadataStub
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -67,6 +73,17 @@ async def artifact_channel(stack: LocalStack) -> AsyncIterator[grpc.aio.Channel]
         interceptors=default_credential(_alice),
     ) as channel:
         yield channel
+
+
+@pytest.fixture(scope="session")
+async def manifests(stack: LocalStack) -> AsyncIterator[ManifestStub]:
+    """The metadata service's internal ManifestService, called with the artifact service's own
+    credential (the stack's internal token file), as only the artifact service may."""
+    internal = (stack.data_root / INTERNAL_TOKEN_FILE).read_text().strip()
+    async with grpc.aio.insecure_channel(
+        stack.addresses.metadata, interceptors=default_credential(lambda: internal)
+    ) as channel:
+        yield manifest_service_pb2_grpc.ManifestServiceStub(channel)
 
 
 @pytest.fixture(scope="session")

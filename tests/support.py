@@ -23,10 +23,11 @@ from modelregistry.v1 import access_service_pb2_grpc, event_pb2, model_pb2
 from modelregistry.v1 import artifact_service_pb2 as art
 from modelregistry.v1 import metadata_service_pb2 as md
 
-__all__ = ["ArtifactStub", "MetadataStub"]
+__all__ = ["ArtifactStub", "ManifestStub", "MetadataStub"]
 
 if TYPE_CHECKING:  # the async stub types exist only in the generated .pyi stubs
     from modelregistry.v1.artifact_service_pb2_grpc import ArtifactServiceAsyncStub as ArtifactStub
+    from modelregistry.v1.manifest_service_pb2_grpc import ManifestServiceAsyncStub as ManifestStub
     from modelregistry.v1.metadata_service_pb2_grpc import MetadataServiceAsyncStub as MetadataStub
 
 CHUNK = 1024 * 1024
@@ -146,22 +147,22 @@ class _Credentialed:
         return details._replace(metadata=grpc.aio.Metadata(*metadata))
 
 
-class _UnaryUnary(_Credentialed, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+class _UnaryUnary(_Credentialed, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[type-arg]
     async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
         return await continuation(self._with_credential(details), request)
 
 
-class _UnaryStream(_Credentialed, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
+class _UnaryStream(_Credentialed, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[type-arg]
     async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
         return await continuation(self._with_credential(details), request)
 
 
-class _StreamUnary(_Credentialed, grpc.aio.StreamUnaryClientInterceptor):  # type: ignore[misc]
+class _StreamUnary(_Credentialed, grpc.aio.StreamUnaryClientInterceptor):  # type: ignore[type-arg]
     async def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
         return await continuation(self._with_credential(details), requests)
 
 
-class _StreamStream(_Credentialed, grpc.aio.StreamStreamClientInterceptor):  # type: ignore[misc]
+class _StreamStream(_Credentialed, grpc.aio.StreamStreamClientInterceptor):  # type: ignore[type-arg]
     async def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
         return await continuation(self._with_credential(details), requests)
 

@@ -17,6 +17,7 @@ from modelreg_artifacts.blobstore import S3BlobStore, object_key
 from modelreg_artifacts.config import S3Settings
 from modelregistry.v1 import artifact_service_pb2 as art
 from modelregistry.v1 import artifact_service_pb2_grpc, model_pb2
+from modelregistry.v1 import manifest_service_pb2 as mf
 from modelregistry.v1 import metadata_service_pb2 as md
 
 from tests.support import (
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from modelreg_local.stack import LocalStack
 
     from tests.conftest import ReplicaFactory
-    from tests.support import ArtifactStub, MetadataStub
+    from tests.support import ArtifactStub, ManifestStub, MetadataStub
 
 pytestmark = pytest.mark.integration
 
@@ -223,7 +224,7 @@ async def test_download_by_alias_and_missing_file(metadata: MetadataStub, artifa
 
 
 async def test_sealed_version_refuses_uploads_and_keeps_its_manifest(
-    metadata: MetadataStub, artifacts: ArtifactStub
+    metadata: MetadataStub, manifests: ManifestStub, artifacts: ArtifactStub
 ) -> None:
     version = await new_version(metadata)
     await upload(artifacts, version.name, "model.bin", b"v1 weights")
@@ -238,8 +239,8 @@ async def test_sealed_version_refuses_uploads_and_keeps_its_manifest(
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert error_info(caught.value)[0] == "VERSION_SEALED"
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await metadata.AddModelVersionFile(
-            md.AddModelVersionFileRequest(
+        await manifests.AddModelVersionFile(
+            mf.AddModelVersionFileRequest(
                 model_version=version.name, file=model_pb2.ModelFile(path="x", size_bytes=1, sha256="0" * 64)
             )
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -70,7 +70,7 @@ async def test_every_mutation_appends_one_event_with_its_before_and_after(
     digest = hashlib.sha256(data).hexdigest()
 
     def call(
-        method: str, request: object, actor: tuple[tuple[str, str], ...] = ALICE
+        method: str, request: object, actor: Sequence[tuple[str, str]] = ALICE
     ) -> Callable[[], Awaitable[object]]:
         return lambda: getattr(metadata, method)(request, metadata=actor)
 

@@ -15,6 +15,7 @@ from minio import Minio
 from modelreg_local.stack import ServiceProcess
 from modelregistry.v1 import artifact_service_pb2 as art
 from modelregistry.v1 import artifact_service_pb2_grpc, model_pb2
+from modelregistry.v1 import manifest_service_pb2 as mf
 from modelregistry.v1 import metadata_service_pb2 as md
 
 from tests.support import (
@@ -31,7 +32,7 @@ from tests.support import (
 
 if TYPE_CHECKING:
     from tests.conftest import ReplicaFactory
-    from tests.support import ArtifactStub, MetadataStub
+    from tests.support import ArtifactStub, ManifestStub, MetadataStub
 
 pytestmark = pytest.mark.integration
 
@@ -284,15 +285,15 @@ async def one_deleted_of_two_sharing_a_blob(
 
 
 async def test_gc_keeps_blobs_of_soft_deleted_versions(
-    metadata: MetadataStub, artifacts: ArtifactStub, collector: ServiceProcess
+    metadata: MetadataStub, manifests: ManifestStub, artifacts: ArtifactStub, collector: ServiceProcess
 ) -> None:
     """A blob shared by two versions survives the deletion of one; a deleted version's own blob
     stays too (soft delete can be undone: blobs go only when a version is purged)."""
     one, _, shared, own = await one_deleted_of_two_sharing_a_blob(metadata, artifacts)
     await asyncio.sleep(GRACE_SECONDS + 0.5)
 
-    references = await metadata.CheckBlobReferences(
-        md.CheckBlobReferencesRequest(sha256s=[sha(own), sha(shared)])
+    references = await manifests.CheckBlobReferences(
+        mf.CheckBlobReferencesRequest(sha256s=[sha(own), sha(shared)])
     )
     assert list(references.referenced_sha256s) == [sha(own), sha(shared)]
     report = await collect(collector.address, dry_run=False)
@@ -303,13 +304,13 @@ async def test_gc_keeps_blobs_of_soft_deleted_versions(
 
 
 async def test_gc_after_a_purge_deletes_the_purged_versions_own_blobs_and_keeps_shared_ones(
-    metadata: MetadataStub, artifacts: ArtifactStub, collector: ServiceProcess
+    metadata: MetadataStub, manifests: ManifestStub, artifacts: ArtifactStub, collector: ServiceProcess
 ) -> None:
     one, two, shared, own = await one_deleted_of_two_sharing_a_blob(metadata, artifacts)
     await metadata.PurgeModelVersion(md.PurgeModelVersionRequest(name=one.name), metadata=ACTOR)
 
-    references = await metadata.CheckBlobReferences(
-        md.CheckBlobReferencesRequest(sha256s=[sha(own), sha(shared)])
+    references = await manifests.CheckBlobReferences(
+        mf.CheckBlobReferencesRequest(sha256s=[sha(own), sha(shared)])
     )
     assert list(references.referenced_sha256s) == [sha(shared)]
     await asyncio.sleep(GRACE_SECONDS + 0.5)
@@ -328,15 +329,15 @@ async def test_gc_after_a_purge_deletes_the_purged_versions_own_blobs_and_keeps_
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-async def test_blob_reference_questions_take_digests_only(metadata: MetadataStub) -> None:
+async def test_blob_reference_questions_take_digests_only(manifests: ManifestStub) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await metadata.CheckBlobReferences(md.CheckBlobReferencesRequest(sha256s=["../../etc/passwd"]))
+        await manifests.CheckBlobReferences(mf.CheckBlobReferencesRequest(sha256s=["../../etc/passwd"]))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error_info(caught.value)[1] == ["sha256s"]
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await metadata.CheckBlobReferences(md.CheckBlobReferencesRequest(sha256s=["a" * 64] * 1001))
+        await manifests.CheckBlobReferences(mf.CheckBlobReferencesRequest(sha256s=["a" * 64] * 1001))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    empty = await metadata.CheckBlobReferences(md.CheckBlobReferencesRequest())
+    empty = await manifests.CheckBlobReferences(mf.CheckBlobReferencesRequest())
     assert list(empty.referenced_sha256s) == []
 
 

@@ -341,7 +341,7 @@ def refused_write(
         yield art.WriteUploadRequest(write_offset=len(data), finish_write=True)
 
     with grpc.insecure_channel(address) as channel, pytest.raises(grpc.RpcError) as caught:
-        artifact_service_pb2_grpc.ArtifactServiceStub(channel).WriteUpload(messages(), metadata=ACTOR)
+        artifact_service_pb2_grpc.ArtifactServiceStub(channel).WriteUpload(messages(), metadata=tuple(ACTOR))
     error: Any = caught.value  # a grpc.Call as well: code() and trailing_metadata()
     return error.code(), error_info(error)[0]
 

@@ -83,7 +83,7 @@ def test_the_local_admin_credential_is_for_loopback_addresses_only(env: dict[str
         ("LOCALHOST:1", True),
         ("[::1]:50051", True),
         ("ipv4:127.0.0.1:1", True),
-        ("unix:/tmp/modelreg.sock", True),
+        ("unix:/tmp/modelreg.sock", False),  # not a network address: no local admin fallback
         ("0.0.0.0:50051", False),
         ("192.168.1.2:50051", False),
         ("modelreg-metadata:50051", False),

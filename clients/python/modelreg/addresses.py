@@ -31,25 +31,43 @@ class ServiceAddresses:
         )
 
 
-def is_loopback(address: str) -> bool:
-    """True when `address` (a gRPC target) can only reach this machine: a loopback IP,
-    `localhost`, or a Unix socket. `dns:///`, `ipv4:` and `ipv6:` prefixes are understood."""
+def _hosts(address: str) -> list[str]:
+    """The host part(s) of a listen address or gRPC target (`host:port`, `[v6]:port`, a bare
+    IPv6 address, `dns:[//authority/]host:port`, `ipv4:a:port,b:port`, `ipv6:[a]:port`)."""
     target = address.strip()
-    if target.startswith(("unix:", "unix-abstract:")):
-        return True
-    for prefix in ("dns:///", "dns:", "ipv4:", "ipv6:"):
-        if target.startswith(prefix):
-            target = target.removeprefix(prefix)
-            break
-    if target.startswith("["):  # [::1]:50051
-        host = target[1 : target.find("]")] if "]" in target else ""
-    elif target.count(":") > 1:  # a bare IPv6 address without a port
-        host = target
-    else:
-        host = target.rpartition(":")[0] if ":" in target else target
-    if host.lower().rstrip(".") == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    scheme, sep, rest = target.partition(":")
+    if sep and scheme in ("dns", "ipv4", "ipv6"):
+        target = rest
+        if target.startswith("//"):  # dns://resolver/host:port names a resolver, not the host
+            target = target[2:].partition("/")[2]
+    hosts = []
+    for part in target.split(",") if scheme in ("ipv4", "ipv6") else [target]:
+        if part.startswith("["):
+            hosts.append(part[1 : part.find("]")])
+            continue
+        host, sep, port = part.rpartition(":")
+        try:
+            ipaddress.ip_address(part)  # a bare IPv6 address: its colons are not a port separator
+            host = part
+        except ValueError:
+            host = host if sep and port.isdigit() else part
+        hosts.append(host)
+    return hosts
+
+
+def is_loopback(address: str) -> bool:
+    """Whether every host `address` names is on this machine only: 127.0.0.0/8, ::1 or localhost.
+
+    The wildcards (0.0.0.0, [::], an empty host) listen on every interface, so they are not.
+    """
+
+    def loopback(host: str) -> bool:
+        if host.lower().rstrip(".") == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
+
+    hosts = _hosts(address)
+    return bool(hosts) and all(loopback(host) for host in hosts)

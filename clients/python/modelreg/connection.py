@@ -21,6 +21,7 @@ from modelregistry.v1 import (
 from modelregistry.v1 import artifact_service_pb2 as art
 
 from modelreg import headers
+from modelreg.channels import open_channel
 from modelreg.errors import from_rpc_error
 from modelreg.retries import with_retries
 from modelreg.settings import ClientSettings
@@ -107,8 +108,8 @@ class Connection:
 
     def _metadata_service(self) -> grpc.aio.Channel:
         if self._metadata_channel is None:
-            self._metadata_channel = grpc.aio.insecure_channel(
-                self.settings.addresses.metadata, options=_CHANNEL_OPTIONS
+            self._metadata_channel = open_channel(
+                self.settings.addresses.metadata, self.settings.tls, _CHANNEL_OPTIONS
             )
         return self._metadata_channel
 
@@ -127,8 +128,8 @@ class Connection:
 
     def _artifact_service(self) -> grpc.aio.Channel:
         if self._artifact_channel is None:
-            self._artifact_channel = grpc.aio.insecure_channel(
-                self.settings.addresses.artifacts, options=_CHANNEL_OPTIONS
+            self._artifact_channel = open_channel(
+                self.settings.addresses.artifacts, self.settings.tls, _CHANNEL_OPTIONS
             )
         return self._artifact_channel
 

@@ -1,4 +1,5 @@
-"""How a client talks to the registry: addresses, credential, deadlines, retries, cache, parallelism.
+"""How a client talks to the registry: addresses, TLS, credential, deadlines, retries, cache,
+parallelism.
 
 Read once from arguments and the environment, then passed down; nothing below this module looks
 at `os.environ`.
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from modelreg import credentials
 from modelreg.addresses import ServiceAddresses
+from modelreg.channels import ClientTls
 from modelreg.credentials import Credential
 
 CACHE_DIR_ENV = "MODELREG_CACHE_DIR"
@@ -66,6 +68,8 @@ class ClientSettings:
     # Files transferred at once; each stream holds at most a few chunks in memory.
     parallel_files: int = 4
     chunk_bytes: int = 1 * MIB
+    # TLS for both services' channels (by default: unless the address is loopback).
+    tls: ClientTls = field(default_factory=ClientTls)
 
     @classmethod
     def from_environment(
@@ -76,12 +80,13 @@ class ClientSettings:
         artifact_addr: str | None = None,
         credential: Credential | None = None,
     ) -> ClientSettings:
-        """Addresses, credential and cache directory from `MODELREG_*` variables; defaults otherwise.
+        """Addresses, credential, cache directory and TLS from `MODELREG_*` variables; defaults
+        otherwise.
 
         Addresses given here win over the environment. The credential is the one given, else the
         first source of `modelreg.credentials` that is set, for the final metadata address (the
         credentials file is keyed by it). Raises `CredentialError` for a source that is set but
-        unusable.
+        unusable, and `modelreg.channels.TlsConfigError` when the TLS variables cannot work.
         """
         env = os.environ if env is None else env
         found = ServiceAddresses.from_environment(env)
@@ -96,6 +101,7 @@ class ClientSettings:
             token_source=credential.source if credential else "",
             credentials_file=credentials.credentials_path(env),
             cache_dir=default_cache_dir(env),
+            tls=ClientTls.from_environment(env),
         )
 
     def stream_timeout(self, size_bytes: int) -> float:

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
@@ -23,6 +23,7 @@ from typing import IO, Self
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from modelreg.addresses import ARTIFACT_ADDR_ENV, METADATA_ADDR_ENV, ServiceAddresses
+from modelreg.channels import ClientTls, TlsConfigError, channel_credentials
 
 from modelreg_local.stores import StoreEndpoints, open_stores
 
@@ -31,23 +32,46 @@ INTERNAL_TOKEN_FILE = "internal.token"  # noqa: S105 - a file name; the artifact
 METADATA_SERVICE = "modelregistry.v1.MetadataService"
 ARTIFACT_SERVICE = "modelregistry.v1.ArtifactService"
 _LOG_TAIL_LINES = 40
+# Set in a service's environment when it serves TLS (modelreg_common.tls reads it).
+_SERVER_CERT_ENV = "MODELREG_TLS_CERT_FILE"
 
 
 class ServiceStartError(RuntimeError):
     pass
 
 
+def health_check_tls(env: Mapping[str, str]) -> ClientTls:
+    """How the stack's own health check reaches a service started with `env`: TLS exactly when
+    the service serves it (loopback or not), trusting MODELREG_TLS_CA_FILE (else the system's
+    roots) and presenting MODELREG_TLS_CLIENT_CERT_FILE/_KEY_FILE if set, as any client would."""
+    if not env.get(_SERVER_CERT_ENV, "").strip():
+        return ClientTls(mode="off")
+    return replace(ClientTls.from_environment(env), mode="on")
+
+
 class ServiceProcess:
-    """One service (`python -m <module>`) with its log file, health wait and graceful stop."""
+    """One service (`python -m <module>`) with its log file, health wait and graceful stop.
+
+    `tls` is how the health check connects; by default it follows `env` (`health_check_tls`).
+    """
 
     def __init__(
-        self, name: str, *, module: str, service: str, address: str, env: Mapping[str, str], log_dir: Path
+        self,
+        name: str,
+        *,
+        module: str,
+        service: str,
+        address: str,
+        env: Mapping[str, str],
+        log_dir: Path,
+        tls: ClientTls | None = None,
     ):
         self.name = name
         self.module = module
         self.service = service
         self.address = address
         self.env = dict(env)
+        self.tls = tls
         self.log_path = log_dir / f"{name}.log"
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -90,10 +114,20 @@ class ServiceProcess:
             return ""
         return "\n".join(lines[-_LOG_TAIL_LINES:])
 
+    def _health_channel(self) -> grpc.Channel:
+        try:
+            tls = self.tls or health_check_tls(self.env)
+            if not tls.enabled_for(self.address):
+                return grpc.insecure_channel(self.address)
+            return grpc.secure_channel(self.address, channel_credentials(tls))
+        except TlsConfigError as exc:
+            raise ServiceStartError(f"{self.name}: cannot check its health: {exc}") from None
+
     def wait_healthy(self, timeout: float = 60.0) -> None:
         """Wait until the standard gRPC health check reports SERVING for this service."""
         deadline = time.monotonic() + timeout
-        with grpc.insecure_channel(self.address) as channel:
+        last_error = ""
+        with self._health_channel() as channel:
             health = health_pb2_grpc.HealthStub(channel)
             while True:
                 code = self.exited()
@@ -106,11 +140,14 @@ class ServiceProcess:
                     reply = health.Check(health_pb2.HealthCheckRequest(service=self.service), timeout=1)
                     if reply.status == health_pb2.HealthCheckResponse.SERVING:
                         return
-                except grpc.RpcError:
-                    pass
+                except grpc.RpcError as exc:
+                    # A TLS mismatch (plaintext to a TLS port, an untrusted CA) shows up only here.
+                    last_error = (
+                        f" (last health check: {exc.details()})" if isinstance(exc, grpc.Call) else ""
+                    )
                 if time.monotonic() > deadline:
                     raise ServiceStartError(
-                        f"{self.name} is not healthy on {self.address} after {timeout:.0f}s; "
+                        f"{self.name} is not healthy on {self.address} after {timeout:.0f}s{last_error}; "
                         f"log {self.log_path}:\n{self.log_tail()}"
                     )
                 time.sleep(0.1)

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 
 import grpc
 from modelreg import headers
+from modelreg.channels import ClientTls, open_channel
 from modelreg.names import AliasName, ModelVersionName
 from modelreg_common.context import current_caller, current_request_id
 from modelreg_common.identity.authenticator import (
@@ -49,8 +50,8 @@ def _batch_key(version: ModelVersionName) -> _BatchKey:
 
 
 class MetadataClient:
-    def __init__(self, address: str, credential: str):
-        self._channel = grpc.aio.insecure_channel(address)
+    def __init__(self, address: str, tls: ClientTls, credential: str):
+        self._channel = open_channel(address, tls)
         self._stub = pb_grpc.MetadataServiceStub(self._channel)
         self._manifests = manifest_grpc.ManifestServiceStub(self._channel)
         self._authorization = f"Bearer {credential}"

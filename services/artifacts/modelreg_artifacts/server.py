@@ -35,8 +35,11 @@ async def run(settings: ArtifactSettings, stop: asyncio.Event | None = None) -> 
     await blobs.ensure_indexes()
     if settings.identity.internal is None:  # the settings refuse this; keeps the type honest
         raise RuntimeError("the artifact service needs its internal credential")
-    metadata = MetadataClient(settings.metadata_addr, settings.identity.internal.secret)
-    security, _, close_security = await open_security(settings.identity, database.db, mtls=False)
+    metadata = MetadataClient(
+        settings.metadata_addr, settings.metadata_tls, settings.identity.internal.secret
+    )
+    mtls = settings.tls is not None and settings.tls.client_ca_file is not None
+    security, _, close_security = await open_security(settings.identity, database.db, mtls=mtls)
     uploads = Uploads(
         store,
         sessions,
@@ -72,4 +75,5 @@ async def run(settings: ArtifactSettings, stop: asyncio.Event | None = None) -> 
         on_shutdown=[sweeper.stop, metadata.close, close_security, database.close, close_store],
         stop=stop,
         security=security,
+        tls=settings.tls,
     )

@@ -31,6 +31,7 @@ from modelreg_common.access.permissions import Scope, permission_of
 from modelreg_common.identity.authenticator import Authenticator
 from modelreg_common.identity.caller import Caller
 from modelreg_common.status import STATUS_DETAILS_KEY, rich_status
+from modelreg_common.tls import peer_certificate_subject
 
 log = structlog.get_logger("modelreg.rpc")
 
@@ -55,17 +56,6 @@ class Security:
 
 
 _NOBODY = Caller("anonymous", authentication="none")
-
-
-def _peer_subject(ctx: grpc.aio.ServicerContext[Any, Any]) -> str | None:
-    """The verified client certificate's first SAN, else its CN (gRPC verified the chain)."""
-    auth = ctx.auth_context()
-    for key in ("x509_subject_alternative_name", "x509_common_name"):
-        for value in auth.get(key, ()):
-            text = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
-            if text:
-                return text
-    return None
 
 
 class _Call:
@@ -94,7 +84,7 @@ class _Call:
             return
         if self.security is None:
             raise errors.Unauthenticated("this server accepts no credentials", reason="UNAUTHENTICATED")
-        peer = _peer_subject(ctx) if self.security.mtls else None
+        peer = peer_certificate_subject(ctx.auth_context()) if self.security.mtls else None
         caller = await self.security.authenticator.authenticate(self.metadata, peer)
         context.bind_call(self.request_id, caller)
         roles = {} if caller.internal else await self.security.roles.roles_of(caller.subjects)

@@ -54,9 +54,8 @@ async def run(settings: MetadataSettings, stop: asyncio.Event | None = None) -> 
     models = MongoModelStore(database)
     registry = Registry(MongoNamespaceStore(database), models, MongoVersionStore(database, models))
     servicer = MetadataServicer(registry, AuditTrail(database.event_log))
-    security, token_directory, close_security = await open_security(
-        settings.identity, database.db, mtls=False
-    )
+    mtls = settings.tls is not None and settings.tls.client_ca_file is not None
+    security, token_directory, close_security = await open_security(settings.identity, database.db, mtls=mtls)
     access_store = MongoAccessStore(database)
     if settings.identity.bootstrap_token_file is not None:
         await bootstrap_admin(settings.identity.bootstrap_token_file, access_store)
@@ -94,4 +93,5 @@ async def run(settings: MetadataSettings, stop: asyncio.Event | None = None) -> 
         on_shutdown=[close_security, database.close],
         stop=stop,
         security=security,
+        tls=settings.tls,
     )

@@ -16,7 +16,9 @@ import json
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from importlib import metadata
+from pathlib import Path
 from typing import Any, NoReturn
 
 import grpc
@@ -88,7 +90,9 @@ login stored by `modelreg login` for the metadata address, and for a registry on
 machine the local stack's admin token (${MODELREG_DATA_DIR:-.data}/admin.token).
 
 environment: MODELREG_METADATA_ADDR, MODELREG_ARTIFACT_ADDR (default: what `make run`
-starts), MODELREG_CACHE_DIR (default ~/.cache/modelreg).
+starts), MODELREG_CACHE_DIR (default ~/.cache/modelreg), MODELREG_TLS (auto|true|false;
+auto: TLS unless the address is loopback), MODELREG_TLS_CA_FILE,
+MODELREG_TLS_CLIENT_CERT_FILE and MODELREG_TLS_CLIENT_KEY_FILE (mTLS).
 
 exit codes: 0 ok, 1 failure, 2 usage or invalid argument, 3 not found, 4 conflict,
 5 integrity (digest/size mismatch), 6 service unavailable, 7 refused by a governance
@@ -116,6 +120,18 @@ def _common_options(*, suppress: bool) -> argparse.ArgumentParser:
         metavar="PATH",
         default=default,
         help="a file holding the credential to use (default: $MODELREG_TOKEN, ...; see below)",
+    )
+    group.add_argument(
+        "--tls",
+        action=argparse.BooleanOptionalAction,
+        default=default,
+        help="TLS to both services, or not (default: $MODELREG_TLS, auto: TLS unless loopback)",
+    )
+    group.add_argument(
+        "--ca-file",
+        metavar="PEM",
+        default=default,
+        help="CA to trust (default: $MODELREG_TLS_CA_FILE or the system's)",
     )
     group.add_argument(
         "--timeout", type=float, metavar="SECONDS", default=default, help="deadline per call (default 30)"
@@ -257,6 +273,21 @@ def _credential(args: argparse.Namespace) -> Credential | None:
     return token
 
 
+def _settings(args: argparse.Namespace) -> ClientSettings:
+    """Settings from the environment, read once, with the connection options applied: the
+    addresses, the credential for them (which may be refused) and TLS. The others go to
+    AsyncClient."""
+    settings = ClientSettings.from_environment(
+        metadata_addr=args.metadata_addr, artifact_addr=args.artifact_addr, credential=_credential(args)
+    )
+    tls = settings.tls
+    if args.tls is not None:
+        tls = replace(tls, mode="on" if args.tls else "off")
+    if args.ca_file is not None:
+        tls = replace(tls, ca_file=Path(args.ca_file).expanduser())
+    return replace(settings, tls=tls)
+
+
 async def _run(args: argparse.Namespace, settings: ClientSettings, out: Output) -> None:
     handler: Handler = args.handler
     async with AsyncClient(
@@ -280,10 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
     settings: ClientSettings | None = None
     try:
-        # Read once, here: the addresses and the credential for them (which may be refused).
-        settings = ClientSettings.from_environment(
-            metadata_addr=args.metadata_addr, artifact_addr=args.artifact_addr, credential=_credential(args)
-        )
+        settings = _settings(args)
         asyncio.run(_run(args, settings, out))
     except KeyboardInterrupt:
         out.log("error: interrupted")
