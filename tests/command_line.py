@@ -1,9 +1,9 @@
 """Running the real `modelreg` executable (the console script in .venv/bin) in tests.
 
 Each `Cli` acts as one principal through `MODELREG_TOKEN`, an API token that the stack's
-bootstrap admin issued (`tests.support.credential_for`), and has a config directory of its own,
-so neither the developer's `modelreg login` nor a local `.data/admin.token` is ever used.
-"""
+bootstrap admin issued (`tests.support.credential_for`, via `ready_credential_for`), and has a
+config directory of its own, so neither the developer's `modelreg login` nor a local
+`.data/admin.token` is ever used."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from typing import IO, Any
 from modelreg.credentials import TOKEN_ENV
 from modelreg_local.stack import LocalStack
 
-from tests.support import credential_for
+from tests.integration.credentials import ready_credential_for
 
 MODELREG = Path(sys.executable).with_name("modelreg")
 MIB = 1024 * 1024
@@ -31,8 +31,8 @@ MIB = 1024 * 1024
 _PRINCIPALS: dict[str, str] = {}
 
 
-def _credential(name: str, role: str, namespace: str) -> str:
-    token = credential_for(name, role, namespace)
+def _credential(artifacts: str, name: str, role: str, namespace: str) -> str:
+    token = ready_credential_for(artifacts, name, role, namespace)
     _PRINCIPALS[token] = name if ":" in name else f"user:{name}"  # as credential_for names it
     return token
 
@@ -53,7 +53,8 @@ class Cli:
     def as_principal(self, name: str, role: str = "admin", namespace: str = "-") -> Cli:
         """The same command line (cache, directory) acting as `name` (a principal, or an email
         for `user:<email>`) with `role` in `namespace` (`-`: every namespace)."""
-        return dataclasses.replace(self, env={**self.env, TOKEN_ENV: _credential(name, role, namespace)})
+        token = _credential(self.env["MODELREG_ARTIFACT_ADDR"], name, role, namespace)
+        return dataclasses.replace(self, env={**self.env, TOKEN_ENV: token})
 
     def without_credential(self) -> Cli:
         """The same command line with no credential source set at all."""
@@ -117,7 +118,7 @@ def environment(
         # `modelreg login` writes here, never to the developer's ~/.config.
         XDG_CONFIG_HOME=str(cache.parent / "config"),
     )
-    env[TOKEN_ENV] = _credential(actor, role, namespace)
+    env[TOKEN_ENV] = _credential(stack.addresses.artifacts, actor, role, namespace)
     return env
 
 

@@ -120,11 +120,12 @@ def test_an_interrupted_push_resumes_instead_of_restarting(cli: Cli, tmp_path: P
     assert cli.json("models", "show", model)["latest_version_number"] == "1"  # no stray version 2
 
 
-def upload_session(stack: LocalStack, name: str) -> art.UploadSession:
-    """What the artifact service itself says about an upload session."""
-    with grpc.insecure_channel(stack.addresses.artifacts) as channel:
+def upload_session(cli: Cli, name: str) -> art.UploadSession:
+    """What the artifact service itself says about an upload session (asked as `cli` acts)."""
+    with grpc.insecure_channel(cli.env["MODELREG_ARTIFACT_ADDR"]) as channel:
         stub = artifact_service_pb2_grpc.ArtifactServiceStub(channel)
-        return stub.GetUploadSession(art.GetUploadSessionRequest(name=name), timeout=10)
+        credential = (("authorization", f"Bearer {cli.env['MODELREG_TOKEN']}"),)
+        return stub.GetUploadSession(art.GetUploadSessionRequest(name=name), metadata=credential, timeout=10)
 
 
 def journaled_session(cache: Path) -> str:
@@ -149,7 +150,7 @@ def test_a_killed_push_resumes_mid_file_from_the_bytes_the_service_committed(
         while time.monotonic() < deadline and push.poll() is None:
             session = session or journaled_session(cache)
             if session:
-                committed = upload_session(stack, session).committed_size
+                committed = upload_session(cli, session).committed_size
                 if committed > 0:
                     push.send_signal(signal.SIGKILL)
                     break
@@ -157,7 +158,7 @@ def test_a_killed_push_resumes_mid_file_from_the_bytes_the_service_committed(
         push.wait(timeout=60)
     assert push.returncode == -signal.SIGKILL, "the push ended before it could be killed mid-file"
     time.sleep(1)  # let the service put away the parts it was receiving
-    before = upload_session(stack, session)
+    before = upload_session(cli, session)
     assert before.state == art.UPLOAD_STATE_ACTIVE
     assert 0 < before.committed_size < size
 
@@ -167,7 +168,7 @@ def test_a_killed_push_resumes_mid_file_from_the_bytes_the_service_committed(
     assert weights["upload_session"] == session  # the same session, continued
     assert weights["transferred_bytes"] == size - before.committed_size
     assert resumed["uploaded_bytes"] < size
-    after = upload_session(stack, session)
+    after = upload_session(cli, session)
     assert (after.state, after.committed_size) == (art.UPLOAD_STATE_FINISHED, size)
     assert resumed["version"]["state"] == "MODEL_VERSION_STATE_READY"
     assert list((cache / "uploads").glob("*.json")) == []  # nothing left to resume
