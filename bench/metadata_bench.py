@@ -48,8 +48,9 @@ from google.protobuf import field_mask_pb2
 from modelreg.addresses import ServiceAddresses
 from modelreg_local.stack import LocalStack
 from modelreg_local.stores import free_port
+from modelregistry.v1 import access_service_pb2 as acc
+from modelregistry.v1 import access_service_pb2_grpc, metadata_service_pb2_grpc, model_pb2
 from modelregistry.v1 import metadata_service_pb2 as md
-from modelregistry.v1 import metadata_service_pb2_grpc, model_pb2
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -57,7 +58,9 @@ MLFLOW = ROOT / ".tools" / "mlflow" / "bin" / "mlflow"
 MODELS = 10
 TEAMS = ("a", "b", "c", "d")
 PAGE = 100
-ACTOR = (("x-modelreg-actor", "bench"),)
+# The bench's caller: an API token of `user:bench`, an editor of the namespaces it uses (not a
+# global admin): every call pays authentication and a namespace-scoped authorization decision.
+BENCH_PRINCIPAL = "user:bench"
 
 
 def team(i: int) -> str:
@@ -153,11 +156,36 @@ def run_threads(op: Callable[[int], object], concurrency: int, seconds: float, c
 # modelreg
 
 
+def _grant_and_token(address: str, admin_token: str, namespaces: list[str]) -> str:
+    """Grant the bench principal editor in `namespaces` and return a new API token of it."""
+    admin = (("authorization", f"Bearer {admin_token}"),)
+    with grpc.insecure_channel(address) as channel:
+        access = access_service_pb2_grpc.AccessServiceStub(channel)
+        for namespace in namespaces:
+            access.GrantRole(
+                acc.GrantRoleRequest(
+                    parent=f"namespaces/{namespace}", principal=BENCH_PRINCIPAL, role=acc.ROLE_EDITOR
+                ),
+                metadata=admin,
+                timeout=30,
+            )
+        created = access.CreateApiToken(
+            acc.CreateApiTokenRequest(principal=BENCH_PRINCIPAL, description="benchmark"),
+            metadata=admin,
+            timeout=30,
+        )
+    return created.secret
+
+
 class Modelreg:
-    def __init__(self, address: str):
+    def __init__(self, address: str, admin_token: str):
+        self.address = address
+        self.admin_token = admin_token
+        self.namespace = "bench"
+        token = _grant_and_token(address, admin_token, [self.namespace])
+        self.auth = (("authorization", f"Bearer {token}"),)
         self.channel = grpc.aio.insecure_channel(address)
         self.stub = metadata_service_pb2_grpc.MetadataServiceStub(self.channel)
-        self.namespace = "bench"
 
     def model(self, i: int) -> str:
         return f"namespaces/{self.namespace}/models/model-{i % MODELS}"
@@ -166,7 +194,7 @@ class Modelreg:
         for i in range(MODELS):
             await self.stub.CreateModel(
                 md.CreateModelRequest(parent=f"namespaces/{self.namespace}", model_id=f"model-{i}"),
-                metadata=ACTOR,
+                metadata=self.auth,
             )
 
     async def create_version(self, i: int) -> None:
@@ -175,7 +203,7 @@ class Modelreg:
             metrics={"accuracy": (i % 1000) / 1000},
         )
         await self.stub.CreateModelVersion(
-            md.CreateModelVersionRequest(parent=self.model(i), model_version=version), metadata=ACTOR
+            md.CreateModelVersionRequest(parent=self.model(i), model_version=version), metadata=self.auth
         )
 
     async def set_aliases(self) -> None:
@@ -184,42 +212,50 @@ class Modelreg:
                 md.SetAliasRequest(
                     name=f"{self.model(i)}/aliases/production", model_version=f"{self.model(i)}/versions/7"
                 ),
-                metadata=ACTOR,
+                metadata=self.auth,
             )
 
     async def get_by_alias(self, i: int) -> None:
         await self.stub.GetModelVersionByAlias(
-            md.GetModelVersionByAliasRequest(name=f"{self.model(i)}/aliases/production")
+            md.GetModelVersionByAliasRequest(name=f"{self.model(i)}/aliases/production"), metadata=self.auth
         )
 
     async def search(self, i: int) -> int:
         reply = await self.stub.ListModelVersions(
-            md.ListModelVersionsRequest(parent=self.model(i), filter='tags.team = "b"', page_size=PAGE)
+            md.ListModelVersionsRequest(parent=self.model(i), filter='tags.team = "b"', page_size=PAGE),
+            metadata=self.auth,
         )
         return len(reply.model_versions)
 
     async def watch_latency(self, seconds: float, rate: float) -> WatchRun:
         """Mutations at `rate`/s for `seconds`; ms from each response to its event reaching a watcher."""
         namespace = f"watch-{time.monotonic_ns()}"
+        await asyncio.to_thread(_grant_and_token, self.address, self.admin_token, [namespace])
         model = f"namespaces/{namespace}/models/w"
         await self.stub.CreateModel(
-            md.CreateModelRequest(parent=f"namespaces/{namespace}", model_id="w"), metadata=ACTOR
+            md.CreateModelRequest(parent=f"namespaces/{namespace}", model_id="w"), metadata=self.auth
         )
         versions = []
         for _ in range(MODELS):
             created = await self.stub.CreateModelVersion(
-                md.CreateModelVersionRequest(parent=model), metadata=ACTOR
+                md.CreateModelVersionRequest(parent=model), metadata=self.auth
             )
             versions.append(created.name)
-        marker = await self.stub.ListEvents(md.ListEventsRequest(model=model, page_size=1000))
+        marker = await self.stub.ListEvents(
+            md.ListEventsRequest(model=model, page_size=1000), metadata=self.auth
+        )
         while len(marker.events) < 1 + MODELS:  # the trail holds our setup: start after it
             await asyncio.sleep(0.05)
-            marker = await self.stub.ListEvents(md.ListEventsRequest(model=model, page_size=1000))
+            marker = await self.stub.ListEvents(
+                md.ListEventsRequest(model=model, page_size=1000), metadata=self.auth
+            )
         start = marker.events[-1].sequence
         responded: dict[str, float] = {}
         arrived: dict[str, float] = {}
         count = int(seconds * rate)
-        stream = self.stub.WatchEvents(md.WatchEventsRequest(after_sequence=start, model=model))
+        stream = self.stub.WatchEvents(
+            md.WatchEventsRequest(after_sequence=start, model=model), metadata=self.auth
+        )
 
         async def watch() -> None:
             async for event in stream:
@@ -235,7 +271,7 @@ class Modelreg:
                     model_version=model_pb2.ModelVersion(name=versions[i % MODELS], description=text),
                     update_mask=field_mask_pb2.FieldMask(paths=["description"]),
                 ),
-                metadata=ACTOR,
+                metadata=self.auth,
             )
             responded[text] = time.perf_counter()
 
@@ -507,13 +543,13 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         stack = LocalStack(workdir / "stack", addresses=addresses, log_level="WARNING")
         if args.only == "watch":
             with stack:
-                ours = Modelreg(addresses.metadata)
+                ours = Modelreg(addresses.metadata, stack.admin_token())
                 try:
                     return await Benchmark(args, ours, Mlflow(0)).run_watch_only()
                 finally:
                     await ours.channel.close(grace=None)
         with stack, mlflow_server(workdir) as port:
-            ours = Modelreg(addresses.metadata)
+            ours = Modelreg(addresses.metadata, stack.admin_token())
             try:
                 results = await Benchmark(args, ours, Mlflow(port)).run()
             finally:

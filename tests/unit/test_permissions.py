@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
-from modelreg_common.access.permissions import PERMISSIONS, PUBLIC, Scope, permission_of
+from modelreg_common.access.permissions import PERMISSIONS, PUBLIC, Scope, markdown_table, permission_of
 from modelreg_common.access.roles import Role
 from modelregistry.v1 import (
     access_service_pb2,
@@ -64,3 +66,10 @@ def test_the_roles_of_the_issue() -> None:
     assert role("/modelregistry.v1.ArtifactService/DownloadFile") is Role.VIEWER
     assert PERMISSIONS["/modelregistry.v1.ManifestService/AddModelVersionFile"].scope is Scope.INTERNAL
     assert PERMISSIONS["/modelregistry.v1.ArtifactService/CollectGarbage"].scope is Scope.GLOBAL
+
+
+def test_docs_show_the_table_of_the_code() -> None:
+    docs = (Path(__file__).parents[2] / "docs" / "security.md").read_text()
+    start = docs.index("<!-- permission-table")
+    shown = docs[docs.index("\n", start) + 1 : docs.index("<!-- /permission-table -->")].strip()
+    assert shown == markdown_table(), "docs/security.md: paste markdown_table() between the markers"

@@ -23,6 +23,7 @@ import grpc
 import structlog
 from modelreg import headers
 from modelreg.names import InvalidResourceName
+from pymongo.errors import PyMongoError
 
 from modelreg_common import context, errors
 from modelreg_common.access.bindings import EVERY_NAMESPACE, RoleDirectory
@@ -85,10 +86,19 @@ class _Call:
         if self.security is None:
             raise errors.Unauthenticated("this server accepts no credentials", reason="UNAUTHENTICATED")
         peer = peer_certificate_subject(ctx.auth_context()) if self.security.mtls else None
-        caller = await self.security.authenticator.authenticate(self.metadata, peer)
-        context.bind_call(self.request_id, caller)
         directory = self.security.roles
-        roles = {} if caller.internal else await directory.roles_of(caller.subjects)
+        try:
+            caller = await self.security.authenticator.authenticate(self.metadata, peer)
+            context.bind_call(self.request_id, caller)
+            roles = {} if caller.internal else await directory.roles_of(caller.subjects)
+        except PyMongoError as exc:
+            # Credentials and bindings live in the database: without it nobody can be checked,
+            # which is the database being unavailable, not the caller being wrong.
+            log.warning("cannot check credentials: the database is unavailable", error=str(exc)[:200])
+            raise errors.Unavailable(
+                "cannot check credentials right now (the registry's database is unavailable); retry",
+                reason="CREDENTIALS_UNAVAILABLE",
+            ) from None
         self.access = CallAccess(
             caller,
             permission,

@@ -19,11 +19,12 @@ from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 
 from modelreg.names import AliasName, ModelName, ModelVersionName, NamespaceName
+from pymongo.errors import PyMongoError
 
 from modelreg_common.access.bindings import EVERY_NAMESPACE
 from modelreg_common.access.permissions import Permission, Scope
 from modelreg_common.access.roles import Role
-from modelreg_common.errors import NotFound, PermissionDenied
+from modelreg_common.errors import NotFound, PermissionDenied, Unavailable
 from modelreg_common.identity.caller import Caller
 
 Resource = NamespaceName | ModelName | ModelVersionName | AliasName
@@ -66,7 +67,13 @@ class CallAccess:
         another replica must not read as a refusal. Revocations still wait for the cache."""
         if self._refresh is None:
             return False
-        roles = await self._refresh()
+        try:
+            roles = await self._refresh()
+        except PyMongoError:
+            raise Unavailable(
+                "cannot check the caller's roles right now (the registry's database is unavailable); retry",
+                reason="CREDENTIALS_UNAVAILABLE",
+            ) from None
         self._refresh = None  # once per call
         if roles is None:
             return False

@@ -129,3 +129,25 @@ def permission_of(method: str) -> Permission | None:
     if method.startswith(PUBLIC_PREFIXES):
         return PUBLIC
     return PERMISSIONS.get(method)
+
+
+def markdown_table() -> str:
+    """The table as docs/security.md shows it (a unit test keeps the two equal)."""
+    who = {
+        Scope.AUTHENTICATED: "any signed-in caller",
+        Scope.INTERNAL: "internal services only",
+        Scope.PUBLIC: "anyone",
+    }
+    rows = ["| method | permission | who holds it |", "| --- | --- | --- |"]
+    for method, permission in PERMISSIONS.items():
+        service, name = method.strip("/").split("/")
+        if permission.role is None:
+            holder = who[permission.scope]
+        elif permission.scope is Scope.GLOBAL:
+            holder = f"{permission.role.label} in every namespace (`namespaces/-`)"
+        else:
+            holder = f"{permission.role.label} or above in the namespace"
+        rows.append(
+            f"| `{service.removeprefix('modelregistry.v1.')}.{name}` | `{permission.name}` | {holder} |"
+        )
+    return "\n".join(rows)
