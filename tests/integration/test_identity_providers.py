@@ -71,7 +71,8 @@ async def test_oidc_tokens_groups_and_key_rotation(
 ) -> None:
     first, second = SigningKey.rsa("rsa-1"), SigningKey.ec("ec-2")
     with JwksServer([first]) as jwks:
-        isolated.env["MODELREG_OIDC_ISSUERS_FILE"] = str(issuers_file(tmp_path, jwks.url, []))
+        cluster = [SigningKey.rsa("cluster")]
+        isolated.env["MODELREG_OIDC_ISSUERS_FILE"] = str(issuers_file(tmp_path, jwks.url, cluster))
         isolated.start()
         address = isolated.address
         alice = sign(first, claims(IDP, AUDIENCE, "alice@example.com", groups=["ml-team"]))

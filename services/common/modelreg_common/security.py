@@ -9,6 +9,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from modelreg_common.access import bindings
 from modelreg_common.access.bindings import RoleDirectory
+from modelreg_common.config import ConfigError
 from modelreg_common.identity import token_directory
 from modelreg_common.identity.authenticator import Authenticator, JwtVerifying
 from modelreg_common.identity.settings import IdentitySettings
@@ -26,8 +27,11 @@ async def open_security(
     if settings.oidc_issuers_file is not None:
         from modelreg_common.identity.jwt import JwtVerifier, load_issuers  # noqa: PLC0415 - optional
 
-        verifier = JwtVerifier(load_issuers(settings.oidc_issuers_file))
-        await verifier.start()
+        try:
+            verifier = JwtVerifier(load_issuers(settings.oidc_issuers_file))
+            await verifier.start()
+        except ValueError as exc:  # a broken issuers file or JWKS file: the deployment's to fix
+            raise ConfigError([f"MODELREG_OIDC_ISSUERS_FILE: {exc}"]) from None
     jwt: JwtVerifying | None = verifier
     authenticator = Authenticator(
         tokens,
