@@ -46,11 +46,11 @@ import grpc
 import urllib3
 from google.protobuf import field_mask_pb2
 from modelreg.addresses import ServiceAddresses
+from modelreg_local.credentials import issue_token
 from modelreg_local.stack import LocalStack
 from modelreg_local.stores import free_port
-from modelregistry.v1 import access_service_pb2 as acc
-from modelregistry.v1 import access_service_pb2_grpc, metadata_service_pb2_grpc, model_pb2
 from modelregistry.v1 import metadata_service_pb2 as md
+from modelregistry.v1 import metadata_service_pb2_grpc, model_pb2
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -158,23 +158,8 @@ def run_threads(op: Callable[[int], object], concurrency: int, seconds: float, c
 
 def _grant_and_token(address: str, admin_token: str, namespaces: list[str]) -> str:
     """Grant the bench principal editor in `namespaces` and return a new API token of it."""
-    admin = (("authorization", f"Bearer {admin_token}"),)
-    with grpc.insecure_channel(address) as channel:
-        access = access_service_pb2_grpc.AccessServiceStub(channel)
-        for namespace in namespaces:
-            access.GrantRole(
-                acc.GrantRoleRequest(
-                    parent=f"namespaces/{namespace}", principal=BENCH_PRINCIPAL, role=acc.ROLE_EDITOR
-                ),
-                metadata=admin,
-                timeout=30,
-            )
-        created = access.CreateApiToken(
-            acc.CreateApiTokenRequest(principal=BENCH_PRINCIPAL, description="benchmark"),
-            metadata=admin,
-            timeout=30,
-        )
-    return created.secret
+    grants = [(namespace, "editor") for namespace in namespaces]
+    return issue_token(address, admin_token, BENCH_PRINCIPAL, grants, description="benchmark")
 
 
 class Modelreg:

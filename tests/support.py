@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any, overload
 
 import grpc
 from google.rpc import error_details_pb2, status_pb2
-from modelregistry.v1 import access_service_pb2 as acc
-from modelregistry.v1 import access_service_pb2_grpc, event_pb2, model_pb2
+from modelreg_local.credentials import issue_token
 from modelregistry.v1 import artifact_service_pb2 as art
+from modelregistry.v1 import event_pb2, model_pb2
 from modelregistry.v1 import metadata_service_pb2 as md
 
 __all__ = ["AccessStub", "ArtifactStub", "ManifestStub", "MetadataStub"]
@@ -34,13 +34,6 @@ if TYPE_CHECKING:  # the async stub types exist only in the generated .pyi stubs
 CHUNK = 1024 * 1024
 ALICE = "user:alice@example.com"
 Metadata = tuple[tuple[str, str], ...]
-
-_ROLES = {
-    "viewer": acc.ROLE_VIEWER,
-    "editor": acc.ROLE_EDITOR,
-    "approver": acc.ROLE_APPROVER,
-    "admin": acc.ROLE_ADMIN,
-}
 
 
 class _Issuer:
@@ -60,26 +53,10 @@ class _Issuer:
         key = (principal, role, namespace)
         if key not in self._issued:
             assert self.address, "no test stack: use the `stack` fixture (tests/conftest.py)"
-            admin = (("authorization", f"Bearer {self.admin_token}"),)
-            # A blocking channel: tests call this from sync and async code alike, and the
-            # services are other processes, so a short blocking call holds nothing up.
-            with grpc.insecure_channel(self.address) as channel:
-                access = access_service_pb2_grpc.AccessServiceStub(channel)
-                if role:
-                    access.GrantRole(
-                        acc.GrantRoleRequest(
-                            parent=f"namespaces/{namespace}", principal=principal, role=_ROLES[role]
-                        ),
-                        metadata=admin,
-                        timeout=30,
-                    )
-                created = access.CreateApiToken(
-                    acc.CreateApiTokenRequest(principal=principal, description="test"),
-                    metadata=admin,
-                    timeout=30,
-                )
-            self._issued[key] = created.secret
-            self._principals[created.secret] = principal
+            grants = [(namespace, role)] if role else []
+            secret = issue_token(self.address, self.admin_token, principal, grants, description="test")
+            self._issued[key] = secret
+            self._principals[secret] = principal
         return self._issued[key]
 
     def principal_of(self, credential: str) -> str | None:

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import grpc
+from modelreg_local.credentials import issue_token
 from modelreg_local.stack import METADATA_SERVICE, LocalStack, ServiceProcess
 from modelreg_local.stores import free_port
-from modelregistry.v1 import access_service_pb2 as acc
-from modelregistry.v1 import access_service_pb2_grpc, metadata_service_pb2_grpc
+from modelregistry.v1 import metadata_service_pb2_grpc
 from pymongo import AsyncMongoClient
 
 from tests.support import ISSUER, credential_chooser, unique
@@ -56,18 +56,7 @@ class Isolated:
             # it would be the one, so the admin acts instead.
             return self.admin_token
         if principal not in self._tokens:
-            admin = (("authorization", f"Bearer {self.admin_token}"),)
-            with grpc.insecure_channel(self.address) as channel:
-                access = access_service_pb2_grpc.AccessServiceStub(channel)
-                access.GrantRole(
-                    acc.GrantRoleRequest(parent="namespaces/-", principal=principal, role=acc.ROLE_ADMIN),
-                    metadata=admin,
-                    timeout=30,
-                )
-                created = access.CreateApiToken(
-                    acc.CreateApiTokenRequest(principal=principal), metadata=admin, timeout=30
-                )
-            self._tokens[principal] = created.secret
+            self._tokens[principal] = issue_token(self.address, self.admin_token, principal, [("-", "admin")])
         return self._tokens[principal]
 
     def start(self, fault: str = "") -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from modelreg_common.access.bindings import EPOCH_KEY, binding_key
 from modelreg_common.access.roles import Role
-from modelreg_common.errors import FailedPrecondition, NotFound
+from modelreg_common.errors import Aborted, NotFound
 from modelreg_common.identity.token_directory import restriction_from
 from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
@@ -137,16 +137,7 @@ class MongoAccessStore:
                 {"revoke_time": audit.jsonable(moment)},
                 moment,
             )
-            entry = outbox_entry(event)
-            result = await self._tokens.update_one(
-                self._db.cas_filter(token_id, doc.get("revision", 0)),
-                {"$set": {"revoke_time": moment}, "$inc": {"revision": 1}, "$push": {"outbox": entry}},
-            )
-            if result.matched_count != 1:
-                raise FailedPrecondition(
-                    f"token tokens/{token_id} changed concurrently; retry", reason="CONCURRENT_CHANGE"
-                )
-            self._db.committed(TOKENS, token_id, entry)
+            await self._change(TOKENS, doc, {"revoke_time": moment}, event, token.name)
             return replace(token, revoke_time=moment)
 
     # Role bindings
@@ -179,22 +170,12 @@ class MongoAccessStore:
                     doc = await self._bindings.find_one({"_id": key})
                     if doc is not None and doc.get("active"):
                         return _binding_from(doc)
-                    raise FailedPrecondition(
-                        f"binding {binding.resource} changed concurrently; retry", reason="CONCURRENT_CHANGE"
-                    ) from None
+                    raise Aborted(f"binding {binding.resource} changed concurrently; retry") from None
                 self._db.committed(BINDINGS, key, entry)
                 return binding
             if doc.get("active"):
                 return _binding_from(doc)
-            result = await self._bindings.update_one(
-                self._db.cas_filter(key, doc.get("revision", 0)),
-                {"$set": fields, "$inc": {"revision": 1}, "$push": {"outbox": entry}},
-            )
-            if result.matched_count != 1:
-                raise FailedPrecondition(
-                    f"binding {binding.resource} changed concurrently; retry", reason="CONCURRENT_CHANGE"
-                )
-            self._db.committed(BINDINGS, key, entry)
+            await self._change(BINDINGS, doc, fields, event, binding.resource)
             return binding
 
     async def revoke(self, namespace: str, principal: str, role: Role) -> RoleBinding:
@@ -212,17 +193,23 @@ class MongoAccessStore:
                 {},
                 moment,
             )
-            entry = outbox_entry(event)
-            result = await self._bindings.update_one(
-                self._db.cas_filter(key, doc.get("revision", 0)),
-                {"$set": {"active": False}, "$inc": {"revision": 1}, "$push": {"outbox": entry}},
-            )
-            if result.matched_count != 1:
-                raise FailedPrecondition(
-                    f"binding {binding.resource} changed concurrently; retry", reason="CONCURRENT_CHANGE"
-                )
-            self._db.committed(BINDINGS, key, entry)
+            await self._change(BINDINGS, doc, {"active": False}, event, binding.resource)
             return binding
+
+    async def _change(
+        self, collection: str, doc: Document, fields: Document, event: audit.Event, shown: str
+    ) -> None:
+        """Set `fields` of a document read under its lock, with the change's event in its outbox:
+        one single-document write, conditioned on the revision read (MongoDB)."""
+        entry = outbox_entry(event)
+        key = doc["_id"]
+        result = await self._db.db[collection].update_one(
+            self._db.cas_filter(key, doc.get("revision", 0)),
+            {"$set": fields, "$inc": {"revision": 1}, "$push": {"outbox": entry}},
+        )
+        if result.matched_count != 1:
+            raise Aborted(f"{shown} changed concurrently; retry")
+        self._db.committed(collection, key, entry)
 
     async def advance_epoch(self) -> None:
         """After every grant or revoke: other replicas re-read bindings before refusing a call
