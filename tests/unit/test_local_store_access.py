@@ -28,6 +28,7 @@ from minio import Minio
 from minio.datatypes import Part
 from minio.error import S3Error
 from modelreg_local.stores import (
+    DEFAULT_S3_SECRET_KEY,
     FerretDBServer,
     LocalStores,
     SeaweedS3Server,
@@ -157,6 +158,19 @@ def test_seaweedfs_runs_in_a_private_directory_with_fresh_keys(
             }
         keys.append(signing)
     assert not set(keys[0]) & set(keys[1])
+
+
+def test_seaweedfs_s3_secret_is_the_data_dirs_own(tmp_path: Path) -> None:
+    server = SeaweedS3Server(tmp_path / "seaweedfs", binary=_recording_binary(tmp_path))
+    _start_and_stop(server, tmp_path)
+    secret = server.secret_key
+    assert secret != DEFAULT_S3_SECRET_KEY
+    assert len(secret) >= 32
+    assert server.secret_path.read_text().strip() == secret
+    assert stat.S_IMODE(server.secret_path.stat().st_mode) == 0o600
+    again = SeaweedS3Server(tmp_path / "seaweedfs", binary=_recording_binary(tmp_path))
+    _start_and_stop(again, tmp_path)
+    assert again.secret_key == secret  # kept across restarts, for S3 tools configured with it
 
 
 # --------------------------------------------------------------------------------------------------
@@ -411,6 +425,18 @@ def test_s3_still_serves_what_the_artifact_service_needs(stores: LocalStores) ->
         with pytest.raises(S3Error) as gone:
             s3.stat_object(bucket, key)
         assert gone.value.code == "NoSuchKey"
+        # The secret published in the source opens nothing.
+        endpoint = stores.endpoints.s3
+        published = Minio(
+            endpoint.endpoint,
+            endpoint.access_key,
+            DEFAULT_S3_SECRET_KEY,
+            secure=False,
+            region=endpoint.region,
+        )
+        with pytest.raises(S3Error) as refused:
+            published.list_buckets()
+        assert refused.value.code == "SignatureDoesNotMatch"
     finally:
         for item in s3.list_objects(bucket, recursive=True):
             assert item.object_name is not None

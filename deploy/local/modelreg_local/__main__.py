@@ -39,6 +39,19 @@ def _port(name: str, default: int) -> int:
     return int(raw)
 
 
+def _s3_credentials(stack: LocalStack) -> str:
+    """Where the local SeaweedFS's credentials are, for S3 tools (the secret is this data dir's own)."""
+    assert stack.stores is not None  # noqa: S101 - set by start()
+    secret_file = stack.data_root / "seaweedfs" / "s3-secret"
+    try:
+        local = secret_file.read_text().strip() == stack.stores.s3_secret_key
+    except OSError:
+        local = False
+    if not local:
+        return ""
+    return f"\n                     access key '{stack.stores.s3_access_key}', secret key in {secret_file}"
+
+
 def _banner(stack: LocalStack) -> str:
     assert stack.stores is not None  # noqa: S101 - set by start()
     grpcurl = REPO_ROOT / ".tools" / "bin" / "grpcurl"
@@ -58,7 +71,7 @@ modelreg is running.
   metadata service   {stack.addresses.metadata}   (gRPC, reflection on)
   artifact service   {stack.addresses.artifacts}   (gRPC, reflection on)
   MongoDB (FerretDB) {stack.stores.mongodb_uri}
-  S3 (SeaweedFS)     http://{stack.stores.s3_endpoint}   bucket 'modelreg'
+  S3 (SeaweedFS)     http://{stack.stores.s3_endpoint}   bucket 'modelreg'{_s3_credentials(stack)}
   data               {stack.data_root}
   logs               {stack.log_dir}
 

