@@ -564,6 +564,41 @@ def _cell(results: dict[str, Any], key: str, c: int) -> str:
     )
 
 
+# The last results before every call was authenticated (2026-11-27), kept to measure what
+# authentication costs: the identity issue's targets are get-by-alias p99 < 2 ms at concurrency 1
+# and throughput at concurrency 32 within 10% of these.
+BEFORE_AUTH = ROOT / "bench" / "results" / "metadata-before-auth.json"
+
+
+def authentication_cost(results: dict[str, Any]) -> list[str]:
+    if not BEFORE_AUTH.exists():
+        return []
+    before = json.loads(BEFORE_AUTH.read_text())
+    titles = {"create_version": "create version", "get_by_alias": "get by alias", "search": "filtered search"}
+    rows = [
+        "## What authentication costs",
+        "",
+        "Every modelreg call above carries an API token of `user:bench`, an editor of the namespaces it "
+        "uses (not a global admin): the token is looked up, its secret hash compared, and each call "
+        "authorized on its namespace. Compared with the last run before authentication "
+        f"(`{BEFORE_AUTH.name}`, finished {before.get('finished_at', '?')}, 1-minute load "
+        f"{before.get('load_average_1m_min', '?')}-{before.get('load_average_1m_max', '?')}):",
+        "",
+        "| operation at concurrency 32 | before req/s | now req/s | change | target |",
+        "|---|---|---|---|---|",
+    ]
+    for name in OPERATIONS:
+        was, now = before[f"{name}_rps_c32"], results[f"{name}_rps_c32"]
+        rows.append(f"| {titles[name]} | {was} | {now} | {(now / was - 1) * 100:+.1f}% | within -10% |")
+    rows += [
+        "",
+        f"Get-by-alias p99 at concurrency 1: {before['get_by_alias_p99_ms_c1']} ms before, "
+        f"{results['get_by_alias_p99_ms_c1']} ms now (target < 2 ms).",
+        "",
+    ]
+    return rows
+
+
 def markdown(results: dict[str, Any]) -> str:
     titles = {"create_version": "create version", "get_by_alias": "get by alias", "search": "filtered search"}
     rows = [
@@ -613,6 +648,7 @@ def markdown(results: dict[str, Any]) -> str:
             f"{results['watch_event_latency_ms_p50']} ms, max {results['watch_event_latency_ms_max']} ms, "
             f"{results['watch_events_missing']} events missing. Target: p99 < 250 ms.",
             "",
+            *authentication_cost(results),
         ]
     )
 
