@@ -36,7 +36,7 @@ $(VENV)/.synced: $(UV) pyproject.toml uv.lock $(wildcard */*/pyproject.toml depl
 .PHONY: venv
 venv: $(VENV)/.synced ## Create or update .venv from the lock file
 
-$(TOOLS)/bin/modelreg-ferretdb: deploy/local/ferretdb/main.go deploy/local/ferretdb/go.mod deploy/local/ferretdb/go.sum
+$(TOOLS)/bin/modelreg-ferretdb: $(wildcard deploy/local/ferretdb/*.go) deploy/local/ferretdb/go.mod deploy/local/ferretdb/go.sum
 	GO=$(GO) bash deploy/local/build-ferretdb.sh
 
 $(TOOLS)/bin/grpcurl:

@@ -17,12 +17,25 @@ import grpc
 import pytest
 from minio import Minio
 from modelreg.addresses import ARTIFACT_ADDR_ENV, ServiceAddresses
-from modelreg_local.stack import ARTIFACT_SERVICE, LocalStack, ServiceProcess, ServiceStartError
+from modelreg_local.stack import (
+    ARTIFACT_SERVICE,
+    INTERNAL_TOKEN_FILE,
+    LocalStack,
+    ServiceProcess,
+    ServiceStartError,
+)
 from modelreg_local.stores import StoreConfigError, StoreStartError, free_port
-from modelregistry.v1 import artifact_service_pb2_grpc, metadata_service_pb2_grpc
+from modelregistry.v1 import (
+    access_service_pb2_grpc,
+    artifact_service_pb2_grpc,
+    manifest_service_pb2_grpc,
+    metadata_service_pb2_grpc,
+)
+
+from tests.support import ALICE, ISSUER, credential_for, default_credential
 
 if TYPE_CHECKING:
-    from tests.support import ArtifactStub, MetadataStub
+    from tests.support import AccessStub, ArtifactStub, ManifestStub, MetadataStub
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -39,13 +52,21 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         if IN_CI:
             pytest.fail(f"the test stack could not start under CI: {exc}", pytrace=False)
         pytest.skip(f"integration stack unavailable (run `make tools`): {exc}")
+    ISSUER.use(local.addresses.metadata, local.admin_token())
     yield local
     local.stop()
 
 
+def _alice() -> str:
+    return credential_for(ALICE)
+
+
 @pytest.fixture(scope="session")
 async def metadata_channel(stack: LocalStack) -> AsyncIterator[grpc.aio.Channel]:
-    async with grpc.aio.insecure_channel(stack.addresses.metadata) as channel:
+    """A channel to the metadata service whose calls act as alice unless they name a credential."""
+    async with grpc.aio.insecure_channel(
+        stack.addresses.metadata, interceptors=default_credential(_alice)
+    ) as channel:
         yield channel
 
 
@@ -54,8 +75,25 @@ async def artifact_channel(stack: LocalStack) -> AsyncIterator[grpc.aio.Channel]
     async with grpc.aio.insecure_channel(
         stack.addresses.artifacts,
         options=[("grpc.max_receive_message_length", 8 * 1024 * 1024)],
+        interceptors=default_credential(_alice),
     ) as channel:
         yield channel
+
+
+@pytest.fixture(scope="session")
+async def manifests(stack: LocalStack) -> AsyncIterator[ManifestStub]:
+    """The metadata service's internal ManifestService, called with the artifact service's own
+    credential (the stack's internal token file), as only the artifact service may."""
+    internal = (stack.data_root / INTERNAL_TOKEN_FILE).read_text().strip()
+    async with grpc.aio.insecure_channel(
+        stack.addresses.metadata, interceptors=default_credential(lambda: internal)
+    ) as channel:
+        yield manifest_service_pb2_grpc.ManifestServiceStub(channel)
+
+
+@pytest.fixture(scope="session")
+def access(metadata_channel: grpc.aio.Channel) -> AccessStub:
+    return access_service_pb2_grpc.AccessServiceStub(metadata_channel)
 
 
 @pytest.fixture(scope="session")

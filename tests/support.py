@@ -1,33 +1,177 @@
-"""Helpers shared by the integration tests: unique names, uploads, downloads, error details."""
+"""Helpers shared by the integration tests: credentials, unique names, uploads, downloads, error
+details.
+
+Credentials: the session's stack is started with authentication on, like production. Its
+bootstrap admin creates, through the AccessService, one API token per principal a test acts as
+(`credential_for`), with the role asked for. `as_actor("bob@example.com")` is the call metadata
+of `user:bob@example.com`, a global admin unless a test asks for less; `ACTOR` is alice's, and
+the session's channels send alice's credential when a call names none.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import uuid
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, overload
 
 import grpc
 from google.rpc import error_details_pb2, status_pb2
+from modelreg_local.credentials import issue_token
 from modelregistry.v1 import artifact_service_pb2 as art
 from modelregistry.v1 import event_pb2, model_pb2
 from modelregistry.v1 import metadata_service_pb2 as md
 
-__all__ = ["ArtifactStub", "MetadataStub"]
+__all__ = ["AccessStub", "ArtifactStub", "ManifestStub", "MetadataStub"]
 
 if TYPE_CHECKING:  # the async stub types exist only in the generated .pyi stubs
+    from modelregistry.v1.access_service_pb2_grpc import AccessServiceAsyncStub as AccessStub
     from modelregistry.v1.artifact_service_pb2_grpc import ArtifactServiceAsyncStub as ArtifactStub
+    from modelregistry.v1.manifest_service_pb2_grpc import ManifestServiceAsyncStub as ManifestStub
     from modelregistry.v1.metadata_service_pb2_grpc import MetadataServiceAsyncStub as MetadataStub
 
 CHUNK = 1024 * 1024
-ACTOR = (("x-modelreg-actor", "alice@example.com"),)
+ALICE = "user:alice@example.com"
+Metadata = tuple[tuple[str, str], ...]
 
 
-def as_actor(name: str, request_id: str = "") -> tuple[tuple[str, str], ...]:
-    """Call metadata acting as `name` (and with `x-request-id` when given)."""
-    actor = (("x-modelreg-actor", name),)
-    return (*actor, ("x-request-id", request_id)) if request_id else actor
+class _Issuer:
+    """Makes API tokens for test principals with the stack's bootstrap admin credential."""
+
+    def __init__(self) -> None:
+        self.address = ""
+        self.admin_token = ""
+        self._issued: dict[tuple[str, str, str], str] = {}
+        self._principals: dict[str, str] = {}  # credential -> principal
+
+    def use(self, address: str, admin_token: str) -> None:
+        self.address, self.admin_token = address, admin_token
+        self._issued.clear()
+
+    def credential(self, principal: str, role: str, namespace: str) -> str:
+        key = (principal, role, namespace)
+        if key not in self._issued:
+            assert self.address, "no test stack: use the `stack` fixture (tests/conftest.py)"
+            grants = [(namespace, role)] if role else []
+            secret = issue_token(self.address, self.admin_token, principal, grants, description="test")
+            self._issued[key] = secret
+            self._principals[secret] = principal
+        return self._issued[key]
+
+    def principal_of(self, credential: str) -> str | None:
+        """Whose credential this is, if this issuer made it."""
+        return self._principals.get(credential)
+
+
+ISSUER = _Issuer()
+
+
+def principal_of(name: str) -> str:
+    """`alice@example.com` -> `user:alice@example.com`; typed principals stay as they are."""
+    return name if ":" in name else f"user:{name}"
+
+
+def credential_for(principal: str, role: str = "admin", namespace: str = "-") -> str:
+    """An API token of `principal` (a user or service account), granted `role` in `namespace`
+    (`-`: every namespace; role "" grants nothing)."""
+    return ISSUER.credential(principal_of(principal), role, namespace)
+
+
+def bearer(credential: str) -> Metadata:
+    return (("authorization", f"Bearer {credential}"),)
+
+
+class _Lazy(Sequence[tuple[str, str]]):
+    """Call metadata computed when a call uses it (module constants exist before the stack)."""
+
+    def __init__(self, make: Callable[[], Metadata]) -> None:
+        self._make = make
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[str, str]: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[tuple[str, str]]: ...
+    def __getitem__(self, index: int | slice) -> tuple[str, str] | Sequence[tuple[str, str]]:
+        return self._make()[index]
+
+    def __len__(self) -> int:
+        return len(self._make())
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._make())
+
+
+def as_actor(
+    name: str, request_id: str = "", *, role: str = "admin", namespace: str = "-"
+) -> Sequence[tuple[str, str]]:
+    """Call metadata acting as `name` (a global admin unless `role`/`namespace` say otherwise),
+    with `x-request-id` when given. The token is made when a call first uses it, so modules may
+    hold these as constants."""
+
+    def make() -> Metadata:
+        actor = bearer(credential_for(name, role, namespace))
+        return (*actor, ("x-request-id", request_id)) if request_id else actor
+
+    return _Lazy(make)
+
+
+# Alice's credential: the default actor of the integration tests (a global admin).
+ACTOR = as_actor(ALICE)
+
+
+class _Credentialed:
+    """Chooses the credential of every call from the one it presents (None: it presents none)."""
+
+    def __init__(self, choose: Callable[[str | None], str]) -> None:
+        self._choose = choose
+
+    def _with_credential(self, details: Any) -> Any:
+        metadata = list(details.metadata or ())
+        presented = next((v.removeprefix("Bearer ") for k, v in metadata if k == "authorization"), None)
+        chosen = self._choose(presented)
+        if chosen != presented:
+            metadata = [(k, v) for k, v in metadata if k != "authorization"]
+            metadata.append(("authorization", f"Bearer {chosen}"))
+        return details._replace(metadata=grpc.aio.Metadata(*metadata))
+
+
+class _UnaryUnary(_Credentialed, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[type-arg]
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(self._with_credential(details), request)
+
+
+class _UnaryStream(_Credentialed, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[type-arg]
+    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(self._with_credential(details), request)
+
+
+class _StreamUnary(_Credentialed, grpc.aio.StreamUnaryClientInterceptor):  # type: ignore[type-arg]
+    async def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return await continuation(self._with_credential(details), requests)
+
+
+class _StreamStream(_Credentialed, grpc.aio.StreamStreamClientInterceptor):  # type: ignore[type-arg]
+    async def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return await continuation(self._with_credential(details), requests)
+
+
+def credential_chooser(choose: Callable[[str | None], str]) -> list[Any]:
+    """Channel interceptors that send the credential `choose` picks from the one a call presents
+    (grpc.aio files each interceptor under one kind of call only, so there is one per kind)."""
+    return [kind(choose) for kind in (_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream)]
+
+
+def default_credential(credential: Callable[[], str]) -> list[Any]:
+    """Channel interceptors that send `credential` with every call that presents none."""
+    return credential_chooser(lambda presented: presented or credential())
+
+
+def authenticated_channel(address: str, **options: Any) -> grpc.aio.Channel:
+    """A channel whose calls act as alice (a global admin) unless they name a credential."""
+    return grpc.aio.insecure_channel(
+        address, interceptors=default_credential(lambda: credential_for(ALICE)), **options
+    )
 
 
 def unique(prefix: str = "m") -> str:
@@ -66,6 +210,7 @@ async def upload(
     *,
     sha256: str | None = None,
     size: int | None = None,
+    metadata: Sequence[tuple[str, str]] = ACTOR,
 ) -> model_pb2.ModelFile:
     spec = art.UploadSpec(
         model_version=version,
@@ -73,16 +218,22 @@ async def upload(
         size_bytes=len(data) if size is None else size,
         sha256=sha256 or hashlib.sha256(data).hexdigest(),
     )
-    return await stub.UploadFile(upload_messages(spec, data), metadata=ACTOR)
+    return await stub.UploadFile(upload_messages(spec, data), metadata=metadata)
 
 
 async def download(
-    stub: ArtifactStub, ref: str, path: str, offset: int = 0, limit: int = 0
+    stub: ArtifactStub,
+    ref: str,
+    path: str,
+    offset: int = 0,
+    limit: int = 0,
+    *,
+    metadata: Sequence[tuple[str, str]] | None = None,
 ) -> tuple[model_pb2.ModelFile, bytes]:
     header: model_pb2.ModelFile | None = None
     received = bytearray()
     request = art.DownloadFileRequest(model_version=ref, path=path, offset=offset, limit=limit)
-    async for message in stub.DownloadFile(request):
+    async for message in stub.DownloadFile(request, metadata=metadata):
         if message.HasField("file"):
             header = message.file
         if message.data:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds <repo>/.tools/bin/modelreg-ferretdb from deploy/local/ferretdb (see main.go for why the
-# wrapper exists). Idempotent: does nothing when the binary is newer than main.go, go.mod and go.sum,
-# so the Makefile can call it on every `make tools` / `make run`.
+# wrapper exists). Idempotent: does nothing when the binary is newer than every .go file, go.mod and
+# go.sum there, so the Makefile can call it on every `make tools` / `make run`.
 #
 # Environment: GO (Go command; default `go` on PATH, else /usr/local/go/bin/go),
 #              FORCE=1 (rebuild even when up to date).
@@ -16,8 +16,8 @@ out="${repo}/.tools/bin/modelreg-ferretdb"
 up_to_date() {
     [[ -x "${out}" ]] || return 1
     local f
-    for f in main.go go.mod go.sum; do
-        [[ "${src}/${f}" -nt "${out}" ]] && return 1
+    for f in "${src}"/*.go "${src}/go.mod" "${src}/go.sum"; do
+        [[ "${f}" -nt "${out}" ]] && return 1
     done
     return 0
 }

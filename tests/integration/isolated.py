@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import grpc
+from modelreg_local.credentials import issue_token
 from modelreg_local.stack import METADATA_SERVICE, LocalStack, ServiceProcess
 from modelreg_local.stores import free_port
 from modelregistry.v1 import metadata_service_pb2_grpc
 from pymongo import AsyncMongoClient
 
-from tests.support import unique
+from tests.support import ISSUER, credential_chooser, unique
 
 if TYPE_CHECKING:
     from tests.support import MetadataStub
@@ -40,9 +41,31 @@ class Isolated:
             "MODELREG_MONGODB_DATABASE": unique("crash").replace("-", "_"),
         }
         self.log_dir = log_dir
+        self.admin_token = stack.admin_token()
+        self._tokens: dict[str, str] = {}  # principal -> its token on this process's database
+        self.fault = ""
+        self._primed = False
         self.process: ServiceProcess | None = None
 
+    def credential(self, presented: str | None) -> str:
+        """This process's credential for the principal of `presented` (the admin's for none)."""
+        principal = ISSUER.principal_of(presented) if presented else None
+        trips_any_change = bool(self.fault) and "@" not in self.fault
+        if principal is None or (trips_any_change and principal not in self._tokens):
+            # Issuing a token is a change with an event: under a fault that any change trips,
+            # it would be the one, so the admin acts instead.
+            return self.admin_token
+        if principal not in self._tokens:
+            self._tokens[principal] = issue_token(self.address, self.admin_token, principal, [("-", "admin")])
+        return self._tokens[principal]
+
     def start(self, fault: str = "") -> None:
+        if fault and not self._primed:
+            # The first start stores the bootstrap admin (a change with events): not under a fault.
+            self.start()
+            self.stop()
+        self._primed = True
+        self.fault = fault
         env = dict(self.env)
         if fault:
             env["MODELREG_FAULT_INJECTION"] = fault
@@ -74,7 +97,14 @@ class Isolated:
 
     @asynccontextmanager
     async def stub(self) -> AsyncIterator[MetadataStub]:
-        async with grpc.aio.insecure_channel(self.address) as channel:
+        """A client of the process. It has a database of its own, so tokens of its own: a call
+        made with a test principal's credential (tests/support.py) goes with the same
+        principal's token here, and a call without one as the bootstrap admin (the stack's
+        admin file is this process's too: it stores that admin on its database at its first
+        start)."""
+        async with grpc.aio.insecure_channel(
+            self.address, interceptors=credential_chooser(self.credential)
+        ) as channel:
             yield metadata_service_pb2_grpc.MetadataServiceStub(channel)
 
     @asynccontextmanager

@@ -17,15 +17,24 @@ from modelreg_artifacts.blobstore import S3BlobStore, object_key
 from modelreg_artifacts.config import S3Settings
 from modelregistry.v1 import artifact_service_pb2 as art
 from modelregistry.v1 import artifact_service_pb2_grpc, model_pb2
+from modelregistry.v1 import manifest_service_pb2 as mf
 from modelregistry.v1 import metadata_service_pb2 as md
 
-from tests.support import ACTOR, download, error_info, new_version, upload, upload_messages
+from tests.support import (
+    ACTOR,
+    authenticated_channel,
+    download,
+    error_info,
+    new_version,
+    upload,
+    upload_messages,
+)
 
 if TYPE_CHECKING:
     from modelreg_local.stack import LocalStack
 
     from tests.conftest import ReplicaFactory
-    from tests.support import ArtifactStub, MetadataStub
+    from tests.support import ArtifactStub, ManifestStub, MetadataStub
 
 pytestmark = pytest.mark.integration
 
@@ -215,7 +224,7 @@ async def test_download_by_alias_and_missing_file(metadata: MetadataStub, artifa
 
 
 async def test_sealed_version_refuses_uploads_and_keeps_its_manifest(
-    metadata: MetadataStub, artifacts: ArtifactStub
+    metadata: MetadataStub, manifests: ManifestStub, artifacts: ArtifactStub
 ) -> None:
     version = await new_version(metadata)
     await upload(artifacts, version.name, "model.bin", b"v1 weights")
@@ -230,8 +239,8 @@ async def test_sealed_version_refuses_uploads_and_keeps_its_manifest(
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert error_info(caught.value)[0] == "VERSION_SEALED"
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await metadata.AddModelVersionFile(
-            md.AddModelVersionFileRequest(
+        await manifests.AddModelVersionFile(
+            mf.AddModelVersionFileRequest(
                 model_version=version.name, file=model_pb2.ModelFile(path="x", size_bytes=1, sha256="0" * 64)
             )
         )
@@ -266,7 +275,7 @@ async def test_uploads_round_trip_with_either_payload_checksum(
     replica = artifact_replicas(MODELREG_S3_PART_MIB="5", MODELREG_S3_PAYLOAD_CHECKSUM=checksum)
     version = await new_version(metadata)
     files = {"big.bin": os.urandom(12 * MIB + 5), "small.bin": os.urandom(3000), "empty.bin": b""}
-    async with grpc.aio.insecure_channel(replica.address) as channel:
+    async with authenticated_channel(replica.address) as channel:
         stub = artifact_service_pb2_grpc.ArtifactServiceStub(channel)
         for path, data in files.items():
             spec = art.UploadSpec(

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.integration
 
-ALICE = as_actor("alice@example.com")
+ALICE = as_actor("user:alice@example.com")
 
 
 async def _setup(isolated: Isolated) -> tuple[str, str, str]:
@@ -150,7 +150,7 @@ async def test_sigterm_ends_watch_streams_with_their_last_sequence(isolated: Iso
     isolated.start()
     async with isolated.stub() as metadata:
         await metadata.CreateModel(md.CreateModelRequest(parent="namespaces/w", model_id="m"), metadata=ALICE)
-        stream = metadata.WatchEvents(md.WatchEventsRequest())
+        stream = metadata.WatchEvents(md.WatchEventsRequest(namespace="namespaces/w"))
         received = [await stream.read() for _ in range(2)]  # NAMESPACE_CREATED, MODEL_CREATED
         last = received[-1]
         assert isinstance(last, event_pb2.Event)

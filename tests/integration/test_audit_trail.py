@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -14,18 +14,19 @@ import pytest
 from google.protobuf import field_mask_pb2, json_format, timestamp_pb2
 from modelreg.headers import WATCH_AFTER_SEQUENCE
 from modelreg_metadata.audit import Action
+from modelregistry.v1 import access_service_pb2 as acc
 from modelregistry.v1 import event_pb2, model_pb2
 from modelregistry.v1 import metadata_service_pb2 as md
 
 from tests.support import as_actor, error_info, events_when, list_all_events, unique, upload
 
 if TYPE_CHECKING:
-    from tests.support import ArtifactStub, MetadataStub
+    from tests.support import AccessStub, ArtifactStub, MetadataStub
 
 pytestmark = pytest.mark.integration
 
-ALICE = as_actor("alice@example.com")
-BOB = as_actor("bob@example.com")
+ALICE = as_actor("user:alice@example.com")
+BOB = as_actor("user:bob@example.com")
 
 
 def mask(*paths: str) -> field_mask_pb2.FieldMask:
@@ -59,7 +60,7 @@ class Step:
 
 
 async def test_every_mutation_appends_one_event_with_its_before_and_after(
-    metadata: MetadataStub, artifacts: ArtifactStub
+    metadata: MetadataStub, artifacts: ArtifactStub, access: AccessStub
 ) -> None:
     ns = unique("audit")
     namespace = f"namespaces/{ns}"
@@ -69,8 +70,13 @@ async def test_every_mutation_appends_one_event_with_its_before_and_after(
     data = b"weights"
     digest = hashlib.sha256(data).hexdigest()
 
+    grant_bob = acc.GrantRoleRequest(parent=namespace, principal="user:bob@example.com", role=acc.ROLE_VIEWER)
+    revoke_bob = acc.RevokeRoleRequest(
+        parent=namespace, principal="user:bob@example.com", role=acc.ROLE_VIEWER
+    )
+
     def call(
-        method: str, request: object, actor: tuple[tuple[str, str], ...] = ALICE
+        method: str, request: object, actor: Sequence[tuple[str, str]] = ALICE
     ) -> Callable[[], Awaitable[object]]:
         return lambda: getattr(metadata, method)(request, metadata=actor)
 
@@ -106,7 +112,7 @@ async def test_every_mutation_appends_one_event_with_its_before_and_after(
             "MODEL_CREATED",
             model,
             {},
-            {"display_name": "m", "create_actor": "alice@example.com", "deleted": False},
+            {"display_name": "m", "create_actor": "user:alice@example.com", "deleted": False},
             exact=False,
         ),
         Step(
@@ -184,7 +190,7 @@ async def test_every_mutation_appends_one_event_with_its_before_and_after(
             {"review_state": "NOT_SUBMITTED"},
             {
                 "review_state": "PENDING",
-                "reviews": [{"decision": "SUBMITTED", "actor": "alice@example.com", "comment": "c1"}],
+                "reviews": [{"decision": "SUBMITTED", "actor": "user:alice@example.com", "comment": "c1"}],
             },
             exact=False,
         ),
@@ -219,7 +225,7 @@ async def test_every_mutation_appends_one_event_with_its_before_and_after(
             "ALIAS_CREATED",
             production,
             {},
-            {"version_number": 1, "update_actor": "alice@example.com"},
+            {"version_number": 1, "update_actor": "user:alice@example.com"},
         ),
         Step(
             call("CreateModelVersion", md.CreateModelVersionRequest(parent=model)),
@@ -233,8 +239,8 @@ async def test_every_mutation_appends_one_event_with_its_before_and_after(
             call("SetAlias", md.SetAliasRequest(name=production, model_version=v2), BOB),
             "ALIAS_MOVED",
             production,
-            {"version_number": 1, "update_actor": "alice@example.com"},
-            {"version_number": 2, "update_actor": "bob@example.com"},
+            {"version_number": 1, "update_actor": "user:alice@example.com"},
+            {"version_number": 2, "update_actor": "user:bob@example.com"},
         ),
         Step(
             call(
@@ -246,20 +252,28 @@ async def test_every_mutation_appends_one_event_with_its_before_and_after(
             "ALIAS_PROTECTED",
             production,
             {},
-            {"metric_gate": "metrics.acc > 0.5", "no_regression": [], "update_actor": "alice@example.com"},
+            {
+                "metric_gate": "metrics.acc > 0.5",
+                "no_regression": [],
+                "update_actor": "user:alice@example.com",
+            },
         ),
         Step(
             call("UnprotectAlias", md.UnprotectAliasRequest(name=production)),
             "ALIAS_UNPROTECTED",
             production,
-            {"metric_gate": "metrics.acc > 0.5", "no_regression": [], "update_actor": "alice@example.com"},
+            {
+                "metric_gate": "metrics.acc > 0.5",
+                "no_regression": [],
+                "update_actor": "user:alice@example.com",
+            },
             {},
         ),
         Step(
             call("DeleteAlias", md.DeleteAliasRequest(name=production)),
             "ALIAS_DELETED",
             production,
-            {"version_number": 2, "update_actor": "bob@example.com"},
+            {"version_number": 2, "update_actor": "user:bob@example.com"},
             {},
         ),
         Step(
@@ -318,8 +332,24 @@ async def test_every_mutation_appends_one_event_with_its_before_and_after(
             {"deleted": True},
             {"deleted": False},
         ),
+        Step(
+            lambda: access.GrantRole(grant_bob, metadata=ALICE),
+            "ROLE_GRANTED",
+            f"{namespace}/roleBindings/viewer/user:bob@example.com",
+            {},
+            {"principal": "user:bob@example.com", "role": "viewer"},
+        ),
+        Step(
+            lambda: access.RevokeRole(revoke_bob, metadata=ALICE),
+            "ROLE_REVOKED",
+            f"{namespace}/roleBindings/viewer/user:bob@example.com",
+            {"principal": "user:bob@example.com", "role": "viewer"},
+            {},
+        ),
     ]
-    assert {s.action for s in steps} == {a.value for a in Action}, "every kind of mutation is in the table"
+    # API tokens are in no namespace; their events have a test of their own (test_identity.py).
+    in_namespaces = {a.value for a in Action} - {"API_TOKEN_CREATED", "API_TOKEN_REVOKED"}
+    assert {s.action for s in steps} == in_namespaces, "every kind of mutation is in the table"
 
     for step in steps:
         await step.call()
@@ -341,7 +371,7 @@ async def test_every_mutation_appends_one_event_with_its_before_and_after(
                 assert set(got) == set(expected), (step.action, got)
         assert event.id
         assert event.time.seconds > 0
-        assert event.actor in ("alice@example.com", "bob@example.com")
+        assert event.actor in ("user:alice@example.com", "user:bob@example.com")
         assert "update_time" not in after
         assert "etag" not in after
 
@@ -352,7 +382,8 @@ async def test_events_carry_the_request_id_and_cannot_be_changed(metadata: Metad
         metadata=as_actor("dave", request_id="req-42"),
     )
     (event,) = await events_when(metadata, 1, resource=model.name)
-    assert (event.action, event.actor, event.request_id) == ("MODEL_CREATED", "dave", "req-42")
+    assert (event.action, event.actor, event.request_id) == ("MODEL_CREATED", "user:dave", "req-42")
+    assert event.authentication.startswith("token:")
     # The API has no method that updates or deletes an event.
     service = md.DESCRIPTOR.services_by_name["MetadataService"]
     event_methods = [m.name for m in service.methods if "Event" in m.name]
@@ -378,8 +409,8 @@ async def test_list_events_filters_and_pages(metadata: MetadataStub) -> None:
 
     by_model = await list_all_events(metadata, model=models[1])
     assert [e.resource for e in by_model] == [models[1], *(f"{models[1]}/versions/{n}" for n in (1, 2, 3))]
-    by_actor = await list_all_events(metadata, namespace=namespace, actor="bob")
-    assert {e.actor for e in by_actor} == {"bob"}
+    by_actor = await list_all_events(metadata, namespace=namespace, actor="user:bob")
+    assert {e.actor for e in by_actor} == {"user:bob"}
     assert len(by_actor) == 4
     by_action = await list_all_events(metadata, namespace=namespace, actions=["MODEL_CREATED"])
     assert [e.resource for e in by_action] == models
@@ -640,7 +671,7 @@ async def test_which_version_an_alias_pointed_at_and_a_version_at_any_time(metad
         assert await pointed_at(at(move.time, timedelta(microseconds=500))) == number
     assert await pointed_at(moves[-1].time) is None  # deleted
     state = await metadata.GetStateAtTime(md.GetStateAtTimeRequest(name=alias, time=moves[2].time))
-    assert (state.as_of.sequence, state.alias.update_actor) == (moves[2].sequence, "bob@example.com")
+    assert (state.as_of.sequence, state.alias.update_actor) == (moves[2].sequence, "user:bob@example.com")
 
     # A version's state at a time: its metrics and lifecycle as they were.
     name = versions[0]

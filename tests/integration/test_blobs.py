@@ -15,10 +15,12 @@ from minio import Minio
 from modelreg_local.stack import ServiceProcess
 from modelregistry.v1 import artifact_service_pb2 as art
 from modelregistry.v1 import artifact_service_pb2_grpc, model_pb2
+from modelregistry.v1 import manifest_service_pb2 as mf
 from modelregistry.v1 import metadata_service_pb2 as md
 
 from tests.support import (
     ACTOR,
+    authenticated_channel,
     download,
     error_info,
     list_all_events,
@@ -30,7 +32,7 @@ from tests.support import (
 
 if TYPE_CHECKING:
     from tests.conftest import ReplicaFactory
-    from tests.support import ArtifactStub, MetadataStub
+    from tests.support import ArtifactStub, ManifestStub, MetadataStub
 
 pytestmark = pytest.mark.integration
 
@@ -49,8 +51,14 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+# FindMissingBlobs names the version a push is for (its namespace decides who may ask); the
+# answer is about blobs, whatever the version.
+ASKING_FOR = "namespaces/blobs/models/any/versions/1"
+
+
 async def missing(stub: ArtifactStub, *digests: str) -> list[str]:
-    return list((await stub.FindMissingBlobs(art.FindMissingBlobsRequest(sha256s=digests))).missing_sha256s)
+    request = art.FindMissingBlobsRequest(sha256s=digests, model_version=ASKING_FOR)
+    return list((await stub.FindMissingBlobs(request)).missing_sha256s)
 
 
 async def test_same_content_in_any_model_is_stored_once(
@@ -227,7 +235,7 @@ def collector(artifact_replicas: ReplicaFactory) -> ServiceProcess:
 
 
 async def collect(address: str, *, dry_run: bool) -> art.CollectGarbageResponse:
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with authenticated_channel(address) as channel:
         stub = artifact_service_pb2_grpc.ArtifactServiceStub(channel)
         return await stub.CollectGarbage(art.CollectGarbageRequest(dry_run=dry_run), metadata=ACTOR)
 
@@ -283,15 +291,15 @@ async def one_deleted_of_two_sharing_a_blob(
 
 
 async def test_gc_keeps_blobs_of_soft_deleted_versions(
-    metadata: MetadataStub, artifacts: ArtifactStub, collector: ServiceProcess
+    metadata: MetadataStub, manifests: ManifestStub, artifacts: ArtifactStub, collector: ServiceProcess
 ) -> None:
     """A blob shared by two versions survives the deletion of one; a deleted version's own blob
     stays too (soft delete can be undone: blobs go only when a version is purged)."""
     one, _, shared, own = await one_deleted_of_two_sharing_a_blob(metadata, artifacts)
     await asyncio.sleep(GRACE_SECONDS + 0.5)
 
-    references = await metadata.CheckBlobReferences(
-        md.CheckBlobReferencesRequest(sha256s=[sha(own), sha(shared)])
+    references = await manifests.CheckBlobReferences(
+        mf.CheckBlobReferencesRequest(sha256s=[sha(own), sha(shared)])
     )
     assert list(references.referenced_sha256s) == [sha(own), sha(shared)]
     report = await collect(collector.address, dry_run=False)
@@ -302,13 +310,13 @@ async def test_gc_keeps_blobs_of_soft_deleted_versions(
 
 
 async def test_gc_after_a_purge_deletes_the_purged_versions_own_blobs_and_keeps_shared_ones(
-    metadata: MetadataStub, artifacts: ArtifactStub, collector: ServiceProcess
+    metadata: MetadataStub, manifests: ManifestStub, artifacts: ArtifactStub, collector: ServiceProcess
 ) -> None:
     one, two, shared, own = await one_deleted_of_two_sharing_a_blob(metadata, artifacts)
     await metadata.PurgeModelVersion(md.PurgeModelVersionRequest(name=one.name), metadata=ACTOR)
 
-    references = await metadata.CheckBlobReferences(
-        md.CheckBlobReferencesRequest(sha256s=[sha(own), sha(shared)])
+    references = await manifests.CheckBlobReferences(
+        mf.CheckBlobReferencesRequest(sha256s=[sha(own), sha(shared)])
     )
     assert list(references.referenced_sha256s) == [sha(shared)]
     await asyncio.sleep(GRACE_SECONDS + 0.5)
@@ -327,15 +335,15 @@ async def test_gc_after_a_purge_deletes_the_purged_versions_own_blobs_and_keeps_
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-async def test_blob_reference_questions_take_digests_only(metadata: MetadataStub) -> None:
+async def test_blob_reference_questions_take_digests_only(manifests: ManifestStub) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await metadata.CheckBlobReferences(md.CheckBlobReferencesRequest(sha256s=["../../etc/passwd"]))
+        await manifests.CheckBlobReferences(mf.CheckBlobReferencesRequest(sha256s=["../../etc/passwd"]))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error_info(caught.value)[1] == ["sha256s"]
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await metadata.CheckBlobReferences(md.CheckBlobReferencesRequest(sha256s=["a" * 64] * 1001))
+        await manifests.CheckBlobReferences(mf.CheckBlobReferencesRequest(sha256s=["a" * 64] * 1001))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    empty = await metadata.CheckBlobReferences(md.CheckBlobReferencesRequest())
+    empty = await manifests.CheckBlobReferences(mf.CheckBlobReferencesRequest())
     assert list(empty.referenced_sha256s) == []
 
 

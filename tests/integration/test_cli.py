@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import io
 import json
@@ -19,7 +18,7 @@ from modelregistry.v1 import artifact_service_pb2 as art
 from modelregistry.v1 import artifact_service_pb2_grpc
 
 from tests.command_line import MIB, Cli, write_files
-from tests.support import unique
+from tests.support import credential_for, unique
 
 pytestmark = pytest.mark.integration
 
@@ -80,7 +79,7 @@ def test_push_a_directory_pull_it_by_alias_byte_for_byte_then_again_from_the_cac
     assert shown["aliases"] == ["production"]
     assert len(shown["files"]) == 4
 
-    actor = cli.env["MODELREG_ACTOR"]
+    actor = cli.principal
     first = cli.json("pull", f"{model}@production", str(tmp_path / "first"))
     assert same_tree(source, tmp_path / "first")
     assert first["received_bytes"] == sum(p.stat().st_size for p in source.rglob("*") if p.is_file())
@@ -121,11 +120,12 @@ def test_an_interrupted_push_resumes_instead_of_restarting(cli: Cli, tmp_path: P
     assert cli.json("models", "show", model)["latest_version_number"] == "1"  # no stray version 2
 
 
-def upload_session(stack: LocalStack, name: str) -> art.UploadSession:
-    """What the artifact service itself says about an upload session."""
-    with grpc.insecure_channel(stack.addresses.artifacts) as channel:
+def upload_session(cli: Cli, name: str) -> art.UploadSession:
+    """What the artifact service itself says about an upload session (asked as `cli` acts)."""
+    with grpc.insecure_channel(cli.env["MODELREG_ARTIFACT_ADDR"]) as channel:
         stub = artifact_service_pb2_grpc.ArtifactServiceStub(channel)
-        return stub.GetUploadSession(art.GetUploadSessionRequest(name=name), timeout=10)
+        credential = (("authorization", f"Bearer {cli.env['MODELREG_TOKEN']}"),)
+        return stub.GetUploadSession(art.GetUploadSessionRequest(name=name), metadata=credential, timeout=10)
 
 
 def journaled_session(cache: Path) -> str:
@@ -150,7 +150,7 @@ def test_a_killed_push_resumes_mid_file_from_the_bytes_the_service_committed(
         while time.monotonic() < deadline and push.poll() is None:
             session = session or journaled_session(cache)
             if session:
-                committed = upload_session(stack, session).committed_size
+                committed = upload_session(cli, session).committed_size
                 if committed > 0:
                     push.send_signal(signal.SIGKILL)
                     break
@@ -158,7 +158,7 @@ def test_a_killed_push_resumes_mid_file_from_the_bytes_the_service_committed(
         push.wait(timeout=60)
     assert push.returncode == -signal.SIGKILL, "the push ended before it could be killed mid-file"
     time.sleep(1)  # let the service put away the parts it was receiving
-    before = upload_session(stack, session)
+    before = upload_session(cli, session)
     assert before.state == art.UPLOAD_STATE_ACTIVE
     assert 0 < before.committed_size < size
 
@@ -168,7 +168,7 @@ def test_a_killed_push_resumes_mid_file_from_the_bytes_the_service_committed(
     assert weights["upload_session"] == session  # the same session, continued
     assert weights["transferred_bytes"] == size - before.committed_size
     assert resumed["uploaded_bytes"] < size
-    after = upload_session(stack, session)
+    after = upload_session(cli, session)
     assert (after.state, after.committed_size) == (art.UPLOAD_STATE_FINISHED, size)
     assert resumed["version"]["state"] == "MODEL_VERSION_STATE_READY"
     assert list((cache / "uploads").glob("*.json")) == []  # nothing left to resume
@@ -196,13 +196,13 @@ def test_pushing_content_the_registry_has_sends_no_bytes(cli: Cli, stack: LocalS
     cli.ok("push", f"team-a/{unique('first')}", str(source))
 
     # Another model, another actor, the same bytes: recorded from the blobs already stored.
-    again = dataclasses.replace(cli, env={**cli.env, "MODELREG_ACTOR": unique("second-actor")})
+    again = cli.as_principal(unique("second-actor"))
     model = f"team-b/{unique('copy')}"
     pushed = again.json("push", model, str(source))
     assert pushed["uploaded_bytes"] == 0
     assert {f["outcome"] for f in pushed["files"]} == {"deduplicated"}
     assert [f["transferred_bytes"] for f in pushed["files"]] == [0, 0, 0]
-    assert uploads_logged(stack, again.env["MODELREG_ACTOR"]) == 0  # the service received no bytes
+    assert uploads_logged(stack, again.principal) == 0  # the service received no bytes
     assert pushed["version"]["state"] == "MODEL_VERSION_STATE_READY"
     assert sorted(f["path"] for f in pushed["version"]["files"]) == [
         "config.json",
@@ -356,14 +356,24 @@ def test_conflicts_exit_4_and_json_errors_are_structured(cli: Cli, tmp_path: Pat
 def test_flags_override_the_environment(cli: Cli, stack: LocalStack, tmp_path: Path) -> None:
     env = {key: value for key, value in cli.env.items() if not key.startswith("MODELREG_")}
     bare = Cli(env, tmp_path)
+    token_file = tmp_path / "flag.token"
+    token_file.write_text(credential_for("flag-actor") + "\n")
     model = f"team-b/{unique('flags')}"
     created = bare.json(
         "models", "create", model, "--description", "from flags",
         "--metadata-addr", stack.addresses.metadata, "--artifact-addr", stack.addresses.artifacts,
-        "--actor", "flag-actor",
+        "--token-file", str(token_file),
     )  # fmt: skip
-    assert created["create_actor"] == "flag-actor"
-    listed = bare.json("--metadata-addr", stack.addresses.metadata, "models", "list", "team-b")
+    assert created["create_actor"] == "user:flag-actor"
+    listed = bare.json(
+        "--metadata-addr",
+        stack.addresses.metadata,
+        "--token-file",
+        str(token_file),
+        "models",
+        "list",
+        "team-b",
+    )
     assert model.split("/")[1] in [m["name"].rsplit("/", 1)[1] for m in listed]
 
 
@@ -391,6 +401,16 @@ COMMANDS: Sequence[Sequence[str]] = [
     ["review", "approve"],
     ["review", "reject"],
     ["events"],
+    ["login"],
+    ["logout"],
+    ["whoami"],
+    ["tokens"],
+    ["tokens", "create"],
+    ["tokens", "list"],
+    ["tokens", "revoke"],
+    ["namespaces", "grant"],
+    ["namespaces", "revoke"],
+    ["namespaces", "bindings"],
 ]
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import queue
 import signal
@@ -26,7 +25,8 @@ def push_version(cli: Cli, model: str, tmp_path: Path, *args: str) -> str:
 
 
 def as_actor(cli: Cli, actor: str) -> Cli:
-    return dataclasses.replace(cli, env={**cli.env, "MODELREG_ACTOR": actor})
+    """The same command line acting as `user:<actor>` (a global admin)."""
+    return cli.as_principal(actor)
 
 
 def test_versions_list_filters_and_orders(cli: Cli, tmp_path: Path) -> None:
@@ -158,7 +158,7 @@ def test_a_protected_alias_refuses_moves_and_says_why(cli: Cli, tmp_path: Path) 
 def test_four_eyes_the_creator_cannot_approve_another_actor_can(cli: Cli, tmp_path: Path) -> None:
     model = f"team-a/{unique('review')}"
     version = push_version(cli, model, tmp_path)
-    creator = cli.env["MODELREG_ACTOR"]
+    creator = cli.principal
     reviewer = as_actor(cli, unique("reviewer"))
 
     assert cli.ok("review", "submit", version, "--comment", "ready?").stdout == f"{version}: review PENDING\n"
@@ -170,16 +170,16 @@ def test_four_eyes_the_creator_cannot_approve_another_actor_can(cli: Cli, tmp_pa
     assert rejected["review_state"] == "MODEL_VERSION_REVIEW_STATE_REJECTED"
     assert "REVIEW_NOT_PENDING" in reviewer.fails(4, "review", "approve", version)
     cli.ok("review", "submit", version, "--comment", "evaluated")
-    # --actor overrides MODELREG_ACTOR.
-    approved = cli.json(
-        "review", "approve", version, "--actor", reviewer.env["MODELREG_ACTOR"], "--comment", "ok"
-    )
+    # --token-file overrides MODELREG_TOKEN.
+    token_file = tmp_path / "reviewer.token"
+    token_file.write_text(reviewer.env["MODELREG_TOKEN"] + "\n")
+    approved = cli.json("review", "approve", version, "--token-file", str(token_file), "--comment", "ok")
     assert approved["review_state"] == "MODEL_VERSION_REVIEW_STATE_APPROVED"
     assert [(r["decision"], r["actor"], r.get("comment")) for r in approved["reviews"]] == [
         ("REVIEW_DECISION_SUBMITTED", creator, "ready?"),
-        ("REVIEW_DECISION_REJECTED", reviewer.env["MODELREG_ACTOR"], "needs eval"),
+        ("REVIEW_DECISION_REJECTED", reviewer.principal, "needs eval"),
         ("REVIEW_DECISION_SUBMITTED", creator, "evaluated"),
-        ("REVIEW_DECISION_APPROVED", reviewer.env["MODELREG_ACTOR"], "ok"),
+        ("REVIEW_DECISION_APPROVED", reviewer.principal, "ok"),
     ]
     shown = cli.ok("versions", "show", version).stdout
     assert "review:      APPROVED" in shown
@@ -202,7 +202,7 @@ def events_of(cli: Cli, model: str, count: int, *args: str) -> list[dict[str, An
 
 def test_events_list_every_mutation_with_its_actor(cli: Cli, tmp_path: Path) -> None:
     model = f"team-a/{unique('trail')}"
-    actor = cli.env["MODELREG_ACTOR"]
+    actor = cli.principal
     reviewer = as_actor(cli, unique("reviewer"))
     cli.ok("models", "create", model, "--description", "audited")
     first = push_version(cli, model, tmp_path, "--metric", "auc=0.9", "--alias", "staging")
@@ -226,7 +226,7 @@ def test_events_list_every_mutation_with_its_actor(cli: Cli, tmp_path: Path) -> 
         ("MODEL_VERSION_SEALED", second, actor),
         ("ALIAS_MOVED", f"{model}@staging", actor),
         ("MODEL_VERSION_REVIEW_SUBMITTED", second, actor),
-        ("MODEL_VERSION_APPROVED", second, reviewer.env["MODELREG_ACTOR"]),
+        ("MODEL_VERSION_APPROVED", second, reviewer.principal),
         ("ALIAS_PROTECTED", f"{model}@production", actor),
         ("ALIAS_CREATED", f"{model}@production", actor),
         ("ALIAS_UNPROTECTED", f"{model}@production", actor),
@@ -254,7 +254,7 @@ def test_events_list_every_mutation_with_its_actor(cli: Cli, tmp_path: Path) -> 
     # Filters: actions, actor, resource, and after a sequence number.
     moves = cli.json("events", "--model", model, "--action", "alias_moved", "--action", "ALIAS_CREATED")
     assert [e["action"] for e in moves] == ["ALIAS_CREATED", "ALIAS_MOVED", "ALIAS_CREATED"]
-    by_reviewer = cli.json("events", "--model", model, "--by", reviewer.env["MODELREG_ACTOR"])
+    by_reviewer = cli.json("events", "--model", model, "--by", reviewer.principal)
     assert [e["action"] for e in by_reviewer] == ["MODEL_VERSION_APPROVED"]
     of_staging = cli.json("events", "--resource", f"{model}@staging")
     assert [e["action"] for e in of_staging] == ["ALIAS_CREATED", "ALIAS_MOVED", "ALIAS_DELETED"]

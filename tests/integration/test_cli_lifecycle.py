@@ -46,7 +46,7 @@ def test_purge_asks_for_yes_and_a_deleted_version_then_removes_it_for_good(cli: 
     assert push_version(cli, model, tmp_path) == f"{model}/2"  # the number is not given again
 
     purges = events_of(cli, model, 1, "--action", "MODEL_VERSION_PURGED")
-    assert [(e["resource"], e["actor"]) for e in purges] == [(resource(version), cli.env["MODELREG_ACTOR"])]
+    assert [(e["resource"], e["actor"]) for e in purges] == [(resource(version), cli.principal)]
     text = cli.ok("events", "--resource", version).stdout.splitlines()
     assert [line.split()[5] for line in text[1:]] == [
         "MODEL_VERSION_CREATED",
@@ -130,8 +130,8 @@ def test_allowing_self_approval_in_a_namespace_lets_the_creator_approve(cli: Cli
 
     updates = cli.json("events", "--namespace", namespace, "--action", "NAMESPACE_UPDATED")
     assert [(e["after"], e["actor"]) for e in updates] == [
-        ({"allow_self_approval": True}, cli.env["MODELREG_ACTOR"]),
-        ({"allow_self_approval": False}, cli.env["MODELREG_ACTOR"]),
+        ({"allow_self_approval": True}, cli.principal),
+        ({"allow_self_approval": False}, cli.principal),
     ]
     assert "nothing to update" in cli.fails(2, "namespaces", "update", namespace)
     assert "is not true or false" in cli.fails(

@@ -18,9 +18,9 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.integration
 
-ALICE = as_actor("alice@example.com")
-BOB = as_actor("bob@example.com")
-CAROL = as_actor("carol@example.com")
+ALICE = as_actor("user:alice@example.com")
+BOB = as_actor("user:bob@example.com")
+CAROL = as_actor("user:carol@example.com")
 PENDING = model_pb2.MODEL_VERSION_REVIEW_STATE_PENDING
 APPROVED = model_pb2.MODEL_VERSION_REVIEW_STATE_APPROVED
 REJECTED = model_pb2.MODEL_VERSION_REVIEW_STATE_REJECTED
@@ -117,10 +117,10 @@ async def test_review_flow_keeps_every_step_with_actor_time_and_comment(metadata
     stored = await metadata.GetModelVersion(md.GetModelVersionRequest(name=name))
     steps = [(r.decision, r.actor, r.comment) for r in stored.reviews]
     assert steps == [
-        (model_pb2.REVIEW_DECISION_SUBMITTED, "alice@example.com", "please look at the eval"),
-        (model_pb2.REVIEW_DECISION_REJECTED, "bob@example.com", "eval set is stale"),
-        (model_pb2.REVIEW_DECISION_SUBMITTED, "alice@example.com", "re-evaluated"),
-        (model_pb2.REVIEW_DECISION_APPROVED, "carol@example.com", "lgtm"),
+        (model_pb2.REVIEW_DECISION_SUBMITTED, "user:alice@example.com", "please look at the eval"),
+        (model_pb2.REVIEW_DECISION_REJECTED, "user:bob@example.com", "eval set is stale"),
+        (model_pb2.REVIEW_DECISION_SUBMITTED, "user:alice@example.com", "re-evaluated"),
+        (model_pb2.REVIEW_DECISION_APPROVED, "user:carol@example.com", "lgtm"),
     ]
     times = [r.time.ToDatetime() for r in stored.reviews]
     assert times == sorted(times)
@@ -201,7 +201,7 @@ async def test_four_eyes_the_creator_cannot_approve_unless_the_namespace_allows_
         grpc.StatusCode.PERMISSION_DENIED,
     )
     assert reason == "SELF_APPROVAL_NOT_ALLOWED"
-    assert info == {"actor": "alice@example.com", "create_actor": "alice@example.com"}
+    assert info == {"actor": "user:alice@example.com", "create_actor": "user:alice@example.com"}
     assert "four eyes" in message
 
     updated = await metadata.UpdateNamespace(
@@ -215,7 +215,7 @@ async def test_four_eyes_the_creator_cannot_approve_unless_the_namespace_allows_
     approved = await metadata.ApproveModelVersion(
         md.ApproveModelVersionRequest(name=version.name), metadata=ALICE
     )
-    assert approved.reviews[-1].actor == "alice@example.com"
+    assert approved.reviews[-1].actor == "user:alice@example.com"
     assert approved.review_state == APPROVED
 
 
@@ -229,7 +229,7 @@ async def test_every_gate_outcome_with_the_condition_and_the_values_compared(met
     protection = await metadata.GetAliasProtection(md.GetAliasProtectionRequest(name=production))
     assert (protection.metric_gate, protection.update_actor) == (
         "metrics.accuracy >= 0.9",
-        "carol@example.com",
+        "user:carol@example.com",
     )
 
     first = await ready_version(metadata, model, {"accuracy": 0.92, "latency_ms": 10})

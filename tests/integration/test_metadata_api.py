@@ -36,7 +36,7 @@ async def test_create_get_and_list_models(metadata: MetadataStub) -> None:
     first = created[0]
     assert first.name == f"namespaces/{namespace}/models/b-model"
     assert first.display_name == "b-model"
-    assert first.create_actor == "alice@example.com"
+    assert first.create_actor == "user:alice@example.com"
     assert first.uid
     assert first.etag
     assert first.create_time.seconds > 0
@@ -132,7 +132,7 @@ async def test_versions_are_numbered_per_model_and_keep_their_fields(metadata: M
     assert (first.number, second.number) == (1, 2)
     assert first.name == f"{model.name}/versions/1"
     assert first.state == model_pb2.MODEL_VERSION_STATE_PENDING
-    assert first.create_actor == "alice@example.com"
+    assert first.create_actor == "user:alice@example.com"
 
     fetched = await metadata.GetModelVersion(md.GetModelVersionRequest(name=first.name))
     assert fetched.params == params
@@ -181,7 +181,7 @@ async def test_alias_points_at_a_version_and_moves(metadata: MetadataStub) -> No
     assert (alias.model_version, alias.version_number, alias.update_actor) == (
         v1.name,
         1,
-        "alice@example.com",
+        "user:alice@example.com",
     )
     resolved = await metadata.GetModelVersionByAlias(md.GetModelVersionByAliasRequest(name=alias_name))
     assert resolved.name == v1.name

@@ -14,6 +14,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from modelreg_local.stack import ARTIFACT_SERVICE, METADATA_SERVICE, LocalStack, ServiceProcess
 from modelreg_local.stores import free_port
 
+from tests.support import credential_for
+
 pytestmark = pytest.mark.integration
 
 GRPCURL = Path(__file__).resolve().parents[2] / ".tools" / "bin" / "grpcurl"
@@ -41,13 +43,13 @@ def test_grpcurl_can_call_a_method_through_reflection(stack: LocalStack) -> None
         "-d",
         '{"parent": "namespaces/ops", "model_id": "via-grpcurl"}',
         "-H",
-        "x-modelreg-actor: ops-bot",
+        f"authorization: Bearer {credential_for('serviceaccount:ops/bot')}",
         stack.addresses.metadata,
         f"{METADATA_SERVICE}/CreateModel",
     )
     created = json.loads(out)
     assert created["name"] == "namespaces/ops/models/via-grpcurl"
-    assert created["createActor"] == "ops-bot"
+    assert created["createActor"] == "serviceaccount:ops/bot"
 
 
 @pytest.mark.parametrize("service", ["", METADATA_SERVICE])

@@ -20,8 +20,8 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.integration
 
-ALICE = as_actor("alice@example.com")
-BOB = as_actor("bob@example.com")
+ALICE = as_actor("user:alice@example.com")
+BOB = as_actor("user:bob@example.com")
 
 
 async def refused(call: Any) -> tuple[grpc.StatusCode, str, str]:
@@ -127,10 +127,10 @@ async def test_a_purged_version_is_gone_for_good_and_its_number_never_comes_back
         "MODEL_VERSION_PURGED",
     ]
     purged = history[-1]
-    assert purged.actor == "bob@example.com"
+    assert purged.actor == "user:bob@example.com"
     assert json_format.MessageToDict(purged.before) == {"purged": False}
     assert json_format.MessageToDict(purged.after) == {"purged": True}
-    by_bob = await list_all_events(metadata, actions=["MODEL_VERSION_PURGED"], actor="bob@example.com")
+    by_bob = await list_all_events(metadata, actions=["MODEL_VERSION_PURGED"], actor="user:bob@example.com")
     assert purged.id in [e.id for e in by_bob]
 
     # Its past is still answerable; from the purge on it did not exist.
@@ -222,7 +222,7 @@ async def test_a_purge_killed_after_its_commit_is_finished_later(isolated: Isola
             trail = await list_all_events(metadata)
             assert [e.sequence for e in trail] == list(range(1, len(trail) + 1))
             purges = [e for e in trail if e.action == "MODEL_VERSION_PURGED"]
-            assert [(e.resource, e.actor) for e in purges] == [(doomed, "bob@example.com")]
+            assert [(e.resource, e.actor) for e in purges] == [(doomed, "user:bob@example.com")]
             # The untouched versions are intact.
             for name in names[:2]:
                 await metadata.GetModelVersion(md.GetModelVersionRequest(name=name))
@@ -332,7 +332,7 @@ async def test_a_retention_period_purges_versions_deleted_longer_than_it(isolate
 
         purges = await list_all_events(metadata, actions=["MODEL_VERSION_PURGED"])
         assert [(e.resource, e.actor) for e in purges] == [
-            (expired, "modelreg-retention"),
-            (recent, "modelreg-retention"),
+            (expired, "system:retention"),
+            (recent, "system:retention"),
         ]
     isolated.stop()

@@ -11,13 +11,14 @@ import pytest
 from google.protobuf import field_mask_pb2, struct_pb2
 from modelreg_local.stack import METADATA_SERVICE, LocalStack, ServiceProcess
 from modelreg_local.stores import free_port
+from modelregistry.v1 import manifest_service_pb2 as mf
 from modelregistry.v1 import metadata_service_pb2 as md
 from modelregistry.v1 import metadata_service_pb2_grpc, model_pb2
 
-from tests.support import ACTOR, error_info, new_model, unique
+from tests.support import ACTOR, authenticated_channel, error_info, new_model, unique
 
 if TYPE_CHECKING:
-    from tests.support import MetadataStub
+    from tests.support import ManifestStub, MetadataStub
 
 pytestmark = pytest.mark.integration
 
@@ -56,7 +57,7 @@ async def test_namespaces_are_created_explicitly_or_by_their_first_model(metadat
     assert (created.name, created.display_name, created.create_actor) == (
         f"namespaces/{ns}",
         ns,
-        "alice@example.com",
+        "user:alice@example.com",
     )
     retried = await metadata.CreateNamespace(
         md.CreateNamespaceRequest(
@@ -89,7 +90,7 @@ async def test_namespaces_are_created_explicitly_or_by_their_first_model(metadat
     implicit = unique("ns")
     await new_model(metadata, implicit)
     fetched = await metadata.GetNamespace(md.GetNamespaceRequest(name=f"namespaces/{implicit}"))
-    assert fetched.create_actor == "alice@example.com"
+    assert fetched.create_actor == "user:alice@example.com"
 
     names, token = [], ""
     while True:
@@ -515,7 +516,7 @@ async def test_numbers_stay_gap_free_when_another_process_took_some(
         other.wait_healthy()
         model = await new_model(metadata, unique("ns"))
         await metadata.GetModel(md.GetModelRequest(name=model.name))  # cached with no versions
-        async with grpc.aio.insecure_channel(address) as channel:
+        async with authenticated_channel(address) as channel:
             second = metadata_service_pb2_grpc.MetadataServiceStub(channel)
             taken = [await new_version(second, model.name) for _ in range(3)]
             assert [v.number for v in taken] == [1, 2, 3]
@@ -528,21 +529,23 @@ async def test_numbers_stay_gap_free_when_another_process_took_some(
         other.stop()
 
 
-async def test_add_file_checks_the_path_and_the_state(metadata: MetadataStub) -> None:
+async def test_add_file_checks_the_path_and_the_state(
+    metadata: MetadataStub, manifests: ManifestStub
+) -> None:
     model = await new_model(metadata)
     version = await new_version(metadata, model.name)
     file = model_pb2.ModelFile(path="weights.bin", size_bytes=3, sha256="a" * 64)
-    added = await metadata.AddModelVersionFile(
-        md.AddModelVersionFileRequest(model_version=version.name, file=file)
+    added = await manifests.AddModelVersionFile(
+        mf.AddModelVersionFileRequest(model_version=version.name, file=file)
     )
     assert [f.path for f in added.files] == ["weights.bin"]
-    again = await metadata.AddModelVersionFile(
-        md.AddModelVersionFileRequest(model_version=version.name, file=file)
+    again = await manifests.AddModelVersionFile(
+        mf.AddModelVersionFileRequest(model_version=version.name, file=file)
     )
     assert again.etag == added.etag  # the same content again changes nothing
     _, fields, _ = await fails(
-        metadata.AddModelVersionFile(
-            md.AddModelVersionFileRequest(
+        manifests.AddModelVersionFile(
+            mf.AddModelVersionFileRequest(
                 model_version=version.name,
                 file=model_pb2.ModelFile(path="../escape", size_bytes=1, sha256="b" * 64),
             )
@@ -552,8 +555,8 @@ async def test_add_file_checks_the_path_and_the_state(metadata: MetadataStub) ->
     assert fields == ["file.path"]
     await metadata.SealModelVersion(md.SealModelVersionRequest(name=version.name))
     reason, _, _ = await fails(
-        metadata.AddModelVersionFile(
-            md.AddModelVersionFileRequest(
+        manifests.AddModelVersionFile(
+            mf.AddModelVersionFileRequest(
                 model_version=version.name,
                 file=model_pb2.ModelFile(path="late.bin", size_bytes=1, sha256="c" * 64),
             )

@@ -20,11 +20,12 @@ from modelreg_local.stack import ARTIFACT_SERVICE, METADATA_SERVICE, LocalStack,
 from modelreg_local.stores import free_port
 from modelregistry.v1 import model_pb2
 
+from tests.integration.credentials import ready_credential_for
 from tests.support import unique
 
 pytestmark = pytest.mark.integration
 
-ACTOR = "sdk-test@example.com"
+ACTOR = "user:sdk-test@example.com"
 MIB = 1024 * 1024
 
 
@@ -75,7 +76,7 @@ def client(stack: LocalStack, tmp_path: Path) -> Iterator[Client]:
     with Client(
         metadata_addr=stack.addresses.metadata,
         artifact_addr=stack.addresses.artifacts,
-        actor=ACTOR,
+        token=ready_credential_for(stack.addresses.artifacts, ACTOR),
         cache_dir=tmp_path / "cache",
     ) as registry:
         yield registry
@@ -142,7 +143,7 @@ async def test_the_async_client_does_the_same(stack: LocalStack, tmp_path: Path)
     async with AsyncClient(
         metadata_addr=stack.addresses.metadata,
         artifact_addr=stack.addresses.artifacts,
-        actor=ACTOR,
+        token=ready_credential_for(stack.addresses.artifacts, ACTOR),
         cache_dir=tmp_path / "cache",
     ) as registry:
         created = await registry.create_model(f"{namespace}/first", description="d", labels={"team": "x"})
@@ -264,7 +265,7 @@ def test_calls_retry_while_the_service_is_unavailable(stack: LocalStack, tmp_pat
     )
     settings = ClientSettings(
         addresses=ServiceAddresses(address, stack.addresses.artifacts),
-        actor=ACTOR,
+        token=ready_credential_for(stack.addresses.artifacts, ACTOR),
         cache_dir=tmp_path / "cache",
         retry=RetryPolicy(attempts=60, initial_backoff=0.1, max_backoff=0.5),
     )
@@ -339,7 +340,7 @@ def test_a_push_continues_from_the_committed_bytes_when_the_service_dies_mid_fil
     source.write_bytes(os.urandom(size))
     settings = ClientSettings(
         addresses=ServiceAddresses(stack.addresses.metadata, address),
-        actor=ACTOR,
+        token=ready_credential_for(stack.addresses.artifacts, ACTOR),
         cache_dir=tmp_path / "cache",
         retry=RetryPolicy(attempts=60, initial_backoff=0.1, max_backoff=0.5),
     )

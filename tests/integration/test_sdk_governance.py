@@ -15,20 +15,21 @@ from modelreg.addresses import ServiceAddresses
 from modelreg_local.stack import LocalStack
 from modelregistry.v1 import event_pb2, model_pb2
 
+from tests.integration.credentials import ready_credential_for
 from tests.integration.isolated import Isolated
 from tests.support import unique
 
 pytestmark = pytest.mark.integration
 
-ALICE = "alice@example.com"
-BOB = "bob@example.com"
+ALICE = "user:alice@example.com"
+BOB = "user:bob@example.com"
 
 
-def connect(stack: LocalStack, tmp_path: Path, actor: str) -> Client:
+def connect(stack: LocalStack, tmp_path: Path, principal: str) -> Client:
     return Client(
         metadata_addr=stack.addresses.metadata,
         artifact_addr=stack.addresses.artifacts,
-        actor=actor,
+        token=ready_credential_for(stack.addresses.artifacts, principal),
         cache_dir=tmp_path / "cache",
     )
 
@@ -155,7 +156,7 @@ async def test_a_watch_survives_restarts_and_crashes_and_sees_every_event_once(
     await asyncio.to_thread(service.start)
     settings = ClientSettings(
         addresses=ServiceAddresses(service.address, stack.addresses.artifacts),
-        actor=ALICE,
+        token=service.admin_token,  # its database knows only its bootstrap admin
         cache_dir=tmp_path / "cache",
         # Enough budget to outlast the channel's own reconnect backoff (up to 2 s) after a restart.
         retry=RetryPolicy(attempts=10, initial_backoff=0.1, max_backoff=1.0),
@@ -205,7 +206,10 @@ async def test_a_watch_survives_restarts_and_crashes_and_sees_every_event_once(
     finally:
         await asyncio.to_thread(service.stop)
 
-    assert total == len(trail) == 2 + 3 * 3  # namespace and model created, then 9 versions
+    # The bootstrap admin's token and binding come first (by the registry itself), then the
+    # namespace and model created, then 9 versions.
+    bootstrap = [e for e in trail if e.actor == "system:modelreg"]
+    assert total == len(trail) == len(bootstrap) + 2 + 3 * 3
     assert [(e.sequence, e.id) for e in received] == [(e.sequence, e.id) for e in trail]  # once, in order
     assert [e.sequence for e in received] == list(range(1, total + 1))
     # Each reconnection resumed after the last event seen (the shutdown also said where it was).
@@ -249,7 +253,7 @@ async def test_state_at_and_aliases_at_answer_what_was_there_then(stack: LocalSt
     async with AsyncClient(
         metadata_addr=stack.addresses.metadata,
         artifact_addr=stack.addresses.artifacts,
-        actor=ALICE,
+        token=ready_credential_for(stack.addresses.artifacts, ALICE),
         cache_dir=tmp_path / "cache",
     ) as registry:
         model = f"team-a/{unique('then')}"

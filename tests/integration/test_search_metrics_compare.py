@@ -15,7 +15,7 @@ from modelreg_local.stores import free_port
 from modelregistry.v1 import metadata_service_pb2 as md
 from modelregistry.v1 import metadata_service_pb2_grpc, model_pb2
 
-from tests.support import ACTOR, error_info, unique
+from tests.support import ACTOR, authenticated_channel, error_info, unique
 
 if TYPE_CHECKING:
     from tests.support import MetadataStub
@@ -83,7 +83,7 @@ async def database_metadata(
     process.start()
     try:
         process.wait_healthy()
-        async with grpc.aio.insecure_channel(address) as channel:
+        async with authenticated_channel(address) as channel:
             yield metadata_service_pb2_grpc.MetadataServiceStub(channel)
     finally:
         process.stop()
@@ -171,7 +171,7 @@ async def search(
         ('state IN ("archived", "READY")', [4, 5]),
         ('(metrics.accuracy > 0.85 OR tags.stage = "dev") AND NOT params.optimizer.name = "sgd"', [1, 3, 5]),
         ("number > 2 AND number <= 4", [3, 4]),
-        ('create_actor = "alice@example.com"', [1, 2, 3, 4, 5]),
+        ('create_actor = "user:alice@example.com"', [1, 2, 3, 4, 5]),
         ('create_time > "2000-01-01T00:00:00Z" AND metrics.accuracy < 0.9', [1]),
         ("metrics.nothing > 0", []),
     ],

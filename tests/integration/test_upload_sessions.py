@@ -20,6 +20,7 @@ from modelregistry.v1 import metadata_service_pb2 as md
 from tests.support import (
     ACTOR,
     CHUNK,
+    authenticated_channel,
     download,
     error_info,
     error_metadata,
@@ -155,7 +156,7 @@ async def test_continue_on_another_replica(
     await send_then_drop(artifacts, session.name, data, 0, 36 * MIB)
     committed = await settled_committed_size(artifacts, session.name)
 
-    async with grpc.aio.insecure_channel(second_replica.address) as channel:
+    async with authenticated_channel(second_replica.address) as channel:
         other = artifact_service_pb2_grpc.ArtifactServiceStub(channel)
         assert (await session_of(other, session.name)).committed_size == committed
         done = await write_upload(other, session.name, data, committed)
@@ -175,7 +176,7 @@ async def test_a_replica_without_the_hash_still_rejects_wrong_bytes(
     committed = await settled_committed_size(artifacts, session.name)
     tampered = data[:committed] + os.urandom(len(data) - committed)
 
-    async with grpc.aio.insecure_channel(second_replica.address) as channel:
+    async with authenticated_channel(second_replica.address) as channel:
         other = artifact_service_pb2_grpc.ArtifactServiceStub(channel)
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await write_upload(other, session.name, tampered, committed)
@@ -187,7 +188,7 @@ async def test_a_replica_without_the_hash_still_rejects_wrong_bytes(
     assert hashlib.sha256(tampered).hexdigest() in failed.failure_message
     assert await manifest(metadata, version.name) == {}
     missing = await artifacts.FindMissingBlobs(
-        art.FindMissingBlobsRequest(sha256s=[hashlib.sha256(data).hexdigest()])
+        art.FindMissingBlobsRequest(sha256s=[hashlib.sha256(data).hexdigest()], model_version=version.name)
     )
     assert list(missing.missing_sha256s) == [hashlib.sha256(data).hexdigest()]
 
@@ -198,7 +199,7 @@ async def test_resume_after_the_service_is_killed_and_restarted(
     replica = artifact_replicas(MODELREG_S3_PART_MIB="5")
     version = await new_version(metadata)
     data = os.urandom(33 * MIB + 11)
-    async with grpc.aio.insecure_channel(replica.address) as channel:
+    async with authenticated_channel(replica.address) as channel:
         doomed = artifact_service_pb2_grpc.ArtifactServiceStub(channel)
         session = await start_upload(doomed, version.name, "survivor.bin", data)
         call = doomed.WriteUpload(metadata=ACTOR)  # type: ignore[call-arg]  # aio: write() API
@@ -213,7 +214,7 @@ async def test_resume_after_the_service_is_killed_and_restarted(
 
     replica.start()
     replica.wait_healthy()
-    async with grpc.aio.insecure_channel(replica.address) as channel:
+    async with authenticated_channel(replica.address) as channel:
         restarted = artifact_service_pb2_grpc.ArtifactServiceStub(channel)
         survived = await session_of(restarted, session.name)
         assert survived.state == art.UPLOAD_STATE_ACTIVE
@@ -340,7 +341,7 @@ def refused_write(
         yield art.WriteUploadRequest(write_offset=len(data), finish_write=True)
 
     with grpc.insecure_channel(address) as channel, pytest.raises(grpc.RpcError) as caught:
-        artifact_service_pb2_grpc.ArtifactServiceStub(channel).WriteUpload(messages(), metadata=ACTOR)
+        artifact_service_pb2_grpc.ArtifactServiceStub(channel).WriteUpload(messages(), metadata=tuple(ACTOR))
     error: Any = caught.value  # a grpc.Call as well: code() and trailing_metadata()
     return error.code(), error_info(error)[0]
 
@@ -354,7 +355,7 @@ async def test_expired_sessions_refuse_bytes_and_free_their_parts(
     client, bucket_name = bucket
     version = await new_version(metadata)
     data = os.urandom(12 * MIB)
-    async with grpc.aio.insecure_channel(replica.address) as channel:
+    async with authenticated_channel(replica.address) as channel:
         short_lived = artifact_service_pb2_grpc.ArtifactServiceStub(channel)
         session = await start_upload(short_lived, version.name, "slow.bin", data)
         paused = await write_upload(short_lived, session.name, data, 0, end=11 * MIB, finish=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -89,8 +90,9 @@ def test_digest_lists_are_checked() -> None:
         check_digests(["a" * 64] * 1001)
 
 
-def test_artifact_settings_need_the_database() -> None:
+def test_artifact_settings_need_the_database(internal_token_file: str) -> None:
     env = {
+        "MODELREG_INTERNAL_TOKEN_FILE": internal_token_file,
         "MODELREG_S3_ENDPOINT": "127.0.0.1:9000",
         "MODELREG_S3_ACCESS_KEY": "k",
         "MODELREG_S3_SECRET_KEY": "s",
@@ -106,8 +108,9 @@ def test_artifact_settings_need_the_database() -> None:
     assert settings.s3.payload_checksum == "crc32c"
 
 
-def test_the_payload_checksum_is_crc32c_or_sha256() -> None:
+def test_the_payload_checksum_is_crc32c_or_sha256(internal_token_file: str) -> None:
     env = {
+        "MODELREG_INTERNAL_TOKEN_FILE": internal_token_file,
         "MODELREG_S3_ENDPOINT": "127.0.0.1:9000",
         "MODELREG_S3_ACCESS_KEY": "k",
         "MODELREG_S3_SECRET_KEY": "s",
@@ -122,3 +125,21 @@ def test_the_payload_checksum_is_crc32c_or_sha256() -> None:
     with pytest.raises(ConfigError) as caught:
         ArtifactSettings.from_environment({**env, "MODELREG_S3_PAYLOAD_CHECKSUM": "md5"})
     assert caught.value.problems == ["MODELREG_S3_PAYLOAD_CHECKSUM='md5' is not one of crc32c, sha256"]
+
+
+def test_the_artifact_service_needs_a_private_internal_credential(internal_token_file: str) -> None:
+    env = {
+        "MODELREG_S3_ENDPOINT": "127.0.0.1:9000",
+        "MODELREG_S3_ACCESS_KEY": "k",
+        "MODELREG_S3_SECRET_KEY": "s",
+        "MODELREG_MONGODB_URI": "mongodb://127.0.0.1:1",
+    }
+    with pytest.raises(ConfigError, match="MODELREG_INTERNAL_TOKEN_FILE is required"):
+        ArtifactSettings.from_environment(env)
+    os.chmod(internal_token_file, 0o644)
+    with pytest.raises(ConfigError, match="readable by others: chmod 600"):
+        ArtifactSettings.from_environment({**env, "MODELREG_INTERNAL_TOKEN_FILE": internal_token_file})
+    os.chmod(internal_token_file, 0o600)
+    settings = ArtifactSettings.from_environment({**env, "MODELREG_INTERNAL_TOKEN_FILE": internal_token_file})
+    assert settings.identity.internal is not None
+    assert settings.identity.internal.principal == "service:artifacts"

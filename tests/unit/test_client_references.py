@@ -56,20 +56,20 @@ def test_model_references() -> None:
 
 
 def test_settings_come_from_the_environment_with_make_run_defaults(tmp_path: Path) -> None:
-    defaults = ClientSettings.from_environment({"HOME": str(tmp_path)})
+    defaults = ClientSettings.from_environment({"HOME": str(tmp_path), "MODELREG_DATA_DIR": str(tmp_path)})
     assert defaults.addresses == ServiceAddresses("127.0.0.1:50051", "127.0.0.1:50052")
-    assert defaults.actor == ""
+    assert defaults.token == ""
 
     settings = ClientSettings.from_environment(
         {
             "MODELREG_METADATA_ADDR": "meta:1",
             "MODELREG_ARTIFACT_ADDR": "art:2",
-            "MODELREG_ACTOR": "ci-bot",
+            "MODELREG_TOKEN": "mrt_ci-bot",
             "MODELREG_CACHE_DIR": str(tmp_path / "c"),
         }
     )
     assert (settings.addresses.metadata, settings.addresses.artifacts) == ("meta:1", "art:2")
-    assert settings.actor == "ci-bot"
+    assert settings.token == "mrt_ci-bot"
     assert settings.cache_dir == tmp_path / "c"
     xdg = ClientSettings.from_environment({"XDG_CACHE_HOME": str(tmp_path)})
     assert xdg.cache_dir == tmp_path / "modelreg"

@@ -52,13 +52,13 @@ class Scripted:
         self.acts = acts
         self.starts = starts or []  # the start position each stream announces, as the real service does
         self.requests: list[md.WatchEventsRequest] = []
-        self.actors: list[str] = []
+        self.credentials: list[str] = []
 
     async def watch_events(
         self, request: md.WatchEventsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[event_pb2.Event]:
         self.requests.append(request)
-        self.actors.append(dict(context.invocation_metadata() or ()).get("x-modelreg-actor", ""))
+        self.credentials.append(dict(context.invocation_metadata() or ()).get("authorization", ""))
         sequences, ending, hint = self.acts[min(len(self.requests), len(self.acts)) - 1]
         if len(self.requests) <= len(self.starts):
             start = self.starts[len(self.requests) - 1]
@@ -106,7 +106,9 @@ async def serve() -> AsyncIterator[Any]:
 
 
 def client(address: str) -> AsyncClient:
-    settings = ClientSettings(addresses=ServiceAddresses(address, "127.0.0.1:1"), actor="watcher", retry=FAST)
+    settings = ClientSettings(
+        addresses=ServiceAddresses(address, "127.0.0.1:1"), token="mrt_watcher", retry=FAST
+    )
     return AsyncClient(settings=settings)
 
 
@@ -139,11 +141,11 @@ async def test_reconnects_after_the_last_event_seen_and_drops_repeats(serve: Any
     assert seen == [1, 2, 3, 4, 5, 8, 9]  # each once, in order
     assert [r.after_sequence for r in servicer.requests] == [0, 3, 7, 7]
     assert reconnects == [("", 3), ("SHUTTING_DOWN", 7), ("STREAM_ENDED", 7)]
-    # Every stream carries the same filters (as resource names) and the actor.
+    # Every stream carries the same filters (as resource names) and the credential.
     assert {(r.model, tuple(r.actions)) for r in servicer.requests} == {
         ("namespaces/team/models/m", ("ALIAS_MOVED",))
     }
-    assert set(servicer.actors) == {"watcher"}
+    assert set(servicer.credentials) == {"Bearer mrt_watcher"}
 
 
 async def test_from_now_holds_until_the_position_is_known(serve: Any) -> None:

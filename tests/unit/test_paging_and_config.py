@@ -46,8 +46,9 @@ def test_metadata_settings_defaults_and_all_problems_at_once() -> None:
     assert len(caught.value.problems) == 4
 
 
-def test_artifact_settings() -> None:
+def test_artifact_settings(internal_token_file: str) -> None:
     env = {
+        "MODELREG_INTERNAL_TOKEN_FILE": internal_token_file,
         "MODELREG_S3_ENDPOINT": "127.0.0.1:9000",
         "MODELREG_S3_ACCESS_KEY": "k",
         "MODELREG_S3_SECRET_KEY": "s",

@@ -2,7 +2,7 @@
 
     from modelreg import Client
 
-    with Client(actor="alice@example.com") as registry:
+    with Client() as registry:  # the credential: MODELREG_TOKEN, `modelreg login`, ...
         pushed = registry.push("fraud/detector", "out/model", metrics={"auc": 0.97}, alias="staging")
         registry.pull("fraud/detector@staging", "/models/detector")
         for event in registry.watch_events(model="fraud/detector", actions="ALIAS_MOVED"):
@@ -11,6 +11,7 @@
 `AsyncClient` is the same API for asyncio. Errors are the typed exceptions of `modelreg.errors`.
 """
 
+from modelregistry.v1.access_service_pb2 import ApiToken, CallerIdentity, Role, RoleBinding, TokenRestriction
 from modelregistry.v1.event_pb2 import Event
 from modelregistry.v1.metadata_service_pb2 import StateAtTime
 from modelregistry.v1.model_pb2 import (
@@ -32,7 +33,15 @@ from modelregistry.v1.model_pb2 import (
 from modelreg.aio import AsyncClient
 from modelreg.client import Client
 from modelreg.comparison import ComparedRow, Comparison
-from modelreg.errors import IntegrityError, ModelregError, RegistryError
+from modelreg.credentials import CredentialError
+from modelreg.errors import (
+    IntegrityError,
+    ModelregError,
+    PermissionDenied,
+    RegistryError,
+    RoleDenied,
+    Unauthenticated,
+)
 from modelreg.events import EventFilter
 from modelreg.names import InvalidResourceName
 from modelreg.progress import Direction, NoProgress, Outcome, TransferProgress
@@ -42,11 +51,14 @@ from modelreg.settings import ClientSettings, RetryPolicy
 __all__ = [
     "Alias",
     "AliasProtection",
+    "ApiToken",
     "AsyncClient",
+    "CallerIdentity",
     "Client",
     "ClientSettings",
     "ComparedRow",
     "Comparison",
+    "CredentialError",
     "Dataset",
     "Direction",
     "Event",
@@ -64,13 +76,19 @@ __all__ = [
     "NoProgress",
     "NoRegression",
     "Outcome",
+    "PermissionDenied",
     "PullResult",
     "PushResult",
     "RegistryError",
     "RetryPolicy",
+    "Role",
+    "RoleBinding",
+    "RoleDenied",
     "Signature",
     "StateAtTime",
     "TensorSpec",
+    "TokenRestriction",
     "TransferProgress",
     "TransferredFile",
+    "Unauthenticated",
 ]

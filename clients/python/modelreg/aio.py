@@ -16,12 +16,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeAlias
 
-from google.protobuf import field_mask_pb2, json_format, struct_pb2
+from google.protobuf import duration_pb2, field_mask_pb2, json_format, struct_pb2
+from modelregistry.v1 import access_service_pb2 as acc
 from modelregistry.v1 import artifact_service_pb2 as art
 from modelregistry.v1 import event_pb2, model_pb2
 from modelregistry.v1 import metadata_service_pb2 as md
 
-from modelreg import events, names
+from modelreg import access, credentials, events, names
+from modelreg.access import RoleLike
 from modelreg.addresses import ServiceAddresses
 from modelreg.comparison import Comparison
 from modelreg.connection import Connection
@@ -73,8 +75,13 @@ class AsyncClient:
     """A connection to both services; open it with `async with AsyncClient() as registry:`.
 
     Arguments left as None come from the environment (`MODELREG_METADATA_ADDR`,
-    `MODELREG_ARTIFACT_ADDR`, `MODELREG_ACTOR`, `MODELREG_CACHE_DIR`), then from the defaults
-    that `make run` uses. Pass `settings` for full control (retries, deadlines, parallelism).
+    `MODELREG_ARTIFACT_ADDR`, `MODELREG_CACHE_DIR`), then from the defaults that `make run` uses.
+    Pass `settings` for full control (retries, deadlines, parallelism).
+
+    Calls act as the principal of the credential: `token` (an API token `mrt_...` or a JWT), else
+    `MODELREG_TOKEN`, `MODELREG_TOKEN_FILE`, the login stored by `modelreg login` for the metadata
+    address, and for a registry on this machine only, the local stack's admin credential
+    (`modelreg.credentials` has the details). `token=""` sends no credential.
     """
 
     def __init__(
@@ -82,20 +89,24 @@ class AsyncClient:
         *,
         metadata_addr: str | None = None,
         artifact_addr: str | None = None,
-        actor: str | None = None,
+        token: str | None = None,
         timeout: float | None = None,
         cache_dir: str | Path | None = None,
         parallel_files: int | None = None,
         settings: ClientSettings | None = None,
     ) -> None:
-        base = settings or ClientSettings.from_environment()
+        given = None if token is None else credentials.given(token, "the token argument")
+        base = settings or ClientSettings.from_environment(
+            metadata_addr=metadata_addr, artifact_addr=artifact_addr, credential=given
+        )
         self.settings = replace(
             base,
             addresses=ServiceAddresses(
                 metadata=metadata_addr or base.addresses.metadata,
                 artifacts=artifact_addr or base.addresses.artifacts,
             ),
-            actor=base.actor if actor is None else actor,
+            token=base.token if given is None else given.token,
+            token_source=base.token_source if given is None else given.source,
             timeout=base.timeout if timeout is None else timeout,
             cache_dir=base.cache_dir if cache_dir is None else Path(cache_dir).expanduser(),
             parallel_files=base.parallel_files if parallel_files is None else max(1, parallel_files),
@@ -164,6 +175,100 @@ class AsyncClient:
             update_mask=field_mask_pb2.FieldMask(paths=sorted(changes)),
         )
         return await self._connection.unary(self._connection.metadata.UpdateNamespace, request)
+
+    # Identity, API tokens and role bindings (AccessService)
+
+    async def whoami(self) -> acc.CallerIdentity:
+        """Who this client's credential acts as: `principal`, `groups`, how it authenticated
+        (`authentication`: `token:{id}`, `jwt:{issuer}`, ...), the role `bindings` that apply to
+        it, and a restricted token's `restriction`. `Unauthenticated` without a valid credential."""
+        return await self._connection.unary(
+            self._connection.access.GetCallerIdentity, acc.GetCallerIdentityRequest()
+        )
+
+    async def create_token(
+        self,
+        principal: str | None = None,
+        *,
+        description: str = "",
+        ttl: timedelta | None = None,
+        namespaces: Iterable[str] = (),
+        max_role: RoleLike | None = None,
+    ) -> tuple[acc.ApiToken, str]:
+        """A new API token and its secret (`mrt_...`), which is returned only this once: the
+        registry keeps only its hash. Store it like a password.
+
+        For the caller itself, or (global admins) for `principal` (`user:...`,
+        `serviceaccount:...`). `ttl` from 1 minute to 366 days (default 90 days). `namespaces`
+        (`team` or `namespaces/team`) limits where the token works, and `max_role` caps the
+        role it acts with (`viewer`, `editor`, `approver`, `admin`); the owner's own roles still
+        bound both.
+        """
+        request = acc.CreateApiTokenRequest(
+            principal=principal or "",
+            description=description,
+            ttl=_duration(ttl),
+            restriction=acc.TokenRestriction(
+                namespaces=[access.namespace_id(namespace) for namespace in namespaces],
+                max_role=acc.ROLE_UNSPECIFIED
+                if max_role is None
+                else access.parse_role(max_role, "max_role"),
+            ),
+        )
+        response = await self._connection.unary(self._connection.access.CreateApiToken, request)
+        return response.token, response.secret
+
+    async def list_tokens(
+        self, principal: str | None = None, *, show_inactive: bool = False, page_size: int = 0
+    ) -> AsyncIterator[acc.ApiToken]:
+        """The caller's API tokens, or (global admins) those of `principal`, or everyone's with
+        `principal="-"`; revoked and expired ones too with `show_inactive`. Never the secrets."""
+        pages = self._connection.pages(
+            self._connection.access.ListApiTokens,
+            lambda token: acc.ListApiTokensRequest(
+                principal=principal or "", show_inactive=show_inactive, page_size=page_size, page_token=token
+            ),
+        )
+        async for page in pages:
+            for api_token in page.tokens:
+                yield api_token
+
+    async def revoke_token(self, name_or_id: str) -> acc.ApiToken:
+        """Revoke an API token (`tokens/{id}` or the id): calls with it fail from now on, on every
+        replica within seconds. Revoking a revoked token returns it unchanged."""
+        request = acc.RevokeApiTokenRequest(name=access.token_name(name_or_id, "name_or_id"))
+        return await self._connection.unary(self._connection.access.RevokeApiToken, request)
+
+    async def grant_role(self, namespace: str, principal: str, role: RoleLike) -> acc.RoleBinding:
+        """Give `principal` (`user:...`, `serviceaccount:...`, `group:...`) `role` (`viewer`,
+        `editor`, `approver`, `admin`) in `namespace` (`team`; `-` for every namespace).
+        Granting a binding that exists returns it unchanged. Needs the admin role there."""
+        request = acc.GrantRoleRequest(
+            parent=access.binding_parent(namespace), principal=principal, role=access.parse_role(role)
+        )
+        return await self._connection.unary(self._connection.access.GrantRole, request)
+
+    async def revoke_role(self, namespace: str, principal: str, role: RoleLike) -> None:
+        """Remove the one binding of `role` to `principal` in `namespace` (`-`: every namespace);
+        `NotFound` when there is no such binding."""
+        request = acc.RevokeRoleRequest(
+            parent=access.binding_parent(namespace), principal=principal, role=access.parse_role(role)
+        )
+        await self._connection.unary(self._connection.access.RevokeRole, request)
+
+    async def list_role_bindings(
+        self, namespace: str, *, page_size: int = 0
+    ) -> AsyncIterator[acc.RoleBinding]:
+        """The role bindings of `namespace` (`team`), or with `-` those that hold in every
+        namespace, in principal order."""
+        parent = access.binding_parent(namespace)
+        pages = self._connection.pages(
+            self._connection.access.ListRoleBindings,
+            lambda token: acc.ListRoleBindingsRequest(parent=parent, page_size=page_size, page_token=token),
+        )
+        async for page in pages:
+            for binding in page.bindings:
+                yield binding
 
     # Models
 
@@ -526,7 +631,7 @@ class AsyncClient:
     async def approve_version(
         self, version: str, *, comment: str = "", etag: str = ""
     ) -> model_pb2.ModelVersion:
-        """Approve a submitted, READY version. The approver (this client's actor) must not be
+        """Approve a submitted, READY version. The approver (this client's principal) must not be
         the version's creator unless the namespace allows self-approval: otherwise
         `PermissionDenied` with reason `SELF_APPROVAL_NOT_ALLOWED` (four eyes)."""
         request = md.ApproveModelVersionRequest(name=str(_version_name(version)), comment=comment, etag=etag)
@@ -703,6 +808,14 @@ class AsyncClient:
 
 def _new_request_id() -> str:
     return uuid.uuid4().hex
+
+
+def _duration(value: timedelta | None) -> duration_pb2.Duration | None:
+    if value is None:
+        return None
+    duration = duration_pb2.Duration()
+    duration.FromTimedelta(value)
+    return duration
 
 
 def _namespace(namespace: str) -> str:

@@ -119,7 +119,7 @@ class Client:
         *,
         metadata_addr: str | None = None,
         artifact_addr: str | None = None,
-        actor: str | None = None,
+        token: str | None = None,
         timeout: float | None = None,
         cache_dir: str | Path | None = None,
         parallel_files: int | None = None,
@@ -129,7 +129,7 @@ class Client:
         self._client = AsyncClient(
             metadata_addr=metadata_addr,
             artifact_addr=artifact_addr,
-            actor=actor,
+            token=token,
             timeout=timeout,
             cache_dir=cache_dir,
             parallel_files=parallel_files,
@@ -153,6 +153,13 @@ class Client:
         finally:
             self._loop.stop()
 
+    whoami = _blocking(AsyncClient.whoami)
+    create_token = _blocking(AsyncClient.create_token)
+    list_tokens = _blocking_iterator(AsyncClient.list_tokens)
+    revoke_token = _blocking(AsyncClient.revoke_token)
+    grant_role = _blocking(AsyncClient.grant_role)
+    revoke_role = _blocking(AsyncClient.revoke_role)
+    list_role_bindings = _blocking_iterator(AsyncClient.list_role_bindings)
     get_namespace = _blocking(AsyncClient.get_namespace)
     list_namespaces = _blocking_iterator(AsyncClient.list_namespaces)
     update_namespace = _blocking(AsyncClient.update_namespace)

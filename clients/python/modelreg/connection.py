@@ -1,6 +1,6 @@
 """Channels and stubs to both services, and the one way the SDK makes a unary call.
 
-Every call gets a deadline, the actor and a request id as metadata, retries on UNAVAILABLE with
+Every call gets a deadline, the credential and a request id as metadata, retries on UNAVAILABLE with
 backoff, and failures translated to the typed exceptions of `modelreg.errors`.
 """
 
@@ -12,15 +12,22 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import grpc
 from google.protobuf.message import Message
+from modelregistry.v1 import (
+    access_service_pb2_grpc,
+    artifact_service_pb2_grpc,
+    metadata_service_pb2_grpc,
+    model_pb2,
+)
 from modelregistry.v1 import artifact_service_pb2 as art
-from modelregistry.v1 import artifact_service_pb2_grpc, metadata_service_pb2_grpc, model_pb2
 
 from modelreg import headers
+from modelreg.channels import open_channel
 from modelreg.errors import from_rpc_error
 from modelreg.retries import with_retries
 from modelreg.settings import ClientSettings
 
 if TYPE_CHECKING:  # the async stub classes exist only in the generated .pyi files
+    from modelregistry.v1.access_service_pb2_grpc import AccessServiceAsyncStub
     from modelregistry.v1.artifact_service_pb2_grpc import ArtifactServiceAsyncStub
     from modelregistry.v1.metadata_service_pb2_grpc import MetadataServiceAsyncStub
 
@@ -95,22 +102,34 @@ class Connection:
         self._metadata_channel: grpc.aio.Channel | None = None
         self._artifact_channel: grpc.aio.Channel | None = None
         self._metadata_stub: MetadataServiceAsyncStub | None = None
+        self._access_stub: AccessServiceAsyncStub | None = None
         self._artifact_stub: ArtifactServiceAsyncStub | None = None
         self._data_calls: DataCalls | None = None
+
+    def _metadata_service(self) -> grpc.aio.Channel:
+        if self._metadata_channel is None:
+            self._metadata_channel = open_channel(
+                self.settings.addresses.metadata, self.settings.tls, _CHANNEL_OPTIONS
+            )
+        return self._metadata_channel
 
     @property
     def metadata(self) -> MetadataServiceAsyncStub:
         if self._metadata_stub is None:
-            self._metadata_channel = grpc.aio.insecure_channel(
-                self.settings.addresses.metadata, options=_CHANNEL_OPTIONS
-            )
-            self._metadata_stub = metadata_service_pb2_grpc.MetadataServiceStub(self._metadata_channel)
+            self._metadata_stub = metadata_service_pb2_grpc.MetadataServiceStub(self._metadata_service())
         return self._metadata_stub
+
+    @property
+    def access(self) -> AccessServiceAsyncStub:
+        """The AccessService (identity, API tokens, role bindings), served by the metadata service."""
+        if self._access_stub is None:
+            self._access_stub = access_service_pb2_grpc.AccessServiceStub(self._metadata_service())
+        return self._access_stub
 
     def _artifact_service(self) -> grpc.aio.Channel:
         if self._artifact_channel is None:
-            self._artifact_channel = grpc.aio.insecure_channel(
-                self.settings.addresses.artifacts, options=_CHANNEL_OPTIONS
+            self._artifact_channel = open_channel(
+                self.settings.addresses.artifacts, self.settings.tls, _CHANNEL_OPTIONS
             )
         return self._artifact_channel
 
@@ -129,8 +148,8 @@ class Connection:
     def call_metadata(self, request_id: str | None = None) -> Metadata:
         """Metadata for one logical call; retries reuse it so the server logs one request id."""
         pairs = [(headers.REQUEST_ID, request_id or uuid.uuid4().hex)]
-        if self.settings.actor:
-            pairs.append((headers.ACTOR, self.settings.actor))
+        if self.settings.token:
+            pairs.append((headers.AUTHORIZATION, f"Bearer {self.settings.token}"))
         return tuple(pairs)
 
     async def unary(
@@ -172,3 +191,4 @@ class Connection:
                 await channel.close(None)
         self._metadata_channel = self._artifact_channel = None
         self._metadata_stub = self._artifact_stub = None
+        self._access_stub = None

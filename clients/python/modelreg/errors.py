@@ -16,6 +16,8 @@ from google.rpc import error_details_pb2, status_pb2
 from modelreg import headers
 
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
+# The ErrorInfo reason of a PERMISSION_DENIED caused by the caller's roles (docs/security.md).
+ROLE_DENIED_REASON = "IAM_PERMISSION_DENIED"
 
 
 class ModelregError(Exception):
@@ -96,11 +98,38 @@ class DeadlineExceeded(RegistryError):
 
 
 class PermissionDenied(RegistryError):
+    """The caller may not do this: a governance rule (`SELF_APPROVAL_NOT_ALLOWED`: four eyes), or
+    its roles (`RoleDenied`)."""
+
     code = grpc.StatusCode.PERMISSION_DENIED
 
 
+class RoleDenied(PermissionDenied):
+    """The caller's roles lack a permission (reason `IAM_PERMISSION_DENIED`): ask a namespace
+    admin for a role that includes `permission` (e.g. `models.create`) on `resource`."""
+
+    @property
+    def permission(self) -> str:
+        return self.metadata.get("permission", "")
+
+    @property
+    def resource(self) -> str:
+        return self.metadata.get("resource", "")
+
+    @property
+    def principal(self) -> str:
+        return self.metadata.get("principal", "")
+
+
 class Unauthenticated(RegistryError):
+    """No credential, or one the registry does not accept: `problem` says why (`missing`,
+    `malformed`, `unknown`, `expired`, `revoked`, `invalid_signature`, ...)."""
+
     code = grpc.StatusCode.UNAUTHENTICATED
+
+    @property
+    def problem(self) -> str:
+        return self.metadata.get("problem", "")
 
 
 class ResourceExhausted(RegistryError):
@@ -178,4 +207,6 @@ def from_rpc_error(exc: grpc.RpcError) -> RegistryError:
                 elif detail.Unpack(bad) and bad.field_violations:
                     field = bad.field_violations[0].field
     kind = _BY_CODE.get(code, RegistryError)
+    if kind is PermissionDenied and reason == ROLE_DENIED_REASON:
+        kind = RoleDenied
     return kind(message, code=code, reason=reason, field=field, metadata=metadata, request_id=request_id)

@@ -122,7 +122,7 @@ async def upload_missing(
     name: ModelVersionName = parse_model_version_name(version.name)
     present = {f.path: (f.size_bytes, f.sha256) for f in version.files}
     needed = [f for f in files if present.get(f.path) != (f.size_bytes, f.sha256)]
-    stored = await uploader.stored_blobs(f.sha256 for f in needed) if needed else set()
+    stored = await uploader.stored_blobs(name, (f.sha256 for f in needed)) if needed else set()
     outcomes: dict[str, tuple[Outcome, int, str]] = {}
     limit = asyncio.Semaphore(parallel)
 

@@ -1,4 +1,5 @@
-"""How a client talks to the registry: addresses, identity, deadlines, retries, cache, parallelism.
+"""How a client talks to the registry: addresses, TLS, credential, deadlines, retries, cache,
+parallelism.
 
 Read once from arguments and the environment, then passed down; nothing below this module looks
 at `os.environ`.
@@ -11,9 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from modelreg import credentials
 from modelreg.addresses import ServiceAddresses
+from modelreg.channels import ClientTls
+from modelreg.credentials import Credential
 
-ACTOR_ENV = "MODELREG_ACTOR"
 CACHE_DIR_ENV = "MODELREG_CACHE_DIR"
 MIB = 1024 * 1024
 
@@ -47,8 +50,13 @@ def default_cache_dir(env: Mapping[str, str]) -> Path:
 @dataclass(frozen=True, slots=True)
 class ClientSettings:
     addresses: ServiceAddresses = field(default_factory=ServiceAddresses)
-    # Recorded by the services as the author of every change, until authentication exists.
-    actor: str = ""
+    # Sent as `authorization: Bearer <token>` on every call; empty: no credential (the services
+    # answer UNAUTHENTICATED). Calls act as the token's principal.
+    token: str = field(default="", repr=False)
+    # Where the token came from (`MODELREG_TOKEN`, `credentials file ...`), for error messages.
+    token_source: str = ""
+    # Written by `modelreg login`, keyed by metadata address (modelreg.credentials).
+    credentials_file: Path = field(default_factory=lambda: credentials.credentials_path(os.environ))
     # Deadline of every unary call, in seconds.
     timeout: float = 30.0
     # Streams get `timeout` plus their size at this rate: long enough for a slow link, short
@@ -60,15 +68,40 @@ class ClientSettings:
     # Files transferred at once; each stream holds at most a few chunks in memory.
     parallel_files: int = 4
     chunk_bytes: int = 1 * MIB
+    # TLS for both services' channels (by default: unless the address is loopback).
+    tls: ClientTls = field(default_factory=ClientTls)
 
     @classmethod
-    def from_environment(cls, env: Mapping[str, str] | None = None) -> ClientSettings:
-        """Addresses, actor and cache directory from `MODELREG_*` variables; defaults otherwise."""
+    def from_environment(
+        cls,
+        env: Mapping[str, str] | None = None,
+        *,
+        metadata_addr: str | None = None,
+        artifact_addr: str | None = None,
+        credential: Credential | None = None,
+    ) -> ClientSettings:
+        """Addresses, credential, cache directory and TLS from `MODELREG_*` variables; defaults
+        otherwise.
+
+        Addresses given here win over the environment. The credential is the one given, else the
+        first source of `modelreg.credentials` that is set, for the final metadata address (the
+        credentials file is keyed by it). Raises `CredentialError` for a source that is set but
+        unusable, and `modelreg.channels.TlsConfigError` when the TLS variables cannot work.
+        """
         env = os.environ if env is None else env
+        found = ServiceAddresses.from_environment(env)
+        addresses = ServiceAddresses(
+            metadata=metadata_addr or found.metadata, artifacts=artifact_addr or found.artifacts
+        )
+        if credential is None:
+            credential = credentials.find_credential(env, addresses.metadata)
         return cls(
-            addresses=ServiceAddresses.from_environment(env),
-            actor=env.get(ACTOR_ENV, ""),
+            addresses=addresses,
+            token=credential.token if credential else "",
+            token_source=credential.source if credential else "",
+            credentials_file=credentials.credentials_path(env),
             cache_dir=default_cache_dir(env),
+            tls=ClientTls.from_environment(env),
         )
 
     def stream_timeout(self, size_bytes: int) -> float:

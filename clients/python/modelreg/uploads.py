@@ -107,14 +107,18 @@ class Uploader:
         self._settings = connection.settings
         self.journal = journal
 
-    async def stored_blobs(self, digests: Iterable[str]) -> set[str]:
-        """Which of the digests the registry already stores (in any model or version)."""
+    async def stored_blobs(self, version: ModelVersionName, digests: Iterable[str]) -> set[str]:
+        """Which of the digests the registry already stores (in any model or version).
+
+        Asked for the version about to receive the files: the call needs the right to upload to it.
+        """
         wanted = list(dict.fromkeys(digests))
         stored: set[str] = set()
         for start in range(0, len(wanted), _DIGESTS_PER_CALL):
             batch = wanted[start : start + _DIGESTS_PER_CALL]
             response = await self._connection.unary(
-                self._connection.artifacts.FindMissingBlobs, art.FindMissingBlobsRequest(sha256s=batch)
+                self._connection.artifacts.FindMissingBlobs,
+                art.FindMissingBlobsRequest(sha256s=batch, model_version=str(version)),
             )
             stored.update(set(batch) - set(response.missing_sha256s))
         return stored

@@ -7,9 +7,10 @@ package main
 // concurrency rules (etag compare-and-set, one winner per alias move) rely on that.
 //
 // writeLockProxy restores that guarantee for the local stack and the tests: it listens where
-// clients connect, forwards every message to FerretDB's own (internal) listener, and runs every
-// command that may write under one process-wide mutex. Reads are forwarded without the lock.
-// SQLite admits a single writer at a time anyway, so little throughput is lost.
+// clients connect, forwards every message to FerretDB's own listener (a Unix socket in a private
+// directory, so nobody else can go around the lock), and runs every command that may write under
+// one process-wide mutex. Reads are forwarded without the lock. SQLite admits a single writer at a
+// time anyway, so little throughput is lost.
 
 import (
 	"encoding/binary"
@@ -43,21 +44,16 @@ var readOnlyCommands = map[string]bool{
 
 type writeLockProxy struct {
 	listener net.Listener
-	backend  string
+	backend  string // FerretDB's Unix socket
 	logger   *slog.Logger
 	writes   sync.Mutex
 }
 
-// newWriteLockProxy binds the client-facing address; backend is set before serve is called.
-func newWriteLockProxy(listen string, logger *slog.Logger) (*writeLockProxy, error) {
-	l, err := net.Listen("tcp", listen)
-	if err != nil {
-		return nil, err
-	}
-	return &writeLockProxy{listener: l, logger: logger}, nil
+// newWriteLockProxy serves clients accepted on listener; FerretDB must listen on backend by the
+// time serve is called.
+func newWriteLockProxy(listener net.Listener, backend string, logger *slog.Logger) *writeLockProxy {
+	return &writeLockProxy{listener: listener, backend: backend, logger: logger}
 }
-
-func (p *writeLockProxy) addr() string { return p.listener.Addr().String() }
 
 func (p *writeLockProxy) serve() error {
 	for {
@@ -78,7 +74,7 @@ func (p *writeLockProxy) close() error { return p.listener.Close() }
 // cursors), in order, as the wire protocol requires of a single connection.
 func (p *writeLockProxy) handle(client net.Conn) {
 	defer client.Close()
-	server, err := net.Dial("tcp", p.backend)
+	server, err := net.Dial("unix", p.backend)
 	if err != nil {
 		p.logger.Error("cannot reach FerretDB", "error", err)
 		return

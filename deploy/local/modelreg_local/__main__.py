@@ -1,9 +1,9 @@
 """`make run`: the whole registry on this machine, on the embedded local servers.
 
-Starts FerretDB, SeaweedFS and both services on 127.0.0.1 with data under `.data/` (kept between
-runs), waits until all are healthy, prints where they are, and stops everything on Ctrl-C or
-SIGTERM. External stores named by MODELREG_MONGODB_URI / MODELREG_S3_ENDPOINT are used instead
-of the embedded ones.
+Starts FerretDB (on a Unix socket under `.data/`), SeaweedFS and both services on 127.0.0.1 with
+data under `.data/` (kept between runs), waits until all are healthy, prints where they are, and
+stops everything on Ctrl-C or SIGTERM. External stores named by MODELREG_MONGODB_URI /
+MODELREG_S3_ENDPOINT are used instead of the embedded ones.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from modelreg_local.stack import LocalStack, ServiceStartError
 from modelreg_local.stores import StoreConfigError, StoreStartError
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-DEFAULT_MONGO_PORT = 27117
+NO_MONGO_PORT = 0  # FerretDB on its Unix socket, reachable by this user only (docs/local-stack.md)
 DEFAULT_S3_PORT = 8333
 
 
@@ -37,6 +37,19 @@ def _port(name: str, default: int) -> int:
     if not raw.isdigit() or not 0 < int(raw) < 65536:
         sys.exit(f"modelreg-local: {name}={raw!r} is not a TCP port")
     return int(raw)
+
+
+def _s3_credentials(stack: LocalStack) -> str:
+    """Where the local SeaweedFS's credentials are, for S3 tools (the secret is this data dir's own)."""
+    assert stack.stores is not None  # noqa: S101 - set by start()
+    secret_file = stack.data_root / "seaweedfs" / "s3-secret"
+    try:
+        local = secret_file.read_text().strip() == stack.stores.s3_secret_key
+    except OSError:
+        local = False
+    if not local:
+        return ""
+    return f"\n                     access key '{stack.stores.s3_access_key}', secret key in {secret_file}"
 
 
 def _banner(stack: LocalStack) -> str:
@@ -58,15 +71,20 @@ modelreg is running.
   metadata service   {stack.addresses.metadata}   (gRPC, reflection on)
   artifact service   {stack.addresses.artifacts}   (gRPC, reflection on)
   MongoDB (FerretDB) {stack.stores.mongodb_uri}
-  S3 (SeaweedFS)     http://{stack.stores.s3_endpoint}   bucket 'modelreg'
+  S3 (SeaweedFS)     http://{stack.stores.s3_endpoint}   bucket 'modelreg'{_s3_credentials(stack)}
   data               {stack.data_root}
   logs               {stack.log_dir}
+  admin credential   {stack.admin_token_file}   (user:admin, mode 0600; the CLI uses it for a
+                     stack on this machine when no other credential is set: docs/security.md)
 
 Try, in another shell:
   {modelreg} models create demo/first
   {modelreg} push demo/first PATH/TO/MODEL --metric accuracy=0.9 --alias staging
   {modelreg} pull demo/first@staging ./fetched
+  {modelreg} whoami
   {grpcurl} -plaintext {stack.addresses.metadata} list   (raw gRPC, by reflection)
+  {grpcurl} -plaintext -H "authorization: Bearer $(cat {stack.admin_token_file})" \\
+      {stack.addresses.metadata} modelregistry.v1.AccessService/GetCallerIdentity
 
 Ctrl-C stops everything; the data stays for the next run.
 """
@@ -80,7 +98,8 @@ def main() -> None:
     stack = LocalStack(
         data_root,
         addresses=ServiceAddresses.from_environment(),
-        mongo_port=_port("MODELREG_LOCAL_MONGO_PORT", DEFAULT_MONGO_PORT),
+        # A port puts FerretDB on TCP, where every local user reaches it without credentials: opt-in only.
+        mongo_port=_port("MODELREG_LOCAL_MONGO_PORT", NO_MONGO_PORT),
         s3_port=_port("MODELREG_LOCAL_S3_PORT", DEFAULT_S3_PORT),
     )
     print(f"starting modelreg with data in {data_root} ...", flush=True)

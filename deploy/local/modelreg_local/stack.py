@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
@@ -22,29 +23,55 @@ from typing import IO, Self
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from modelreg.addresses import ARTIFACT_ADDR_ENV, METADATA_ADDR_ENV, ServiceAddresses
+from modelreg.channels import ClientTls, TlsConfigError, channel_credentials
 
 from modelreg_local.stores import StoreEndpoints, open_stores
 
+ADMIN_TOKEN_FILE = "admin.token"  # noqa: S105 - a file name; the bootstrap admin's credential (the CLI looks here too)
+INTERNAL_TOKEN_FILE = "internal.token"  # noqa: S105 - a file name; the artifact service's credential for the metadata service
 METADATA_SERVICE = "modelregistry.v1.MetadataService"
 ARTIFACT_SERVICE = "modelregistry.v1.ArtifactService"
 _LOG_TAIL_LINES = 40
+# Set in a service's environment when it serves TLS (modelreg_common.tls reads it).
+_SERVER_CERT_ENV = "MODELREG_TLS_CERT_FILE"
 
 
 class ServiceStartError(RuntimeError):
     pass
 
 
+def health_check_tls(env: Mapping[str, str]) -> ClientTls:
+    """How the stack's own health check reaches a service started with `env`: TLS exactly when
+    the service serves it (loopback or not), trusting MODELREG_TLS_CA_FILE (else the system's
+    roots) and presenting MODELREG_TLS_CLIENT_CERT_FILE/_KEY_FILE if set, as any client would."""
+    if not env.get(_SERVER_CERT_ENV, "").strip():
+        return ClientTls(mode="off")
+    return replace(ClientTls.from_environment(env), mode="on")
+
+
 class ServiceProcess:
-    """One service (`python -m <module>`) with its log file, health wait and graceful stop."""
+    """One service (`python -m <module>`) with its log file, health wait and graceful stop.
+
+    `tls` is how the health check connects; by default it follows `env` (`health_check_tls`).
+    """
 
     def __init__(
-        self, name: str, *, module: str, service: str, address: str, env: Mapping[str, str], log_dir: Path
+        self,
+        name: str,
+        *,
+        module: str,
+        service: str,
+        address: str,
+        env: Mapping[str, str],
+        log_dir: Path,
+        tls: ClientTls | None = None,
     ):
         self.name = name
         self.module = module
         self.service = service
         self.address = address
         self.env = dict(env)
+        self.tls = tls
         self.log_path = log_dir / f"{name}.log"
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -87,10 +114,20 @@ class ServiceProcess:
             return ""
         return "\n".join(lines[-_LOG_TAIL_LINES:])
 
+    def _health_channel(self) -> grpc.Channel:
+        try:
+            tls = self.tls or health_check_tls(self.env)
+            if not tls.enabled_for(self.address):
+                return grpc.insecure_channel(self.address)
+            return grpc.secure_channel(self.address, channel_credentials(tls))
+        except TlsConfigError as exc:
+            raise ServiceStartError(f"{self.name}: cannot check its health: {exc}") from None
+
     def wait_healthy(self, timeout: float = 60.0) -> None:
         """Wait until the standard gRPC health check reports SERVING for this service."""
         deadline = time.monotonic() + timeout
-        with grpc.insecure_channel(self.address) as channel:
+        last_error = ""
+        with self._health_channel() as channel:
             health = health_pb2_grpc.HealthStub(channel)
             while True:
                 code = self.exited()
@@ -103,11 +140,14 @@ class ServiceProcess:
                     reply = health.Check(health_pb2.HealthCheckRequest(service=self.service), timeout=1)
                     if reply.status == health_pb2.HealthCheckResponse.SERVING:
                         return
-                except grpc.RpcError:
-                    pass
+                except grpc.RpcError as exc:
+                    # A TLS mismatch (plaintext to a TLS port, an untrusted CA) shows up only here.
+                    last_error = (
+                        f" (last health check: {exc.details()})" if isinstance(exc, grpc.Call) else ""
+                    )
                 if time.monotonic() > deadline:
                     raise ServiceStartError(
-                        f"{self.name} is not healthy on {self.address} after {timeout:.0f}s; "
+                        f"{self.name} is not healthy on {self.address} after {timeout:.0f}s{last_error}; "
                         f"log {self.log_path}:\n{self.log_tail()}"
                     )
                 time.sleep(0.1)
@@ -148,8 +188,22 @@ class StackEndpoints:
     log_dir: Path
 
 
+def ensure_secret_file(path: Path) -> Path:
+    """A file holding a fresh 256-bit secret, mode 0600, created once and kept across runs."""
+    if not path.exists():
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_urlsafe(32) + "\n")
+    return path
+
+
 class LocalStack:
-    """Stores, then the metadata service, then the artifact service; stopped in reverse order."""
+    """Stores, then the metadata service, then the artifact service; stopped in reverse order.
+
+    Authentication is on, as in production: on first start the metadata service writes the
+    bootstrap admin's API token to `<data root>/admin.token` (mode 0600), and the two services
+    share an internal credential in `<data root>/internal.token`.
+    """
 
     def __init__(
         self,
@@ -174,6 +228,11 @@ class LocalStack:
         self.metadata: ServiceProcess | None = None
         self.artifacts: ServiceProcess | None = None
         self.stores: StoreEndpoints | None = None
+        self.admin_token_file = data_root / ADMIN_TOKEN_FILE
+
+    def admin_token(self) -> str:
+        """The bootstrap admin's API token (written by the metadata service on first start)."""
+        return self.admin_token_file.read_text().strip()
 
     def __enter__(self) -> Self:
         try:
@@ -190,6 +249,8 @@ class LocalStack:
 
     def start(self) -> None:
         self.data_root.mkdir(parents=True, exist_ok=True)
+        self.data_root.chmod(0o700)  # credentials live here
+        internal_token = ensure_secret_file(self.data_root / INTERNAL_TOKEN_FILE)
         self.stores = self._exit.enter_context(
             open_stores(
                 self.data_root,
@@ -206,13 +267,14 @@ class LocalStack:
             ARTIFACT_ADDR_ENV: self.addresses.artifacts,
             "MODELREG_LOG_LEVEL": self._log_level,
             "PYTHONUNBUFFERED": "1",
+            "MODELREG_INTERNAL_TOKEN_FILE": str(internal_token),
         }
         self.metadata = ServiceProcess(
             "metadata",
             module="modelreg_metadata",
             service=METADATA_SERVICE,
             address=self.addresses.metadata,
-            env=env,
+            env={**env, "MODELREG_BOOTSTRAP_TOKEN_FILE": str(self.admin_token_file)},
             log_dir=self.log_dir,
         )
         self.artifacts = ServiceProcess(

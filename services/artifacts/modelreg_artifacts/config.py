@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from modelreg.addresses import (
     ARTIFACT_ADDR_ENV,
@@ -11,11 +11,15 @@ from modelreg.addresses import (
     DEFAULT_METADATA_ADDR,
     METADATA_ADDR_ENV,
 )
+from modelreg.channels import ClientTls, TlsConfigError
 from modelreg_common.config import EnvReader
+from modelreg_common.identity.settings import IdentitySettings
+from modelreg_common.tls import ServerTls, read_server_tls
 
 MIB = 1024 * 1024
 PAYLOAD_CHECKSUMS = ("crc32c", "sha256")
 DAY = 86400.0
+METADATA_TLS_ENV = "MODELREG_METADATA_TLS"
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,14 @@ class SweepSettings:
     gc_interval_seconds: float
 
 
+def _metadata_tls(read: EnvReader, env: Mapping[str, str]) -> ClientTls:
+    try:
+        return ClientTls.from_environment(env, prefix=METADATA_TLS_ENV)
+    except TlsConfigError as exc:
+        read.problems.extend(exc.problems)
+        return ClientTls()
+
+
 @dataclass(frozen=True)
 class ArtifactSettings:
     listen_addr: str
@@ -64,12 +76,19 @@ class ArtifactSettings:
     download_chunk_bytes: int
     grace_seconds: float
     log_level: str
+    # Who may call, and the artifact service's own credential for the metadata service.
+    identity: IdentitySettings = field(default_factory=IdentitySettings)
+    # None: plaintext, which the settings allow on a loopback address only (modelreg_common.tls).
+    tls: ServerTls | None = None
+    # How this service reaches the metadata service (MODELREG_METADATA_TLS*, as a client would).
+    metadata_tls: ClientTls = field(default_factory=ClientTls)
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str]) -> ArtifactSettings:
         read = EnvReader(env)
+        listen_addr = read.address(ARTIFACT_ADDR_ENV, DEFAULT_ARTIFACT_ADDR)
         settings = cls(
-            listen_addr=read.address(ARTIFACT_ADDR_ENV, DEFAULT_ARTIFACT_ADDR),
+            listen_addr=listen_addr,
             metadata_addr=read.address(METADATA_ADDR_ENV, DEFAULT_METADATA_ADDR),
             mongodb_uri=read.text("MODELREG_MONGODB_URI"),
             database=read.text("MODELREG_MONGODB_DATABASE", "modelreg"),
@@ -102,7 +121,15 @@ class ArtifactSettings:
             * 1024,
             grace_seconds=read.number("MODELREG_SHUTDOWN_GRACE_SECONDS", 10.0, minimum=0, maximum=600),
             log_level=read.log_level("MODELREG_LOG_LEVEL"),
+            identity=IdentitySettings.read(read),
+            tls=read_server_tls(read, listen_addr),
+            metadata_tls=_metadata_tls(read, env),
         )
+        if settings.identity.internal is None:
+            read.problems.append(
+                "MODELREG_INTERNAL_TOKEN_FILE is required: the artifact service's credential for the "
+                "metadata service's internal ManifestService (docs/security.md)"
+            )
         if settings.s3.payload_checksum not in PAYLOAD_CHECKSUMS:
             read.problems.append(
                 f"MODELREG_S3_PAYLOAD_CHECKSUM={settings.s3.payload_checksum!r} is not one of "

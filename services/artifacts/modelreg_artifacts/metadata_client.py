@@ -1,7 +1,11 @@
-"""The artifact service's view of the metadata service, through its generated gRPC client.
+"""The artifact service's view of the metadata service, through its generated gRPC clients.
 
-The caller's actor and request id travel along, so the metadata service records who added a
-file, and one request id follows the call through both services' logs.
+The artifact service calls with its own internal credential (never the user's): reads through
+the public MetadataService (it has already authorized the user itself), manifest writes and
+blob-reference checks through the internal ManifestService. A manifest write names the user the
+upload was for (`x-modelreg-on-behalf-of`), which the metadata service accepts only from an
+internal caller, so the trail records who added the file and that the artifact service verified
+it. The request id travels along, so one id follows the call through both services' logs.
 """
 
 from __future__ import annotations
@@ -13,9 +17,17 @@ from collections.abc import Iterator
 
 import grpc
 from modelreg import headers
+from modelreg.channels import ClientTls, open_channel
 from modelreg.names import AliasName, ModelVersionName
-from modelreg_common.context import current_actor, current_request_id
+from modelreg_common.context import current_caller, current_request_id
+from modelreg_common.identity.authenticator import (
+    AUTHORIZATION,
+    ON_BEHALF_OF,
+    ON_BEHALF_OF_AUTHENTICATION,
+)
 from modelreg_common.status import error_from_rpc
+from modelregistry.v1 import manifest_service_pb2 as manifest_pb
+from modelregistry.v1 import manifest_service_pb2_grpc as manifest_grpc
 from modelregistry.v1 import metadata_service_pb2 as pb
 from modelregistry.v1 import metadata_service_pb2_grpc as pb_grpc
 from modelregistry.v1 import model_pb2
@@ -27,13 +39,22 @@ MAX_FILES_PER_BATCH = 500
 # The longest a manifest change waits for files that uploads of the same version are finishing.
 MAX_BATCH_WAIT_SECONDS = 0.1
 
-_BatchKey = tuple[ModelVersionName, str]
+# A batch is one change by one actor: the version, the actor and how it authenticated.
+_BatchKey = tuple[ModelVersionName, str, str]
+Metadata = tuple[tuple[str, str], ...]
+
+
+def _batch_key(version: ModelVersionName) -> _BatchKey:
+    caller = current_caller()
+    return (version, caller.principal, caller.authentication)
 
 
 class MetadataClient:
-    def __init__(self, address: str):
-        self._channel = grpc.aio.insecure_channel(address)
+    def __init__(self, address: str, tls: ClientTls, credential: str):
+        self._channel = open_channel(address, tls)
         self._stub = pb_grpc.MetadataServiceStub(self._channel)
+        self._manifests = manifest_grpc.ManifestServiceStub(self._channel)
+        self._authorization = f"Bearer {credential}"
         # Files of one version that finish while a manifest change is in flight wait and go
         # together in the next BatchAddModelVersionFiles: the metadata service rewrites the
         # version per change, so one change per file made versions of thousands of files slow,
@@ -45,8 +66,16 @@ class MetadataClient:
         self._expected: Counter[_BatchKey] = Counter()
         self._changed: dict[_BatchKey, asyncio.Event] = {}
 
-    def _metadata(self) -> tuple[tuple[str, str], ...]:
-        return ((headers.ACTOR, current_actor()), (headers.REQUEST_ID, current_request_id()))
+    def _metadata(self) -> Metadata:
+        return ((AUTHORIZATION, self._authorization), (headers.REQUEST_ID, current_request_id()))
+
+    def _on_behalf_of(self, key: _BatchKey) -> Metadata:
+        _, principal, authentication = key
+        return (
+            *self._metadata(),
+            (ON_BEHALF_OF, principal),
+            (ON_BEHALF_OF_AUTHENTICATION, authentication),
+        )
 
     async def get_version(self, ref: ModelVersionName | AliasName) -> model_pb2.ModelVersion:
         try:
@@ -74,7 +103,7 @@ class MetadataClient:
         uploads alternate between two half-full batches (those that arrive while one is in
         flight, then the rest). A lone upload never waits.
         """
-        key = (version, current_actor())
+        key = _batch_key(version)
         self._expected[key] += 1
         try:
             yield
@@ -91,7 +120,7 @@ class MetadataClient:
 
     async def add_file(self, version: ModelVersionName, file: StoredFile) -> None:
         """Record a verified file in the version's manifest (batched with concurrent ones)."""
-        key = (version, current_actor())  # a batch is one change by one actor
+        key = _batch_key(version)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         queue = self._queues.get(key)
         if queue is not None:
@@ -122,7 +151,7 @@ class MetadataClient:
             queue = self._queues[key]
             batch, rest = queue[:MAX_FILES_PER_BATCH], queue[MAX_FILES_PER_BATCH:]
             self._queues[key] = rest
-            request = pb.BatchAddModelVersionFilesRequest(
+            request = manifest_pb.BatchAddModelVersionFilesRequest(
                 model_version=str(version),
                 files=[
                     model_pb2.ModelFile(
@@ -133,8 +162,8 @@ class MetadataClient:
             )
             error: Exception | None = None
             try:
-                await self._stub.BatchAddModelVersionFiles(
-                    request, metadata=self._metadata(), timeout=CALL_TIMEOUT_SECONDS
+                await self._manifests.BatchAddModelVersionFiles(
+                    request, metadata=self._on_behalf_of(key), timeout=CALL_TIMEOUT_SECONDS
                 )
             except grpc.aio.AioRpcError as exc:
                 error = error_from_rpc(exc)
@@ -155,8 +184,8 @@ class MetadataClient:
         if not digests:
             return []
         try:
-            reply = await self._stub.CheckBlobReferences(
-                pb.CheckBlobReferencesRequest(sha256s=digests),
+            reply = await self._manifests.CheckBlobReferences(
+                manifest_pb.CheckBlobReferencesRequest(sha256s=digests),
                 metadata=self._metadata(),
                 timeout=CALL_TIMEOUT_SECONDS,
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+from modelreg_common.security import open_security
 from modelreg_common.server import ServiceBinding, serve
 from modelregistry.v1 import artifact_service_pb2, artifact_service_pb2_grpc
 
@@ -32,7 +33,13 @@ async def run(settings: ArtifactSettings, stop: asyncio.Event | None = None) -> 
     blobs = BlobIndex(database)
     await sessions.ensure_indexes()
     await blobs.ensure_indexes()
-    metadata = MetadataClient(settings.metadata_addr)
+    if settings.identity.internal is None:  # the settings refuse this; keeps the type honest
+        raise RuntimeError("the artifact service needs its internal credential")
+    metadata = MetadataClient(
+        settings.metadata_addr, settings.metadata_tls, settings.identity.internal.secret
+    )
+    mtls = settings.tls is not None and settings.tls.client_ca_file is not None
+    security, _, close_security = await open_security(settings.identity, database.db, mtls=mtls)
     uploads = Uploads(
         store,
         sessions,
@@ -65,6 +72,8 @@ async def run(settings: ArtifactSettings, stop: asyncio.Event | None = None) -> 
             )
         ],
         grace_seconds=settings.grace_seconds,
-        on_shutdown=[sweeper.stop, metadata.close, database.close, close_store],
+        on_shutdown=[sweeper.stop, metadata.close, close_security, database.close, close_store],
         stop=stop,
+        security=security,
+        tls=settings.tls,
     )

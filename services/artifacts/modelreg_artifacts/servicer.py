@@ -9,6 +9,7 @@ from typing import Any
 import grpc
 from google.protobuf import timestamp_pb2
 from modelreg import names, wire
+from modelreg_common.access.decisions import current_access
 from modelreg_common.errors import InvalidArgument
 from modelregistry.v1 import artifact_service_pb2 as pb
 from modelregistry.v1 import artifact_service_pb2_grpc as pb_grpc
@@ -127,6 +128,14 @@ class ArtifactServicer(pb_grpc.ArtifactServiceServicer):
         self._downloads = downloads
         self._collector = collector
 
+    async def _authorized_session(self, name: names.UploadSessionName) -> UploadSession:
+        """The session, if the caller may upload to its version (else as if it did not exist)."""
+        session = await self._uploads.get(name)
+        await current_access().require(
+            session.spec.model_version, not_found=f"upload session {name} not found"
+        )
+        return session
+
     async def UploadFile(
         self, request_iterator: AsyncIterator[pb.UploadFileRequest], context: Context
     ) -> model_pb2.ModelFile:
@@ -134,6 +143,7 @@ class ArtifactServicer(pb_grpc.ArtifactServiceServicer):
         if first is None or not first.HasField("spec"):
             raise InvalidArgument("spec", "the first message of an upload must carry the spec")
         spec = _spec_from_proto(first.spec)
+        await current_access().require(spec.model_version)
         stored = await self._uploads.upload(spec, _upload_chunks(first, aiter(request_iterator)))
         return _file_to_proto(stored)
 
@@ -149,6 +159,7 @@ class ArtifactServicer(pb_grpc.ArtifactServiceServicer):
                 limit=request.limit,
             )
         )
+        await current_access().require(wanted.version)
         file, pieces = await self._downloads.open(wanted)
         yield pb.DownloadFileResponse(file=_file_to_proto(file), offset=request.offset)
         async for offset, data in pieces:
@@ -156,7 +167,9 @@ class ArtifactServicer(pb_grpc.ArtifactServiceServicer):
             yield wire.encode_data(offset, data)
 
     async def StartUpload(self, request: pb.StartUploadRequest, context: Context) -> pb.UploadSession:
-        session = await self._uploads.start(_spec_from_proto(request.spec))
+        spec = _spec_from_proto(request.spec)
+        await current_access().require(spec.model_version)
+        session = await self._uploads.start(spec)
         return _session_to_proto(session)
 
     async def WriteUpload(
@@ -166,24 +179,31 @@ class ArtifactServicer(pb_grpc.ArtifactServiceServicer):
         if first is None or not first.upload_session:
             raise InvalidArgument("upload_session", "the first message of a write must name the session")
         name = names.parse_upload_session_name(first.upload_session, "upload_session")
+        await self._authorized_session(name)
         session = await self._uploads.write(name, _write_chunks(first, aiter(request_iterator)))
         return _session_to_proto(session)
 
     async def GetUploadSession(
         self, request: pb.GetUploadSessionRequest, context: Context
     ) -> pb.UploadSession:
-        session = await self._uploads.get(names.parse_upload_session_name(request.name, "name"))
+        session = await self._authorized_session(names.parse_upload_session_name(request.name, "name"))
         return _session_to_proto(session)
 
     async def CancelUploadSession(
         self, request: pb.CancelUploadSessionRequest, context: Context
     ) -> pb.UploadSession:
-        session = await self._uploads.cancel(names.parse_upload_session_name(request.name, "name"))
+        name = names.parse_upload_session_name(request.name, "name")
+        await self._authorized_session(name)
+        session = await self._uploads.cancel(name)
         return _session_to_proto(session)
 
     async def FindMissingBlobs(
         self, request: pb.FindMissingBlobsRequest, context: Context
     ) -> pb.FindMissingBlobsResponse:
+        if not request.model_version:
+            raise InvalidArgument("model_version", "is required: the version the blobs are for")
+        version = names.parse_model_version_name(request.model_version, "model_version")
+        await current_access().require(version)
         missing = await self._uploads.find_missing(check_digests(list(request.sha256s)))
         return pb.FindMissingBlobsResponse(missing_sha256s=missing)
 
@@ -191,6 +211,7 @@ class ArtifactServicer(pb_grpc.ArtifactServiceServicer):
         self, request: pb.VerifyModelVersionRequest, context: Context
     ) -> pb.VerifyModelVersionResponse:
         ref = names.parse_version_reference(request.model_version, "model_version")
+        await current_access().require(ref)
         check = await self._downloads.verify(ref)
         return pb.VerifyModelVersionResponse(
             model_version=check.model_version,

@@ -1,6 +1,7 @@
 """The `main()` shared by every service: settings, logging, run, and exit codes.
 
-Exit 2 for invalid configuration (nothing was started), 1 when the listen address is taken.
+Exit 2 for invalid configuration (found in the settings, or while starting: a file they name
+does not hold what it should), 1 when the listen address is taken.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ def run_service(
     configure_logging(settings.log_level)
     try:
         asyncio.run(run(settings))
+    except ConfigError as exc:  # found while starting (e.g. an unreadable JWKS file)
+        print(f"{program}: {exc}", file=sys.stderr)  # noqa: T201
+        sys.exit(2)
     except BindError as exc:
         print(f"{program}: {exc}", file=sys.stderr)  # noqa: T201
         sys.exit(1)

@@ -54,6 +54,12 @@ class PermissionDenied(RegistryError):
     reason = "PERMISSION_DENIED"
 
 
+class Unauthenticated(RegistryError):
+    """No credential, or one that does not prove an identity (unknown, expired, revoked, forged)."""
+
+    reason = "UNAUTHENTICATED"
+
+
 class Aborted(RegistryError):
     """A concurrent writer won: an etag mismatch or a lost race the caller may retry."""
 

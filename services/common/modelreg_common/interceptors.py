@@ -1,9 +1,14 @@
-"""The cross-cutting part of every RPC: request id, actor, structured logs, error mapping.
+"""The cross-cutting part of every RPC: request id, authentication, authorization, structured
+logs, error mapping.
+
+Before the handler runs, the caller is authenticated (identity/authenticator.py) and the method's
+permission looked up (access/permissions.py): a method without one is refused, global and
+internal permissions are decided here, and namespace permissions by the handler through the
+bound `CallAccess`, which must have been consulted by the time the call succeeds.
 
 Servicers raise domain errors (`modelreg_common.errors`) or `InvalidResourceName`; this
 interceptor turns them into AIP-193 statuses. Anything else is a bug: it is logged with its
-traceback and answered with INTERNAL naming the request id. An authentication interceptor can
-later run before this one and bind the verified identity instead of the metadata actor.
+traceback and answered with INTERNAL naming the request id.
 """
 
 from __future__ import annotations
@@ -18,9 +23,16 @@ import grpc
 import structlog
 from modelreg import headers
 from modelreg.names import InvalidResourceName
+from pymongo.errors import PyMongoError
 
 from modelreg_common import context, errors
+from modelreg_common.access.bindings import EVERY_NAMESPACE, RoleDirectory
+from modelreg_common.access.decisions import CallAccess, bind_access, denied
+from modelreg_common.access.permissions import Scope, permission_of
+from modelreg_common.identity.authenticator import Authenticator
+from modelreg_common.identity.caller import Caller
 from modelreg_common.status import STATUS_DETAILS_KEY, rich_status
+from modelreg_common.tls import peer_certificate_subject
 
 log = structlog.get_logger("modelreg.rpc")
 
@@ -35,21 +47,74 @@ def _request_id(metadata: dict[str, str]) -> str:
     return uuid.uuid4().hex
 
 
-class _Call:
-    """State of one RPC for logging and error translation."""
+class Security:
+    """What every call is checked against: who the caller is, and the roles bound to it."""
 
-    def __init__(self, method: str, metadata: dict[str, str]):
+    def __init__(self, authenticator: Authenticator, roles: RoleDirectory, *, mtls: bool = False):
+        self.authenticator = authenticator
+        self.roles = roles
+        self.mtls = mtls  # read the peer's certificate (only when the server verifies client certs)
+
+
+_NOBODY = Caller("anonymous", authentication="none")
+
+
+class _Call:
+    """State of one RPC: logging, authentication, authorization and error translation."""
+
+    def __init__(self, method: str, metadata: dict[str, str], security: Security | None):
         self.method = method
+        self.metadata = metadata
+        self.security = security
         self.request_id = _request_id(metadata)
-        self.actor = metadata.get(headers.ACTOR, "")
         self.quiet = method.startswith(_QUIET_PREFIXES)
         self.started = time.perf_counter()
+        self.access: CallAccess | None = None
 
-    def bind(self, ctx: grpc.aio.ServicerContext[Any, Any]) -> None:
-        context.bind_call(self.request_id, self.actor)
+    async def start(self, ctx: grpc.aio.ServicerContext[Any, Any]) -> None:
+        """Bind the request id, then authenticate and authorize what can be decided up front."""
+        context.bind_call(self.request_id, _NOBODY)
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=self.request_id, method=self.method)
         ctx.set_trailing_metadata(((headers.REQUEST_ID, self.request_id),))
+        permission = permission_of(self.method)
+        if permission is None:
+            log.error("method has no permission in access/permissions.py: refused", method=self.method)
+            raise errors.PermissionDenied(f"{self.method} has no permission defined", reason="NO_PERMISSION")
+        if permission.scope is Scope.PUBLIC:
+            return
+        if self.security is None:
+            raise errors.Unauthenticated("this server accepts no credentials", reason="UNAUTHENTICATED")
+        peer = peer_certificate_subject(ctx.auth_context()) if self.security.mtls else None
+        directory = self.security.roles
+        try:
+            caller = await self.security.authenticator.authenticate(self.metadata, peer)
+            context.bind_call(self.request_id, caller)
+            roles = {} if caller.internal else await directory.roles_of(caller.subjects)
+        except PyMongoError as exc:
+            # Credentials and bindings live in the database: without it nobody can be checked,
+            # which is the database being unavailable, not the caller being wrong.
+            log.warning("cannot check credentials: the database is unavailable", error=str(exc)[:200])
+            raise errors.Unavailable(
+                "cannot check credentials right now (the registry's database is unavailable); retry",
+                reason="CREDENTIALS_UNAVAILABLE",
+            ) from None
+        self.access = CallAccess(
+            caller,
+            permission,
+            roles,
+            None if caller.internal else lambda: directory.newer_roles_of(caller.subjects),
+        )
+        bind_access(self.access)
+        if permission.scope is Scope.INTERNAL and not caller.internal:
+            raise denied(caller, permission, self.method)
+        if permission.scope is Scope.GLOBAL:
+            await self.access.require(EVERY_NAMESPACE)
+
+    def authorized(self) -> None:
+        """A successful call must have been authorized: a handler that forgot is a bug."""
+        if self.access is not None and not self.access.checked:
+            raise RuntimeError(f"{self.method} returned without an authorization decision")
 
     def done(self, code: grpc.StatusCode) -> None:
         if not self.quiet or code is not grpc.StatusCode.OK:
@@ -60,6 +125,15 @@ class _Call:
         """Abort the RPC with the status that `exc` stands for (never returns)."""
         if isinstance(exc, InvalidResourceName):
             exc = errors.InvalidArgument(exc.field, exc.message)
+        if isinstance(exc, errors.Unauthenticated | errors.PermissionDenied):
+            # Every refusal is in the log, with whom and what (never the credential).
+            log.warning(
+                "refused",
+                reason=exc.reason,
+                detail=exc.message,
+                actor=context.current_actor(),
+                **{k: v for k, v in exc.metadata.items() if k in ("permission", "resource", "problem")},
+            )
         if isinstance(exc, errors.RegistryError):
             code, message, details = rich_status(exc)
         else:
@@ -84,6 +158,9 @@ Handler = Any
 
 
 class CallContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+    def __init__(self, security: Security | None = None):
+        self._security = security
+
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler]],
@@ -98,7 +175,8 @@ class CallContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-a
             for key, value in (handler_call_details.invocation_metadata or ())
             if isinstance(value, str)
         }
-        return _wrap(handler, lambda: _Call(method, metadata))
+        security = self._security
+        return _wrap(handler, lambda: _Call(method, metadata, security))
 
 
 def _or_encoded(serialize: Callable[[Any], bytes] | None) -> Callable[[Any], bytes]:
@@ -121,9 +199,10 @@ def _wrap(handler: Handler, new_call: Callable[[], _Call]) -> Handler:
     def single_response(inner: Callable[[Any, Any], Awaitable[Any]]) -> Callable[[Any, Any], Awaitable[Any]]:
         async def behaviour(request: Any, ctx: grpc.aio.ServicerContext[Any, Any]) -> Any:
             call = new_call()
-            call.bind(ctx)
             try:
+                await call.start(ctx)
                 response = await inner(request, ctx)
+                call.authorized()
             except Exception as exc:
                 if _is_abort(exc):
                     raise
@@ -138,14 +217,16 @@ def _wrap(handler: Handler, new_call: Callable[[], _Call]) -> Handler:
     ) -> Callable[[Any, Any], AsyncIterator[Any]]:
         async def behaviour(request: Any, ctx: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
             call = new_call()
-            call.bind(ctx)
             try:
+                await call.start(ctx)
                 result: Any = inner(request, ctx)
                 if inspect.isasyncgen(result):
                     async for response in result:
+                        call.authorized()  # before anything reaches the caller
                         yield response
                 else:  # a coroutine that sends its responses with ctx.write() (e.g. health Watch)
                     await result
+                call.authorized()
             except Exception as exc:
                 if _is_abort(exc):
                     raise

@@ -17,7 +17,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
 from grpc_reflection.v1alpha import reflection
 
-from modelreg_common.interceptors import CallContextInterceptor
+from modelreg_common.interceptors import CallContextInterceptor, Security
+from modelreg_common.tls import ServerTls, is_loopback, server_credentials
 
 log = structlog.get_logger("modelreg.server")
 
@@ -45,14 +46,19 @@ async def serve(
     on_shutdown: Sequence[Callable[[], Awaitable[None]]] = (),
     on_draining: Sequence[Callable[[], Awaitable[None]]] = (),
     stop: asyncio.Event | None = None,
+    security: Security | None = None,
+    tls: ServerTls | None = None,
 ) -> None:
     """Serve until SIGTERM/SIGINT (or `stop` is set), then shut down gracefully.
 
     `on_draining` runs when the drain starts: long-lived streams end there instead of holding the
-    drain for the whole grace period.
+    drain for the whole grace period. Without `security` every call but health and reflection is
+    refused (UNAUTHENTICATED): a server is never open by omission. Without `tls` the port is
+    plaintext: the settings allow that on a non-loopback address only with
+    MODELREG_ALLOW_PLAINTEXT (`tls.read_server_tls`).
     """
     server = grpc.aio.server(
-        interceptors=[CallContextInterceptor()],
+        interceptors=[CallContextInterceptor(security)],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -66,9 +72,18 @@ async def serve(
     names = [service.full_name for service in services]
     reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
     try:
-        server.add_insecure_port(listen_addr)
-    except RuntimeError as exc:
+        if tls is None:
+            server.add_insecure_port(listen_addr)
+        else:
+            server.add_secure_port(listen_addr, server_credentials(tls))
+    except (RuntimeError, OSError) as exc:  # OSError: a TLS file vanished since the settings were read
         raise BindError(f"cannot listen on {listen_addr}: {exc}") from exc
+    if tls is None and not is_loopback(listen_addr):
+        log.warning(
+            "plaintext on a non-loopback address: credentials and models cross the network unencrypted "
+            "unless a service mesh or proxy protects it",
+            address=listen_addr,
+        )
 
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -78,7 +93,8 @@ async def serve(
     await server.start()
     for name in ["", *names]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("serving", address=listen_addr, services=names)
+    transport = "plaintext" if tls is None else "mtls" if tls.require_client_cert else "tls"
+    log.info("serving", address=listen_addr, services=names, transport=transport)
 
     await stop.wait()
     log.info("shutting down", grace_seconds=grace_seconds)

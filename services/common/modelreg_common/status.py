@@ -19,6 +19,7 @@ _CODES: list[tuple[type[errors.RegistryError], grpc.StatusCode]] = [
     (errors.AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
     (errors.FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
+    (errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
     (errors.Aborted, grpc.StatusCode.ABORTED),
     (errors.OutOfRange, grpc.StatusCode.OUT_OF_RANGE),
     (errors.DataLoss, grpc.StatusCode.DATA_LOSS),

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from modelreg.names import ModelVersionName
-from modelreg_common.context import current_actor, current_request_id
+from modelreg_common.context import current_caller, current_request_id
 
 from modelreg_metadata.domain import (
     Dataset,
@@ -68,6 +68,10 @@ class Action(enum.StrEnum):
     ALIAS_DELETED = "ALIAS_DELETED"
     ALIAS_PROTECTED = "ALIAS_PROTECTED"
     ALIAS_UNPROTECTED = "ALIAS_UNPROTECTED"
+    ROLE_GRANTED = "ROLE_GRANTED"
+    ROLE_REVOKED = "ROLE_REVOKED"
+    API_TOKEN_CREATED = "API_TOKEN_CREATED"  # noqa: S105 - an action name
+    API_TOKEN_REVOKED = "API_TOKEN_REVOKED"  # noqa: S105 - an action name
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,10 @@ class Event:
     before: Json
     after: Json
     sequence: int = 0  # 0 until the relay has placed it in the trail
+    # How the actor authenticated (`token:<id>`, `jwt:<issuer>`, `mtls:<subject>`, `system`) and
+    # the internal service that acted on its behalf, if any.
+    authentication: str = ""
+    via: str = ""
 
 
 def jsonable(value: Any) -> Any:  # noqa: PLR0911 - one return per kind of value
@@ -162,16 +170,24 @@ def purge_event(resource: object, moment: datetime) -> Event:
 
 
 def _made_now(action: Action, resource: object, old: Json, new: Json, moment: datetime) -> Event:
+    caller = current_caller()
     return Event(
         id=str(uuid.uuid4()),
         time=moment,
-        actor=current_actor(),
+        actor=caller.principal,
         request_id=current_request_id(),
         resource=str(resource),
         action=action.value,
         before=old,
         after=new,
+        authentication=caller.authentication,
+        via=caller.via,
     )
+
+
+def made_now(action: Action, resource: object, before: Json, after: Json, moment: datetime) -> Event:
+    """An event of the current call with `before`/`after` given as they are (access changes)."""
+    return _made_now(action, resource, before, after, moment)
 
 
 # Replay

@@ -22,7 +22,7 @@ from modelreg_metadata import audit, domain
 from modelreg_metadata.audit import Action, Event
 from modelreg_metadata.domain import Alias, ModelVersion
 from modelreg_metadata.store import EventLog
-from modelreg_metadata.store.events import list_condition
+from modelreg_metadata.store.events import list_condition, scope_of
 
 WATCH_POLL_SECONDS = 0.15  # how long a watcher waits for this process's relay before re-reading
 WATCH_BATCH = 256
@@ -40,6 +40,9 @@ class EventScope:
     actor: str = ""
     start_time: datetime | None = None
     end_time: datetime | None = None
+    # The namespaces the caller may read (sorted), or None for all: events elsewhere, and events
+    # of no namespace (API tokens), are left out.
+    visible_namespaces: tuple[str, ...] | None = None
 
     @classmethod
     def of(
@@ -52,6 +55,7 @@ class EventScope:
         actor: str = "",
         start_time: datetime | None = None,
         end_time: datetime | None = None,
+        visible_namespaces: frozenset[str] | None = None,
     ) -> EventScope:
         if model is not None and namespace is not None and model.namespace != namespace.namespace:
             raise InvalidArgument("model", f"{model} is not in {namespace}")
@@ -73,10 +77,11 @@ class EventScope:
             actor=actor,
             start_time=start_time,
             end_time=end_time,
+            visible_namespaces=None if visible_namespaces is None else tuple(sorted(visible_namespaces)),
         )
 
     def condition(self) -> dict[str, Any]:
-        return list_condition(
+        condition = list_condition(
             namespace=self.namespace,
             model_id=self.model_id,
             resource=self.resource,
@@ -85,13 +90,18 @@ class EventScope:
             start_time=self.start_time,
             end_time=self.end_time,
         )
+        visible = self.visible_namespaces
+        if visible is not None and not self.namespace:
+            condition["namespace"] = {"$in": list(visible)}
+        elif visible is not None and self.namespace not in visible:
+            condition["namespace"] = {"$in": []}  # a namespace the caller cannot read: nothing
+        return condition
 
     def matches(self, event: Event) -> bool:
-        parts = event.resource.split("/")
-        namespace = parts[1] if len(parts) > 1 else ""
-        model_id = parts[3] if len(parts) > 3 else ""
+        namespace, model_id = scope_of(event.resource)
         return (
-            (not self.namespace or namespace == self.namespace)
+            (self.visible_namespaces is None or namespace in self.visible_namespaces)
+            and (not self.namespace or namespace == self.namespace)
             and (not self.model_id or model_id == self.model_id)
             and (not self.resource or event.resource == self.resource)
             and (not self.actions or event.action in self.actions)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from modelreg.addresses import DEFAULT_METADATA_ADDR, METADATA_ADDR_ENV
 from modelreg_common.config import EnvReader
+from modelreg_common.identity.settings import IdentitySettings
+from modelreg_common.tls import ServerTls, read_server_tls
 
 from modelreg_metadata.faults import Faults
 
@@ -27,12 +29,17 @@ class MetadataSettings:
     event_sweep_seconds: float = 10.0
     # Versions soft-deleted longer than this are purged (retention.py); 0 keeps them forever.
     purge_deleted_after_days: float = 0.0
+    # Who may call: tokens, OIDC issuers, the internal credential, the bootstrap admin's file.
+    identity: IdentitySettings = field(default_factory=IdentitySettings)
+    # None: plaintext, which the settings allow on a loopback address only (modelreg_common.tls).
+    tls: ServerTls | None = None
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str]) -> MetadataSettings:
         read = EnvReader(env)
+        listen_addr = read.address(METADATA_ADDR_ENV, DEFAULT_METADATA_ADDR)
         settings = cls(
-            listen_addr=read.address(METADATA_ADDR_ENV, DEFAULT_METADATA_ADDR),
+            listen_addr=listen_addr,
             mongodb_uri=read.text("MODELREG_MONGODB_URI"),
             database=read.text("MODELREG_MONGODB_DATABASE", "modelreg"),
             grace_seconds=read.number("MODELREG_SHUTDOWN_GRACE_SECONDS", 10.0, minimum=0, maximum=600),
@@ -43,6 +50,8 @@ class MetadataSettings:
             purge_deleted_after_days=read.number(
                 "MODELREG_PURGE_DELETED_AFTER_DAYS", 0.0, minimum=0, maximum=100 * 365
             ),
+            identity=IdentitySettings.read(read, bootstrap=True),
+            tls=read_server_tls(read, listen_addr),
         )
         if settings.mongodb_uri and not settings.mongodb_uri.startswith(("mongodb://", "mongodb+srv://")):
             read.problems.append("MODELREG_MONGODB_URI must start with mongodb:// or mongodb+srv://")

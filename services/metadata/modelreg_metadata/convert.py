@@ -289,6 +289,8 @@ def event_to_proto(event: Event) -> event_pb2.Event:
         action=event.action,
         before=before,
         after=after,
+        authentication=event.authentication,
+        via=event.via,
     )
 
 

@@ -2,7 +2,7 @@
 
 `MODELREG_PURGE_DELETED_AFTER_DAYS` > 0 turns it on. Each round purges the versions deleted
 before the cutoff through the Registry, as any caller would (the same checks, the same event),
-acting as `modelreg-retention` so that the trail says who purged them; it also finishes purges a
+acting as `system:retention` so that the trail says who purged them; it also finishes purges a
 crash interrupted. A version undeleted meanwhile is refused and skipped, and so is a version of a
 deleted model. Several processes (MongoDB) may run rounds at once: a version one of them purged
 is NOT_FOUND to the others, and skipped.
@@ -16,13 +16,15 @@ from datetime import timedelta
 
 import structlog
 from modelreg_common.context import bind_call
+from modelreg_common.identity.caller import Caller
 
 from modelreg_metadata.registry import Registry
 from modelreg_metadata.store.database import now
 
 log = structlog.get_logger("modelreg.metadata.retention")
 
-RETENTION_ACTOR = "modelreg-retention"
+# The registry acting on its own, by its configured retention: how the trail names it.
+RETENTION = Caller("system:retention", authentication="system")
 MIN_ROUND_SECONDS = 1.0
 MAX_ROUND_SECONDS = 3600.0
 
@@ -65,7 +67,7 @@ class DeletedVersionRetention:
 
     async def purge_expired(self) -> int:
         # This task's context only: each round is one "call" of the retention actor.
-        bind_call(uuid.uuid4().hex, RETENTION_ACTOR)
+        bind_call(uuid.uuid4().hex, RETENTION)
         purged = await self._registry.versions.purge_deleted_before(now() - self._keep_for, self._stopping)
         if purged:
             log.info("purged versions deleted longer than the retention period", versions=purged)

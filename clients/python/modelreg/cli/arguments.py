@@ -5,11 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
+from datetime import timedelta
+from pathlib import Path
 from typing import Any, Protocol
 
+from modelreg import access, credentials, names
 from modelreg.cli.output import Output
 from modelreg.cli.progress import LogProgress, TerminalProgress
+from modelreg.credentials import Credential, CredentialError
 from modelreg.progress import NoProgress, TransferProgress
 
 
@@ -60,6 +65,34 @@ def text_file(text: str) -> str:
             return stream.read()
     except OSError as exc:
         raise argparse.ArgumentTypeError(f"cannot read {text}: {exc.strerror}") from None
+
+
+_DURATION_PART = re.compile(r"(\d+)([smhdw])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def duration(text: str) -> timedelta:
+    """`30d`, `12h`, `90m`, `2w`, or several: `1d12h`."""
+    parts = _DURATION_PART.findall(text.strip().lower())
+    if not parts or "".join(n + u for n, u in parts) != text.strip().lower():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 30d, 12h or 90m")
+    return timedelta(seconds=sum(int(number) * _UNIT_SECONDS[unit] for number, unit in parts))
+
+
+def role(text: str) -> str:
+    """A role name (viewer, editor, approver, admin), checked and lowercased."""
+    try:
+        return access.role_name(access.parse_role(text))
+    except names.InvalidResourceName as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+
+
+def token_file(text: str) -> Credential:
+    """The credential in a file, read at once so a bad path is a usage error naming the option."""
+    try:
+        return credentials.read_token_file(Path(text).expanduser(), "--token-file")
+    except CredentialError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
 
 
 def progress_for(args: argparse.Namespace, out: Output) -> TransferProgress:

@@ -72,7 +72,12 @@ def register(commands: Subcommands, common: argparse.ArgumentParser) -> None:
         metavar="ACTION",
         help="only this action, e.g. ALIAS_MOVED (see docs/governance.md); repeatable",
     )
-    events.add_argument("--by", default="", metavar="ACTOR", help="only changes made by ACTOR")
+    events.add_argument(
+        "--by",
+        default="",
+        metavar="PRINCIPAL",
+        help="only changes made by PRINCIPAL (e.g. user:alice@example.com)",
+    )
     events.add_argument("--start-time", type=moment, metavar="TIME", help="only events at or after TIME")
     events.add_argument(
         "--end-time", type=moment, metavar="TIME", help="only events before TIME (not with --follow)"

@@ -1,14 +1,15 @@
-"""`modelreg namespaces list|show|update`."""
+"""`modelreg namespaces list|show|update|grant|revoke|bindings`."""
 
 from __future__ import annotations
 
 import argparse
 
+from modelregistry.v1 import access_service_pb2 as acc
 from modelregistry.v1 import model_pb2
 
-from modelreg import names
+from modelreg import access, names
 from modelreg.aio import AsyncClient
-from modelreg.cli.arguments import Subcommands, key_value
+from modelreg.cli.arguments import Subcommands, key_value, role
 from modelreg.cli.output import Output, table, timestamp
 
 _BOOLEANS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
@@ -22,7 +23,9 @@ def boolean(text: str) -> bool:
 
 
 def register(commands: Subcommands, common: argparse.ArgumentParser) -> None:
-    group = commands.add_parser("namespaces", help="list, show and configure namespaces (teams)")
+    group = commands.add_parser(
+        "namespaces", help="list, show and configure namespaces (teams); grant and revoke roles"
+    )
     actions = group.add_subparsers(title="commands", metavar="ACTION", required=True)
 
     listing = actions.add_parser(
@@ -69,6 +72,41 @@ def register(commands: Subcommands, common: argparse.ArgumentParser) -> None:
         "--etag", default="", help="only if the namespace still has this etag (else exit 4, ABORTED)"
     )
     update.set_defaults(handler=update_namespace)
+
+    roles = (
+        "Roles, each including the ones before it: viewer (read, search, pull), editor (create "
+        "and push, submit for review, move unprotected aliases), approver (approve or reject, "
+        "move protected aliases), admin (settings, alias protection, roles, delete, purge). "
+        "NS '-' means every namespace (admin there is a global admin). Needs the admin role."
+    )
+    for verb, summary in (
+        ("grant", "give a principal a role in a namespace"),
+        ("revoke", "take a role back"),
+    ):
+        binding = actions.add_parser(
+            verb,
+            help=summary,
+            parents=[common],
+            description=f"{summary[0].upper()}{summary[1:]}. {roles}",
+        )
+        binding.add_argument("namespace", metavar="NS", help="a namespace, or '-' for every namespace")
+        binding.add_argument(
+            "principal", metavar="PRINCIPAL", help="user:EMAIL, serviceaccount:NS/NAME or group:NAME"
+        )
+        binding.add_argument("role", metavar="ROLE", type=role, help="viewer, editor, approver or admin")
+        binding.set_defaults(handler=grant_role if verb == "grant" else revoke_role)
+
+    bindings = actions.add_parser(
+        "bindings",
+        help="list who has which role in a namespace",
+        parents=[common],
+        description=(
+            "List the role bindings of NS, or with '-' the bindings that hold in every namespace. "
+            "Needs a role in NS."
+        ),
+    )
+    bindings.add_argument("namespace", metavar="NS", help="a namespace, or '-' for every namespace")
+    bindings.set_defaults(handler=list_bindings)
 
 
 def describe(namespace: model_pb2.Namespace) -> str:
@@ -124,3 +162,44 @@ async def update_namespace(args: argparse.Namespace, client: AsyncClient, out: O
         etag=args.etag,
     )
     out.result(describe(namespace), namespace)
+
+
+def _in(namespace: str) -> str:
+    return "every namespace" if namespace == "-" else namespace
+
+
+async def grant_role(args: argparse.Namespace, client: AsyncClient, out: Output) -> None:
+    parent = access.binding_parent(args.namespace, "NS")
+    binding = await client.grant_role(parent, args.principal, args.role)
+    namespace = access.namespace_of(binding.parent)
+    out.result(f"granted {args.role} in {_in(namespace)} to {binding.principal}", binding)
+
+
+async def revoke_role(args: argparse.Namespace, client: AsyncClient, out: Output) -> None:
+    parent = access.binding_parent(args.namespace, "NS")
+    await client.revoke_role(parent, args.principal, args.role)
+    namespace = access.namespace_of(parent)
+    out.result(
+        f"revoked {args.role} in {_in(namespace)} from {args.principal}",
+        {"parent": parent, "principal": args.principal, "role": args.role, "revoked": True},
+    )
+
+
+def binding_rows(found: list[acc.RoleBinding]) -> str:
+    rows = [
+        (
+            access.namespace_of(b.parent),
+            b.principal,
+            access.role_name(b.role),
+            timestamp(b.create_time),
+            b.create_actor or "-",
+        )
+        for b in found
+    ]
+    return table(("NAMESPACE", "PRINCIPAL", "ROLE", "GRANTED", "BY"), rows)
+
+
+async def list_bindings(args: argparse.Namespace, client: AsyncClient, out: Output) -> None:
+    parent = access.binding_parent(args.namespace, "NS")
+    found = [binding async for binding in client.list_role_bindings(parent)]
+    out.result(binding_rows(found) if found else f"no role bindings in {_in(args.namespace)}", found)

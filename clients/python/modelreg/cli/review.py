@@ -17,13 +17,14 @@ _STEPS = {
     "submit": (
         "submit a version for review",
         "Ask for VERSION to be approved (again, after a rejection). The step is recorded with "
-        "the acting identity (--actor or MODELREG_ACTOR) and the comment.",
+        "the principal of your credential and the comment.",
     ),
     "approve": (
         "approve a submitted version",
-        "Approve a submitted, READY version. The approver (--actor or MODELREG_ACTOR) must not be "
-        "the version's creator unless the namespace allows self-approval (four eyes): otherwise "
-        "exit 7, PERMISSION_DENIED SELF_APPROVAL_NOT_ALLOWED.",
+        "Approve a submitted, READY version (needs the approver role). The approver (the "
+        "principal of your credential) must not be the version's creator unless the namespace "
+        "allows self-approval (four eyes): otherwise exit 7, PERMISSION_DENIED "
+        "SELF_APPROVAL_NOT_ALLOWED.",
     ),
     "reject": (
         "reject a submitted version",

@@ -412,6 +412,12 @@ class FindMissingBlobsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     SHA256S_FIELD_NUMBER: _builtins.int
+    MODEL_VERSION_FIELD_NUMBER: _builtins.int
+    model_version: _builtins.str
+    """The version the caller is about to upload to
+    (`namespaces/{namespace}/models/{model}/versions/{number}`): the call needs the editor role
+    in its namespace.
+    """
     @_builtins.property
     def sha256s(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Lowercase hex SHA-256 digests; at most 1000."""
@@ -420,10 +426,11 @@ class FindMissingBlobsRequest(_message.Message):
         self,
         *,
         sha256s: _abc.Iterable[_builtins.str] | None = ...,
+        model_version: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["sha256s", b"sha256s"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["model_version", b"model_version", "sha256s", b"sha256s"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -39,18 +39,28 @@ class Event(_message.Message):
     ACTION_FIELD_NUMBER: _builtins.int
     BEFORE_FIELD_NUMBER: _builtins.int
     AFTER_FIELD_NUMBER: _builtins.int
+    AUTHENTICATION_FIELD_NUMBER: _builtins.int
+    VIA_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     """Position in the trail: 1, 2, 3... without gaps; only grows."""
     id: _builtins.str
     """Unique id of the event (a UUID), fixed when the change is committed."""
     actor: _builtins.str
-    """The actor that made the change."""
+    """The authenticated principal that made the change, e.g. `user:alice@example.com`."""
     request_id: _builtins.str
     """The request id of the call that made it (`x-request-id`)."""
     resource: _builtins.str
     """The changed resource, e.g. `namespaces/a/models/b/aliases/production`."""
     action: _builtins.str
     """What happened, e.g. `MODEL_VERSION_CREATED`, `ALIAS_MOVED` (docs/governance.md lists them)."""
+    authentication: _builtins.str
+    """How the actor authenticated: `token:{id}`, `jwt:{issuer}`, `mtls:{subject}`, or `system`
+    (the registry itself, e.g. the bootstrap admin's binding or retention's purges).
+    """
+    via: _builtins.str
+    """The internal service that made the change on the actor's behalf, e.g. `service:artifacts`
+    for MODEL_VERSION_FILE_ADDED; empty when the actor called the metadata service itself.
+    """
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp:
         """When the change was committed."""
@@ -78,10 +88,12 @@ class Event(_message.Message):
         action: _builtins.str = ...,
         before: _struct_pb2.Struct | None = ...,
         after: _struct_pb2.Struct | None = ...,
+        authentication: _builtins.str = ...,
+        via: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["after", b"after", "before", b"before", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "actor", b"actor", "after", b"after", "before", b"before", "id", b"id", "request_id", b"request_id", "resource", b"resource", "sequence", b"sequence", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "actor", b"actor", "after", b"after", "authentication", b"authentication", "before", b"before", "id", b"id", "request_id", b"request_id", "resource", b"resource", "sequence", b"sequence", "time", b"time", "via", b"via"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

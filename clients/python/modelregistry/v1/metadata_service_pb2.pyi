@@ -309,30 +309,6 @@ class GetModelVersionByAliasRequest(_message.Message):
 Global___GetModelVersionByAliasRequest: _TypeAlias = GetModelVersionByAliasRequest  # noqa: Y015
 
 @_typing.final
-class AddModelVersionFileRequest(_message.Message):
-    DESCRIPTOR: _descriptor.Descriptor
-
-    MODEL_VERSION_FIELD_NUMBER: _builtins.int
-    FILE_FIELD_NUMBER: _builtins.int
-    model_version: _builtins.str
-    """`namespaces/{namespace}/models/{model}/versions/{number}`."""
-    @_builtins.property
-    def file(self) -> _model_pb2.ModelFile: ...
-    def __init__(
-        self,
-        *,
-        model_version: _builtins.str = ...,
-        file: _model_pb2.ModelFile | None = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["file", b"file"]  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["file", b"file", "model_version", b"model_version"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___AddModelVersionFileRequest: _TypeAlias = AddModelVersionFileRequest  # noqa: Y015
-
-@_typing.final
 class SealModelVersionRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1303,73 +1279,3 @@ class StateAtTime(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType_state) -> _WhichOneofReturnType_state | None: ...
 
 Global___StateAtTime: _TypeAlias = StateAtTime  # noqa: Y015
-
-@_typing.final
-class CheckBlobReferencesRequest(_message.Message):
-    DESCRIPTOR: _descriptor.Descriptor
-
-    SHA256S_FIELD_NUMBER: _builtins.int
-    @_builtins.property
-    def sha256s(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Lowercase hex SHA-256 digests of blobs; at most 1000."""
-
-    def __init__(
-        self,
-        *,
-        sha256s: _abc.Iterable[_builtins.str] | None = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["sha256s", b"sha256s"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___CheckBlobReferencesRequest: _TypeAlias = CheckBlobReferencesRequest  # noqa: Y015
-
-@_typing.final
-class CheckBlobReferencesResponse(_message.Message):
-    DESCRIPTOR: _descriptor.Descriptor
-
-    REFERENCED_SHA256S_FIELD_NUMBER: _builtins.int
-    @_builtins.property
-    def referenced_sha256s(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """The requested digests that at least one version's manifest references, in request order."""
-
-    def __init__(
-        self,
-        *,
-        referenced_sha256s: _abc.Iterable[_builtins.str] | None = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["referenced_sha256s", b"referenced_sha256s"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___CheckBlobReferencesResponse: _TypeAlias = CheckBlobReferencesResponse  # noqa: Y015
-
-@_typing.final
-class BatchAddModelVersionFilesRequest(_message.Message):
-    DESCRIPTOR: _descriptor.Descriptor
-
-    MODEL_VERSION_FIELD_NUMBER: _builtins.int
-    FILES_FIELD_NUMBER: _builtins.int
-    model_version: _builtins.str
-    """`namespaces/{namespace}/models/{model}/versions/{number}`."""
-    @_builtins.property
-    def files(self) -> _containers.RepeatedCompositeFieldContainer[_model_pb2.ModelFile]:
-        """1 to 1000 files."""
-
-    def __init__(
-        self,
-        *,
-        model_version: _builtins.str = ...,
-        files: _abc.Iterable[_model_pb2.ModelFile] | None = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["files", b"files", "model_version", b"model_version"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___BatchAddModelVersionFilesRequest: _TypeAlias = BatchAddModelVersionFilesRequest  # noqa: Y015

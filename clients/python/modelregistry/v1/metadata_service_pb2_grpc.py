@@ -31,8 +31,10 @@ if _version_not_supported:
 class MetadataServiceStub:
     """The registry's metadata: models, versions and aliases.
 
-    Every mutating call records its actor, taken from the `x-modelreg-actor` request metadata
-    until authentication exists. Creates are idempotent on `request_id`.
+    Every call is authenticated (`authorization: Bearer <token>` metadata: an API token or a JWT)
+    and authorized by the caller's role in the resource's namespace (docs/security.md lists the
+    permission of every method). Every mutation records the authenticated principal as its actor.
+    Creates are idempotent on `request_id`.
     """
 
     def __init__(self, channel):
@@ -84,11 +86,6 @@ class MetadataServiceStub:
         self.SealModelVersion = channel.unary_unary(
                 '/modelregistry.v1.MetadataService/SealModelVersion',
                 request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.SealModelVersionRequest.SerializeToString,
-                response_deserializer=modelregistry_dot_v1_dot_model__pb2.ModelVersion.FromString,
-                _registered_method=True)
-        self.AddModelVersionFile = channel.unary_unary(
-                '/modelregistry.v1.MetadataService/AddModelVersionFile',
-                request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.AddModelVersionFileRequest.SerializeToString,
                 response_deserializer=modelregistry_dot_v1_dot_model__pb2.ModelVersion.FromString,
                 _registered_method=True)
         self.CreateNamespace = channel.unary_unary(
@@ -231,23 +228,15 @@ class MetadataServiceStub:
                 request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.GetStateAtTimeRequest.SerializeToString,
                 response_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.StateAtTime.FromString,
                 _registered_method=True)
-        self.CheckBlobReferences = channel.unary_unary(
-                '/modelregistry.v1.MetadataService/CheckBlobReferences',
-                request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.CheckBlobReferencesRequest.SerializeToString,
-                response_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.CheckBlobReferencesResponse.FromString,
-                _registered_method=True)
-        self.BatchAddModelVersionFiles = channel.unary_unary(
-                '/modelregistry.v1.MetadataService/BatchAddModelVersionFiles',
-                request_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.BatchAddModelVersionFilesRequest.SerializeToString,
-                response_deserializer=modelregistry_dot_v1_dot_model__pb2.ModelVersion.FromString,
-                _registered_method=True)
 
 
 class MetadataServiceServicer:
     """The registry's metadata: models, versions and aliases.
 
-    Every mutating call records its actor, taken from the `x-modelreg-actor` request metadata
-    until authentication exists. Creates are idempotent on `request_id`.
+    Every call is authenticated (`authorization: Bearer <token>` metadata: an API token or a JWT)
+    and authorized by the caller's role in the resource's namespace (docs/security.md lists the
+    permission of every method). Every mutation records the authenticated principal as its actor.
+    Creates are idempotent on `request_id`.
     """
 
     def CreateModel(self, request, context):
@@ -303,14 +292,6 @@ class MetadataServiceServicer:
     def SealModelVersion(self, request, context):
         """Seals a PENDING version: state becomes READY and its manifest and lineage are immutable.
         Sealing a READY version again is a no-op; an ARCHIVED one is FAILED_PRECONDITION.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def AddModelVersionFile(self, request, context):
-        """Records a verified file in a PENDING version's manifest. Called by the artifact service
-        after it has stored and verified the bytes; replacing a path with the same content is a no-op.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -523,25 +504,6 @@ class MetadataServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def CheckBlobReferences(self, request, context):
-        """Which of the given blob digests any version's manifest references, soft-deleted versions
-        included (their blobs stay until the version is purged). The artifact service's garbage
-        collector asks this before deleting a blob.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def BatchAddModelVersionFiles(self, request, context):
-        """Records several verified files in a PENDING version's manifest as one change, in order (a
-        later file replaces an earlier one at the same path), as consecutive AddModelVersionFile
-        calls would. The artifact service batches files of one version that finish together, so a
-        version of thousands of small files is not thousands of manifest rewrites.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
 
 def add_MetadataServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -588,11 +550,6 @@ def add_MetadataServiceServicer_to_server(servicer, server):
             'SealModelVersion': grpc.unary_unary_rpc_method_handler(
                     servicer.SealModelVersion,
                     request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.SealModelVersionRequest.FromString,
-                    response_serializer=modelregistry_dot_v1_dot_model__pb2.ModelVersion.SerializeToString,
-            ),
-            'AddModelVersionFile': grpc.unary_unary_rpc_method_handler(
-                    servicer.AddModelVersionFile,
-                    request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.AddModelVersionFileRequest.FromString,
                     response_serializer=modelregistry_dot_v1_dot_model__pb2.ModelVersion.SerializeToString,
             ),
             'CreateNamespace': grpc.unary_unary_rpc_method_handler(
@@ -735,16 +692,6 @@ def add_MetadataServiceServicer_to_server(servicer, server):
                     request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.GetStateAtTimeRequest.FromString,
                     response_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.StateAtTime.SerializeToString,
             ),
-            'CheckBlobReferences': grpc.unary_unary_rpc_method_handler(
-                    servicer.CheckBlobReferences,
-                    request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.CheckBlobReferencesRequest.FromString,
-                    response_serializer=modelregistry_dot_v1_dot_metadata__service__pb2.CheckBlobReferencesResponse.SerializeToString,
-            ),
-            'BatchAddModelVersionFiles': grpc.unary_unary_rpc_method_handler(
-                    servicer.BatchAddModelVersionFiles,
-                    request_deserializer=modelregistry_dot_v1_dot_metadata__service__pb2.BatchAddModelVersionFilesRequest.FromString,
-                    response_serializer=modelregistry_dot_v1_dot_model__pb2.ModelVersion.SerializeToString,
-            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'modelregistry.v1.MetadataService', rpc_method_handlers)
@@ -756,8 +703,10 @@ def add_MetadataServiceServicer_to_server(servicer, server):
 class MetadataService:
     """The registry's metadata: models, versions and aliases.
 
-    Every mutating call records its actor, taken from the `x-modelreg-actor` request metadata
-    until authentication exists. Creates are idempotent on `request_id`.
+    Every call is authenticated (`authorization: Bearer <token>` metadata: an API token or a JWT)
+    and authorized by the caller's role in the resource's namespace (docs/security.md lists the
+    permission of every method). Every mutation records the authenticated principal as its actor.
+    Creates are idempotent on `request_id`.
     """
 
     @staticmethod
@@ -992,33 +941,6 @@ class MetadataService:
             target,
             '/modelregistry.v1.MetadataService/SealModelVersion',
             modelregistry_dot_v1_dot_metadata__service__pb2.SealModelVersionRequest.SerializeToString,
-            modelregistry_dot_v1_dot_model__pb2.ModelVersion.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def AddModelVersionFile(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/modelregistry.v1.MetadataService/AddModelVersionFile',
-            modelregistry_dot_v1_dot_metadata__service__pb2.AddModelVersionFileRequest.SerializeToString,
             modelregistry_dot_v1_dot_model__pb2.ModelVersion.FromString,
             options,
             channel_credentials,
@@ -1776,60 +1698,6 @@ class MetadataService:
             '/modelregistry.v1.MetadataService/GetStateAtTime',
             modelregistry_dot_v1_dot_metadata__service__pb2.GetStateAtTimeRequest.SerializeToString,
             modelregistry_dot_v1_dot_metadata__service__pb2.StateAtTime.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def CheckBlobReferences(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/modelregistry.v1.MetadataService/CheckBlobReferences',
-            modelregistry_dot_v1_dot_metadata__service__pb2.CheckBlobReferencesRequest.SerializeToString,
-            modelregistry_dot_v1_dot_metadata__service__pb2.CheckBlobReferencesResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def BatchAddModelVersionFiles(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/modelregistry.v1.MetadataService/BatchAddModelVersionFiles',
-            modelregistry_dot_v1_dot_metadata__service__pb2.BatchAddModelVersionFilesRequest.SerializeToString,
-            modelregistry_dot_v1_dot_model__pb2.ModelVersion.FromString,
             options,
             channel_credentials,
             insecure,

@@ -32,8 +32,10 @@ GRPC_VERSION: str
 class MetadataServiceStub:
     """The registry's metadata: models, versions and aliases.
 
-    Every mutating call records its actor, taken from the `x-modelreg-actor` request metadata
-    until authentication exists. Creates are idempotent on `request_id`.
+    Every call is authenticated (`authorization: Bearer <token>` metadata: an API token or a JWT)
+    and authorized by the caller's role in the resource's namespace (docs/security.md lists the
+    permission of every method). Every mutation records the authenticated principal as its actor.
+    Creates are idempotent on `request_id`.
     """
 
     @_typing.overload
@@ -53,10 +55,6 @@ class MetadataServiceStub:
     SealModelVersion: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.SealModelVersionRequest, _model_pb2.ModelVersion]
     """Seals a PENDING version: state becomes READY and its manifest and lineage are immutable.
     Sealing a READY version again is a no-op; an ARCHIVED one is FAILED_PRECONDITION.
-    """
-    AddModelVersionFile: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.AddModelVersionFileRequest, _model_pb2.ModelVersion]
-    """Records a verified file in a PENDING version's manifest. Called by the artifact service
-    after it has stored and verified the bytes; replacing a path with the same content is a no-op.
     """
     CreateNamespace: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.CreateNamespaceRequest, _model_pb2.Namespace]
     """Namespaces. A model created in a namespace that does not exist yet creates it."""
@@ -136,24 +134,15 @@ class MetadataServiceStub:
     """A model version, or which version an alias pointed at, as it was at a point in time,
     answered from the audit trail.
     """
-    CheckBlobReferences: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.CheckBlobReferencesRequest, _metadata_service_pb2.CheckBlobReferencesResponse]
-    """Which of the given blob digests any version's manifest references, soft-deleted versions
-    included (their blobs stay until the version is purged). The artifact service's garbage
-    collector asks this before deleting a blob.
-    """
-    BatchAddModelVersionFiles: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.BatchAddModelVersionFilesRequest, _model_pb2.ModelVersion]
-    """Records several verified files in a PENDING version's manifest as one change, in order (a
-    later file replaces an earlier one at the same path), as consecutive AddModelVersionFile
-    calls would. The artifact service batches files of one version that finish together, so a
-    version of thousands of small files is not thousands of manifest rewrites.
-    """
 
 @_typing.type_check_only
 class MetadataServiceAsyncStub(MetadataServiceStub):
     """The registry's metadata: models, versions and aliases.
 
-    Every mutating call records its actor, taken from the `x-modelreg-actor` request metadata
-    until authentication exists. Creates are idempotent on `request_id`.
+    Every call is authenticated (`authorization: Bearer <token>` metadata: an API token or a JWT)
+    and authorized by the caller's role in the resource's namespace (docs/security.md lists the
+    permission of every method). Every mutation records the authenticated principal as its actor.
+    Creates are idempotent on `request_id`.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -170,10 +159,6 @@ class MetadataServiceAsyncStub(MetadataServiceStub):
     SealModelVersion: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.SealModelVersionRequest, _model_pb2.ModelVersion]  # type: ignore[assignment]
     """Seals a PENDING version: state becomes READY and its manifest and lineage are immutable.
     Sealing a READY version again is a no-op; an ARCHIVED one is FAILED_PRECONDITION.
-    """
-    AddModelVersionFile: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.AddModelVersionFileRequest, _model_pb2.ModelVersion]  # type: ignore[assignment]
-    """Records a verified file in a PENDING version's manifest. Called by the artifact service
-    after it has stored and verified the bytes; replacing a path with the same content is a no-op.
     """
     CreateNamespace: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.CreateNamespaceRequest, _model_pb2.Namespace]  # type: ignore[assignment]
     """Namespaces. A model created in a namespace that does not exist yet creates it."""
@@ -253,23 +238,14 @@ class MetadataServiceAsyncStub(MetadataServiceStub):
     """A model version, or which version an alias pointed at, as it was at a point in time,
     answered from the audit trail.
     """
-    CheckBlobReferences: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.CheckBlobReferencesRequest, _metadata_service_pb2.CheckBlobReferencesResponse]  # type: ignore[assignment]
-    """Which of the given blob digests any version's manifest references, soft-deleted versions
-    included (their blobs stay until the version is purged). The artifact service's garbage
-    collector asks this before deleting a blob.
-    """
-    BatchAddModelVersionFiles: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.BatchAddModelVersionFilesRequest, _model_pb2.ModelVersion]  # type: ignore[assignment]
-    """Records several verified files in a PENDING version's manifest as one change, in order (a
-    later file replaces an earlier one at the same path), as consecutive AddModelVersionFile
-    calls would. The artifact service batches files of one version that finish together, so a
-    version of thousands of small files is not thousands of manifest rewrites.
-    """
 
 class MetadataServiceServicer(metaclass=_abc_1.ABCMeta):
     """The registry's metadata: models, versions and aliases.
 
-    Every mutating call records its actor, taken from the `x-modelreg-actor` request metadata
-    until authentication exists. Creates are idempotent on `request_id`.
+    Every call is authenticated (`authorization: Bearer <token>` metadata: an API token or a JWT)
+    and authorized by the caller's role in the resource's namespace (docs/security.md lists the
+    permission of every method). Every mutation records the authenticated principal as its actor.
+    Creates are idempotent on `request_id`.
     """
 
     @_abc_1.abstractmethod
@@ -338,16 +314,6 @@ class MetadataServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_model_pb2.ModelVersion, _abc.Awaitable[_model_pb2.ModelVersion]]:
         """Seals a PENDING version: state becomes READY and its manifest and lineage are immutable.
         Sealing a READY version again is a no-op; an ARCHIVED one is FAILED_PRECONDITION.
-        """
-
-    @_abc_1.abstractmethod
-    def AddModelVersionFile(
-        self,
-        request: _metadata_service_pb2.AddModelVersionFileRequest,
-        context: _ServicerContext,
-    ) -> _typing.Union[_model_pb2.ModelVersion, _abc.Awaitable[_model_pb2.ModelVersion]]:
-        """Records a verified file in a PENDING version's manifest. Called by the artifact service
-        after it has stored and verified the bytes; replacing a path with the same content is a no-op.
         """
 
     @_abc_1.abstractmethod
@@ -594,29 +560,6 @@ class MetadataServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_metadata_service_pb2.StateAtTime, _abc.Awaitable[_metadata_service_pb2.StateAtTime]]:
         """A model version, or which version an alias pointed at, as it was at a point in time,
         answered from the audit trail.
-        """
-
-    @_abc_1.abstractmethod
-    def CheckBlobReferences(
-        self,
-        request: _metadata_service_pb2.CheckBlobReferencesRequest,
-        context: _ServicerContext,
-    ) -> _typing.Union[_metadata_service_pb2.CheckBlobReferencesResponse, _abc.Awaitable[_metadata_service_pb2.CheckBlobReferencesResponse]]:
-        """Which of the given blob digests any version's manifest references, soft-deleted versions
-        included (their blobs stay until the version is purged). The artifact service's garbage
-        collector asks this before deleting a blob.
-        """
-
-    @_abc_1.abstractmethod
-    def BatchAddModelVersionFiles(
-        self,
-        request: _metadata_service_pb2.BatchAddModelVersionFilesRequest,
-        context: _ServicerContext,
-    ) -> _typing.Union[_model_pb2.ModelVersion, _abc.Awaitable[_model_pb2.ModelVersion]]:
-        """Records several verified files in a PENDING version's manifest as one change, in order (a
-        later file replaces an earlier one at the same path), as consecutive AddModelVersionFile
-        calls would. The artifact service batches files of one version that finish together, so a
-        version of thousands of small files is not thousands of manifest rewrites.
         """
 
 def add_MetadataServiceServicer_to_server(servicer: MetadataServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

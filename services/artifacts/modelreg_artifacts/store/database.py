@@ -23,6 +23,7 @@ class ArtifactDatabase:
             uri, tz_aware=True, serverSelectionTimeoutMS=5000, appname="modelreg-artifacts"
         )
         db = self.client[database]
+        self.db = db  # API tokens and role bindings are read from here too (modelreg_common.security)
         self.sessions: AsyncCollection[Document] = db["artifact_upload_sessions"]
         self.blobs: AsyncCollection[Document] = db["artifact_blobs"]
 

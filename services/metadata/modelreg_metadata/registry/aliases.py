@@ -8,6 +8,8 @@ from dataclasses import replace
 
 from modelreg.names import AliasName, ModelName, ModelVersionName
 from modelreg_common import paging
+from modelreg_common.access.decisions import current_access
+from modelreg_common.access.roles import Role
 from modelreg_common.context import current_actor
 from modelreg_common.errors import FailedPrecondition, InvalidArgument, NotFound
 
@@ -42,6 +44,9 @@ class Aliases:
                     reason="VERSION_ARCHIVED",
                 )
             if protection is not None:
+                # A protected alias moves only by an approver of its namespace: part of what
+                # protection means, like its gates (the method's own permission is editor).
+                await current_access().require(name, role=Role.APPROVER, permission="aliases.setProtected")
                 serving = None
                 if current is not None:
                     try:

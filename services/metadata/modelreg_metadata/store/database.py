@@ -82,6 +82,9 @@ class MongoDatabase:
         self.requests: AsyncCollection[Document] = self.db["requests"]
         self.events: AsyncCollection[Document] = self.db["events"]
         self.relay_state: AsyncCollection[Document] = self.db["event_relay"]  # store/outbox.py
+        # API tokens and role bindings (store/access.py), read by both services.
+        self.api_tokens: AsyncCollection[Document] = self.db["api_tokens"]
+        self.role_bindings: AsyncCollection[Document] = self.db["role_bindings"]
         self.event_log = MongoEventLog(self.events, EventFeed())
         self._faults = faults or Faults()
         self._sweep_seconds = sweep_seconds
@@ -98,7 +101,13 @@ class MongoDatabase:
 
     def _new_relay(self, *, single_writer: bool) -> Relay:
         relay = Relay(
-            {"namespaces": self.namespaces, "models": self.models, "model_versions": self.versions},
+            {
+                "namespaces": self.namespaces,
+                "models": self.models,
+                "model_versions": self.versions,
+                "api_tokens": self.api_tokens,
+                "role_bindings": self.role_bindings,
+            },
             self.events,
             self.event_log,
             self.relay_state,
@@ -151,6 +160,16 @@ class MongoDatabase:
                 (self.namespaces, IndexModel([("outbox.time", ASCENDING)], name="outbox")),
                 (self.models, IndexModel([("outbox.time", ASCENDING)], name="outbox")),
                 (self.versions, IndexModel([("outbox.time", ASCENDING)], name="outbox")),
+                (self.api_tokens, IndexModel([("outbox.time", ASCENDING)], name="outbox")),
+                (self.role_bindings, IndexModel([("outbox.time", ASCENDING)], name="outbox")),
+                (
+                    self.api_tokens,
+                    IndexModel([("principal", ASCENDING), ("_id", ASCENDING)], name="by_principal"),
+                ),
+                (
+                    self.role_bindings,
+                    IndexModel([("namespace", ASCENDING), ("_id", ASCENDING)], name="by_namespace"),
+                ),
                 (
                     self.models,
                     IndexModel([("namespace", ASCENDING), ("model_id", ASCENDING)], name="by_namespace"),

@@ -40,7 +40,9 @@ def sequence_key(sequence: int) -> str:
 def scope_of(resource: str) -> tuple[str, str]:
     """The namespace and model id a resource name lies under (model id "" for a namespace)."""
     parts = resource.split("/")
-    return (parts[1] if len(parts) > 1 else "", parts[3] if len(parts) > 3 else "")
+    if len(parts) < 2 or parts[0] != "namespaces":
+        return "", ""  # e.g. `tokens/{id}`: in no namespace
+    return parts[1], parts[3] if len(parts) > 3 and parts[2] == "models" else ""
 
 
 def event_json(event: Event) -> str:
@@ -55,6 +57,8 @@ def event_json(event: Event) -> str:
             "action": event.action,
             "before": event.before,
             "after": event.after,
+            "authentication": event.authentication,
+            "via": event.via,
         },
         ensure_ascii=False,
         separators=(",", ":"),
@@ -73,6 +77,8 @@ def event_from_json(text: str, sequence: int = 0) -> Event:
         before=data["before"],
         after=data["after"],
         sequence=sequence,
+        authentication=data.get("authentication", ""),
+        via=data.get("via", ""),
     )
 
 
@@ -92,6 +98,8 @@ def event_document(event: Event, sequence: int) -> Document:
         # JSON text, not sub-documents: before/after hold user keys that BSON field names cannot.
         "before": json.dumps(event.before, ensure_ascii=False, separators=(",", ":")),
         "after": json.dumps(event.after, ensure_ascii=False, separators=(",", ":")),
+        "authentication": event.authentication,
+        "via": event.via,
     }
 
 
@@ -106,6 +114,8 @@ def event_from_document(doc: Document) -> Event:
         before=json.loads(doc.get("before") or "{}"),
         after=json.loads(doc.get("after") or "{}"),
         sequence=doc["seq"],
+        authentication=doc.get("authentication", ""),
+        via=doc.get("via", ""),
     )
 
 

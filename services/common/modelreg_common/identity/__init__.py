@@ -1,0 +1,1 @@
+"""Who is calling: credentials and the principals they prove."""
