@@ -13,8 +13,9 @@ import google_crc32c
 import grpc
 import pytest
 from minio.error import S3Error
-from modelreg_artifacts.blobstore import S3BlobStore, object_key
 from modelreg_artifacts.config import S3Settings
+from modelreg_artifacts.objects import object_key
+from modelreg_artifacts.objects.s3 import S3ObjectStore
 from modelregistry.v1 import artifact_service_pb2 as art
 from modelregistry.v1 import artifact_service_pb2_grpc, model_pb2
 from modelregistry.v1 import manifest_service_pb2 as mf
@@ -301,7 +302,7 @@ async def test_object_storage_refuses_bytes_whose_crc32c_does_not_match(stack: L
         s3.region,
         os.environ.get("MODELREG_S3_BUCKET", "modelreg"),
     )
-    store = S3BlobStore(settings, threads=2)
+    store = S3ObjectStore(settings, threads=2)
     data = os.urandom(6 * MIB)
     key = object_key(uuid.uuid4().hex)
     try:

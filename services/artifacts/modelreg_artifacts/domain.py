@@ -6,14 +6,20 @@ import enum
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from modelreg.names import AliasName, ModelVersionName, UploadSessionName, check_file_path
-from modelreg_common.errors import InvalidArgument
+from modelreg_common.errors import FailedPrecondition, InvalidArgument
 
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 MAX_FILE_BYTES = 5 * 1024**4  # 5 TiB: S3's object size limit
 MAX_CONTENT_TYPE_CHARS = 255
+
+
+def now() -> datetime:
+    # MongoDB stores milliseconds; truncating here keeps what we return equal to what we read back.
+    moment = datetime.now(UTC)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 @dataclass(frozen=True)
@@ -146,6 +152,20 @@ class UploadSession:
     def file(self) -> StoredFile:
         spec = self.spec
         return StoredFile(spec.path, spec.size_bytes, spec.sha256, spec.content_type)
+
+
+def refuse_unless_active(session: UploadSession, moment: datetime) -> None:
+    """The precise error for writing to a session that no longer accepts bytes."""
+    state = session.state_at(moment)
+    if state is UploadState.ACTIVE:
+        return
+    detail = {
+        UploadState.FINISHED: "is already finished; its file is recorded",
+        UploadState.FAILED: f"failed ({session.failure_reason}: {session.failure_message}); start a new one",
+        UploadState.CANCELLED: "was cancelled; start a new one",
+        UploadState.EXPIRED: f"expired at {session.expire_time.isoformat()}; start a new one",
+    }[state]
+    raise FailedPrecondition(f"upload session {session.name} {detail}", reason=f"UPLOAD_{state.value}")
 
 
 def new_upload_id() -> str:

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from modelreg.names import AliasName, ModelVersionName
 from modelreg_common.errors import DataLoss, NotFound, OutOfRange
 
-from modelreg_artifacts.blobstore import S3BlobStore
 from modelreg_artifacts.domain import DownloadRequest, StoredFile
 from modelreg_artifacts.metadata_client import MetadataClient
-from modelreg_artifacts.store.blobs import BlobIndex
+from modelreg_artifacts.objects import ObjectStore
+from modelreg_artifacts.store import BlobIndex
 
 # Verification re-reads whole blobs; a few at a time keeps it from starving uploads.
 VERIFY_CONCURRENCY = 2
@@ -47,7 +47,7 @@ class VersionCheck:
 
 
 class Downloads:
-    def __init__(self, store: S3BlobStore, blobs: BlobIndex, metadata: MetadataClient, *, chunk_bytes: int):
+    def __init__(self, store: ObjectStore, blobs: BlobIndex, metadata: MetadataClient, *, chunk_bytes: int):
         self._store = store
         self._blobs = blobs
         self._metadata = metadata

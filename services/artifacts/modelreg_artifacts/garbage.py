@@ -20,11 +20,10 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from modelreg_artifacts.blobstore import S3BlobStore, object_key
+from modelreg_artifacts.domain import now
 from modelreg_artifacts.metadata_client import MetadataClient
-from modelreg_artifacts.store.blobs import BlobIndex
-from modelreg_artifacts.store.database import now
-from modelreg_artifacts.store.sessions import UploadSessionStore
+from modelreg_artifacts.objects import OBJECT_PREFIX, ObjectStore, object_key
+from modelreg_artifacts.store import BlobIndex, UploadSessionStore
 from modelreg_artifacts.uploads import Uploads
 
 log = structlog.get_logger("modelreg.artifacts.gc")
@@ -46,7 +45,7 @@ class CollectionReport:
 class GarbageCollector:
     def __init__(
         self,
-        store: S3BlobStore,
+        store: ObjectStore,
         blobs: BlobIndex,
         sessions: UploadSessionStore,
         metadata: MetadataClient,
@@ -120,7 +119,7 @@ class GarbageCollector:
     async def _abort_untracked_multiparts(self, older_than: datetime) -> None:
         """Multipart uploads whose session never recorded them (a crash right after starting one)."""
         for pending in await self._store.pending_multiparts():
-            upload_id = pending.key.removeprefix("blobs/")
+            upload_id = pending.key.removeprefix(OBJECT_PREFIX)
             if pending.initiated is None or pending.initiated > older_than:
                 continue
             if len(upload_id) == OBJECT_ID_LENGTH and await self._sessions.is_active(upload_id):

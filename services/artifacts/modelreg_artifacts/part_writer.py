@@ -9,7 +9,7 @@ Chunks are copied into the part buffer as they arrive; each full part is then ha
 I/O pool while it uploads (one hand-off per part, not per chunk). Parts are hashed strictly in
 order, each after the previous one, so the running SHA-256 is the file's.
 
-The CRC32C that object storage checks for each part (see `blobstore`) is extended with each
+The CRC32C that object storage checks for each part (see `objects.s3`) is extended with each
 chunk as it is copied: the chunk is an immutable `bytes` then, which the CRC32C extension needs
 (the part buffer is not), and hardware CRC32C costs about 0.2 ms per 1 MiB message.
 """
@@ -24,10 +24,10 @@ from dataclasses import dataclass
 import google_crc32c
 from modelreg_common.errors import InvalidArgument, OutOfRange
 
-from modelreg_artifacts.blobstore import S3BlobStore, object_key
 from modelreg_artifacts.domain import StoredPart, UploadSession
 from modelreg_artifacts.hashing import LiveHashes
-from modelreg_artifacts.store.sessions import UploadSessionStore
+from modelreg_artifacts.objects import ObjectStore, object_key
+from modelreg_artifacts.store import UploadSessionStore
 
 
 @dataclass
@@ -47,7 +47,7 @@ class _PartInFlight:
 class PartWriter:
     def __init__(
         self,
-        store: S3BlobStore,
+        store: ObjectStore,
         sessions: UploadSessionStore,
         hashes: LiveHashes,
         session: UploadSession,

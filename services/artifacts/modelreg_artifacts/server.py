@@ -9,16 +9,16 @@ from modelreg_common.security import open_security
 from modelreg_common.server import ServiceBinding, serve
 from modelregistry.v1 import artifact_service_pb2, artifact_service_pb2_grpc
 
-from modelreg_artifacts.blobstore import S3BlobStore
 from modelreg_artifacts.config import ArtifactSettings
 from modelreg_artifacts.downloads import Downloads
 from modelreg_artifacts.garbage import GarbageCollector
 from modelreg_artifacts.hashing import LiveHashes
 from modelreg_artifacts.metadata_client import MetadataClient
+from modelreg_artifacts.objects.s3 import S3ObjectStore
 from modelreg_artifacts.servicer import ArtifactServicer
-from modelreg_artifacts.store.blobs import BlobIndex
+from modelreg_artifacts.store.blob_index import MongoBlobIndex
 from modelreg_artifacts.store.database import ArtifactDatabase
-from modelreg_artifacts.store.sessions import UploadSessionStore
+from modelreg_artifacts.store.upload_sessions import MongoUploadSessionStore
 from modelreg_artifacts.sweeper import Sweeper
 from modelreg_artifacts.uploads import Uploads
 
@@ -26,11 +26,11 @@ SERVICE_NAME = artifact_service_pb2.DESCRIPTOR.services_by_name["ArtifactService
 
 
 async def run(settings: ArtifactSettings, stop: asyncio.Event | None = None) -> None:
-    store = S3BlobStore(settings.s3, settings.io_threads)
+    store = S3ObjectStore(settings.s3, settings.io_threads)
     await store.ensure_bucket()
     database = ArtifactDatabase(settings.mongodb_uri, settings.database)
-    sessions = UploadSessionStore(database, timedelta(seconds=settings.sweep.session_retention_seconds))
-    blobs = BlobIndex(database)
+    sessions = MongoUploadSessionStore(database, timedelta(seconds=settings.sweep.session_retention_seconds))
+    blobs = MongoBlobIndex(database)
     await sessions.ensure_indexes()
     await blobs.ensure_indexes()
     if settings.identity.internal is None:  # the settings refuse this; keeps the type honest

@@ -4,7 +4,7 @@ How a file becomes visible, and why it is never visible unverified
 ------------------------------------------------------------------
 Each session writes its bytes to its own object, `blobs/<upload id>`: a PUT for a file that fits
 in one part, an S3 multipart upload otherwise. That object is invisible until the blob index
-(`store.blobs`, MongoDB) maps the declared SHA-256 to it, and that record is written only after
+(`store.BlobIndex`, MongoDB) maps the declared SHA-256 to it, and that record is written only after
 the bytes were verified. Downloads, dedup and verification all go through the index.
 
 - Live path (the usual one): this process hashed every byte of the file, either because it
@@ -42,7 +42,6 @@ from modelreg.names import UploadSessionName
 from modelreg_common.errors import FailedPrecondition, InvalidArgument, NotFound, RegistryError
 from modelregistry.v1 import model_pb2
 
-from modelreg_artifacts.blobstore import S3BlobStore, object_key
 from modelreg_artifacts.domain import (
     BlobRecord,
     StoredFile,
@@ -50,14 +49,15 @@ from modelreg_artifacts.domain import (
     UploadSpec,
     UploadState,
     new_upload_id,
+    now,
     part_size_for,
+    refuse_unless_active,
 )
 from modelreg_artifacts.hashing import LiveHashes
 from modelreg_artifacts.metadata_client import MetadataClient
+from modelreg_artifacts.objects import ObjectStore, object_key
 from modelreg_artifacts.part_writer import PartWriter
-from modelreg_artifacts.store.blobs import BlobIndex
-from modelreg_artifacts.store.database import now
-from modelreg_artifacts.store.sessions import UploadSessionStore, refuse_unless_active
+from modelreg_artifacts.store import BlobIndex, UploadSessionStore
 
 log = structlog.get_logger("modelreg.artifacts.uploads")
 
@@ -86,7 +86,7 @@ def check_chunk_checksum(chunk: Chunk) -> None:
 class Uploads:
     def __init__(
         self,
-        store: S3BlobStore,
+        store: ObjectStore,
         sessions: UploadSessionStore,
         blobs: BlobIndex,
         metadata: MetadataClient,

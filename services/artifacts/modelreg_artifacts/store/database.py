@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 
 Document = dict[str, Any]
-
-
-def now() -> datetime:
-    # MongoDB stores milliseconds; truncating here keeps what we return equal to what we read back.
-    moment = datetime.now(UTC)
-    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 class ArtifactDatabase:

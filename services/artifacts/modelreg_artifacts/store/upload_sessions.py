@@ -1,10 +1,8 @@
-"""Upload sessions in MongoDB: what any replica needs to continue, finish or clean up an upload.
+"""Upload sessions in MongoDB (`store.UploadSessionStore`): one document per session.
 
-One document per session. Every change is a compare-and-set on (`state`, `writer_epoch`), and
-recording a part also on `committed_size`, so two streams that both believe they own a session
-can never both advance it: the one that took it over last wins, the other one gets ABORTED.
-Terminal sessions keep `released: false` until their stored parts are freed; the sweeper
-finishes that job if the replica that started it died.
+Each compare-and-set is the filter of one single-document update (`_owned`: the session is
+still ACTIVE, unexpired and at the caller's `writer_epoch`). Terminal sessions keep
+`released: false` until their stored parts are freed.
 """
 
 from __future__ import annotations
@@ -13,11 +11,18 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from modelreg.names import parse_model_version_name
-from modelreg_common.errors import Aborted, FailedPrecondition, NotFound
+from modelreg_common.errors import Aborted, NotFound
 from pymongo import ASCENDING, IndexModel, ReturnDocument
 
-from modelreg_artifacts.domain import StoredPart, UploadSession, UploadSpec, UploadState
-from modelreg_artifacts.store.database import ArtifactDatabase, Document, now
+from modelreg_artifacts.domain import (
+    StoredPart,
+    UploadSession,
+    UploadSpec,
+    UploadState,
+    now,
+    refuse_unless_active,
+)
+from modelreg_artifacts.store.database import ArtifactDatabase, Document
 
 
 def _document(session: UploadSession) -> Document:
@@ -71,21 +76,7 @@ def _session_from(doc: Document) -> UploadSession:
     )
 
 
-def refuse_unless_active(session: UploadSession, moment: datetime) -> None:
-    """The precise error for writing to a session that no longer accepts bytes."""
-    state = session.state_at(moment)
-    if state is UploadState.ACTIVE:
-        return
-    detail = {
-        UploadState.FINISHED: "is already finished; its file is recorded",
-        UploadState.FAILED: f"failed ({session.failure_reason}: {session.failure_message}); start a new one",
-        UploadState.CANCELLED: "was cancelled; start a new one",
-        UploadState.EXPIRED: f"expired at {session.expire_time.isoformat()}; start a new one",
-    }[state]
-    raise FailedPrecondition(f"upload session {session.name} {detail}", reason=f"UPLOAD_{state.value}")
-
-
-class UploadSessionStore:
+class MongoUploadSessionStore:
     def __init__(self, database: ArtifactDatabase, retention: timedelta):
         self._sessions = database.sessions
         self._retention = retention

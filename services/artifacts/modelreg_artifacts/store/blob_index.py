@@ -1,13 +1,7 @@
-"""The blob index: SHA-256 -> the verified object holding those bytes.
+"""The blob index in MongoDB (`store.BlobIndex`): one document per digest, `_id` the SHA-256.
 
-A record is inserted only after the bytes were verified, so a digest is visible (to dedup,
-downloads and verification) exactly when its bytes are. Objects are never overwritten: each
-upload writes its own key, and a unique `_id` (the digest) decides which of two concurrent
-uploads of the same content becomes the blob; the other one's object is deleted.
-
-Deletion is compare-and-set on `claim_time`: the collector first flips a record it found
-unclaimed to DELETING, then deletes the object, then the record. An upload that claims the blob
-before the flip wins (the flip fails); one that comes after sees no blob and stores its own.
+The unique `_id` decides which of two concurrent uploads of the same content becomes the blob;
+deletion's compare-and-set is the filter of one single-document update on `claim_time`.
 
 The per-file lookups (`get`, `claim`) filter on `_id` alone and check `state` here: FerretDB v1
 (the local stack) uses an index only for a filter that is exactly `{_id: <string>}` and scans
@@ -40,7 +34,7 @@ def _record_from(doc: Document) -> BlobRecord:
     )
 
 
-class BlobIndex:
+class MongoBlobIndex:
     def __init__(self, database: ArtifactDatabase):
         self._blobs = database.blobs
 

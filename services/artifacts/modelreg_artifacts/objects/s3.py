@@ -1,9 +1,6 @@
-"""Objects in an S3-compatible bucket, through the `minio` SDK.
+"""The object store on an S3-compatible server, through the `minio` SDK.
 
-Every key is `blobs/<upload id>`: a UUID chosen by the service, never user text. Which object
-holds which digest is the blob index's business (`store.blobs`), so an object is written once
-and never overwritten, and an object becomes a blob only after its bytes were verified. The
-SDK is synchronous, so every call runs in a bounded thread pool, never on the event loop.
+The SDK is synchronous, so every call runs in a bounded thread pool, never on the event loop.
 
 Every byte sent to S3 carries a checksum that the server verifies (it answers BadDigest and
 stores nothing otherwise). The SDK's own choice costs a full hash of the payload on our side:
@@ -22,7 +19,6 @@ import base64
 import hashlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -34,10 +30,10 @@ from minio.error import S3Error
 from modelreg_common.errors import Unavailable
 
 from modelreg_artifacts.config import S3Settings
+from modelreg_artifacts.objects import OBJECT_PREFIX, PendingMultipart
 
 T = TypeVar("T")
 
-OBJECT_PREFIX = "blobs/"
 _MISSING_CODES = ("NoSuchKey", "NoSuchObject", "ResourceNotFound")
 _NO_UPLOAD_CODES = ("NoSuchUpload",)
 _UNAVAILABLE_CODES = ("InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout")
@@ -75,11 +71,7 @@ class _CrcCheckedMinio(Minio):
         return built, date
 
 
-def object_key(upload_id: str) -> str:
-    return f"{OBJECT_PREFIX}{upload_id}"
-
-
-class BlobReader:
+class S3ObjectReader:
     """An open ranged GET; `read` returns b"" at the end."""
 
     def __init__(self, response: urllib3.BaseHTTPResponse):
@@ -93,14 +85,9 @@ class BlobReader:
         self._response.release_conn()
 
 
-@dataclass(frozen=True)
-class PendingMultipart:
-    key: str
-    multipart_id: str
-    initiated: datetime | None
+class S3ObjectStore:
+    """`ObjectStore` on one bucket; `ensure_bucket` creates it when it is missing."""
 
-
-class S3BlobStore:
     def __init__(self, settings: S3Settings, threads: int):
         self.bucket = settings.bucket
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="s3")
@@ -229,9 +216,9 @@ class S3BlobStore:
     async def delete(self, key: str) -> None:
         await self.run(self._client.remove_object, self.bucket, key)
 
-    async def open(self, key: str, offset: int, length: int) -> BlobReader:
+    async def open(self, key: str, offset: int, length: int) -> S3ObjectReader:
         response = await self.run(self._client.get_object, self.bucket, key, offset, length)
-        return BlobReader(response)
+        return S3ObjectReader(response)
 
     async def digest_of(self, key: str) -> tuple[int, str] | None:
         """Size and SHA-256 of a stored object, read back in full; None when it is missing."""
