@@ -405,7 +405,7 @@ def test_s3_still_serves_what_the_artifact_service_needs(stores: LocalStores) ->
     try:
         parts = [os.urandom(5 * MIB), os.urandom(5 * MIB), os.urandom(MIB + 17)]
         whole = b"".join(parts)
-        # The low-level multipart calls services/artifacts/modelreg_artifacts/blobstore.py makes.
+        # The low-level multipart calls services/artifacts/modelreg_artifacts/objects/minio_adapter.py makes.
         upload_id = s3._create_multipart_upload(bucket, key, {})
         listed = s3._list_multipart_uploads(bucket, prefix="blobs/")
         assert [upload.upload_id for upload in listed.uploads] == [upload_id]

@@ -1,6 +1,8 @@
 """The object store on an S3-compatible server, through the `minio` SDK.
 
 The SDK is synchronous, so every call runs in a bounded thread pool, never on the event loop.
+Its public API serves reads, deletes and the bucket; writes go through `minio_adapter`, the one
+module that uses the SDK's private methods (pinned exactly, with a test of that surface).
 
 Every byte sent to S3 carries a checksum that the server verifies (it answers BadDigest and
 stores nothing otherwise). The SDK's own choice costs a full hash of the payload on our side:
@@ -15,22 +17,28 @@ MODELREG_S3_PAYLOAD_CHECKSUM=sha256 restores the SDK's behaviour for a server wi
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
 from typing import Any, TypeVar
 
 import urllib3
 from minio import Minio
-from minio.credentials.credentials import Credentials
-from minio.datatypes import Part
 from minio.error import S3Error
 from modelreg_common.errors import Unavailable
 
 from modelreg_artifacts.config import S3Settings
 from modelreg_artifacts.objects import OBJECT_PREFIX, PendingMultipart
+from modelreg_artifacts.objects.minio_adapter import (
+    CrcCheckedMinio,
+    abort_multipart_upload,
+    complete_multipart_upload,
+    crc32c_header,
+    create_multipart_upload,
+    list_multipart_uploads,
+    put_object,
+    upload_part,
+)
 
 T = TypeVar("T")
 
@@ -38,37 +46,6 @@ _MISSING_CODES = ("NoSuchKey", "NoSuchObject", "ResourceNotFound")
 _NO_UPLOAD_CODES = ("NoSuchUpload",)
 _UNAVAILABLE_CODES = ("InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout")
 _HASH_READ_BYTES = 1024 * 1024
-
-
-CRC32C_HEADER = "x-amz-checksum-crc32c"
-
-
-def crc32c_header(crc32c: int) -> dict[str, str]:
-    return {CRC32C_HEADER: base64.b64encode(crc32c.to_bytes(4, "big")).decode()}
-
-
-class _CrcCheckedMinio(Minio):
-    """The SDK, except that a request carrying a CRC32C checksum is not hashed again to be sent.
-
-    `_build_headers` is where minio 7.2 (pinned in uv.lock) hashes the body: with no body it
-    hashes nothing, so the body's length and the unsigned-payload marker are set here instead.
-    """
-
-    def _build_headers(
-        self,
-        host: str,
-        headers: dict[str, Any] | None = None,
-        body: bytes | None = None,
-        creds: Credentials | None = None,
-    ) -> tuple[dict[str, Any], datetime]:
-        if not headers or CRC32C_HEADER not in headers:
-            return super()._build_headers(host, headers, body, creds)
-        built, date = super()._build_headers(host, headers, None, creds)
-        if body:
-            built["Content-Length"] = str(len(body))
-        if creds:
-            built["x-amz-content-sha256"] = "UNSIGNED-PAYLOAD"
-        return built, date
 
 
 class S3ObjectReader:
@@ -98,7 +75,7 @@ class S3ObjectStore:
             retries=urllib3.Retry(total=3, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
         )
         self._crc_checked = settings.payload_checksum == "crc32c"
-        self._client = (_CrcCheckedMinio if self._crc_checked else Minio)(
+        self._client = (CrcCheckedMinio if self._crc_checked else Minio)(
             settings.endpoint,
             access_key=settings.access_key,
             secret_key=settings.secret_key,
@@ -150,13 +127,13 @@ class S3ObjectStore:
 
         def put() -> None:
             headers = {"Content-Type": content_type or "application/octet-stream", **self._checksum(crc32c)}
-            self._client._put_object(self.bucket, key, data, headers)  # type: ignore[arg-type]
+            put_object(self._client, self.bucket, key, data, headers)
 
         await self.run(put)
 
     async def start_multipart(self, key: str, content_type: str) -> str:
-        headers = {"Content-Type": content_type or "application/octet-stream"}
-        return await self.run(self._client._create_multipart_upload, self.bucket, key, headers)
+        content_type = content_type or "application/octet-stream"
+        return await self.run(create_multipart_upload, self._client, self.bucket, key, content_type)
 
     async def upload_part(
         self, key: str, multipart_id: str, number: int, data: bytes | bytearray | memoryview, *, crc32c: int
@@ -164,21 +141,22 @@ class S3ObjectStore:
         """Store one part (`crc32c` is its CRC32C); returns its ETag, which completion checks."""
 
         def upload() -> str:
-            headers = self._checksum(crc32c)
-            return self._client._upload_part(self.bucket, key, data, headers, multipart_id, number)  # type: ignore[arg-type]
+            return upload_part(
+                self._client,
+                self.bucket,
+                key,
+                upload_id=multipart_id,
+                number=number,
+                data=data,
+                headers=self._checksum(crc32c),
+            )
 
         return await self.run(upload)
 
     async def complete_multipart(self, key: str, multipart_id: str, parts: list[tuple[int, str]]) -> bool:
         """Complete the upload; False when it no longer exists (completed or aborted before)."""
         try:
-            await self.run(
-                self._client._complete_multipart_upload,
-                self.bucket,
-                key,
-                multipart_id,
-                [Part(number, etag) for number, etag in parts],
-            )
+            await self.run(complete_multipart_upload, self._client, self.bucket, key, multipart_id, parts)
         except S3Error as exc:
             if exc.code in _NO_UPLOAD_CODES:
                 return False
@@ -187,31 +165,14 @@ class S3ObjectStore:
 
     async def abort_multipart(self, key: str, multipart_id: str) -> None:
         try:
-            await self.run(self._client._abort_multipart_upload, self.bucket, key, multipart_id)
+            await self.run(abort_multipart_upload, self._client, self.bucket, key, multipart_id)
         except S3Error as exc:
             if exc.code not in _NO_UPLOAD_CODES:
                 raise
 
     async def pending_multiparts(self) -> list[PendingMultipart]:
         """Incomplete multipart uploads under our prefix (to abort the ones nobody tracks)."""
-
-        def listing() -> list[PendingMultipart]:
-            found: list[PendingMultipart] = []
-            key_marker: str | None = None
-            id_marker: str | None = None
-            while True:
-                result = self._client._list_multipart_uploads(
-                    self.bucket, prefix=OBJECT_PREFIX, key_marker=key_marker, upload_id_marker=id_marker
-                )
-                found.extend(
-                    PendingMultipart(u.object_name, u.upload_id or "", u.initiated_time)
-                    for u in result.uploads
-                )
-                if not result.is_truncated:
-                    return found
-                key_marker, id_marker = result.next_key_marker, result.next_upload_id_marker
-
-        return await self.run(listing)
+        return await self.run(list_multipart_uploads, self._client, self.bucket, OBJECT_PREFIX)
 
     async def delete(self, key: str) -> None:
         await self.run(self._client.remove_object, self.bucket, key)
