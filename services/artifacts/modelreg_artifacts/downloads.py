@@ -47,8 +47,8 @@ class VersionCheck:
 
 
 class Downloads:
-    def __init__(self, store: ObjectStore, blobs: BlobIndex, metadata: MetadataClient, *, chunk_bytes: int):
-        self._store = store
+    def __init__(self, objects: ObjectStore, blobs: BlobIndex, metadata: MetadataClient, *, chunk_bytes: int):
+        self._objects = objects
         self._blobs = blobs
         self._metadata = metadata
         self._chunk_bytes = chunk_bytes
@@ -81,7 +81,7 @@ class Downloads:
         # order, one job at a time, so the hash runs over the file in order), and the event loop
         # sends piece n. One hand-off per piece: each costs the loop a wake-up.
         hasher = hashlib.sha256() if offset == 0 and length == file.size_bytes else None
-        reader = await self._store.open(key, offset, length)
+        reader = await self._objects.open(key, offset, length)
 
         def read_piece() -> bytes:
             data = reader.read(self._chunk_bytes)
@@ -89,7 +89,7 @@ class Downloads:
                 hasher.update(data)
             return data
 
-        reading = asyncio.ensure_future(self._store.run(read_piece))
+        reading = asyncio.ensure_future(self._objects.run(read_piece))
         try:
             position, end = offset, offset + length
             while position < end:
@@ -100,13 +100,13 @@ class Downloads:
                         reason="BLOB_TRUNCATED",
                     )
                 if position + len(data) < end:
-                    reading = asyncio.ensure_future(self._store.run(read_piece))
+                    reading = asyncio.ensure_future(self._objects.run(read_piece))
                 yield position, data
                 position += len(data)
         finally:
             if not reading.done():
                 reading.cancel()
-            await self._store.run(reader.close)
+            await self._objects.run(reader.close)
         if hasher is not None and hasher.hexdigest() != file.sha256:
             raise DataLoss(
                 f"stored bytes of {file.path!r} hash to {hasher.hexdigest()}, not the recorded {file.sha256}",
@@ -122,7 +122,7 @@ class Downloads:
         async def check(file: StoredFile) -> tuple[int, FileCheck | None]:
             async with limit:
                 blob = await self._blobs.get(file.sha256)
-                found = await self._store.digest_of(blob.object_key) if blob is not None else None
+                found = await self._objects.digest_of(blob.object_key) if blob is not None else None
             if found is None:
                 return 0, FileCheck(file, BlobProblem.MISSING, "no stored blob has this SHA-256")
             size, digest = found

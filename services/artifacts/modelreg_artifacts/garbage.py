@@ -45,7 +45,7 @@ class CollectionReport:
 class GarbageCollector:
     def __init__(
         self,
-        store: ObjectStore,
+        objects: ObjectStore,
         blobs: BlobIndex,
         sessions: UploadSessionStore,
         metadata: MetadataClient,
@@ -53,7 +53,7 @@ class GarbageCollector:
         *,
         grace: timedelta,
     ):
-        self._store = store
+        self._objects = objects
         self._blobs = blobs
         self._sessions = sessions
         self._metadata = metadata
@@ -64,7 +64,7 @@ class GarbageCollector:
         report = CollectionReport(dry_run=dry_run)
         if not dry_run:
             for record in await self._blobs.deleting():  # left by a collector that died
-                await self._store.delete(record.object_key)
+                await self._objects.delete(record.object_key)
                 await self._blobs.forget(record)
         cutoff = now() - self._grace
         after = ""
@@ -83,7 +83,7 @@ class GarbageCollector:
                     if not await self._blobs.start_deleting(record):
                         report.kept_blobs += 1  # claimed meanwhile
                         continue
-                    await self._store.delete(record.object_key)
+                    await self._objects.delete(record.object_key)
                     await self._blobs.forget(record)
                 report.deleted_blobs += 1
                 report.deleted_bytes += record.size_bytes
@@ -118,10 +118,10 @@ class GarbageCollector:
 
     async def _abort_untracked_multiparts(self, older_than: datetime) -> None:
         """Multipart uploads whose session never recorded them (a crash right after starting one)."""
-        for pending in await self._store.pending_multiparts():
+        for pending in await self._objects.pending_multiparts():
             upload_id = pending.key.removeprefix(OBJECT_PREFIX)
             if pending.initiated is None or pending.initiated > older_than:
                 continue
             if len(upload_id) == OBJECT_ID_LENGTH and await self._sessions.is_active(upload_id):
                 continue
-            await self._store.abort_multipart(object_key(upload_id), pending.multipart_id)
+            await self._objects.abort_multipart(object_key(upload_id), pending.multipart_id)

@@ -47,7 +47,7 @@ class _PartInFlight:
 class PartWriter:
     def __init__(
         self,
-        store: ObjectStore,
+        objects: ObjectStore,
         sessions: UploadSessionStore,
         hashes: LiveHashes,
         session: UploadSession,
@@ -55,7 +55,7 @@ class PartWriter:
         hasher: hashlib._Hash | None,
         parts_in_flight: int,
     ):
-        self._store = store
+        self._objects = objects
         self._sessions = sessions
         self._hashes = hashes
         self.session = session
@@ -130,7 +130,7 @@ class PartWriter:
             await previous
         if self._hasher is None:
             return None
-        await self._store.run(self._hasher.update, data)
+        await self._objects.run(self._hasher.update, data)
         return self._hasher.copy()
 
     async def _send_part(self) -> None:
@@ -138,16 +138,16 @@ class PartWriter:
         while len(self._in_flight) >= self._parts_in_flight:
             await self._retire_oldest()
         if not self.session.multipart_id:
-            multipart_id = await self._store.start_multipart(self._key, self.session.spec.content_type)
+            multipart_id = await self._objects.start_multipart(self._key, self.session.spec.content_type)
             try:
                 self.session = await self._sessions.set_multipart_id(self.session, multipart_id)
             except BaseException:
-                await asyncio.shield(self._store.abort_multipart(self._key, multipart_id))
+                await asyncio.shield(self._objects.abort_multipart(self._key, multipart_id))
                 raise
         number = self._buffer_start // self.session.part_bytes + 1
         data = buffer if size == len(buffer) else memoryview(buffer)[:size]
         task = asyncio.ensure_future(
-            self._store.upload_part(self._key, self.session.multipart_id, number, data, crc32c=self._crc32c)
+            self._objects.upload_part(self._key, self.session.multipart_id, number, data, crc32c=self._crc32c)
         )
         self._last_hashed = asyncio.ensure_future(self._hash_after(self._last_hashed, data))
         self._in_flight.append(_PartInFlight(task, self._last_hashed, number, size, buffer))
@@ -177,7 +177,7 @@ class PartWriter:
             while self._in_flight:
                 await self._retire_oldest()
         elif self._hasher is not None:
-            await self._store.run(self._hasher.update, self.whole())
+            await self._objects.run(self._hasher.update, self.whole())
         return self._hasher.hexdigest() if self._hasher is not None else None
 
     def whole(self) -> memoryview:

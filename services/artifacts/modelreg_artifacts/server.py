@@ -26,8 +26,8 @@ SERVICE_NAME = artifact_service_pb2.DESCRIPTOR.services_by_name["ArtifactService
 
 
 async def run(settings: ArtifactSettings, stop: asyncio.Event | None = None) -> None:
-    store = S3ObjectStore(settings.s3, settings.io_threads)
-    await store.ensure_bucket()
+    objects = S3ObjectStore(settings.s3, settings.io_threads)
+    await objects.ensure_bucket()
     database = ArtifactDatabase(settings.mongodb_uri, settings.database)
     sessions = MongoUploadSessionStore(database, timedelta(seconds=settings.sweep.session_retention_seconds))
     blobs = MongoBlobIndex(database)
@@ -41,7 +41,7 @@ async def run(settings: ArtifactSettings, stop: asyncio.Event | None = None) -> 
     mtls = settings.tls is not None and settings.tls.client_ca_file is not None
     security, _, close_security = await open_security(settings.identity, database.db, mtls=mtls)
     uploads = Uploads(
-        store,
+        objects,
         sessions,
         blobs,
         metadata,
@@ -50,16 +50,16 @@ async def run(settings: ArtifactSettings, stop: asyncio.Event | None = None) -> 
         parts_in_flight=settings.parts_in_flight,
         session_ttl=timedelta(seconds=settings.sweep.upload_ttl_seconds),
     )
-    downloads = Downloads(store, blobs, metadata, chunk_bytes=settings.download_chunk_bytes)
+    downloads = Downloads(objects, blobs, metadata, chunk_bytes=settings.download_chunk_bytes)
     collector = GarbageCollector(
-        store, blobs, sessions, metadata, uploads, grace=timedelta(seconds=settings.sweep.gc_grace_seconds)
+        objects, blobs, sessions, metadata, uploads, grace=timedelta(seconds=settings.sweep.gc_grace_seconds)
     )
     servicer = ArtifactServicer(uploads, downloads, collector)
     sweeper = Sweeper(collector, settings.sweep)
     sweeper.start()
 
-    async def close_store() -> None:
-        store.close()
+    async def close_objects() -> None:
+        objects.close()
 
     await serve(
         settings.listen_addr,
@@ -72,7 +72,7 @@ async def run(settings: ArtifactSettings, stop: asyncio.Event | None = None) -> 
             )
         ],
         grace_seconds=settings.grace_seconds,
-        on_shutdown=[sweeper.stop, metadata.close, close_security, database.close, close_store],
+        on_shutdown=[sweeper.stop, metadata.close, close_security, database.close, close_objects],
         stop=stop,
         security=security,
         tls=settings.tls,

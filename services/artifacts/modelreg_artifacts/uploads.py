@@ -86,7 +86,7 @@ def check_chunk_checksum(chunk: Chunk) -> None:
 class Uploads:
     def __init__(
         self,
-        store: ObjectStore,
+        objects: ObjectStore,
         sessions: UploadSessionStore,
         blobs: BlobIndex,
         metadata: MetadataClient,
@@ -96,7 +96,7 @@ class Uploads:
         parts_in_flight: int,
         session_ttl: timedelta,
     ):
-        self._store = store
+        self._objects = objects
         self._sessions = sessions
         self._blobs = blobs
         self._metadata = metadata
@@ -202,7 +202,7 @@ class Uploads:
 
     async def _receive(self, session: UploadSession, chunks: AsyncIterator[Chunk]) -> UploadSession:
         writer = PartWriter(
-            self._store,
+            self._objects,
             self._sessions,
             self._hashes,
             session,
@@ -240,13 +240,13 @@ class Uploads:
             )
         if digest is not None and await self._blobs.claim(spec.sha256, now()) is not None:
             if session.multipart_id:  # stored once already: drop our parts
-                await self._store.abort_multipart(writer.key, session.multipart_id)
+                await self._objects.abort_multipart(writer.key, session.multipart_id)
             return await self._publish(session, blob_reused=True)
         key = writer.key
         if not session.multipart:
-            await self._store.put(key, writer.whole(), spec.content_type, crc32c=writer.whole_crc32c)
+            await self._objects.put(key, writer.whole(), spec.content_type, crc32c=writer.whole_crc32c)
         else:
-            completed = await self._store.complete_multipart(
+            completed = await self._objects.complete_multipart(
                 key, session.multipart_id, [(p.number, p.etag) for p in session.parts]
             )
             if digest is None or not completed:  # recovered path, or a finish that crashed midway
@@ -254,14 +254,14 @@ class Uploads:
         moment = now()
         blob = await self._blobs.add(BlobRecord(spec.sha256, spec.size_bytes, key, moment, moment))
         if blob.object_key != key:  # a concurrent upload of the same content won
-            await self._store.delete(key)
+            await self._objects.delete(key)
         return await self._publish(session, blob_reused=blob.object_key != key)
 
     async def _check_stored(self, session: UploadSession, key: str) -> None:
         """Read a completed object back and hash it (the hasher of its first bytes is gone)."""
         spec = session.spec
         log.info("reading back a resumed upload to verify it", upload=session.id, size_bytes=spec.size_bytes)
-        found = await self._store.digest_of(key)
+        found = await self._objects.digest_of(key)
         if found is None:
             raise await self._refuse(
                 session, "upload_session", "the stored parts of this upload are gone", "UPLOAD_PARTS_LOST"
@@ -325,9 +325,9 @@ class Uploads:
         """Free what a session stored that is not (or no longer) a blob: its parts, its object."""
         key = object_key(session.id)
         if session.multipart_id:
-            await self._store.abort_multipart(key, session.multipart_id)
+            await self._objects.abort_multipart(key, session.multipart_id)
         if not await self._blobs.references_object(key):
-            await self._store.delete(key)
+            await self._objects.delete(key)
         self._hashes.forget(session.id)
         if session.persisted:
             await self._sessions.mark_released(session.id)
