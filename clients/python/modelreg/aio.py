@@ -29,14 +29,15 @@ from modelreg.comparison import Comparison
 from modelreg.connection import Connection
 from modelreg.downloads import Downloader
 from modelreg.errors import AlreadyExists, FailedPrecondition, NotFound
+from modelreg.journal import Journal
 from modelreg.local_files import describe_files
 from modelreg.names import AliasName, ModelName, ModelVersionName
 from modelreg.progress import NoProgress, TransferProgress
 from modelreg.pulls import pull_files
-from modelreg.pushes import PushJournal, resume_or_create, upload_missing
+from modelreg.pushes import push_key, resume_or_create, upload_missing
 from modelreg.results import PullResult, PushResult
 from modelreg.settings import ClientSettings
-from modelreg.uploads import Uploader, UploadJournal
+from modelreg.uploads import Uploader
 
 LineageLike = model_pb2.Lineage | Mapping[str, Any]
 SignatureLike = model_pb2.Signature | Mapping[str, Any]
@@ -112,7 +113,7 @@ class AsyncClient:
             parallel_files=base.parallel_files if parallel_files is None else max(1, parallel_files),
         )
         self._connection = Connection(self.settings)
-        self._uploader = Uploader(self._connection, UploadJournal(self.settings.cache_dir / "uploads"))
+        self._uploader = Uploader(self._connection, Journal(self.settings.cache_dir / "uploads"))
         self._downloader = Downloader(self._connection)
 
     async def __aenter__(self) -> Self:
@@ -514,8 +515,8 @@ class AsyncClient:
         files = await describe_files(Path(path), self.settings.parallel_files, progress)
         if create_model:
             await self.ensure_model(str(name))
-        journal = PushJournal(self.settings.cache_dir / "pushes")
-        key = journal.key(name, draft, files)
+        journal = Journal(self.settings.cache_dir / "pushes")
+        key = push_key(name, draft, files)
         version, resumed = await resume_or_create(
             journal,
             key,
