@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import grpc
+from modelreg_api.names import InvalidResourceName
 
 from modelreg import credentials
 from modelreg.aio import AsyncClient
@@ -49,7 +50,6 @@ from modelreg.errors import (
     Unauthenticated,
     UnsafeManifest,
 )
-from modelreg.names import InvalidResourceName
 from modelreg.settings import ClientSettings
 
 Handler = Callable[[argparse.Namespace, AsyncClient, Output], Awaitable[None]]

@@ -11,7 +11,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from modelreg import access, credentials, names
+from modelreg_api import names
+
+from modelreg import access, credentials
 from modelreg.cli.output import Output
 from modelreg.cli.progress import LogProgress, TerminalProgress
 from modelreg.credentials import Credential, CredentialError

@@ -7,7 +7,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from modelreg import names
+from modelreg_api import names
+
 from modelreg.aio import AsyncClient
 from modelreg.cli.arguments import Subcommands
 from modelreg.cli.output import Output, table

@@ -8,9 +8,9 @@ from datetime import datetime
 from typing import Any
 
 from google.protobuf import json_format
+from modelreg_api import names
 from modelregistry.v1 import event_pb2
 
-from modelreg import names
 from modelreg.aio import AsyncClient
 from modelreg.cli.arguments import Subcommands
 from modelreg.cli.output import Output, table, timestamp

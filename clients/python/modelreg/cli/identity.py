@@ -6,9 +6,10 @@ import argparse
 import getpass
 import sys
 
+from modelreg_api import names
 from modelregistry.v1 import access_service_pb2 as acc
 
-from modelreg import access, credentials, names
+from modelreg import access, credentials
 from modelreg.aio import AsyncClient
 from modelreg.cli.arguments import Subcommands
 from modelreg.cli.output import Output, table, timestamp, to_json

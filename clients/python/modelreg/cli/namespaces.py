@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from modelreg_api import names
 from modelregistry.v1 import access_service_pb2 as acc
 from modelregistry.v1 import model_pb2
 
-from modelreg import access, names
+from modelreg import access
 from modelreg.aio import AsyncClient
 from modelreg.cli.arguments import Subcommands, key_value, role
 from modelreg.cli.output import Output, table, timestamp

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from modelreg_api import names
 from modelregistry.v1 import artifact_service_pb2 as art
 
-from modelreg import names
 from modelreg.aio import AsyncClient
 from modelreg.cli.arguments import Subcommands, json_file, key_value, metric, param, progress_for
 from modelreg.cli.output import Output, human_bytes, table

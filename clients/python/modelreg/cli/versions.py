@@ -7,9 +7,9 @@ import json
 from collections.abc import Mapping
 
 from google.protobuf import json_format
+from modelreg_api import names
 from modelregistry.v1 import model_pb2
 
-from modelreg import names
 from modelreg.aio import AsyncClient
 from modelreg.cli.arguments import Subcommands
 from modelreg.cli.output import Output, human_bytes, table, timestamp
