@@ -17,21 +17,22 @@ from types import TracebackType
 from typing import Any, Self, TypeAlias
 
 from google.protobuf import duration_pb2, field_mask_pb2, json_format, struct_pb2
+from modelreg_api import names
+from modelreg_api.addresses import ServiceAddresses
+from modelreg_api.names import AliasName, ModelName, ModelVersionName
 from modelregistry.v1 import access_service_pb2 as acc
 from modelregistry.v1 import artifact_service_pb2 as art
 from modelregistry.v1 import event_pb2, model_pb2
 from modelregistry.v1 import metadata_service_pb2 as md
 
-from modelreg import access, credentials, events, names
+from modelreg import access, credentials, events
 from modelreg.access import RoleLike
-from modelreg.addresses import ServiceAddresses
 from modelreg.comparison import Comparison
 from modelreg.connection import Connection
 from modelreg.downloads import Downloader
 from modelreg.errors import AlreadyExists, FailedPrecondition, NotFound
 from modelreg.journal import Journal
 from modelreg.local_files import describe_files
-from modelreg.names import AliasName, ModelName, ModelVersionName
 from modelreg.progress import NoProgress, TransferProgress
 from modelreg.pulls import pull_files
 from modelreg.pushes import push_key, resume_or_create, upload_missing

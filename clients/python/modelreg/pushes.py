@@ -15,12 +15,12 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from modelreg_api.names import ModelName, ModelVersionName, parse_model_version_name
 from modelregistry.v1 import model_pb2
 
 from modelreg.errors import NotFound
 from modelreg.journal import Journal
 from modelreg.local_files import LocalFile
-from modelreg.names import ModelName, ModelVersionName, parse_model_version_name
 from modelreg.progress import Direction, Outcome, TransferProgress
 from modelreg.results import TransferredFile
 from modelreg.uploads import Uploader

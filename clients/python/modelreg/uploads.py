@@ -28,15 +28,15 @@ from pathlib import Path
 from typing import BinaryIO, TypeVar
 
 import grpc
+from modelreg_api import wire
+from modelreg_api.names import ModelVersionName
 from modelregistry.v1 import artifact_service_pb2 as art
 from modelregistry.v1 import model_pb2
 
-from modelreg import wire
 from modelreg.connection import Connection
 from modelreg.errors import FailedPrecondition, InvalidArgument, NotFound, from_rpc_error
 from modelreg.journal import Journal
 from modelreg.local_files import LocalFile
-from modelreg.names import ModelVersionName
 from modelreg.progress import Outcome, TransferProgress
 from modelreg.retries import with_retries
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from modelreg.addresses import (
+from modelreg_api.addresses import (
     ARTIFACT_ADDR_ENV,
     DEFAULT_ARTIFACT_ADDR,
     DEFAULT_METADATA_ADDR,
     METADATA_ADDR_ENV,
 )
-from modelreg.channels import ClientTls, TlsConfigError
+from modelreg_api.channels import ClientTls, TlsConfigError
 from modelreg_common.config import EnvReader, S3Settings
 from modelreg_common.identity.settings import IdentitySettings
 from modelreg_common.tls import ServerTls, read_server_tls

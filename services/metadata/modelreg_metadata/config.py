@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from modelreg.addresses import DEFAULT_METADATA_ADDR, METADATA_ADDR_ENV
+from modelreg_api.addresses import DEFAULT_METADATA_ADDR, METADATA_ADDR_ENV
 from modelreg_common.config import EnvReader
 from modelreg_common.identity.settings import IdentitySettings
 from modelreg_common.tls import ServerTls, read_server_tls
