@@ -21,7 +21,7 @@ from dataclasses import dataclass, fields, is_dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from modelreg.names import ModelVersionName
+from modelreg_api.names import ModelVersionName
 from modelreg_common.context import current_caller, current_request_id
 
 from modelreg_metadata.domain import (

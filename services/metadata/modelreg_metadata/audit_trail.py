@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from modelreg.names import AliasName, ModelName, ModelVersionName, NamespaceName
+from modelreg_api.errors import InvalidArgument, NotFound, Unavailable
+from modelreg_api.names import AliasName, ModelName, ModelVersionName, NamespaceName
 from modelreg_common import paging
-from modelreg_common.errors import InvalidArgument, NotFound, Unavailable
 
 from modelreg_metadata import audit, domain
 from modelreg_metadata.audit import Action, Event

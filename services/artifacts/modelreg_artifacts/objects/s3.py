@@ -25,9 +25,9 @@ from typing import Any, TypeVar
 import urllib3
 from minio import Minio
 from minio.error import S3Error
-from modelreg_common.errors import Unavailable
+from modelreg_api.errors import Unavailable
+from modelreg_common.config import S3Settings
 
-from modelreg_artifacts.config import S3Settings
 from modelreg_artifacts.objects import OBJECT_PREFIX, PendingMultipart
 from modelreg_artifacts.objects.minio_adapter import (
     CrcCheckedMinio,

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, Protocol
 
-from modelreg.names import AliasName, ModelName, ModelVersionName, NamespaceName
+from modelreg_api.names import AliasName, ModelName, ModelVersionName, NamespaceName
 
 from modelreg_metadata.audit import Event
 from modelreg_metadata.domain import Alias, AliasProtection, MetricPoint, Model, ModelVersion, Namespace

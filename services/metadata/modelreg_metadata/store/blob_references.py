@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from modelreg_common.errors import InvalidArgument
+from modelreg_api.errors import InvalidArgument
 from pymongo.asynchronous.collection import AsyncCollection
 
 from modelreg_metadata.store.database import MongoDatabase

@@ -20,7 +20,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from modelreg.names import AliasName, ModelName, NamespaceName
+from modelreg_api.names import AliasName, ModelName, NamespaceName
 
 from modelreg_metadata.domain import (
     Alias,

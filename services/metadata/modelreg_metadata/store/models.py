@@ -13,8 +13,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
-from modelreg.names import AliasName, ModelName
-from modelreg_common.errors import Aborted, AlreadyExists, FailedPrecondition, NotFound
+from modelreg_api.errors import Aborted, AlreadyExists, FailedPrecondition, NotFound
+from modelreg_api.names import AliasName, ModelName
 from pymongo import UpdateOne
 from pymongo.errors import DuplicateKeyError, PyMongoError
 

@@ -17,8 +17,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
-from modelreg.names import ModelName, ModelVersionName
-from modelreg_common.errors import Aborted
+from modelreg_api.errors import Aborted
+from modelreg_api.names import ModelName, ModelVersionName
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from modelreg_metadata.domain import ModelVersion

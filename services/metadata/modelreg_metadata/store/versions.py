@@ -12,8 +12,8 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from modelreg.names import AliasName, ModelName, ModelVersionName
-from modelreg_common.errors import Aborted, NotFound
+from modelreg_api.errors import Aborted, NotFound
+from modelreg_api.names import AliasName, ModelName, ModelVersionName
 from pymongo import DeleteOne
 
 from modelreg_metadata.domain import AliasProtection, MetricPoint, ModelVersion
