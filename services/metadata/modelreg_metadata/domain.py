@@ -10,6 +10,7 @@ import enum
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -44,6 +45,8 @@ MAX_POINTS_PER_CALL = 1000
 MAX_REVIEWS_PER_VERSION = 100  # review steps kept in the version document
 MAX_COMMENT_CHARS = 2048
 MAX_GATE_CHARS = 1024
+MAX_DIGESTS_PER_CALL = 1000  # CheckBlobReferences
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 class VersionState(enum.Enum):
@@ -407,3 +410,12 @@ WORST_CASE_VERSION_BYTES = (
     + MAX_REVIEWS_PER_VERSION * (MAX_COMMENT_CHARS * 4 + MAX_TITLE_CHARS + 64)
     + 4096  # identity, times, state, etag, counters
 )
+
+
+def check_digests(digests: list[str], field: str = "sha256s") -> list[str]:
+    if len(digests) > MAX_DIGESTS_PER_CALL:
+        raise InvalidArgument(field, f"has {len(digests)} digests; at most {MAX_DIGESTS_PER_CALL} per call")
+    for digest in digests:
+        if not _SHA256_HEX.fullmatch(digest):
+            raise InvalidArgument(field, f"{digest[:80]!r} is not 64 lowercase hex characters")
+    return digests

@@ -11,7 +11,6 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
 
 from modelreg.names import AliasName, ModelName, ModelVersionName, NamespaceName
 from modelreg_common.context import current_actor
@@ -19,13 +18,13 @@ from modelreg_common.errors import Aborted, FailedPrecondition, InvalidArgument,
 
 from modelreg_metadata import domain
 from modelreg_metadata.audit import Action
+from modelreg_metadata.clock import new_etag, now
 from modelreg_metadata.domain import AliasProtection, ModelFile, ModelVersion, ReviewState, VersionState
 from modelreg_metadata.registry import changes
 from modelreg_metadata.registry.field_masks import VERSION_MASK, copy_fields
-from modelreg_metadata.registry.pages import next_token, page_query
+from modelreg_metadata.registry.pages import next_token, page_search
+from modelreg_metadata.search import VERSION_SCHEMA
 from modelreg_metadata.store import ModelStore, VersionStore
-from modelreg_metadata.store.database import new_etag, now
-from modelreg_metadata.store.query import VERSION_SCHEMA
 
 MAX_FILES_PER_BATCH = 1000  # files one BatchAddModelVersionFiles call may add
 
@@ -127,27 +126,23 @@ class Versions:
     ) -> tuple[list[ModelVersion], str]:
         if isinstance(parent, ModelName):
             await self._models.get_model(parent)
-            scope: dict[str, Any] = {"namespace": parent.namespace, "model_id": parent.model}
             default_order = order_by
             label = str(parent)
         else:
-            scope = {"namespace": parent.namespace}
             default_order = order_by or "model_id, number"
             label = f"{parent}/models/-"
         query = f"versions:{label}:{filter_text}:{order_by}:{show_deleted}"
-        limit, condition, sort, after = page_query(
+        search = page_search(
             VERSION_SCHEMA,
             page_size=page_size,
             page_token=page_token,
             query=query,
             filter_text=filter_text,
             order_by=default_order,
+            show_deleted=show_deleted,
         )
-        rows = await self._versions.search_versions(
-            scope, condition, sort, limit=limit + 1, after=after, show_deleted=show_deleted
-        )
-        shown = [version for version, _, _ in rows[:limit] if version is not None]
-        return shown, next_token(query, rows, limit)
+        page = await self._versions.search_versions(parent, search)
+        return page.items, next_token(query, page)
 
     async def get_version_by_alias(self, name: AliasName) -> ModelVersion:
         return await self._versions.get_version_by_alias(name)

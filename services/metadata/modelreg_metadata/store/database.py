@@ -27,10 +27,7 @@ aliases), store/versions.py (with store/version_creates.py, the group commit of 
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
-from typing import Any
 
 import structlog
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
@@ -39,24 +36,15 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 from modelreg_metadata.faults import Faults
+from modelreg_metadata.search import Cursor
 from modelreg_metadata.store.documents import Document
 from modelreg_metadata.store.events import EventFeed, MongoEventLog
 from modelreg_metadata.store.locks import DocumentLocks
 from modelreg_metadata.store.outbox import Relay
-from modelreg_metadata.store.query import keyset_after, read_path
+from modelreg_metadata.store.query import keyset_after
 from modelreg_metadata.store.replica import Replica
 
 log = structlog.get_logger("modelreg.metadata.store")
-
-
-def now() -> datetime:
-    # MongoDB stores milliseconds; truncating here keeps what we return equal to what we read back.
-    moment = datetime.now(UTC)
-    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
-
-
-def new_etag() -> str:
-    return uuid.uuid4().hex[:16]
 
 
 class MongoDatabase:
@@ -235,14 +223,15 @@ async def find_page(
     conditions: list[Document],
     sort: list[tuple[str, bool]],
     limit: int,
-    after: tuple[list[Any], str] | None,
-) -> list[tuple[Document, list[Any]]]:
+    after: Cursor | None,
+) -> list[Document]:
+    """Up to `limit` documents matching every condition, in `sort` order (then `_id`) after `after`."""
     if after is not None:
-        conditions = [*conditions, keyset_after(sort, after[0], after[1])]
+        conditions = [*conditions, keyset_after(sort, after.values, after.key)]
     conditions = [c for c in conditions if c]
     query: Document = (
         {} if not conditions else conditions[0] if len(conditions) == 1 else {"$and": conditions}
     )
     order = [(path, DESCENDING if desc else ASCENDING) for path, desc in sort] + [("_id", ASCENDING)]
     cursor = collection.find(query).sort(order).limit(limit)
-    return [(doc, [read_path(doc, path) for path, _ in sort]) async for doc in cursor]
+    return [doc async for doc in cursor]

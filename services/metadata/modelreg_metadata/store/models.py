@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import structlog
-from modelreg.names import AliasName, ModelName
+from modelreg.names import AliasName, ModelName, NamespaceName
 from modelreg_common.errors import Aborted, AlreadyExists, FailedPrecondition, NotFound
 from pymongo import UpdateOne
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from modelreg_metadata.domain import MAX_ALIASES_PER_MODEL, Alias, AliasProtection, Model
-from modelreg_metadata.store import EventFor, Page
+from modelreg_metadata.search import Page, Search
+from modelreg_metadata.store import EventFor
 from modelreg_metadata.store.database import MongoDatabase, find_page
 from modelreg_metadata.store.documents import (
     Document,
@@ -34,6 +34,7 @@ from modelreg_metadata.store.documents import (
     version_key,
 )
 from modelreg_metadata.store.outbox import MAX_UPDATES_PER_COMMAND, outbox_entry
+from modelreg_metadata.store.query import compile_condition, sort_spec, split_page
 from modelreg_metadata.store.replica import merged
 
 # With the replica (one writing process), model counters reach the database at most this late.
@@ -89,23 +90,17 @@ class MongoModelStore:
     async def get_model(self, name: ModelName, *, include_deleted: bool = False) -> Model:
         return model_from(await self.model_document(name, include_deleted=include_deleted))
 
-    async def search_models(
-        self,
-        namespace: str,
-        condition: Document,
-        sort: list[tuple[str, bool]],
-        *,
-        limit: int,
-        after: tuple[list[Any], str] | None,
-        show_deleted: bool,
-    ) -> Page:
+    async def search_models(self, parent: NamespaceName, search: Search) -> Page[Model]:
         if self._unrecorded:  # the counters are fields of the results (and can be filtered on)
             await self._write_version_numbers()
-        scope: Document = {"namespace": namespace}
-        if not show_deleted:
+        scope: Document = {"namespace": parent.namespace}
+        if not search.show_deleted:
             scope["deleted"] = False
-        rows = await find_page(self._models, [scope, condition], sort, limit, after)
-        return [(model_from(doc), values, doc["_id"]) for doc, values in rows]
+        condition = compile_condition(search.condition)
+        sort = sort_spec(search.order)
+        docs = await find_page(self._models, [scope, condition], sort, search.limit + 1, search.after)
+        shown, following = split_page(docs, search.limit, sort)
+        return Page([model_from(doc) for doc in shown], following)
 
     async def update_model(
         self,

@@ -10,15 +10,16 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
 
-from modelreg.names import AliasName, ModelName, ModelVersionName
+from modelreg.names import AliasName, ModelName, ModelVersionName, NamespaceName
 from modelreg_common.errors import Aborted, NotFound
 from pymongo import DeleteOne
 
+from modelreg_metadata.clock import new_etag, now
 from modelreg_metadata.domain import AliasProtection, MetricPoint, ModelVersion
-from modelreg_metadata.store import EventFor, Page
-from modelreg_metadata.store.database import MongoDatabase, find_page, new_etag, now
+from modelreg_metadata.search import Cursor, Page, Search
+from modelreg_metadata.store import EventFor
+from modelreg_metadata.store.database import MongoDatabase, find_page
 from modelreg_metadata.store.documents import (
     Document,
     aliases_of_version,
@@ -32,7 +33,7 @@ from modelreg_metadata.store.documents import (
 )
 from modelreg_metadata.store.models import MongoModelStore
 from modelreg_metadata.store.outbox import MAX_UPDATES_PER_COMMAND, outbox_entry
-from modelreg_metadata.store.query import keyset_after, read_path
+from modelreg_metadata.store.query import compile_condition, keyset_after, sort_spec, split_page
 from modelreg_metadata.store.replica import merged
 from modelreg_metadata.store.version_creates import VersionCreates
 
@@ -100,37 +101,32 @@ class MongoVersionStore:
             raise NotFound(f"alias {name} points at {version_name}, which is deleted") from None
         return version_from(doc, aliases_of_version(model_doc, number))
 
-    async def search_versions(
-        self,
-        scope: Document,
-        condition: Document,
-        sort: list[tuple[str, bool]],
-        *,
-        limit: int,
-        after: tuple[list[Any], str] | None,
-        show_deleted: bool,
-    ) -> Page:
+    async def search_versions(self, parent: ModelName | NamespaceName, search: Search) -> Page[ModelVersion]:
+        scope: Document = {"namespace": parent.namespace}
+        if isinstance(parent, ModelName):
+            scope["model_id"] = parent.model
         # Tombstones of purged versions are `deleted` too: shown deleted versions exclude them.
+        show_deleted = search.show_deleted
         scope = {**scope, "deleted": False} if not show_deleted else {**scope, "purged": {"$ne": True}}
+        condition = compile_condition(search.condition)
+        sort = sort_spec(search.order)
         if self._db.replica is not None:
-            rows = await self._replica_page(scope, condition, sort, limit, after)
+            docs = await self._replica_page(scope, condition, sort, search.limit + 1, search.after)
         else:
-            rows = await find_page(self._versions, [scope, condition], sort, limit, after)
-        model_keys = sorted({f"{doc['namespace']}/{doc['model_id']}" for doc, _ in rows})
+            docs = await find_page(self._versions, [scope, condition], sort, search.limit + 1, search.after)
+        shown, following = split_page(docs, search.limit, sort)
+        model_keys = sorted({f"{doc['namespace']}/{doc['model_id']}" for doc in shown})
         found = await asyncio.gather(*(self._db.models.find_one({"_id": key}) for key in model_keys))
         models = {key: doc for key, doc in zip(model_keys, found, strict=True) if doc is not None}
-        page: Page = []
-        for doc, values in rows:
+        versions: list[ModelVersion] = []
+        for doc in shown:
             model_doc = models.get(f"{doc['namespace']}/{doc['model_id']}")
             if model_doc is None or (model_doc.get("deleted") and not show_deleted):
-                # The versions of a deleted model are deleted with it: hidden, but still a row,
-                # so the page's cursor moves past it.
-                page.append((None, values, doc["_id"]))
+                # The versions of a deleted model are deleted with it: hidden, but the page's
+                # cursor still moves past them.
                 continue
-            page.append(
-                (self._version_from(doc, aliases_of_version(model_doc, doc["number"])), values, doc["_id"])
-            )
-        return page
+            versions.append(self._version_from(doc, aliases_of_version(model_doc, doc["number"])))
+        return Page(versions, following)
 
     def _version_from(self, doc: Document, aliases: list[str]) -> ModelVersion:
         replica = self._db.replica
@@ -145,8 +141,8 @@ class MongoVersionStore:
         condition: Document,
         sort: list[tuple[str, bool]],
         limit: int,
-        after: tuple[list[Any], str] | None,
-    ) -> list[tuple[Document, list[Any]]]:
+        after: Cursor | None,
+    ) -> list[Document]:
         replica = self._db.replica
         assert replica is not None  # noqa: S101 - the caller checked
         namespace = scope["namespace"]
@@ -160,11 +156,10 @@ class MongoVersionStore:
         rest = {k: v for k, v in scope.items() if k not in ("namespace", "model_id")}
         conditions = [rest, condition]
         if after is not None:
-            conditions.append(keyset_after(sort, after[0], after[1]))
+            conditions.append(keyset_after(sort, after.values, after.key))
         query: Document = {"$and": [c for c in conditions if c]}
         order = [(path, -1 if desc else 1) for path, desc in sort] + [("_id", 1)]
-        docs = replica.find_versions(namespace, scope.get("model_id"), query, order, limit)
-        return [(doc, [read_path(doc, path) for path, _ in sort]) for doc in docs]
+        return replica.find_versions(namespace, scope.get("model_id"), query, order, limit)
 
     async def update_version(
         self,
