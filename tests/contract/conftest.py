@@ -16,12 +16,12 @@ The database ones each get a database of their own, dropped at the end of the te
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from modelreg.names import ModelName, NamespaceName
+from modelreg.names import ModelName, ModelVersionName, NamespaceName
 from modelreg_local.stack import LocalStack
 from modelreg_metadata.audit import Action, EventScope
 from modelreg_metadata.clock import new_etag, now
@@ -158,18 +158,24 @@ def model_named(name: ModelName, **fields: Any) -> Model:
     )
 
 
-def draft_version(model: Model, **fields: Any) -> ModelVersion:
+def new_version(model: Model, **fields: Any) -> Callable[[ModelVersionName], ModelVersion]:
+    """A new version of `model` as the registry makes it, under the name its store gives it."""
     moment = now()
-    return ModelVersion(
-        name=model.name.version(1),  # the store gives it the next number
-        uid=str(uuid.uuid4()),
-        model_uid=model.uid,
-        create_actor="user:contract",
-        create_time=moment,
-        update_time=moment,
-        etag=new_etag(),
-        **fields,
-    )
+    uid = str(uuid.uuid4())
+
+    def numbered(name: ModelVersionName) -> ModelVersion:
+        return ModelVersion(
+            name=name,
+            uid=uid,
+            model_uid=model.uid,
+            create_actor="user:contract",
+            create_time=moment,
+            update_time=moment,
+            etag=new_etag(),
+            **fields,
+        )
+
+    return numbered
 
 
 async def create_model(stores: Stores, namespace: str = "", **fields: Any) -> Model:
@@ -178,8 +184,6 @@ async def create_model(stores: Stores, namespace: str = "", **fields: Any) -> Mo
 
 
 async def create_version(stores: Stores, model: Model, request_key: str = "", **fields: Any) -> ModelVersion:
-    version = draft_version(model, **fields)
-    key = request_key or f"auto {version.uid}"
     return await stores.versions.insert_version(
-        version, key, bool(request_key), event(Action.MODEL_VERSION_CREATED)
+        model.name, new_version(model, **fields), request_key, event(Action.MODEL_VERSION_CREATED)
     )

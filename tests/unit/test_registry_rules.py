@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from modelreg.names import ModelName, NamespaceName
@@ -13,7 +14,7 @@ from modelreg_common.context import bind_call
 from modelreg_common.errors import Aborted, AlreadyExists, FailedPrecondition, NotFound, PermissionDenied
 from modelreg_common.identity.caller import Caller
 from modelreg_metadata.audit import EventScope
-from modelreg_metadata.domain import Model, ModelFile, ModelVersion, Namespace, ReviewState
+from modelreg_metadata.domain import Model, ModelFile, Namespace, ReviewState, VersionDraft
 from modelreg_metadata.memory import MemoryStores
 from modelreg_metadata.registry import Registry
 
@@ -36,8 +37,8 @@ def acting_as(caller: Caller) -> None:
     bind_call(uuid.uuid4().hex, caller)
 
 
-def draft(parent: ModelName, **fields: object) -> ModelVersion:
-    return ModelVersion(name=parent.version(1), uid="", model_uid="", **fields)  # type: ignore[arg-type]
+def draft(parent: ModelName, **fields: Any) -> VersionDraft:
+    return VersionDraft(**fields)
 
 
 async def new_model(registry: Registry, namespace: str = "team-a", model_id: str = "churn") -> Model:

@@ -382,22 +382,23 @@ class MemoryVersionStore:
         self._state = state
 
     async def insert_version(
-        self, version: ModelVersion, request_key: str, client_key: bool, event: EventFor
+        self,
+        model: ModelName,
+        version: Callable[[ModelVersionName], ModelVersion],
+        request_key: str,
+        event: EventFor,
     ) -> ModelVersion:
-        """Stores `version` under the next free number of its model (the number in it is ignored)."""
+        """Stores a new version of `model` under its next free number (`version` makes it)."""
         await _io()
-        if client_key and request_key in self._state.requests:
-            made = self._state.requests[request_key]
-            if made is not None:
-                return await self.get_version(made, include_deleted=True)
-        model_name = version.name.model_name
-        model = self._state.model(model_name)
-        number = model.latest_version_number + 1
-        numbered = replace(version, name=model_name.version(number))
+        if request_key and (made := self._state.requests.get(request_key)) is not None:
+            return await self.get_version(made, include_deleted=True)
+        record = self._state.model(model)
+        number = record.latest_version_number + 1
+        numbered = version(model.version(number))
         entry = event(None, numbered)
-        self._state.versions[version_key(model_name, number)] = _VersionRecord(numbered, request_key)
-        model.raise_counter(number)
-        if client_key:
+        self._state.versions[version_key(model, number)] = _VersionRecord(numbered, request_key)
+        record.raise_counter(number)
+        if request_key:
             self._state.requests[request_key] = numbered.name
         self._state.events.append(entry)
         return numbered

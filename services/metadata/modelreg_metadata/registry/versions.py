@@ -19,7 +19,14 @@ from modelreg_common.errors import Aborted, FailedPrecondition, InvalidArgument,
 from modelreg_metadata import domain
 from modelreg_metadata.audit import Action
 from modelreg_metadata.clock import new_etag, now
-from modelreg_metadata.domain import AliasProtection, ModelFile, ModelVersion, ReviewState, VersionState
+from modelreg_metadata.domain import (
+    AliasProtection,
+    ModelFile,
+    ModelVersion,
+    ReviewState,
+    VersionDraft,
+    VersionState,
+)
 from modelreg_metadata.registry import changes
 from modelreg_metadata.registry.field_masks import VERSION_MASK, copy_fields
 from modelreg_metadata.registry.pages import next_token, page_search
@@ -60,7 +67,9 @@ class Versions:
         self._models = models
         self._versions = versions
 
-    def _check_version_fields(self, draft: ModelVersion, paths: Sequence[str] | None = None) -> None:
+    def _check_version_fields(
+        self, draft: ModelVersion | VersionDraft, paths: Sequence[str] | None = None
+    ) -> None:
         check = set(paths) if paths is not None else None
 
         def wanted(path: str) -> bool:
@@ -80,35 +89,40 @@ class Versions:
             domain.check_signature(draft.signature, "model_version.signature")
 
     async def create_version(
-        self, parent: ModelName, draft: ModelVersion, request_id: str = ""
+        self, parent: ModelName, draft: VersionDraft, request_id: str = ""
     ) -> ModelVersion:
         self._check_version_fields(draft)
         moment = now()
-        version = replace(
-            draft,
-            name=parent.version(1),
-            uid=str(uuid.uuid4()),
-            model_uid="",
-            files=[],
-            manifest_digest=domain.manifest_digest([]),
-            state=VersionState.PENDING,
-            create_actor=current_actor(),
-            create_time=moment,
-            update_time=moment,
-            etag=new_etag(),
-            aliases=[],
-            deleted=False,
-            review_state=ReviewState.NOT_SUBMITTED,
-            reviews=[],
-        )
+        uid = str(uuid.uuid4())
+        actor = current_actor()
+        etag = new_etag()
+        empty_manifest = domain.manifest_digest([])
         model = await self._models.get_model(parent)
-        version = replace(version, model_uid=model.uid)
-        if request_id:
-            request_key, client_key = changes.request_key("CreateModelVersion", str(parent), request_id), True
-        else:
-            request_key, client_key = f"auto {version.uid}", False  # unique and never null
+        request_key = changes.request_key("CreateModelVersion", str(parent), request_id) if request_id else ""
+
+        def numbered(name: ModelVersionName) -> ModelVersion:
+            """The new version under the number the store gives it."""
+            return ModelVersion(
+                name=name,
+                uid=uid,
+                model_uid=model.uid,
+                description=draft.description,
+                tags=draft.tags,
+                params=draft.params,
+                metrics=draft.metrics,
+                lineage=draft.lineage,
+                signature=draft.signature,
+                manifest_digest=empty_manifest,
+                state=VersionState.PENDING,
+                create_actor=actor,
+                create_time=moment,
+                update_time=moment,
+                etag=etag,
+                review_state=ReviewState.NOT_SUBMITTED,
+            )
+
         return await self._versions.insert_version(
-            version, request_key, client_key, changes.event(Action.MODEL_VERSION_CREATED)
+            parent, numbered, request_key, changes.event(Action.MODEL_VERSION_CREATED)
         )
 
     async def get_version(self, name: ModelVersionName) -> ModelVersion:

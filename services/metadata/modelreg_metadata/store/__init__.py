@@ -78,9 +78,15 @@ class ModelStore(Protocol):
 
 class VersionStore(Protocol):
     async def insert_version(
-        self, version: ModelVersion, request_key: str, client_key: bool, event: EventFor
+        self,
+        model: ModelName,
+        version: Callable[[ModelVersionName], ModelVersion],
+        request_key: str,
+        event: EventFor,
     ) -> ModelVersion:
-        """Stores `version` under the next free number of its model (the number in it is ignored)."""
+        """Stores a new version of `model` under its next free number; `version` makes it for the
+        name that number gives. A create with a `request_key` ("" for none) that was made before
+        gets the version it made."""
         ...
 
     async def get_version(self, name: ModelVersionName, *, include_deleted: bool = False) -> ModelVersion: ...

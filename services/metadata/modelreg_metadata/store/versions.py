@@ -55,10 +55,14 @@ class MongoVersionStore:
         )
 
     async def insert_version(
-        self, version: ModelVersion, request_key: str, client_key: bool, event: EventFor
+        self,
+        model: ModelName,
+        version: Callable[[ModelVersionName], ModelVersion],
+        request_key: str,
+        event: EventFor,
     ) -> ModelVersion:
-        """Stores `version` under the next free number of its model (store/version_creates.py)."""
-        return await self._creates.insert_version(version, request_key, client_key, event)
+        """Stores a new version of `model` under its next free number (store/version_creates.py)."""
+        return await self._creates.insert_version(model, version, request_key, event)
 
     async def _stored_version(self, name: ModelVersionName) -> Document | None:
         """The version's document as stored (a purged version's tombstone included)."""
