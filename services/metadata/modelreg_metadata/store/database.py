@@ -1,5 +1,6 @@
 """The MongoDB database the stores share (PyMongo's async API), within the subset FerretDB v1
-supports: the client, the collections and their indexes, the write conditions, keyset paging.
+supports: the client, the collections and their indexes, the write conditions, and the view the
+stores read documents through (store/view.py: the database itself, or FerretDB's replica).
 
 No multi-document transactions exist there, so every invariant lives in one document or is
 guarded by a unique index:
@@ -22,7 +23,9 @@ guarded by a unique index:
   into that document's `outbox` (store/outbox.py), in the same single-document write.
 
 One module per aggregate holds its store: store/namespaces.py, store/models.py (models and their
-aliases), store/versions.py (with store/version_creates.py, the group commit of creates).
+aliases), store/versions.py (with store/version_creates.py, the group commit of creates). The
+FerretDB accommodations for reads live in one layer, store/replica.py; the stores see it only as
+`MongoDatabase.view`.
 """
 
 from __future__ import annotations
@@ -36,13 +39,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 from modelreg_metadata.faults import Faults
-from modelreg_metadata.search import Cursor
 from modelreg_metadata.store.documents import Document
 from modelreg_metadata.store.events import EventFeed, MongoEventLog
 from modelreg_metadata.store.locks import DocumentLocks
 from modelreg_metadata.store.outbox import Relay
-from modelreg_metadata.store.query import keyset_after
-from modelreg_metadata.store.replica import Replica
+from modelreg_metadata.store.replica import ReplicaView
+from modelreg_metadata.store.view import DatabaseView
 
 log = structlog.get_logger("modelreg.metadata.store")
 
@@ -90,8 +92,10 @@ class MongoDatabase:
         self._atomic_updates = atomic_updates
         self.ferretdb = False
         self._want_replica = replica
-        self.replica: Replica | None = None
-        self.before_close: list[Callable[[], Awaitable[None]]] = []  # stores' last writes
+        # Where the stores read documents from (store/view.py): the database, or on FerretDB the
+        # process's replica of it (store/replica.py).
+        self.view = DatabaseView(self)
+        self.before_close: list[Callable[[], Awaitable[None]]] = []  # last writes
 
     def _new_relay(self, *, single_writer: bool) -> Relay:
         relay = Relay(
@@ -119,7 +123,9 @@ class MongoDatabase:
         # FerretDB deployments run one metadata process (store/locks.py): its relay is the only one.
         self.relay = self._new_relay(single_writer=not self.atomic_updates)
         if not self.atomic_updates and self._want_replica:
-            self.replica = Replica()  # one process is the only writer: see store/replica.py
+            replica = ReplicaView(self)  # one process is the only writer: see store/replica.py
+            self.before_close.append(replica.record_last_version_numbers)
+            self.view = replica
         await self.ensure_indexes()
         await self.relay.start()
 
@@ -223,22 +229,3 @@ class MongoDatabase:
 
     def committed(self, collection: str, key: str, entry: Document) -> None:
         self.relay.committed(collection, key, entry)
-
-
-async def find_page(
-    collection: AsyncCollection[Document],
-    conditions: list[Document],
-    sort: list[tuple[str, bool]],
-    limit: int,
-    after: Cursor | None,
-) -> list[Document]:
-    """Up to `limit` documents matching every condition, in `sort` order (then `_id`) after `after`."""
-    if after is not None:
-        conditions = [*conditions, keyset_after(sort, after.values, after.key)]
-    conditions = [c for c in conditions if c]
-    query: Document = (
-        {} if not conditions else conditions[0] if len(conditions) == 1 else {"$and": conditions}
-    )
-    order = [(path, DESCENDING if desc else ASCENDING) for path, desc in sort] + [("_id", ASCENDING)]
-    cursor = collection.find(query).sort(order).limit(limit)
-    return [doc async for doc in cursor]

@@ -154,11 +154,12 @@ class VersionCreates:
             for _, version, doc in made:
                 # Queued for the relay at once, in commit order, before anything else is awaited.
                 self._db.committed("model_versions", doc["_id"], doc["outbox"][0])
-                if self._db.replica is not None:
-                    self._db.replica.put_version(doc)
+                self._db.view.version_written(doc)
                 latest[version.name.model_name] = version.name.number
             requests = [(item.request_key, version.name) for item, version, _ in made if item.request_key]
-            await asyncio.gather(self._models.record_version_numbers(latest), self._record_requests(requests))
+            await asyncio.gather(
+                self._db.view.record_version_numbers(latest), self._record_requests(requests)
+            )
             for item, version, _ in made:
                 item.done.set_result(version)
             for item, _, _ in numbered[inserted:]:
@@ -186,9 +187,8 @@ class VersionCreates:
                     return existing  # another process created it for the same request
                 continue  # the number is taken (another process, or a lagging counter)
             self._db.committed("model_versions", doc["_id"], doc["outbox"][0])
-            if self._db.replica is not None:
-                self._db.replica.put_version(doc)
-            await self._models.record_version_numbers({model_name: number})
+            self._db.view.version_written(doc)
+            await self._db.view.record_version_numbers({model_name: number})
             if item.request_key:
                 await self._record_requests([(item.request_key, numbered.name)])
             return numbered
