@@ -13,7 +13,7 @@ VENV := $(CURDIR)/.venv
 PY := $(VENV)/bin/python
 BUF := $(VENV)/bin/buf
 GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
-GENERATED := clients/python/modelregistry
+GENERATED := api/python/modelregistry
 
 # Never let uv fetch a Python of its own or a Go toolchain switch itself: use the machine's.
 export UV_PYTHON_DOWNLOADS := never
@@ -80,10 +80,12 @@ fmt: venv ## Format Python and proto sources
 	$(BUF) format -w
 
 .PHONY: proto
-proto: venv ## Regenerate the client code from protos/ (buf.gen.yaml)
+proto: venv ## Regenerate the API code (modelreg-api) from protos/ (buf.gen.yaml)
 	rm -rf $(GENERATED)
 	$(BUF) generate
 	touch $(GENERATED)/__init__.py $(GENERATED)/v1/__init__.py
+	@# PEP 561: type checkers of installed copies read the generated .pyi stubs only with this marker.
+	touch $(GENERATED)/py.typed
 
 .PHONY: proto-check
 proto-check: proto ## Fail when the committed generated code is stale

@@ -46,8 +46,8 @@ from typing import Any
 
 import grpc
 from minio import Minio
-from modelreg import wire
-from modelreg.addresses import ServiceAddresses
+from modelreg_api import wire
+from modelreg_api.addresses import ServiceAddresses
 from modelreg_local.stack import LocalStack
 from modelreg_local.stores import free_port
 from modelregistry.v1 import artifact_service_pb2 as art

@@ -45,7 +45,7 @@ from typing import Any
 import grpc
 import urllib3
 from google.protobuf import field_mask_pb2
-from modelreg.addresses import ServiceAddresses
+from modelreg_api.addresses import ServiceAddresses
 from modelreg_local.credentials import issue_token
 from modelreg_local.stack import LocalStack
 from modelreg_local.stores import free_port

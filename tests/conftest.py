@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import grpc
 import pytest
 from minio import Minio
-from modelreg.addresses import ARTIFACT_ADDR_ENV, ServiceAddresses
+from modelreg_api.addresses import ARTIFACT_ADDR_ENV, ServiceAddresses
 from modelreg_local.stack import (
     ARTIFACT_SERVICE,
     INTERNAL_TOKEN_FILE,

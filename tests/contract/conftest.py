@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from modelreg.names import ModelName, ModelVersionName, NamespaceName
+from modelreg_api.names import ModelName, ModelVersionName, NamespaceName
 from modelreg_local.stack import LocalStack
 from modelreg_metadata.audit import Action, EventScope
 from modelreg_metadata.clock import new_etag, now

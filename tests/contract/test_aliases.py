@@ -7,8 +7,8 @@ import asyncio
 from dataclasses import replace
 
 import pytest
-from modelreg.names import AliasName
-from modelreg_common.errors import Aborted, FailedPrecondition, NotFound
+from modelreg_api.errors import Aborted, FailedPrecondition, NotFound
+from modelreg_api.names import AliasName
 from modelreg_metadata.audit import Action
 from modelreg_metadata.clock import new_etag, now
 from modelreg_metadata.domain import MAX_ALIASES_PER_MODEL, Alias, AliasProtection, Model

@@ -7,8 +7,8 @@ import asyncio
 from dataclasses import replace
 
 import pytest
-from modelreg.names import ModelName, NamespaceName
-from modelreg_common.errors import Aborted
+from modelreg_api.errors import Aborted
+from modelreg_api.names import ModelName, NamespaceName
 from modelreg_metadata.audit import Action, EventScope
 from modelreg_metadata.clock import new_etag
 

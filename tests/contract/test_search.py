@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from modelreg.names import ModelName, NamespaceName
+from modelreg_api.names import ModelName, NamespaceName
 from modelreg_metadata.audit import Action
 from modelreg_metadata.clock import new_etag
 from modelreg_metadata.domain import Model, VersionState

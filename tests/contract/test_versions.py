@@ -10,7 +10,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from modelreg_common.errors import Aborted, FailedPrecondition, NotFound
+from modelreg_api.errors import Aborted, FailedPrecondition, NotFound
 from modelreg_metadata.audit import Action
 from modelreg_metadata.clock import new_etag, now
 from modelreg_metadata.domain import AliasProtection, MetricPoint, ModelFile, ModelVersion

@@ -14,7 +14,7 @@ import grpc
 import pytest
 from minio.error import S3Error
 from modelreg_artifacts.blobstore import S3BlobStore, object_key
-from modelreg_artifacts.config import S3Settings
+from modelreg_common.config import S3Settings
 from modelregistry.v1 import artifact_service_pb2 as art
 from modelregistry.v1 import artifact_service_pb2_grpc, model_pb2
 from modelregistry.v1 import manifest_service_pb2 as mf

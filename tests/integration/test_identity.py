@@ -258,6 +258,15 @@ async def test_tokens_for_oneself_and_by_an_admin(stack: LocalStack) -> None:
         assert (
             await access.GetCallerIdentity(acc.GetCallerIdentityRequest(), metadata=new)
         ).principal == person
+        assert created.token.last_used_time.seconds == 0
+        deadline = time.monotonic() + 10  # written off the request path
+        while True:
+            listed = await access.ListApiTokens(acc.ListApiTokensRequest(), metadata=own)
+            (used,) = [t for t in listed.tokens if t.name == created.token.name]
+            if used.last_used_time.seconds or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.1)
+        assert used.last_used_time.seconds >= created.token.create_time.seconds
         await access.RevokeApiToken(acc.RevokeApiTokenRequest(name=created.token.name), metadata=own)
         error = await refused(access.GetCallerIdentity(acc.GetCallerIdentityRequest(), metadata=new))
         assert error.code() == grpc.StatusCode.UNAUTHENTICATED  # at once on the replica that revoked it

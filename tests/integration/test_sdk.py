@@ -15,7 +15,7 @@ import pytest
 from google.protobuf import json_format
 from modelreg import AsyncClient, Client, ClientSettings, Direction, Outcome, RetryPolicy
 from modelreg import errors as sdk_errors
-from modelreg.addresses import ServiceAddresses
+from modelreg_api.addresses import ServiceAddresses
 from modelreg_local.stack import ARTIFACT_SERVICE, METADATA_SERVICE, LocalStack, ServiceProcess
 from modelreg_local.stores import free_port
 from modelregistry.v1 import model_pb2

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from modelreg import AsyncClient, Client, ClientSettings, RetryPolicy, StateAtTime
 from modelreg import errors as sdk_errors
-from modelreg.addresses import ServiceAddresses
+from modelreg_api.addresses import ServiceAddresses
 from modelreg_local.stack import LocalStack
 from modelregistry.v1 import event_pb2, model_pb2
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from modelreg.names import ModelName, NamespaceName
+from modelreg_api.errors import InvalidArgument, NotFound, PermissionDenied
+from modelreg_api.names import ModelName, NamespaceName
 from modelreg_common.access.decisions import CallAccess
 from modelreg_common.access.permissions import PERMISSIONS
 from modelreg_common.access.roles import Role
-from modelreg_common.errors import InvalidArgument, NotFound, PermissionDenied
 from modelreg_common.identity import api_tokens
 from modelreg_common.identity.caller import Caller, Restriction
 from modelreg_common.identity.principals import check_principal

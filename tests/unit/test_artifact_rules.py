@@ -7,7 +7,8 @@ import os
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from modelreg.names import InvalidResourceName, ModelVersionName, parse_upload_session_name
+from modelreg_api.errors import InvalidArgument
+from modelreg_api.names import InvalidResourceName, ModelVersionName, parse_upload_session_name
 from modelreg_artifacts.config import ArtifactSettings
 from modelreg_artifacts.domain import (
     S3_MAX_PARTS,
@@ -20,7 +21,6 @@ from modelreg_artifacts.domain import (
 )
 from modelreg_artifacts.hashing import LiveHashes
 from modelreg_common.config import ConfigError
-from modelreg_common.errors import InvalidArgument
 
 MIB = 1024**2
 TIB = 1024**4

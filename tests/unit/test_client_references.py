@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from modelreg import names
-from modelreg.addresses import ServiceAddresses
 from modelreg.settings import ClientSettings
+from modelreg_api import names
+from modelreg_api.addresses import ServiceAddresses
 
 
 @pytest.mark.parametrize(

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 from modelreg import AsyncClient, ClientSettings, credentials
-from modelreg.addresses import ServiceAddresses, is_loopback
 from modelreg.connection import Connection
 from modelreg.credentials import CredentialError, CredentialsFile
+from modelreg_api.addresses import ServiceAddresses, is_loopback
 
 LOCAL = "127.0.0.1:50051"
 REMOTE = "registry.example.com:443"

@@ -14,9 +14,10 @@ import grpc
 import pytest
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
-from modelreg import AsyncClient, ClientSettings, RetryPolicy, headers
+from modelreg import AsyncClient, ClientSettings, RetryPolicy
 from modelreg import errors as sdk_errors
-from modelreg.addresses import ServiceAddresses
+from modelreg_api import headers
+from modelreg_api.addresses import ServiceAddresses
 from modelreg_local.stores import free_port
 from modelregistry.v1 import event_pb2
 from modelregistry.v1 import metadata_service_pb2 as md

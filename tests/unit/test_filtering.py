@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from modelreg_common.errors import InvalidArgument
+from modelreg_api.errors import InvalidArgument
 from modelreg_metadata.filtering import (
     And,
     Compare,

@@ -7,8 +7,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
-from modelreg.names import AliasName, ModelVersionName
-from modelreg_common.errors import FailedPrecondition, InvalidArgument
+from modelreg_api.errors import FailedPrecondition, InvalidArgument
+from modelreg_api.names import AliasName, ModelVersionName
 from modelreg_metadata import audit, governance
 from modelreg_metadata.audit import Action
 from modelreg_metadata.domain import (

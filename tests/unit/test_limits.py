@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import bson
 import pytest
-from modelreg.names import ModelName
-from modelreg_common.errors import FailedPrecondition
+from modelreg_api.errors import FailedPrecondition
+from modelreg_api.names import ModelName
 from modelreg_metadata import domain
 from modelreg_metadata.domain import Dataset, Lineage, ModelFile, ModelVersion, Signature, TensorSpec
 from modelreg_metadata.store.documents import version_document

@@ -1,21 +1,21 @@
-"""The local store life cycle (deploy/local/modelreg_local/stores.py): configuration and one real run."""
+"""The local store life cycle (deploy/local/modelreg_local/stores/) without real servers: the environment
+that names external stores, ports, start-up failures and the Docker check. The stores' real run is in
+tests/integration/test_local_stores.py."""
 
 from __future__ import annotations
 
-import io
 import socket
 import stat
+import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from minio import Minio
 from modelreg_local.stores import (
-    DEFAULT_S3_ACCESS_KEY,
     ENV_FERRETDB_BIN,
     ExternalStores,
     FerretDBServer,
-    LocalStores,
     S3Settings,
     StoreConfigError,
     StoreEndpoints,
@@ -27,9 +27,7 @@ from modelreg_local.stores import (
     parse_environment,
     stores_from_environment,
 )
-from pymongo import MongoClient
-
-from tests.conftest import IN_CI
+from testcontainers.core.config import testcontainers_config
 
 S3_ENV = {
     "MODELREG_S3_ENDPOINT": "s3.example.com:9000",
@@ -130,56 +128,26 @@ def test_a_server_that_dies_is_reported_with_its_log(tmp_path: Path) -> None:
     server.stop()  # idempotent
 
 
-def test_docker_available_answers_quickly() -> None:
-    assert isinstance(docker_available(timeout=3), bool)
+@pytest.fixture
+def docker_host(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A Unix socket path in a short private directory, the only Docker engine testcontainers may find."""
+    monkeypatch.setattr(testcontainers_config, "tc_properties", {})  # no tc.host from the user's properties
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "docker.sock"
+        monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
+        yield path
 
 
-@pytest.mark.integration
-def test_local_stores_serve_and_keep_data_across_restarts(tmp_path: Path) -> None:
-    if not default_ferretdb_binary().exists():
-        missing = "modelreg-ferretdb is not built: run `make tools` (deploy/local/build-ferretdb.sh)"
-        if IN_CI:  # CI installs everything it tests: a missing binary is a failure there
-            pytest.fail(missing, pytrace=False)
-        pytest.skip(missing)
-    payload = b"model weights" * 1000
-
-    with LocalStores(tmp_path) as stores:
-        endpoints = stores.endpoints
-        assert endpoints.s3_access_key == DEFAULT_S3_ACCESS_KEY
-        with MongoClient[dict[str, Any]](endpoints.mongodb_uri) as client:
-            client.registry.models.insert_one({"_id": "m1", "name": "resnet"})
-            assert client.registry.models.find_one({"_id": "m1"}) == {"_id": "m1", "name": "resnet"}
-        s3 = _minio(endpoints)
-        s3.make_bucket("artifacts")
-        s3.put_object("artifacts", "m1/weights.bin", io.BytesIO(payload), len(payload))
-        assert _read(s3, "artifacts", "m1/weights.bin") == payload
-
-    assert stores.ferretdb is not None
-    assert not stores.ferretdb.running()
-    assert (tmp_path / "ferretdb").is_dir()
-    assert (tmp_path / "seaweedfs").is_dir()
-
-    with LocalStores(tmp_path) as stores:
-        endpoints = stores.endpoints
-        with MongoClient[dict[str, Any]](endpoints.mongodb_uri) as client:
-            assert client.registry.models.find_one({"_id": "m1"}) == {"_id": "m1", "name": "resnet"}
-        assert _read(_minio(endpoints), "artifacts", "m1/weights.bin") == payload
+def test_docker_available_says_no_at_once_when_there_is_no_engine(docker_host: Path) -> None:
+    started = time.monotonic()
+    assert docker_available(timeout=5) is False
+    assert time.monotonic() - started < 1  # a missing socket is not waited for
 
 
-def _minio(endpoints: StoreEndpoints) -> Minio:
-    return Minio(
-        endpoints.s3_endpoint,
-        access_key=endpoints.s3_access_key,
-        secret_key=endpoints.s3_secret_key,
-        secure=endpoints.s3_secure,
-        region=endpoints.s3_region,
-    )
-
-
-def _read(client: Minio, bucket: str, name: str) -> bytes:
-    response = client.get_object(bucket, name)
-    try:
-        return response.read()
-    finally:
-        response.close()
-        response.release_conn()
+def test_docker_available_gives_up_on_an_engine_that_does_not_answer(docker_host: Path) -> None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as silent:
+        silent.bind(str(docker_host))
+        silent.listen()  # connections are accepted by the kernel, and never answered
+        started = time.monotonic()
+        assert docker_available(timeout=1) is False
+        assert time.monotonic() - started < 5  # about the timeout, not the Docker SDK's 60 s

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from modelreg import names
+from modelreg_api import names
 
 
 def test_round_trip_of_every_name_kind() -> None:

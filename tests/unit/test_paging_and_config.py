@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from modelreg_api.errors import InvalidArgument
 from modelreg_artifacts.config import MIB, ArtifactSettings
 from modelreg_common import paging
 from modelreg_common.config import ConfigError
-from modelreg_common.errors import InvalidArgument
 from modelreg_metadata.config import MetadataSettings
 
 

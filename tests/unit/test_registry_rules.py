@@ -9,9 +9,9 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from modelreg.names import ModelName, NamespaceName
+from modelreg_api.errors import Aborted, AlreadyExists, FailedPrecondition, NotFound, PermissionDenied
+from modelreg_api.names import ModelName, NamespaceName
 from modelreg_common.context import bind_call
-from modelreg_common.errors import Aborted, AlreadyExists, FailedPrecondition, NotFound, PermissionDenied
 from modelreg_common.identity.caller import Caller
 from modelreg_metadata.audit import EventScope
 from modelreg_metadata.domain import Model, ModelFile, Namespace, ReviewState, VersionDraft

@@ -19,15 +19,15 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from modelreg import errors as sdk_errors
-from modelreg.addresses import ServiceAddresses
 from modelreg.aio import AsyncClient
-from modelreg.channels import ClientTls, TlsConfigError, open_channel
 from modelreg.cli.app import main as cli_main
-from modelreg.names import ModelVersionName
 from modelreg.settings import ClientSettings, RetryPolicy
+from modelreg_api import errors
+from modelreg_api.addresses import ServiceAddresses
+from modelreg_api.channels import ClientTls, TlsConfigError, open_channel
+from modelreg_api.names import ModelVersionName
 from modelreg_artifacts.config import ArtifactSettings
 from modelreg_artifacts.metadata_client import MetadataClient
-from modelreg_common import errors
 from modelreg_common.config import ConfigError, EnvReader
 from modelreg_common.server import serve
 from modelreg_common.tls import (

@@ -1,9 +1,9 @@
-"""The hand-encoded data messages (`modelreg.wire`) against the protobuf runtime."""
+"""The hand-encoded data messages (`modelreg_api.wire`) against the protobuf runtime."""
 
 from __future__ import annotations
 
 import pytest
-from modelreg import wire
+from modelreg_api import wire
 from modelregistry.v1 import artifact_service_pb2 as art
 from modelregistry.v1 import model_pb2
 

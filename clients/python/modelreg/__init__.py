@@ -11,6 +11,7 @@
 `AsyncClient` is the same API for asyncio. Errors are the typed exceptions of `modelreg.errors`.
 """
 
+from modelreg_api.names import InvalidResourceName
 from modelregistry.v1.access_service_pb2 import ApiToken, CallerIdentity, Role, RoleBinding, TokenRestriction
 from modelregistry.v1.event_pb2 import Event
 from modelregistry.v1.metadata_service_pb2 import StateAtTime
@@ -43,7 +44,6 @@ from modelreg.errors import (
     Unauthenticated,
 )
 from modelreg.events import EventFilter
-from modelreg.names import InvalidResourceName
 from modelreg.progress import Direction, NoProgress, Outcome, TransferProgress
 from modelreg.results import PullResult, PushResult, TransferredFile
 from modelreg.settings import ClientSettings, RetryPolicy

@@ -11,9 +11,8 @@ from __future__ import annotations
 import re
 from typing import TypeAlias
 
+from modelreg_api import names
 from modelregistry.v1 import access_service_pb2 as acc
-
-from modelreg import names
 
 # "viewer", "editor", "approver", "admin" (any case), or the API's enum value.
 RoleLike: TypeAlias = "str | acc.Role.ValueType"

@@ -17,26 +17,28 @@ from types import TracebackType
 from typing import Any, Self, TypeAlias
 
 from google.protobuf import duration_pb2, field_mask_pb2, json_format, struct_pb2
+from modelreg_api import names
+from modelreg_api.addresses import ServiceAddresses
+from modelreg_api.names import AliasName, ModelName, ModelVersionName
 from modelregistry.v1 import access_service_pb2 as acc
 from modelregistry.v1 import artifact_service_pb2 as art
 from modelregistry.v1 import event_pb2, model_pb2
 from modelregistry.v1 import metadata_service_pb2 as md
 
-from modelreg import access, credentials, events, names
+from modelreg import access, credentials, events
 from modelreg.access import RoleLike
-from modelreg.addresses import ServiceAddresses
 from modelreg.comparison import Comparison
 from modelreg.connection import Connection
 from modelreg.downloads import Downloader
 from modelreg.errors import AlreadyExists, FailedPrecondition, NotFound
+from modelreg.journal import Journal
 from modelreg.local_files import describe_files
-from modelreg.names import AliasName, ModelName, ModelVersionName
 from modelreg.progress import NoProgress, TransferProgress
 from modelreg.pulls import pull_files
-from modelreg.pushes import PushJournal, resume_or_create, upload_missing
+from modelreg.pushes import push_key, resume_or_create, upload_missing
 from modelreg.results import PullResult, PushResult
 from modelreg.settings import ClientSettings
-from modelreg.uploads import Uploader, UploadJournal
+from modelreg.uploads import Uploader
 
 LineageLike = model_pb2.Lineage | Mapping[str, Any]
 SignatureLike = model_pb2.Signature | Mapping[str, Any]
@@ -112,7 +114,7 @@ class AsyncClient:
             parallel_files=base.parallel_files if parallel_files is None else max(1, parallel_files),
         )
         self._connection = Connection(self.settings)
-        self._uploader = Uploader(self._connection, UploadJournal(self.settings.cache_dir / "uploads"))
+        self._uploader = Uploader(self._connection, Journal(self.settings.cache_dir / "uploads"))
         self._downloader = Downloader(self._connection)
 
     async def __aenter__(self) -> Self:
@@ -514,8 +516,8 @@ class AsyncClient:
         files = await describe_files(Path(path), self.settings.parallel_files, progress)
         if create_model:
             await self.ensure_model(str(name))
-        journal = PushJournal(self.settings.cache_dir / "pushes")
-        key = journal.key(name, draft, files)
+        journal = Journal(self.settings.cache_dir / "pushes")
+        key = push_key(name, draft, files)
         version, resumed = await resume_or_create(
             journal,
             key,

@@ -9,13 +9,16 @@ Layout under the cache root (`~/.cache/modelreg`, or `MODELREG_CACHE_DIR`):
 A blob is re-hashed every time it is used, so a cache damaged on disk costs a download, never
 a wrong file. Every file is written under a temporary name and renamed into place, so no name
 that a reader looks at ever holds half a file.
+
+A partial download is shared between processes through a POSIX file lock (`fcntl.flock`). Where
+there is no `fcntl` (Windows), `import modelreg` still works and every download goes to a private
+file instead, so an interrupted pull starts those files over rather than resuming them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import os
 import shutil
 import stat
@@ -23,9 +26,16 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import BinaryIO
 
 from modelreg.local_files import sha256_of
+
+_fcntl: ModuleType | None
+try:
+    import fcntl as _fcntl
+except ImportError:  # not POSIX: partial downloads cannot be locked, so they are never shared
+    _fcntl = None
 
 _READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 
@@ -72,15 +82,13 @@ class BlobCache:
         self._partial.mkdir(parents=True, exist_ok=True)
         path = self._partial / sha256
         stream: BinaryIO = path.open("a+b")
-        try:
-            fcntl.flock(stream.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if _locked(stream):
+            partial = PartialBlob(path, stream, resumable=True)
+        else:
             stream.close()
             path = self._partial / f"{sha256}.{uuid.uuid4().hex}"
             stream = path.open("w+b")
             partial = PartialBlob(path, stream, resumable=False)
-        else:
-            partial = PartialBlob(path, stream, resumable=True)
         try:
             yield partial
         except BaseException:
@@ -104,6 +112,17 @@ class BlobCache:
     def discard(self, partial: PartialBlob) -> None:
         partial.stream.seek(0)
         partial.stream.truncate()
+
+
+def _locked(stream: BinaryIO) -> bool:
+    """Whether this process now holds `stream`'s file exclusively (until it is closed)."""
+    if _fcntl is None:
+        return False
+    try:
+        _fcntl.flock(stream.fileno(), _fcntl.LOCK_EX | _fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 def place(blob: Path, target: Path, *, copy: bool) -> None:

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import grpc
 from google.protobuf.message import Message
+from modelreg_api import headers
+from modelreg_api.channels import open_channel
 from modelregistry.v1 import (
     access_service_pb2_grpc,
     artifact_service_pb2_grpc,
@@ -20,8 +22,6 @@ from modelregistry.v1 import (
 )
 from modelregistry.v1 import artifact_service_pb2 as art
 
-from modelreg import headers
-from modelreg.channels import open_channel
 from modelreg.errors import from_rpc_error
 from modelreg.retries import with_retries
 from modelreg.settings import ClientSettings
@@ -59,7 +59,7 @@ _ARTIFACT_SERVICE = "/modelregistry.v1.ArtifactService/"
 
 
 def _encoded(message: Message | bytes) -> bytes:
-    """A request as sent: data messages come encoded already (`modelreg.wire`)."""
+    """A request as sent: data messages come encoded already (`modelreg_api.wire`)."""
     return message if isinstance(message, bytes) else message.SerializeToString()
 
 

@@ -29,7 +29,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from modelreg.addresses import is_loopback
+from modelreg_api.addresses import is_loopback
+
 from modelreg.errors import ModelregError
 
 # Names of variables and files, not secrets (S105).

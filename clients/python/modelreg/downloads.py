@@ -12,14 +12,14 @@ import asyncio
 import hashlib
 
 import grpc
+from modelreg_api import wire
+from modelreg_api.names import ModelVersionName
 from modelregistry.v1 import artifact_service_pb2 as art
 from modelregistry.v1 import model_pb2
 
-from modelreg import wire
 from modelreg.cache import BlobCache, PartialBlob
 from modelreg.connection import Connection
 from modelreg.errors import IntegrityError, from_rpc_error
-from modelreg.names import ModelVersionName
 from modelreg.progress import TransferProgress
 from modelreg.retries import with_retries
 

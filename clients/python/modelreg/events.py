@@ -16,10 +16,10 @@ from datetime import datetime
 
 import grpc
 from google.protobuf import timestamp_pb2
+from modelreg_api import headers
 from modelregistry.v1 import event_pb2
 from modelregistry.v1 import metadata_service_pb2 as md
 
-from modelreg import headers
 from modelreg.connection import Connection
 from modelreg.errors import RegistryError, Unavailable, from_rpc_error
 

@@ -10,8 +10,9 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from modelreg_api.names import InvalidResourceName, check_file_path
+
 from modelreg.errors import LocalFileError
-from modelreg.names import InvalidResourceName, check_file_path
 from modelreg.progress import Direction, Outcome, TransferProgress
 
 

@@ -12,12 +12,12 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from modelreg_api.names import InvalidResourceName, ModelVersionName, check_file_path
 from modelregistry.v1 import model_pb2
 
 from modelreg.cache import BlobCache, place, same_file
 from modelreg.downloads import Downloader
 from modelreg.errors import UnsafeManifest
-from modelreg.names import InvalidResourceName, ModelVersionName, check_file_path
 from modelreg.progress import Direction, Outcome, TransferProgress
 from modelreg.results import PullResult, TransferredFile
 

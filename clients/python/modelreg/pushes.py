@@ -10,20 +10,17 @@ again, and no stray second version is created.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
-import json
-import os
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 
+from modelreg_api.names import ModelName, ModelVersionName, parse_model_version_name
 from modelregistry.v1 import model_pb2
 
 from modelreg.errors import NotFound
+from modelreg.journal import Journal
 from modelreg.local_files import LocalFile
-from modelreg.names import ModelName, ModelVersionName, parse_model_version_name
 from modelreg.progress import Direction, Outcome, TransferProgress
 from modelreg.results import TransferredFile
 from modelreg.uploads import Uploader
@@ -36,39 +33,25 @@ class PushRecord:
     version: str = ""
 
 
-class PushJournal:
-    """One small JSON file per unfinished push, keyed by what is being pushed."""
+def push_key(model: ModelName, draft: model_pb2.ModelVersion, files: list[LocalFile]) -> str:
+    """The push journal's key: the model, the version's metadata and every file's content."""
+    identity = hashlib.sha256()
+    identity.update(str(model).encode())
+    identity.update(draft.SerializeToString(deterministic=True))
+    for file in files:
+        identity.update(f"\n{file.path}\0{file.size_bytes}\0{file.sha256}".encode())
+    return identity.hexdigest()
 
-    def __init__(self, root: Path) -> None:
-        self._root = root
 
-    @staticmethod
-    def key(model: ModelName, draft: model_pb2.ModelVersion, files: list[LocalFile]) -> str:
-        identity = hashlib.sha256()
-        identity.update(str(model).encode())
-        identity.update(draft.SerializeToString(deterministic=True))
-        for file in files:
-            identity.update(f"\n{file.path}\0{file.size_bytes}\0{file.sha256}".encode())
-        return identity.hexdigest()
+def _load(journal: Journal, key: str) -> PushRecord | None:
+    record = journal.load(key)
+    if record is None or "request_id" not in record:
+        return None
+    return PushRecord(request_id=str(record["request_id"]), version=str(record.get("version", "")))
 
-    def load(self, key: str) -> PushRecord | None:
-        try:
-            data = json.loads((self._root / f"{key}.json").read_text())
-            return PushRecord(request_id=str(data["request_id"]), version=str(data.get("version", "")))
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
 
-    def save(self, key: str, record: PushRecord) -> None:
-        # The journal only saves work: a push must not fail because the cache is read-only.
-        with contextlib.suppress(OSError):
-            self._root.mkdir(parents=True, exist_ok=True)
-            temporary = self._root / f".{key}.{uuid.uuid4().hex}"
-            temporary.write_text(json.dumps({"request_id": record.request_id, "version": record.version}))
-            os.replace(temporary, self._root / f"{key}.json")
-
-    def remove(self, key: str) -> None:
-        with contextlib.suppress(OSError):
-            (self._root / f"{key}.json").unlink()
+def _save(journal: Journal, key: str, record: PushRecord) -> None:
+    journal.save(key, {"request_id": record.request_id, "version": record.version})
 
 
 def _continuable(version: model_pb2.ModelVersion, files: list[LocalFile]) -> bool:
@@ -84,14 +67,14 @@ def _continuable(version: model_pb2.ModelVersion, files: list[LocalFile]) -> boo
 
 
 async def resume_or_create(
-    journal: PushJournal,
+    journal: Journal,
     key: str,
     files: list[LocalFile],
     get_version: Callable[[str], Awaitable[model_pb2.ModelVersion]],
     create_version: Callable[[str], Awaitable[model_pb2.ModelVersion]],
 ) -> tuple[model_pb2.ModelVersion, bool]:
     """The version this push works on, and whether it was left by an interrupted earlier push."""
-    record = journal.load(key)
+    record = _load(journal, key)
     if record is not None and record.version:
         try:
             earlier = await get_version(record.version)
@@ -100,9 +83,9 @@ async def resume_or_create(
         if earlier is not None and _continuable(earlier, files):
             return earlier, True
     record = record or PushRecord(request_id=uuid.uuid4().hex)
-    journal.save(key, record)
+    _save(journal, key, record)
     version = await create_version(record.request_id)
-    journal.save(key, PushRecord(record.request_id, version.name))
+    _save(journal, key, PushRecord(record.request_id, version.name))
     return version, False
 
 
@@ -132,7 +115,7 @@ async def upload_missing(
             if present.get(file.path) == (file.size_bytes, file.sha256):
                 progress.advance(file.size_bytes)
                 outcomes[file.path] = (Outcome.ALREADY_PRESENT, 0, "")
-                uploader.journal.remove(name, file)  # a session that finished before a kill
+                uploader.forget(name, file)  # a session that finished before a kill
             else:
                 report = await uploader.upload(name, file, progress, stored=file.sha256 in stored)
                 outcomes[file.path] = (report.outcome, report.sent_bytes, report.session)

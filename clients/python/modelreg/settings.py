@@ -12,9 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from modelreg_api.addresses import ServiceAddresses
+from modelreg_api.channels import ClientTls
+
 from modelreg import credentials
-from modelreg.addresses import ServiceAddresses
-from modelreg.channels import ClientTls
 from modelreg.credentials import Credential
 
 CACHE_DIR_ENV = "MODELREG_CACHE_DIR"
@@ -86,7 +87,7 @@ class ClientSettings:
         Addresses given here win over the environment. The credential is the one given, else the
         first source of `modelreg.credentials` that is set, for the final metadata address (the
         credentials file is keyed by it). Raises `CredentialError` for a source that is set but
-        unusable, and `modelreg.channels.TlsConfigError` when the TLS variables cannot work.
+        unusable, and `modelreg_api.channels.TlsConfigError` when the TLS variables cannot work.
         """
         env = os.environ if env is None else env
         found = ServiceAddresses.from_environment(env)

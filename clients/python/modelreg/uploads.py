@@ -21,25 +21,22 @@ SHA-256 match; the client never has to be trusted about the bytes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
-import json
-import os
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 import grpc
+from modelreg_api import wire
+from modelreg_api.names import ModelVersionName
 from modelregistry.v1 import artifact_service_pb2 as art
 from modelregistry.v1 import model_pb2
 
-from modelreg import wire
 from modelreg.connection import Connection
 from modelreg.errors import FailedPrecondition, InvalidArgument, NotFound, from_rpc_error
+from modelreg.journal import Journal
 from modelreg.local_files import LocalFile
-from modelreg.names import ModelVersionName
 from modelreg.progress import Outcome, TransferProgress
 from modelreg.retries import with_retries
 
@@ -48,6 +45,8 @@ from modelreg.retries import with_retries
 RESUMABLE_MIN_BYTES = 5 * 1024 * 1024
 # FindMissingBlobs takes at most this many digests per call.
 _DIGESTS_PER_CALL = 1000
+# The first message of either upload stream; the last is of the same type.
+_Request = TypeVar("_Request", art.WriteUploadRequest, art.UploadFileRequest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,52 +59,17 @@ class UploadReport:
     session: str = ""
 
 
-class UploadJournal:
-    """Which upload session holds the committed bytes of a file: `<cache>/uploads/<key>.json`.
-
-    Only a hint that saves bytes: the service's session is the truth, asked again before every
-    write. A journal that cannot be written (read-only cache) costs the resumption, not the push.
-    """
-
-    def __init__(self, root: Path) -> None:
-        self._root = root
-
-    @staticmethod
-    def key(version: ModelVersionName, file: LocalFile) -> str:
-        return hashlib.sha256(f"{version}\0{file.path}\0{file.sha256}".encode()).hexdigest()
-
-    def load(self, version: ModelVersionName, file: LocalFile) -> str:
-        try:
-            data = json.loads((self._root / f"{self.key(version, file)}.json").read_text())
-            return str(data["session"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return ""
-
-    def save(self, version: ModelVersionName, file: LocalFile, session: art.UploadSession) -> None:
-        record = {
-            "session": session.name,
-            "model_version": str(version),
-            "path": file.path,
-            "sha256": file.sha256,
-            "size_bytes": file.size_bytes,
-            "source": str(file.source.absolute()),
-        }
-        with contextlib.suppress(OSError):
-            self._root.mkdir(parents=True, exist_ok=True)
-            temporary = self._root / f".{uuid.uuid4().hex}.tmp"
-            temporary.write_text(json.dumps(record))
-            os.replace(temporary, self._root / f"{self.key(version, file)}.json")
-
-    def remove(self, version: ModelVersionName, file: LocalFile) -> None:
-        with contextlib.suppress(OSError):
-            (self._root / f"{self.key(version, file)}.json").unlink()
+def upload_key(version: ModelVersionName, file: LocalFile) -> str:
+    """The upload journal's key for a file: its version, path and content."""
+    return hashlib.sha256(f"{version}\0{file.path}\0{file.sha256}".encode()).hexdigest()
 
 
 class Uploader:
-    def __init__(self, connection: Connection, journal: UploadJournal) -> None:
+    def __init__(self, connection: Connection, journal: Journal) -> None:
         self._connection = connection
         self._settings = connection.settings
-        self.journal = journal
+        # Which upload session holds the committed bytes of a file (keyed by `upload_key`).
+        self._journal = journal
 
     async def stored_blobs(self, version: ModelVersionName, digests: Iterable[str]) -> set[str]:
         """Which of the digests the registry already stores (in any model or version).
@@ -136,7 +100,7 @@ class Uploader:
                 progress.advance(file.size_bytes)
                 return UploadReport(session.file, Outcome.DEDUPLICATED, 0, session.name)
             # The blob was collected in between: send the bytes after all.
-            self.journal.save(version, file, session)
+            self._remember(version, file, session)
             return await self._write_session(version, file, session, progress)
         if file.size_bytes < RESUMABLE_MIN_BYTES:
             return await self._upload_whole(version, file, progress)
@@ -158,7 +122,8 @@ class Uploader:
 
     async def _resumable_session(self, version: ModelVersionName, file: LocalFile) -> art.UploadSession:
         """The session an interrupted push left for this file, if it can go on; else a new one."""
-        earlier = self.journal.load(version, file)
+        record = self._journal.load(upload_key(version, file))
+        earlier = str(record.get("session", "")) if record else ""
         if earlier:
             try:
                 session = await self._session(earlier)
@@ -168,8 +133,23 @@ class Uploader:
                 return session
         session = await self._start(version, file)
         if session.state != art.UPLOAD_STATE_FINISHED:
-            self.journal.save(version, file, session)
+            self._remember(version, file, session)
         return session
+
+    def _remember(self, version: ModelVersionName, file: LocalFile, session: art.UploadSession) -> None:
+        record = {
+            "session": session.name,
+            "model_version": str(version),
+            "path": file.path,
+            "sha256": file.sha256,
+            "size_bytes": file.size_bytes,
+            "source": str(file.source.absolute()),
+        }
+        self._journal.save(upload_key(version, file), record)
+
+    def forget(self, version: ModelVersionName, file: LocalFile) -> None:
+        """Drop the journal's note of the file's upload session: there is nothing left to resume."""
+        self._journal.remove(upload_key(version, file))
 
     @staticmethod
     def _continues(session: art.UploadSession, version: ModelVersionName, file: LocalFile) -> bool:
@@ -222,7 +202,13 @@ class Uploader:
             remaining = file.size_bytes - current.committed_size
             try:
                 return await self._connection.data.write_upload(
-                    self._messages(current.name, file, current.committed_size, count),
+                    self._messages(
+                        art.WriteUploadRequest(
+                            upload_session=current.name, write_offset=current.committed_size
+                        ),
+                        file,
+                        count,
+                    ),
                     timeout=self._settings.stream_timeout(remaining),
                     metadata=self._connection.call_metadata(),
                 )
@@ -244,24 +230,28 @@ class Uploader:
         if finished.state != art.UPLOAD_STATE_FINISHED:
             raise _ended(finished)
         progress.advance(file.size_bytes - position)
-        self.journal.remove(version, file)
+        self.forget(version, file)
         outcome = Outcome.RESUMED if resumed else Outcome.UPLOADED
         if finished.blob_reused and sent == 0:
             outcome = Outcome.DEDUPLICATED
         return UploadReport(finished.file, outcome, sent, finished.name)
 
     async def _messages(
-        self, session: str, file: LocalFile, start: int, count: Callable[[int], None]
-    ) -> AsyncIterator[art.WriteUploadRequest | bytes]:
-        yield art.WriteUploadRequest(upload_session=session, write_offset=start)
-        stream = await asyncio.to_thread(_open_at, file.source, start)
+        self, first: _Request, file: LocalFile, count: Callable[[int], None]
+    ) -> AsyncIterator[_Request | bytes]:
+        """One upload stream: `first`, the file's bytes from `first.write_offset`, then `finish_write`.
+
+        Data messages are pre-encoded (`wire.encode_data`), the same for both kinds of stream.
+        """
+        yield first
+        stream = await asyncio.to_thread(_open_at, file.source, first.write_offset)
         try:
-            offset = start
+            offset = first.write_offset
             while data := await asyncio.to_thread(stream.read, self._settings.chunk_bytes):
                 yield wire.encode_data(offset, data)
                 offset += len(data)
                 count(len(data))
-            yield art.WriteUploadRequest(write_offset=offset, finish_write=True)
+            yield type(first)(write_offset=offset, finish_write=True)
         finally:
             await asyncio.to_thread(stream.close)
 
@@ -286,7 +276,9 @@ class Uploader:
             attempt_sent = 0
             try:
                 return await self._connection.data.upload_file(
-                    self._whole_messages(version, file, count), timeout=timeout, metadata=metadata
+                    self._messages(art.UploadFileRequest(spec=self._spec(version, file)), file, count),
+                    timeout=timeout,
+                    metadata=metadata,
                 )
             except grpc.RpcError as exc:
                 raise from_rpc_error(exc) from exc
@@ -297,21 +289,6 @@ class Uploader:
             on_retry=lambda error, delay: progress.retrying(file.path, error.message, delay),
         )
         return UploadReport(stored, Outcome.UPLOADED, sent)
-
-    async def _whole_messages(
-        self, version: ModelVersionName, file: LocalFile, count: Callable[[int], None]
-    ) -> AsyncIterator[art.UploadFileRequest | bytes]:
-        yield art.UploadFileRequest(spec=self._spec(version, file))
-        stream = await asyncio.to_thread(file.source.open, "rb")
-        try:
-            offset = 0
-            while data := await asyncio.to_thread(stream.read, self._settings.chunk_bytes):
-                yield wire.encode_data(offset, data)
-                offset += len(data)
-                count(len(data))
-            yield art.UploadFileRequest(write_offset=offset, finish_write=True)
-        finally:
-            await asyncio.to_thread(stream.close)
 
 
 def _open_at(source: Path, offset: int) -> BinaryIO:

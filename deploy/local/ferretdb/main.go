@@ -5,7 +5,8 @@
 // but the binary panics at start-up because the generated build/version/version.txt is not part
 // of the module zip (upstream issue https://github.com/FerretDB/FerretDB/issues/2982). The
 // embeddable package github.com/FerretDB/FerretDB/ferretdb skips that check, so this main package
-// only parses a few flags and runs it. Started and stopped by deploy/local/modelreg_local/stores.py.
+// only parses a few flags and runs it. Started and stopped by
+// deploy/local/modelreg_local/stores/ferretdb.py.
 //
 // Who can reach what (neither FerretDB nor the proxy authenticates anyone):
 //   - FerretDB itself listens only on the Unix socket -backend-socket, in a directory of mode 0700,

@@ -14,7 +14,7 @@ import sys
 import threading
 from pathlib import Path
 
-from modelreg.addresses import (
+from modelreg_api.addresses import (
     ARTIFACT_ADDR_ENV,
     DEFAULT_ARTIFACT_ADDR,
     DEFAULT_METADATA_ADDR,

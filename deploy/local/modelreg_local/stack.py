@@ -22,8 +22,8 @@ from typing import IO, Self
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from modelreg.addresses import ARTIFACT_ADDR_ENV, METADATA_ADDR_ENV, ServiceAddresses
-from modelreg.channels import ClientTls, TlsConfigError, channel_credentials
+from modelreg_api.addresses import ARTIFACT_ADDR_ENV, METADATA_ADDR_ENV, ServiceAddresses
+from modelreg_api.channels import ClientTls, TlsConfigError, channel_credentials
 
 from modelreg_local.stores import StoreEndpoints, open_stores
 

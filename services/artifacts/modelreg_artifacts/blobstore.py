@@ -31,9 +31,8 @@ from minio import Minio
 from minio.credentials.credentials import Credentials
 from minio.datatypes import Part
 from minio.error import S3Error
-from modelreg_common.errors import Unavailable
-
-from modelreg_artifacts.config import S3Settings
+from modelreg_api.errors import Unavailable
+from modelreg_common.config import S3Settings
 
 T = TypeVar("T")
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from modelreg.addresses import (
+from modelreg_api.addresses import (
     ARTIFACT_ADDR_ENV,
     DEFAULT_ARTIFACT_ADDR,
     DEFAULT_METADATA_ADDR,
     METADATA_ADDR_ENV,
 )
-from modelreg.channels import ClientTls, TlsConfigError
-from modelreg_common.config import EnvReader
+from modelreg_api.channels import ClientTls, TlsConfigError
+from modelreg_common.config import EnvReader, S3Settings
 from modelreg_common.identity.settings import IdentitySettings
 from modelreg_common.tls import ServerTls, read_server_tls
 
@@ -20,19 +20,6 @@ MIB = 1024 * 1024
 PAYLOAD_CHECKSUMS = ("crc32c", "sha256")
 DAY = 86400.0
 METADATA_TLS_ENV = "MODELREG_METADATA_TLS"
-
-
-@dataclass(frozen=True)
-class S3Settings:
-    endpoint: str
-    access_key: str
-    secret_key: str
-    secure: bool
-    region: str | None
-    bucket: str
-    # How the server checks what we send: "crc32c" (a checksum header) or "sha256" (the SDK's
-    # own way: the payload's SHA-256 in the signature over http, Content-MD5 over https).
-    payload_checksum: str = "crc32c"
 
 
 @dataclass(frozen=True)
@@ -90,7 +77,7 @@ class ArtifactSettings:
         settings = cls(
             listen_addr=listen_addr,
             metadata_addr=read.address(METADATA_ADDR_ENV, DEFAULT_METADATA_ADDR),
-            mongodb_uri=read.text("MODELREG_MONGODB_URI"),
+            mongodb_uri=read.mongodb_uri("MODELREG_MONGODB_URI"),
             database=read.text("MODELREG_MONGODB_DATABASE", "modelreg"),
             s3=S3Settings(
                 endpoint=read.address("MODELREG_S3_ENDPOINT"),
@@ -135,7 +122,5 @@ class ArtifactSettings:
                 f"MODELREG_S3_PAYLOAD_CHECKSUM={settings.s3.payload_checksum!r} is not one of "
                 + ", ".join(PAYLOAD_CHECKSUMS)
             )
-        if settings.mongodb_uri and not settings.mongodb_uri.startswith(("mongodb://", "mongodb+srv://")):
-            read.problems.append("MODELREG_MONGODB_URI must start with mongodb:// or mongodb+srv://")
         read.finish()
         return settings

@@ -8,8 +8,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from modelreg.names import AliasName, ModelVersionName, UploadSessionName, check_file_path
-from modelreg_common.errors import InvalidArgument
+from modelreg_api.errors import InvalidArgument
+from modelreg_api.names import AliasName, ModelVersionName, UploadSessionName, check_file_path
 
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 MAX_FILE_BYTES = 5 * 1024**4  # 5 TiB: S3's object size limit

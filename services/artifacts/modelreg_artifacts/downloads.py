@@ -13,8 +13,8 @@ import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from modelreg.names import AliasName, ModelVersionName
-from modelreg_common.errors import DataLoss, NotFound, OutOfRange
+from modelreg_api.errors import DataLoss, NotFound, OutOfRange
+from modelreg_api.names import AliasName, ModelVersionName
 
 from modelreg_artifacts.blobstore import S3BlobStore
 from modelreg_artifacts.domain import DownloadRequest, StoredFile

@@ -16,16 +16,11 @@ from collections import Counter
 from collections.abc import Iterator
 
 import grpc
-from modelreg import headers
-from modelreg.channels import ClientTls, open_channel
-from modelreg.names import AliasName, ModelVersionName
+from modelreg_api import headers
+from modelreg_api.channels import ClientTls, open_channel
+from modelreg_api.names import AliasName, ModelVersionName
 from modelreg_common.context import current_caller, current_request_id
-from modelreg_common.identity.authenticator import (
-    AUTHORIZATION,
-    ON_BEHALF_OF,
-    ON_BEHALF_OF_AUTHENTICATION,
-)
-from modelreg_common.status import error_from_rpc
+from modelreg_common.relay import relayed_error
 from modelregistry.v1 import manifest_service_pb2 as manifest_pb
 from modelregistry.v1 import manifest_service_pb2_grpc as manifest_grpc
 from modelregistry.v1 import metadata_service_pb2 as pb
@@ -67,14 +62,14 @@ class MetadataClient:
         self._changed: dict[_BatchKey, asyncio.Event] = {}
 
     def _metadata(self) -> Metadata:
-        return ((AUTHORIZATION, self._authorization), (headers.REQUEST_ID, current_request_id()))
+        return ((headers.AUTHORIZATION, self._authorization), (headers.REQUEST_ID, current_request_id()))
 
     def _on_behalf_of(self, key: _BatchKey) -> Metadata:
         _, principal, authentication = key
         return (
             *self._metadata(),
-            (ON_BEHALF_OF, principal),
-            (ON_BEHALF_OF_AUTHENTICATION, authentication),
+            (headers.ON_BEHALF_OF, principal),
+            (headers.ON_BEHALF_OF_AUTHENTICATION, authentication),
         )
 
     async def get_version(self, ref: ModelVersionName | AliasName) -> model_pb2.ModelVersion:
@@ -91,7 +86,7 @@ class MetadataClient:
                 timeout=CALL_TIMEOUT_SECONDS,
             )
         except grpc.aio.AioRpcError as exc:
-            raise error_from_rpc(exc) from None
+            raise relayed_error(exc) from None
 
     @contextlib.contextmanager
     def expecting(self, version: ModelVersionName) -> Iterator[None]:
@@ -166,7 +161,7 @@ class MetadataClient:
                     request, metadata=self._on_behalf_of(key), timeout=CALL_TIMEOUT_SECONDS
                 )
             except grpc.aio.AioRpcError as exc:
-                error = error_from_rpc(exc)
+                error = relayed_error(exc)
             except Exception as exc:
                 error = exc
             for _, done in batch:
@@ -190,7 +185,7 @@ class MetadataClient:
                 timeout=CALL_TIMEOUT_SECONDS,
             )
         except grpc.aio.AioRpcError as exc:
-            raise error_from_rpc(exc) from None
+            raise relayed_error(exc) from None
         return list(reply.referenced_sha256s)
 
     async def close(self) -> None:

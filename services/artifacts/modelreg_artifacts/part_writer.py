@@ -22,7 +22,7 @@ from collections import deque
 from dataclasses import dataclass
 
 import google_crc32c
-from modelreg_common.errors import InvalidArgument, OutOfRange
+from modelreg_api.errors import InvalidArgument, OutOfRange
 
 from modelreg_artifacts.blobstore import S3BlobStore, object_key
 from modelreg_artifacts.domain import StoredPart, UploadSession

@@ -8,9 +8,9 @@ from typing import Any
 
 import grpc
 from google.protobuf import timestamp_pb2
-from modelreg import names, wire
+from modelreg_api import names, wire
+from modelreg_api.errors import InvalidArgument
 from modelreg_common.access.decisions import current_access
-from modelreg_common.errors import InvalidArgument
 from modelregistry.v1 import artifact_service_pb2 as pb
 from modelregistry.v1 import artifact_service_pb2_grpc as pb_grpc
 from modelregistry.v1 import model_pb2

@@ -38,8 +38,8 @@ from typing import Any
 
 import google_crc32c
 import structlog
-from modelreg.names import UploadSessionName
-from modelreg_common.errors import FailedPrecondition, InvalidArgument, NotFound, RegistryError
+from modelreg_api.errors import FailedPrecondition, InvalidArgument, NotFound, RegistryError
+from modelreg_api.names import UploadSessionName
 from modelregistry.v1 import model_pb2
 
 from modelreg_artifacts.blobstore import S3BlobStore, object_key

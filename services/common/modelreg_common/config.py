@@ -7,8 +7,49 @@ collected so a misconfigured deployment learns all of them at the first start.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+_MONGODB_SCHEMES = ("mongodb", "mongodb+srv")
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """How to reach one S3 server (the arguments of `minio.Minio`) and the bucket the blobs go to."""
+
+    endpoint: str  # host:port, no scheme
+    access_key: str
+    secret_key: str = field(repr=False)
+    secure: bool = False
+    region: str | None = None
+    bucket: str = "modelreg"
+    # How the server checks what we send: "crc32c" (a checksum header) or "sha256" (the SDK's
+    # own way: the payload's SHA-256 in the signature over http, Content-MD5 over https).
+    payload_checksum: str = "crc32c"
+
+
+def parse_flag(text: str) -> bool | None:
+    """The boolean a variable's text spells (1/0, true/false, yes/no, on/off, any case); else None."""
+    lowered = text.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    return None
+
+
+def mongodb_uri_problem(key: str, uri: str) -> str | None:
+    """What is wrong with a MongoDB connection string, or None; the URI (it may hold a password)
+    is not repeated in the answer."""
+    scheme, sep, rest = uri.partition("://")
+    if not sep or scheme not in _MONGODB_SCHEMES:
+        return f"{key} must start with mongodb:// or mongodb+srv://"
+    hosts = rest.rpartition("@")[2].partition("/")[0].partition("?")[0]
+    if not hosts:
+        return f"{key} names no host"
+    return None
 
 
 class ConfigError(Exception):
@@ -63,12 +104,11 @@ class EnvReader:
         raw = self._env.get(key, "").strip().lower()
         if not raw:
             return default
-        if raw in ("1", "true", "yes", "on"):
-            return True
-        if raw in ("0", "false", "no", "off"):
-            return False
-        self.problems.append(f"{key}={raw!r} is not a boolean (true/false)")
-        return default
+        value = parse_flag(raw)
+        if value is None:
+            self.problems.append(f"{key}={raw!r} is not a boolean (true/false)")
+            return default
+        return value
 
     def address(self, key: str, default: str | None = None) -> str:
         """A `host:port` to listen on or connect to; required when there is no default."""
@@ -78,6 +118,14 @@ class EnvReader:
         host, sep, port = value.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
             self.problems.append(f"{key}={value!r} is not host:port")
+        return value
+
+    def mongodb_uri(self, key: str) -> str:
+        """A required MongoDB connection string (mongodb:// or mongodb+srv://, with a host)."""
+        value = self.text(key)
+        problem = mongodb_uri_problem(key, value) if value else None
+        if problem is not None:
+            self.problems.append(problem)
         return value
 
     def log_level(self, key: str, default: str = "INFO") -> str:

@@ -6,9 +6,9 @@ permission looked up (access/permissions.py): a method without one is refused, g
 internal permissions are decided here, and namespace permissions by the handler through the
 bound `CallAccess`, which must have been consulted by the time the call succeeds.
 
-Servicers raise domain errors (`modelreg_common.errors`) or `InvalidResourceName`; this
-interceptor turns them into AIP-193 statuses. Anything else is a bug: it is logged with its
-traceback and answered with INTERNAL naming the request id.
+Servicers raise the API's errors (`modelreg_api.errors`) or `InvalidResourceName` (a malformed
+name in a request); this interceptor turns them into AIP-193 statuses. Anything else is a bug: it
+is logged with its traceback and answered with INTERNAL naming the request id.
 """
 
 from __future__ import annotations
@@ -21,17 +21,16 @@ from typing import Any
 
 import grpc
 import structlog
-from modelreg import headers
-from modelreg.names import InvalidResourceName
+from modelreg_api import errors, headers
+from modelreg_api.names import InvalidResourceName
 from pymongo.errors import PyMongoError
 
-from modelreg_common import context, errors
+from modelreg_common import context
 from modelreg_common.access.bindings import EVERY_NAMESPACE, RoleDirectory
 from modelreg_common.access.decisions import CallAccess, bind_access, denied
 from modelreg_common.access.permissions import Scope, permission_of
 from modelreg_common.identity.authenticator import Authenticator
 from modelreg_common.identity.caller import Caller
-from modelreg_common.status import STATUS_DETAILS_KEY, rich_status
 from modelreg_common.tls import peer_certificate_subject
 
 log = structlog.get_logger("modelreg.rpc")
@@ -135,7 +134,7 @@ class _Call:
                 **{k: v for k, v in exc.metadata.items() if k in ("permission", "resource", "problem")},
             )
         if isinstance(exc, errors.RegistryError):
-            code, message, details = rich_status(exc)
+            code, message, details = errors.rich_status(exc)
         else:
             log.exception("unhandled error", exc_info=exc)
             code = grpc.StatusCode.INTERNAL
@@ -143,7 +142,7 @@ class _Call:
         self.done(code)
         trailers: list[tuple[str, str | bytes]] = [(headers.REQUEST_ID, self.request_id)]
         if details:
-            trailers.append((STATUS_DETAILS_KEY, details))
+            trailers.append((headers.STATUS_DETAILS, details))
         await ctx.abort(code, message, trailing_metadata=tuple(trailers))
 
 

@@ -12,7 +12,7 @@ import hashlib
 import json
 from typing import Any
 
-from modelreg_common.errors import InvalidArgument
+from modelreg_api.errors import InvalidArgument
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000

@@ -20,7 +20,7 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
-from modelreg.addresses import is_loopback
+from modelreg_api.addresses import is_loopback
 
 from modelreg_common.config import EnvReader
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from modelreg_api.errors import InvalidArgument
 from modelreg_common.access.roles import Role
-from modelreg_common.errors import InvalidArgument
 from modelreg_common.identity.caller import Restriction
 
 MIN_TOKEN_TTL = timedelta(minutes=1)

@@ -7,9 +7,9 @@ from typing import Any
 
 import grpc
 from google.protobuf import empty_pb2, timestamp_pb2
+from modelreg_api.errors import InvalidArgument
 from modelreg_common.access.decisions import current_access
 from modelreg_common.access.roles import Role, role_from_proto
-from modelreg_common.errors import InvalidArgument
 from modelreg_common.identity.caller import Restriction
 from modelregistry.v1 import access_service_pb2 as pb
 from modelregistry.v1 import access_service_pb2_grpc as pb_grpc

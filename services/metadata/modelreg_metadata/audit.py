@@ -22,9 +22,9 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from modelreg.names import ModelName, ModelVersionName, NamespaceName
+from modelreg_api.errors import InvalidArgument
+from modelreg_api.names import ModelName, ModelVersionName, NamespaceName
 from modelreg_common.context import current_caller, current_request_id
-from modelreg_common.errors import InvalidArgument
 
 from modelreg_metadata import domain
 from modelreg_metadata.domain import (

@@ -11,9 +11,9 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 
-from modelreg.names import AliasName, ModelVersionName
+from modelreg_api.errors import InvalidArgument, NotFound, Unavailable
+from modelreg_api.names import AliasName, ModelVersionName
 from modelreg_common import paging
-from modelreg_common.errors import InvalidArgument, NotFound, Unavailable
 
 from modelreg_metadata import audit
 from modelreg_metadata.audit import Action, Event, EventScope

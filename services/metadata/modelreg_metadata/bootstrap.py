@@ -18,9 +18,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import structlog
+from modelreg_api.errors import NotFound
 from modelreg_common.access.bindings import EVERY_NAMESPACE
 from modelreg_common.access.roles import Role
-from modelreg_common.errors import NotFound
 from modelreg_common.identity import api_tokens
 from modelreg_common.identity.caller import UNRESTRICTED
 

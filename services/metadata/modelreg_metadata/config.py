@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from modelreg.addresses import DEFAULT_METADATA_ADDR, METADATA_ADDR_ENV
+from modelreg_api.addresses import DEFAULT_METADATA_ADDR, METADATA_ADDR_ENV
 from modelreg_common.config import EnvReader
 from modelreg_common.identity.settings import IdentitySettings
 from modelreg_common.tls import ServerTls, read_server_tls
@@ -40,7 +40,7 @@ class MetadataSettings:
         listen_addr = read.address(METADATA_ADDR_ENV, DEFAULT_METADATA_ADDR)
         settings = cls(
             listen_addr=listen_addr,
-            mongodb_uri=read.text("MODELREG_MONGODB_URI"),
+            mongodb_uri=read.mongodb_uri("MODELREG_MONGODB_URI"),
             database=read.text("MODELREG_MONGODB_DATABASE", "modelreg"),
             grace_seconds=read.number("MODELREG_SHUTDOWN_GRACE_SECONDS", 10.0, minimum=0, maximum=600),
             log_level=read.log_level("MODELREG_LOG_LEVEL"),
@@ -53,8 +53,6 @@ class MetadataSettings:
             identity=IdentitySettings.read(read, bootstrap=True),
             tls=read_server_tls(read, listen_addr),
         )
-        if settings.mongodb_uri and not settings.mongodb_uri.startswith(("mongodb://", "mongodb+srv://")):
-            read.problems.append("MODELREG_MONGODB_URI must start with mongodb:// or mongodb+srv://")
         try:
             Faults.parse(settings.fault_injection)
         except ValueError as exc:

@@ -8,8 +8,8 @@ from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from google.protobuf.message import Message
-from modelreg.names import AliasName, ModelName, ModelVersionName, NamespaceName
-from modelreg_common.errors import InvalidArgument
+from modelreg_api.errors import InvalidArgument
+from modelreg_api.names import AliasName, ModelName, ModelVersionName, NamespaceName
 from modelregistry.v1 import event_pb2, metadata_service_pb2, model_pb2
 
 from modelreg_metadata.audit import Event

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from modelreg.names import AliasName, ModelName, ModelVersionName, NamespaceName, parse_model_version_name
-from modelreg_common.errors import FailedPrecondition, InvalidArgument
+from modelreg_api.errors import FailedPrecondition, InvalidArgument
+from modelreg_api.names import AliasName, ModelName, ModelVersionName, NamespaceName, parse_model_version_name
 
 # Limits. Together they bound a version document far below MongoDB's 16 MiB (see
 # `WORST_CASE_VERSION_BYTES` and tests/unit/test_limits.py): histories live outside the document,

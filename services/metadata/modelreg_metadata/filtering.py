@@ -25,7 +25,7 @@ import enum
 import math
 from dataclasses import dataclass
 
-from modelreg_common.errors import InvalidArgument
+from modelreg_api.errors import InvalidArgument
 
 MAX_FILTER_CHARS = 4096
 MAX_CONDITIONS = 64

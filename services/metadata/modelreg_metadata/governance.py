@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
-from modelreg.names import AliasName
-from modelreg_common.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from modelreg_api.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from modelreg_api.names import AliasName
 
 from modelreg_metadata import domain
 from modelreg_metadata.domain import (

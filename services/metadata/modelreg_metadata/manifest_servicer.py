@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
-from modelreg import names
+from modelreg_api import names
 from modelregistry.v1 import manifest_service_pb2 as pb
 from modelregistry.v1 import manifest_service_pb2_grpc as pb_grpc
 from modelregistry.v1 import model_pb2

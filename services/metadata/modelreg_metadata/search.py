@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from modelreg_common.errors import InvalidArgument
+from modelreg_api.errors import InvalidArgument
 
 from modelreg_metadata.domain import VersionState
 from modelreg_metadata.filtering import And, Expr, In, Not, Op, Or, OrderKey, Path, StartsWith

@@ -8,9 +8,9 @@ from typing import Any
 
 import grpc
 from google.protobuf import empty_pb2
-from modelreg import headers, names
+from modelreg_api import headers, names
+from modelreg_api.errors import InvalidArgument
 from modelreg_common.access.decisions import current_access
-from modelreg_common.errors import InvalidArgument
 from modelregistry.v1 import event_pb2, model_pb2
 from modelregistry.v1 import metadata_service_pb2 as pb
 from modelregistry.v1 import metadata_service_pb2_grpc as pb_grpc

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import grpc
+from modelreg_api.names import InvalidResourceName
 
 from modelreg import credentials
 from modelreg.aio import AsyncClient
@@ -38,7 +39,7 @@ from modelreg.cli import (
     transfer,
     versions,
 )
-from modelreg.cli.arguments import token_file
+from modelreg.cli.arguments import UsageError, token_file
 from modelreg.cli.output import Output
 from modelreg.credentials import Credential, CredentialError
 from modelreg.errors import (
@@ -49,7 +50,6 @@ from modelreg.errors import (
     Unauthenticated,
     UnsafeManifest,
 )
-from modelreg.names import InvalidResourceName
 from modelreg.settings import ClientSettings
 
 Handler = Callable[[argparse.Namespace, AsyncClient, Output], Awaitable[None]]
@@ -201,7 +201,7 @@ def _exit_code(error: BaseException) -> int:
         return EXIT_UNAUTHENTICATED
     if isinstance(error, IntegrityError | UnsafeManifest):
         return EXIT_INTEGRITY
-    if isinstance(error, InvalidResourceName):
+    if isinstance(error, InvalidResourceName | UsageError):
         return EXIT_USAGE
     return EXIT_FAILURE
 
@@ -242,6 +242,8 @@ def _describe(error: BaseException, settings: ClientSettings | None = None) -> t
         return f"{error.message}{suffix}", {"reason": error.reason, "message": error.message}
     if isinstance(error, InvalidResourceName):
         return str(error), {"field": error.field, "message": error.message}
+    if isinstance(error, UsageError):
+        return str(error), {"field": error.option, "message": error.message}
     if isinstance(error, OSError):
         message = f"{error.filename}: {error.strerror}" if error.filename else str(error)
         return message, {"message": message}
@@ -316,7 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         out.log("error: interrupted")
         return EXIT_INTERRUPTED
-    except (ModelregError, InvalidResourceName, OSError) as error:
+    except (ModelregError, InvalidResourceName, UsageError, OSError) as error:
         return _report(error, out, settings)
     return 0
 

@@ -11,11 +11,24 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from modelreg import access, credentials, names
+from modelreg_api import names
+
+from modelreg import access, credentials
 from modelreg.cli.output import Output
 from modelreg.cli.progress import LogProgress, TerminalProgress
 from modelreg.credentials import Credential, CredentialError
 from modelreg.progress import NoProgress, TransferProgress
+
+
+class UsageError(Exception):
+    """A command used wrongly (a confirmation missing, options that exclude each other, a file
+    of the wrong shape): exit 2, naming the option or argument. Malformed resource names are the
+    API's `InvalidResourceName` instead, as in the SDK."""
+
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__(f"{option}: {message}")
+        self.option = option
+        self.message = message
 
 
 class Subcommands(Protocol):

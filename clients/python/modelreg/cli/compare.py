@@ -7,9 +7,10 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from modelreg import names
+from modelreg_api import names
+
 from modelreg.aio import AsyncClient
-from modelreg.cli.arguments import Subcommands
+from modelreg.cli.arguments import Subcommands, UsageError
 from modelreg.cli.output import Output, table
 from modelreg.comparison import ComparedRow, Comparison
 
@@ -84,7 +85,7 @@ def _reference(model: str, version: str) -> str:
 
 async def compare_versions(args: argparse.Namespace, client: AsyncClient, out: Output) -> None:
     if len(args.versions) < 2:
-        raise names.InvalidResourceName("VERSION", "name at least two versions to compare")
+        raise UsageError("VERSION", "name at least two versions to compare")
     model = names.short_ref(names.parse_model_ref(args.model, "NS/MODEL"))
     comparison = await client.compare_versions(*(_reference(model, v) for v in args.versions))
     out.result(render(comparison, only_differences=args.differences), comparison.to_dict())

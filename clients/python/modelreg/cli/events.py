@@ -8,11 +8,11 @@ from datetime import datetime
 from typing import Any
 
 from google.protobuf import json_format
+from modelreg_api import names
 from modelregistry.v1 import event_pb2
 
-from modelreg import names
 from modelreg.aio import AsyncClient
-from modelreg.cli.arguments import Subcommands
+from modelreg.cli.arguments import Subcommands, UsageError
 from modelreg.cli.output import Output, table, timestamp
 from modelreg.errors import RegistryError
 
@@ -195,7 +195,7 @@ async def print_events(args: argparse.Namespace, client: AsyncClient, out: Outpu
         out.result(table(_HEADERS, [_row(e) for e in found]) if found else "no events", found)
         return
     if args.end_time is not None:
-        raise names.InvalidResourceName("--end-time", "cannot be combined with --follow")
+        raise UsageError("--end-time", "cannot be combined with --follow")
 
     def reconnecting(error: RegistryError, after: int, delay: float) -> None:
         if not args.quiet:

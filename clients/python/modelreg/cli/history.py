@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from modelreg_api import names
 from modelregistry.v1 import event_pb2
 from modelregistry.v1 import metadata_service_pb2 as md
 
-from modelreg import names
 from modelreg.aio import AsyncClient
 from modelreg.cli.arguments import Subcommands
 from modelreg.cli.events import moment

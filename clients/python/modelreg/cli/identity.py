@@ -8,9 +8,9 @@ import sys
 
 from modelregistry.v1 import access_service_pb2 as acc
 
-from modelreg import access, credentials, names
+from modelreg import access, credentials
 from modelreg.aio import AsyncClient
-from modelreg.cli.arguments import Subcommands
+from modelreg.cli.arguments import Subcommands, UsageError
 from modelreg.cli.output import Output, table, timestamp, to_json
 from modelreg.credentials import Credential, CredentialsFile
 
@@ -59,15 +59,13 @@ def register(commands: Subcommands, common: argparse.ArgumentParser) -> None:
 def read_new_credential() -> Credential:
     """The credential `login` stores, from standard input: prompted (not echoed) on a terminal."""
     if sys.stdin is None:
-        raise names.InvalidResourceName("token", "no standard input to read it from; use --token-file")
+        raise UsageError("token", "no standard input to read it from; use --token-file")
     if sys.stdin.isatty():
         text = getpass.getpass("modelreg: API token (input is hidden): ")
     else:
         text = sys.stdin.read()
     if not text.strip():
-        raise names.InvalidResourceName(
-            "token", "nothing on standard input; pipe the token in, or pass --token-file FILE"
-        )
+        raise UsageError("token", "nothing on standard input; pipe the token in, or pass --token-file FILE")
     return credentials.given(text, "standard input")
 
 

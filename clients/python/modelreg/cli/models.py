@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from modelreg_api import names
 from modelregistry.v1 import model_pb2
 
-from modelreg import names
 from modelreg.aio import AsyncClient
 from modelreg.cli.arguments import Subcommands, key_value, text_file
 from modelreg.cli.output import Output, table, timestamp

@@ -7,9 +7,9 @@ import argparse
 from modelregistry.v1 import access_service_pb2 as acc
 from modelregistry.v1 import model_pb2
 
-from modelreg import access, names
+from modelreg import access
 from modelreg.aio import AsyncClient
-from modelreg.cli.arguments import Subcommands, key_value, role
+from modelreg.cli.arguments import Subcommands, UsageError, key_value, role
 from modelreg.cli.output import Output, table, timestamp
 
 _BOOLEANS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
@@ -149,7 +149,7 @@ async def show_namespace(args: argparse.Namespace, client: AsyncClient, out: Out
 async def update_namespace(args: argparse.Namespace, client: AsyncClient, out: Output) -> None:
     settings = (args.allow_self_approval, args.display_name, args.description, args.label)
     if all(setting is None for setting in settings):
-        raise names.InvalidResourceName(
+        raise UsageError(
             "settings",
             "nothing to update; give --allow-self-approval, --display-name, --description or --label",
         )

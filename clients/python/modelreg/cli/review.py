@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Awaitable, Callable
 
+from modelreg_api import names
 from modelregistry.v1 import model_pb2
 
-from modelreg import names
 from modelreg.aio import AsyncClient
 from modelreg.cli.arguments import Subcommands
 from modelreg.cli.output import Output

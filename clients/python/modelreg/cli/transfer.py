@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from modelreg_api import names
 from modelregistry.v1 import artifact_service_pb2 as art
 
-from modelreg import names
 from modelreg.aio import AsyncClient
-from modelreg.cli.arguments import Subcommands, json_file, key_value, metric, param, progress_for
+from modelreg.cli.arguments import Subcommands, UsageError, json_file, key_value, metric, param, progress_for
 from modelreg.cli.output import Output, human_bytes, table
 from modelreg.errors import IntegrityError
 
@@ -104,7 +104,7 @@ def _lineage(args: argparse.Namespace) -> dict[str, Any]:
     if args.parent:
         version = names.parse_version_ref(args.parent, "--parent")
         if isinstance(version, names.AliasName):
-            raise names.InvalidResourceName("--parent", "name a version by number, not an alias")
+            raise UsageError("--parent", "name a version by number, not an alias")
         fields["parent_model_version"] = str(version)
     return {key: value for key, value in fields.items() if value}
 
@@ -113,7 +113,7 @@ async def push_version(args: argparse.Namespace, client: AsyncClient, out: Outpu
     params: dict[str, Any] = {}
     if args.params_file is not None:
         if not isinstance(args.params_file, dict):
-            raise names.InvalidResourceName("--params-file", "must hold a JSON object")
+            raise UsageError("--params-file", "must hold a JSON object")
         params.update(args.params_file)
     params.update(dict(args.param))
     result = await client.push(

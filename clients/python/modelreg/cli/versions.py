@@ -7,11 +7,11 @@ import json
 from collections.abc import Mapping
 
 from google.protobuf import json_format
+from modelreg_api import names
 from modelregistry.v1 import model_pb2
 
-from modelreg import names
 from modelreg.aio import AsyncClient
-from modelreg.cli.arguments import Subcommands
+from modelreg.cli.arguments import Subcommands, UsageError
 from modelreg.cli.output import Output, human_bytes, table, timestamp
 
 
@@ -193,8 +193,6 @@ async def undelete_version(args: argparse.Namespace, client: AsyncClient, out: O
 async def purge_version(args: argparse.Namespace, client: AsyncClient, out: Output) -> None:
     name = names.parse_version_ref(args.version)
     if not args.yes:
-        raise names.InvalidResourceName(
-            "--yes", f"purging {names.short_ref(name)} cannot be undone; confirm with --yes"
-        )
+        raise UsageError("--yes", f"purging {names.short_ref(name)} cannot be undone; confirm with --yes")
     await client.purge_version(args.version, etag=args.etag)
     out.result(f"purged {names.short_ref(name)}", {"purged": str(name)})

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from modelreg.names import parse_model_version_name
-from modelreg_common.errors import Aborted, FailedPrecondition, NotFound
+from modelreg_api.errors import Aborted, FailedPrecondition, NotFound
+from modelreg_api.names import parse_model_version_name
 from pymongo import ASCENDING, IndexModel, ReturnDocument
 
 from modelreg_artifacts.domain import StoredPart, UploadSession, UploadSpec, UploadState

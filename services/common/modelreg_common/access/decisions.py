@@ -18,13 +18,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 
-from modelreg.names import AliasName, ModelName, ModelVersionName, NamespaceName
+from modelreg_api.errors import NotFound, RoleDenied, Unavailable
+from modelreg_api.names import AliasName, ModelName, ModelVersionName, NamespaceName
 from pymongo.errors import PyMongoError
 
 from modelreg_common.access.bindings import EVERY_NAMESPACE
 from modelreg_common.access.permissions import Permission, Scope
 from modelreg_common.access.roles import Role
-from modelreg_common.errors import NotFound, PermissionDenied, Unavailable
 from modelreg_common.identity.caller import Caller
 
 Resource = NamespaceName | ModelName | ModelVersionName | AliasName
@@ -39,11 +39,10 @@ _KINDS: dict[type, str] = {
 
 def denied(
     caller: Caller, permission: Permission | str, resource: str, needs: Role | None = None
-) -> PermissionDenied:
+) -> RoleDenied:
     role = f" (role {needs.label} or higher)" if needs is not None else ""
-    return PermissionDenied(
+    return RoleDenied(
         f"{caller.principal} lacks permission {permission} on {resource}{role}",
-        reason="IAM_PERMISSION_DENIED",
         metadata={"permission": str(permission), "resource": resource, "principal": caller.principal},
     )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 
-from modelreg_common.errors import InvalidArgument
+from modelreg_api.errors import InvalidArgument
 
 
 class Role(enum.IntEnum):

@@ -25,15 +25,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from modelreg_common.errors import InvalidArgument, Unauthenticated
+from modelreg_api.errors import InvalidArgument, Unauthenticated
+from modelreg_api.headers import AUTHORIZATION, ON_BEHALF_OF, ON_BEHALF_OF_AUTHENTICATION
+
 from modelreg_common.identity import api_tokens
 from modelreg_common.identity.caller import Caller
 from modelreg_common.identity.principals import SERVICE_ACCOUNT, USER, check_principal
 from modelreg_common.identity.token_directory import TokenDirectory
 
-AUTHORIZATION = "authorization"
-ON_BEHALF_OF = "x-modelreg-on-behalf-of"
-ON_BEHALF_OF_AUTHENTICATION = "x-modelreg-on-behalf-of-authentication"
 _BEARER = "bearer "
 _SHOWN = 12  # characters of a rejected credential an error may quote
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from modelreg_common.errors import InvalidArgument
+from modelreg_api.errors import InvalidArgument
 
 USER = "user"
 SERVICE_ACCOUNT = "serviceaccount"

@@ -22,8 +22,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from modelreg.names import AliasName, ModelName, ModelVersionName, NamespaceName
-from modelreg_common.errors import Aborted, AlreadyExists, FailedPrecondition, NotFound
+from modelreg_api.errors import Aborted, AlreadyExists, FailedPrecondition, NotFound
+from modelreg_api.names import AliasName, ModelName, ModelVersionName, NamespaceName
 
 from modelreg_metadata.clock import new_etag, now
 from modelreg_metadata.domain import (

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from modelreg.names import parse_namespace_name
+from modelreg_api.errors import InvalidArgument, NotFound
+from modelreg_api.names import parse_namespace_name
 from modelreg_common import paging
 from modelreg_common.access.bindings import EVERY_NAMESPACE, RoleDirectory
 from modelreg_common.access.decisions import CallAccess, denied
 from modelreg_common.access.roles import Role
 from modelreg_common.context import current_actor
-from modelreg_common.errors import InvalidArgument, NotFound
 from modelreg_common.identity import api_tokens
 from modelreg_common.identity.caller import Restriction
 from modelreg_common.identity.principals import GROUP, SERVICE_ACCOUNT, USER, check_principal

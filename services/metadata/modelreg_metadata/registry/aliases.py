@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from modelreg.names import AliasName, ModelName, ModelVersionName
+from modelreg_api.errors import FailedPrecondition, InvalidArgument, NotFound
+from modelreg_api.names import AliasName, ModelName, ModelVersionName
 from modelreg_common import paging
 from modelreg_common.access.decisions import current_access
 from modelreg_common.access.roles import Role
 from modelreg_common.context import current_actor
-from modelreg_common.errors import FailedPrecondition, InvalidArgument, NotFound
 
 from modelreg_metadata import governance
 from modelreg_metadata.audit import Action

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
-from modelreg_common.errors import InvalidArgument
+from modelreg_api.errors import InvalidArgument
 
 from modelreg_metadata import audit
 from modelreg_metadata.audit import Action, Event

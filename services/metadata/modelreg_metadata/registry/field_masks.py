@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from modelreg_common.errors import InvalidArgument
+from modelreg_api.errors import InvalidArgument
 
 T = TypeVar("T")
 

@@ -7,9 +7,9 @@ import asyncio
 from dataclasses import replace
 from typing import Any
 
-from modelreg.names import ModelVersionName
+from modelreg_api.errors import InvalidArgument
+from modelreg_api.names import ModelVersionName
 from modelreg_common import paging
-from modelreg_common.errors import InvalidArgument
 
 from modelreg_metadata import domain
 from modelreg_metadata.audit import Action

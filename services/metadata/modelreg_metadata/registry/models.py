@@ -6,9 +6,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import replace
 
-from modelreg.names import ModelName, NamespaceName, check_model_id
+from modelreg_api.errors import FailedPrecondition
+from modelreg_api.names import ModelName, NamespaceName, check_model_id
 from modelreg_common.context import current_actor
-from modelreg_common.errors import FailedPrecondition
 
 from modelreg_metadata import domain
 from modelreg_metadata.audit import Action

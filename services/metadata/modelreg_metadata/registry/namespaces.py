@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import replace
 
-from modelreg.names import NamespaceName, check_namespace_id
+from modelreg_api.names import NamespaceName, check_namespace_id
 from modelreg_common import paging
 from modelreg_common.context import current_actor
 

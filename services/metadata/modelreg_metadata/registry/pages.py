@@ -8,8 +8,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from modelreg_api.errors import InvalidArgument
 from modelreg_common import paging
-from modelreg_common.errors import InvalidArgument
 
 from modelreg_metadata.filtering import parse_filter, parse_order_by
 from modelreg_metadata.search import Cursor, Page, Schema, Search, sort_type

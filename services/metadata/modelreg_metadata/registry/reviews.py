@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from modelreg.names import ModelVersionName, NamespaceName
+from modelreg_api.errors import NotFound
+from modelreg_api.names import ModelVersionName, NamespaceName
 from modelreg_common.context import current_actor
-from modelreg_common.errors import NotFound
 
 from modelreg_metadata import governance
 from modelreg_metadata.audit import Action

@@ -12,9 +12,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from modelreg.names import AliasName, ModelName, ModelVersionName, NamespaceName
+from modelreg_api.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
+from modelreg_api.names import AliasName, ModelName, ModelVersionName, NamespaceName
 from modelreg_common.context import current_actor
-from modelreg_common.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
 
 from modelreg_metadata import domain
 from modelreg_metadata.audit import Action

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, Protocol
 
-from modelreg.names import AliasName, ModelName, ModelVersionName, NamespaceName
+from modelreg_api.names import AliasName, ModelName, ModelVersionName, NamespaceName
 from modelreg_common.access.roles import Role
 
 from modelreg_metadata.access_records import ApiToken, RoleBinding

@@ -13,9 +13,9 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from modelreg_api.errors import Aborted, NotFound
 from modelreg_common.access.bindings import EPOCH_KEY, binding_key
 from modelreg_common.access.roles import Role
-from modelreg_common.errors import Aborted, NotFound
 from modelreg_common.identity.token_directory import restriction_from
 from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from modelreg.names import AliasName, ModelName, NamespaceName
+from modelreg_api.names import AliasName, ModelName, NamespaceName
 
 from modelreg_metadata.domain import (
     Alias,

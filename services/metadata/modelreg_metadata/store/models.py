@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from modelreg.names import AliasName, ModelName, NamespaceName
-from modelreg_common.errors import Aborted, AlreadyExists, FailedPrecondition, NotFound
+from modelreg_api.errors import Aborted, AlreadyExists, FailedPrecondition, NotFound
+from modelreg_api.names import AliasName, ModelName, NamespaceName
 from pymongo.errors import DuplicateKeyError
 
 from modelreg_metadata.domain import MAX_ALIASES_PER_MODEL, Alias, AliasProtection, Model

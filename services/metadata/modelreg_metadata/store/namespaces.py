@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 
-from modelreg.names import NamespaceName
-from modelreg_common.errors import Aborted, AlreadyExists, NotFound
+from modelreg_api.errors import Aborted, AlreadyExists, NotFound
+from modelreg_api.names import NamespaceName
 from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 

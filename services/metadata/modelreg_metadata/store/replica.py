@@ -30,7 +30,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
-from modelreg.names import ModelName, ModelVersionName
+from modelreg_api.names import ModelName, ModelVersionName
 from pymongo.errors import PyMongoError
 
 from modelreg_metadata.domain import ModelVersion

@@ -19,8 +19,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from modelreg.names import ModelName, ModelVersionName
-from modelreg_common.errors import Aborted
+from modelreg_api.errors import Aborted
+from modelreg_api.names import ModelName, ModelVersionName
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from modelreg_metadata.domain import ModelVersion

@@ -10,8 +10,8 @@ import asyncio
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from modelreg.names import AliasName, ModelName, ModelVersionName, NamespaceName
-from modelreg_common.errors import Aborted, NotFound
+from modelreg_api.errors import Aborted, NotFound
+from modelreg_api.names import AliasName, ModelName, ModelVersionName, NamespaceName
 from pymongo import DeleteOne
 
 from modelreg_metadata.clock import new_etag, now

@@ -20,8 +20,8 @@ from typing import Any, Literal
 
 import grpc
 
-from modelreg.addresses import is_loopback
-from modelreg.errors import ModelregError
+from modelreg_api.addresses import is_loopback
+from modelreg_api.errors import ModelregError
 
 TLS_ENV = "MODELREG_TLS"
 
