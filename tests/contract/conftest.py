@@ -15,6 +15,7 @@ The database ones each get a database of their own, dropped at the end of the te
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from typing import Any
 import pytest
 from modelreg_api.names import ModelName, ModelVersionName, NamespaceName
 from modelreg_local.stack import LocalStack
+from modelreg_local.stores import docker_available
 from modelreg_metadata.audit import Action, EventScope
 from modelreg_metadata.clock import new_etag, now
 from modelreg_metadata.domain import Model, ModelVersion, Namespace
@@ -79,14 +81,18 @@ async def _on_ferretdb(uri: str) -> bool:
         await client.close()
 
 
+def _database_kinds() -> list[str]:
+    """The implementations the test stack's database can run. The local stack runs FerretDB
+    unless a Docker engine answers or MODELREG_MONGODB_URI names another server (which may be
+    either: then both are listed, and the one that does not match is skipped)."""
+    ferretdb = ["ferretdb-replica", "ferretdb-no-replica", "ferretdb-mongodb-semantics"]
+    if os.environ.get("MODELREG_MONGODB_URI"):
+        return [*ferretdb, "mongodb"]
+    return ["mongodb"] if docker_available() else ferretdb
+
+
 @pytest.fixture(
-    params=[
-        "memory",
-        pytest.param("ferretdb-replica", marks=pytest.mark.integration),
-        pytest.param("ferretdb-no-replica", marks=pytest.mark.integration),
-        pytest.param("ferretdb-mongodb-semantics", marks=pytest.mark.integration),
-        pytest.param("mongodb", marks=pytest.mark.integration),
-    ]
+    params=["memory", *(pytest.param(kind, marks=pytest.mark.integration) for kind in _database_kinds())]
 )
 async def stores(request: pytest.FixtureRequest) -> AsyncIterator[Stores]:
     kind: str = request.param
