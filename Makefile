@@ -54,8 +54,8 @@ test: tools ## Unit and integration tests against real FerretDB and SeaweedFS
 	$(PY) -m pytest
 
 .PHONY: test-unit
-test-unit: venv ## Unit tests only (no servers)
-	$(PY) -m pytest tests/unit -m "not integration"
+test-unit: venv ## Unit tests and the store contract on the in-memory stores (no servers)
+	$(PY) -m pytest tests/unit tests/contract -m "not integration"
 
 .PHONY: bench
 bench: bench-metadata bench-artifacts ## Run every benchmark (results in bench/results/)

@@ -19,14 +19,9 @@ from modelreg_metadata.filtering import (
     parse_filter,
     parse_order_by,
 )
+from modelreg_metadata.search import MODEL_SCHEMA, VERSION_SCHEMA
 from modelreg_metadata.store.documents import encode_key, encode_path
-from modelreg_metadata.store.query import (
-    MODEL_SCHEMA,
-    VERSION_SCHEMA,
-    FilterCompiler,
-    keyset_after,
-    sort_paths,
-)
+from modelreg_metadata.store.query import FilterCompiler, keyset_after, sort_paths
 
 
 def p(*segments: str) -> Path:

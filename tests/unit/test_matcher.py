@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 from modelreg_metadata.filtering import parse_filter, parse_order_by
+from modelreg_metadata.search import VERSION_SCHEMA
 from modelreg_metadata.store.matcher import matches, sort_documents
-from modelreg_metadata.store.query import VERSION_SCHEMA, FilterCompiler, keyset_after, sort_paths
+from modelreg_metadata.store.query import FilterCompiler, keyset_after, sort_paths
 
 DOCS: list[dict[str, Any]] = [
     {"_id": "a", "n": 1, "s": "x", "arr": [1, 2], "b": True},

@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import enum
 import uuid
-from dataclasses import dataclass, fields, is_dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from modelreg_api.names import ModelVersionName
+from modelreg_api.errors import InvalidArgument
+from modelreg_api.names import ModelName, ModelVersionName, NamespaceName
 from modelreg_common.context import current_caller, current_request_id
 
+from modelreg_metadata import domain
 from modelreg_metadata.domain import (
     Dataset,
     Lineage,
@@ -41,6 +44,7 @@ Json = dict[str, Any]
 
 MAP_FIELDS = frozenset({"tags", "labels", "metrics"})
 NOT_HISTORY = frozenset({"name", "update_time", "etag", "aliases", "latest_version_number", "protection"})
+MAX_RESOURCE_CHARS = 512
 
 
 class Action(enum.StrEnum):
@@ -89,6 +93,84 @@ class Event:
     # the internal service that acted on its behalf, if any.
     authentication: str = ""
     via: str = ""
+
+
+def scope_of(resource: str) -> tuple[str, str]:
+    """The namespace and model id a resource name lies under (model id "" for a namespace)."""
+    parts = resource.split("/")
+    if len(parts) < 2 or parts[0] != "namespaces":
+        return "", ""  # e.g. `tokens/{id}`: in no namespace
+    return parts[1], parts[3] if len(parts) > 3 and parts[2] == "models" else ""
+
+
+@dataclass(frozen=True)
+class EventScope:
+    """Which events a list or a watch wants (every field optional). A watch tests each event
+    with `matches`; an event log searches with it (store/events.py compiles it for MongoDB)."""
+
+    namespace: str = ""
+    model_id: str = ""
+    resource: str = ""
+    actions: tuple[str, ...] = ()
+    actor: str = ""
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    # The namespaces the caller may read (sorted), or None for all: events elsewhere, and events
+    # of no namespace (API tokens), are left out.
+    visible_namespaces: tuple[str, ...] | None = None
+    # Inclusive, unlike `end_time`: the history of a resource up to a point in time. Not in the
+    # repr, which ListEvents page tokens are bound to (it never sets it).
+    until: datetime | None = field(default=None, repr=False)
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        namespace: NamespaceName | None = None,
+        model: ModelName | None = None,
+        resource: str = "",
+        actions: Sequence[str] = (),
+        actor: str = "",
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        visible_namespaces: frozenset[str] | None = None,
+    ) -> EventScope:
+        if model is not None and namespace is not None and model.namespace != namespace.namespace:
+            raise InvalidArgument("model", f"{model} is not in {namespace}")
+        known = {a.value for a in Action}
+        for i, action in enumerate(actions):
+            if action not in known:
+                raise InvalidArgument(
+                    f"actions[{i}]", f"unknown action {action!r}; one of {', '.join(sorted(known))}"
+                )
+        domain.check_text("resource", resource, MAX_RESOURCE_CHARS)
+        domain.check_text("actor", actor, domain.MAX_TITLE_CHARS)
+        if start_time is not None and end_time is not None and end_time <= start_time:
+            raise InvalidArgument("end_time", "must be after start_time")
+        return cls(
+            namespace=model.namespace if model else namespace.namespace if namespace else "",
+            model_id=model.model if model else "",
+            resource=resource,
+            actions=tuple(dict.fromkeys(actions)),
+            actor=actor,
+            start_time=start_time,
+            end_time=end_time,
+            visible_namespaces=None if visible_namespaces is None else tuple(sorted(visible_namespaces)),
+        )
+
+    def matches(self, event: Event) -> bool:
+        namespace, model_id = scope_of(event.resource)
+        return (
+            (self.visible_namespaces is None or namespace in self.visible_namespaces)
+            and (not self.namespace or namespace == self.namespace)
+            and (not self.model_id or model_id == self.model_id)
+            and (not self.resource or event.resource == self.resource)
+            and (not self.actions or event.action in self.actions)
+            and (not self.actor or event.actor == self.actor)
+            and (self.start_time is None or event.time >= self.start_time)
+            and (self.end_time is None or event.time < self.end_time)
+            and (self.until is None or event.time <= self.until)
+        )
 
 
 def jsonable(value: Any) -> Any:  # noqa: PLR0911 - one return per kind of value

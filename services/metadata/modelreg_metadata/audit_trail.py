@@ -1,6 +1,5 @@
-"""Reading the audit trail: which events a list or a watch wants (`EventScope`), and the reads
-themselves (`AuditTrail`): list, watch, and a resource's state at a point in time rebuilt from
-its events.
+"""Reading the audit trail (`AuditTrail`): list, watch, and a resource's state at a point in time
+rebuilt from its events; which events a list or a watch wants is an `EventScope` (audit.py).
 
 Apart from the registry because it only reads, and reads the event log rather than the stores:
 events reach the log through the outbox relay (store/outbox.py), after the writes.
@@ -10,105 +9,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from modelreg_api.errors import InvalidArgument, NotFound, Unavailable
-from modelreg_api.names import AliasName, ModelName, ModelVersionName, NamespaceName
+from modelreg_api.names import AliasName, ModelVersionName
 from modelreg_common import paging
 
-from modelreg_metadata import audit, domain
-from modelreg_metadata.audit import Action, Event
+from modelreg_metadata import audit
+from modelreg_metadata.audit import Action, Event, EventScope
 from modelreg_metadata.domain import Alias, ModelVersion
 from modelreg_metadata.store import EventLog
-from modelreg_metadata.store.events import list_condition, scope_of
 
 WATCH_POLL_SECONDS = 0.15  # how long a watcher waits for this process's relay before re-reading
 WATCH_BATCH = 256
-MAX_RESOURCE_CHARS = 512
-
-
-@dataclass(frozen=True)
-class EventScope:
-    """Which events a list or a watch wants (every field optional)."""
-
-    namespace: str = ""
-    model_id: str = ""
-    resource: str = ""
-    actions: tuple[str, ...] = ()
-    actor: str = ""
-    start_time: datetime | None = None
-    end_time: datetime | None = None
-    # The namespaces the caller may read (sorted), or None for all: events elsewhere, and events
-    # of no namespace (API tokens), are left out.
-    visible_namespaces: tuple[str, ...] | None = None
-
-    @classmethod
-    def of(
-        cls,
-        *,
-        namespace: NamespaceName | None = None,
-        model: ModelName | None = None,
-        resource: str = "",
-        actions: Sequence[str] = (),
-        actor: str = "",
-        start_time: datetime | None = None,
-        end_time: datetime | None = None,
-        visible_namespaces: frozenset[str] | None = None,
-    ) -> EventScope:
-        if model is not None and namespace is not None and model.namespace != namespace.namespace:
-            raise InvalidArgument("model", f"{model} is not in {namespace}")
-        known = {a.value for a in Action}
-        for i, action in enumerate(actions):
-            if action not in known:
-                raise InvalidArgument(
-                    f"actions[{i}]", f"unknown action {action!r}; one of {', '.join(sorted(known))}"
-                )
-        domain.check_text("resource", resource, MAX_RESOURCE_CHARS)
-        domain.check_text("actor", actor, domain.MAX_TITLE_CHARS)
-        if start_time is not None and end_time is not None and end_time <= start_time:
-            raise InvalidArgument("end_time", "must be after start_time")
-        return cls(
-            namespace=model.namespace if model else namespace.namespace if namespace else "",
-            model_id=model.model if model else "",
-            resource=resource,
-            actions=tuple(dict.fromkeys(actions)),
-            actor=actor,
-            start_time=start_time,
-            end_time=end_time,
-            visible_namespaces=None if visible_namespaces is None else tuple(sorted(visible_namespaces)),
-        )
-
-    def condition(self) -> dict[str, Any]:
-        condition = list_condition(
-            namespace=self.namespace,
-            model_id=self.model_id,
-            resource=self.resource,
-            actions=list(self.actions),
-            actor=self.actor,
-            start_time=self.start_time,
-            end_time=self.end_time,
-        )
-        visible = self.visible_namespaces
-        if visible is not None and not self.namespace:
-            condition["namespace"] = {"$in": list(visible)}
-        elif visible is not None and self.namespace not in visible:
-            condition["namespace"] = {"$in": []}  # a namespace the caller cannot read: nothing
-        return condition
-
-    def matches(self, event: Event) -> bool:
-        namespace, model_id = scope_of(event.resource)
-        return (
-            (self.visible_namespaces is None or namespace in self.visible_namespaces)
-            and (not self.namespace or namespace == self.namespace)
-            and (not self.model_id or model_id == self.model_id)
-            and (not self.resource or event.resource == self.resource)
-            and (not self.actions or event.action in self.actions)
-            and (not self.actor or event.actor == self.actor)
-            and (self.start_time is None or event.time >= self.start_time)
-            and (self.end_time is None or event.time < self.end_time)
-        )
 
 
 class AuditTrail:
@@ -130,7 +43,7 @@ class AuditTrail:
                 raise InvalidArgument("page_token", "is not a token returned by this method")
             after_sequence = max(after_sequence, key[0])
         await self._events.settle()
-        found = await self._events.search(scope.condition(), after_sequence, limit + 1)
+        found = await self._events.search(scope, after_sequence, limit + 1)
         token = paging.encode_token(query, [found[limit - 1].sequence]) if len(found) > limit else ""
         return found[:limit], token
 
@@ -175,12 +88,11 @@ class AuditTrail:
                 probe = True
 
     async def _history(self, resource: str, moment: datetime, actions: Sequence[str] = ()) -> list[Event]:
-        condition = list_condition(resource=resource, actions=list(actions), end_time=None)
-        condition["time"] = {"$lte": moment}
+        scope = EventScope(resource=resource, actions=tuple(actions), until=moment)
         found: list[Event] = []
         after = 0
         while True:
-            page = await self._events.search(condition, after, paging.MAX_PAGE_SIZE)
+            page = await self._events.search(scope, after, paging.MAX_PAGE_SIZE)
             found += page
             if len(page) < paging.MAX_PAGE_SIZE:
                 return found

@@ -25,8 +25,8 @@ from modelreg_common.identity import api_tokens
 from modelreg_common.identity.caller import UNRESTRICTED
 
 from modelreg_metadata.access_records import MAX_TOKEN_TTL, ApiToken, RoleBinding
-from modelreg_metadata.store.access import MongoAccessStore
-from modelreg_metadata.store.database import now
+from modelreg_metadata.clock import now
+from modelreg_metadata.store import AccessStore
 
 log = structlog.get_logger("modelreg.metadata.bootstrap")
 
@@ -46,7 +46,7 @@ def _write_private(path: Path, text: str) -> None:
     os.replace(temporary, path)
 
 
-async def bootstrap_admin(path: Path, store: MongoAccessStore) -> None:
+async def bootstrap_admin(path: Path, store: AccessStore) -> None:
     if path.exists():  # noqa: ASYNC240 - once, at start-up, before serving
         credential = path.read_text().strip()  # noqa: ASYNC240
         parsed = api_tokens.parse(credential)
@@ -75,7 +75,7 @@ async def bootstrap_admin(path: Path, store: MongoAccessStore) -> None:
     log.info("bootstrap admin created", path=str(path), principal=BOOTSTRAP_ADMIN)
 
 
-async def _store_admin(store: MongoAccessStore, token_id: str, secret_sha256: str) -> None:
+async def _store_admin(store: AccessStore, token_id: str, secret_sha256: str) -> None:
     moment = now()
     token = ApiToken(
         token_id=token_id,

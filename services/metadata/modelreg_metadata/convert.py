@@ -30,6 +30,7 @@ from modelreg_metadata.domain import (
     ReviewState,
     Signature,
     TensorSpec,
+    VersionDraft,
     VersionState,
 )
 
@@ -147,10 +148,11 @@ def _tensors_from_proto(messages: list[model_pb2.TensorSpec]) -> list[TensorSpec
 class _Built:
     """Messages already built for domain objects, by identity.
 
-    Domain objects are never changed after they are made (updates make new ones with
-    `dataclasses.replace`), and the store's replica hands out the same object for an unchanged
-    version, so a version that many searches return is converted once. Bounded in entries and in
-    message size (versions with large manifests are rebuilt each time), oldest first out.
+    Versions are frozen (domain.py: a change makes a new one with `dataclasses.replace`; the entry
+    holds the version, so its id stays its own), and the store's replica hands out the same object
+    for an unchanged version, so a version that many searches return is converted once. Bounded
+    in entries and in message size (versions with large manifests are rebuilt each time), oldest
+    first out.
     """
 
     def __init__(self, capacity: int, max_message_bytes: int):
@@ -218,12 +220,9 @@ def _build_version(version: ModelVersion) -> model_pb2.ModelVersion:
     )
 
 
-def version_draft(name: ModelVersionName, message: model_pb2.ModelVersion) -> ModelVersion:
-    """The caller-settable fields of a version; output-only fields are ignored."""
-    return ModelVersion(
-        name=name,
-        uid="",
-        model_uid="",
+def new_version(message: model_pb2.ModelVersion) -> VersionDraft:
+    """The caller-settable fields of a version to create; output-only fields are ignored."""
+    return VersionDraft(
         description=message.description,
         tags=dict(message.tags),
         params=json_format.MessageToDict(message.params),
@@ -233,6 +232,23 @@ def version_draft(name: ModelVersionName, message: model_pb2.ModelVersion) -> Mo
             _tensors_from_proto(list(message.signature.inputs)),
             _tensors_from_proto(list(message.signature.outputs)),
         ),
+    )
+
+
+def version_draft(name: ModelVersionName, message: model_pb2.ModelVersion) -> ModelVersion:
+    """The caller-settable fields of a version to update (and its etag); output-only fields are
+    ignored."""
+    settable = new_version(message)
+    return ModelVersion(
+        name=name,
+        uid="",
+        model_uid="",
+        description=settable.description,
+        tags=settable.tags,
+        params=settable.params,
+        metrics=settable.metrics,
+        lineage=settable.lineage,
+        signature=settable.signature,
         etag=message.etag,
     )
 

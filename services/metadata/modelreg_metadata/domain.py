@@ -2,6 +2,11 @@
 
 Nothing here knows protobuf or BSON: the servicer translates protos to these, the store
 translates these to documents.
+
+Resources are frozen: a change makes a new object (`dataclasses.replace`) and never alters one
+that was handed out, so stores and the servicer may keep and share them (the FerretDB replica
+returns the same version to every search, convert.py keeps the message it built for it). Their
+lists and maps are not copied on the way either: treat them as read-only.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ import enum
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -44,6 +50,8 @@ MAX_POINTS_PER_CALL = 1000
 MAX_REVIEWS_PER_VERSION = 100  # review steps kept in the version document
 MAX_COMMENT_CHARS = 2048
 MAX_GATE_CHARS = 1024
+MAX_DIGESTS_PER_CALL = 1000  # CheckBlobReferences
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 class VersionState(enum.Enum):
@@ -97,7 +105,7 @@ class AliasProtection:
     update_actor: str = ""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Namespace:
     name: NamespaceName
     uid: str
@@ -111,7 +119,7 @@ class Namespace:
     allow_self_approval: bool = False
 
 
-@dataclass
+@dataclass(frozen=True)
 class Model:
     name: ModelName
     uid: str
@@ -128,14 +136,14 @@ class Model:
     deleted: bool = False
 
 
-@dataclass
+@dataclass(frozen=True)
 class Dataset:
     uri: str
     digest: str = ""
     role: str = ""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Lineage:
     training_run_id: str = ""
     training_run_url: str = ""
@@ -145,20 +153,20 @@ class Lineage:
     parent_model_version: str = ""
 
 
-@dataclass
+@dataclass(frozen=True)
 class TensorSpec:
     name: str
     dtype: str = ""
     shape: list[int] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Signature:
     inputs: list[TensorSpec] = field(default_factory=list)
     outputs: list[TensorSpec] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelFile:
     path: str
     size_bytes: int
@@ -167,7 +175,7 @@ class ModelFile:
     create_time: datetime | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelVersion:
     name: ModelVersionName
     uid: str
@@ -195,7 +203,20 @@ class ModelVersion:
         return self.name.number
 
 
-@dataclass
+@dataclass(frozen=True)
+class VersionDraft:
+    """What a caller sets when creating a version; the registry makes the version from it once the
+    store has given it a number."""
+
+    description: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    lineage: Lineage = field(default_factory=Lineage)
+    signature: Signature = field(default_factory=Signature)
+
+
+@dataclass(frozen=True)
 class Alias:
     name: AliasName
     version_number: int
@@ -407,3 +428,12 @@ WORST_CASE_VERSION_BYTES = (
     + MAX_REVIEWS_PER_VERSION * (MAX_COMMENT_CHARS * 4 + MAX_TITLE_CHARS + 64)
     + 4096  # identity, times, state, etag, counters
 )
+
+
+def check_digests(digests: list[str], field: str = "sha256s") -> list[str]:
+    if len(digests) > MAX_DIGESTS_PER_CALL:
+        raise InvalidArgument(field, f"has {len(digests)} digests; at most {MAX_DIGESTS_PER_CALL} per call")
+    for digest in digests:
+        if not _SHA256_HEX.fullmatch(digest):
+            raise InvalidArgument(field, f"{digest[:80]!r} is not 64 lowercase hex characters")
+    return digests

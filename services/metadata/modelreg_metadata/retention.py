@@ -18,8 +18,8 @@ import structlog
 from modelreg_common.context import bind_call
 from modelreg_common.identity.caller import Caller
 
+from modelreg_metadata.clock import now
 from modelreg_metadata.registry import Registry
-from modelreg_metadata.store.database import now
 
 log = structlog.get_logger("modelreg.metadata.retention")
 

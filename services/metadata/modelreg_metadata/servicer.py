@@ -16,7 +16,8 @@ from modelregistry.v1 import metadata_service_pb2 as pb
 from modelregistry.v1 import metadata_service_pb2_grpc as pb_grpc
 
 from modelreg_metadata import convert
-from modelreg_metadata.audit_trail import AuditTrail, EventScope
+from modelreg_metadata.audit import EventScope
+from modelreg_metadata.audit_trail import AuditTrail
 from modelreg_metadata.registry import Registry
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -159,7 +160,7 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
     ) -> model_pb2.ModelVersion:
         parent = names.parse_model_name(request.parent, "parent")
         await current_access().require(parent)
-        draft = convert.version_draft(parent.version(1), request.model_version)
+        draft = convert.new_version(request.model_version)
         version = await self._registry.versions.create_version(parent, draft, request.request_id)
         return convert.version_to_proto(version)
 

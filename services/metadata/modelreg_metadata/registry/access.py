@@ -25,14 +25,14 @@ from modelreg_common.identity.principals import GROUP, SERVICE_ACCOUNT, USER, ch
 from modelreg_common.identity.token_directory import TokenDirectory
 
 from modelreg_metadata.access_records import ApiToken, RoleBinding, check_description, check_ttl
-from modelreg_metadata.store.access import MongoAccessStore
-from modelreg_metadata.store.database import now
+from modelreg_metadata.clock import now
+from modelreg_metadata.store import AccessStore
 
 ALL_PRINCIPALS = "-"
 
 
 class ApiTokens:
-    def __init__(self, store: MongoAccessStore, directory: TokenDirectory):
+    def __init__(self, store: AccessStore, directory: TokenDirectory):
         self._store = store
         self._directory = directory  # this replica's cache: a revocation holds here at once
 
@@ -105,7 +105,7 @@ def _within(wanted: Restriction, held: Restriction) -> bool:
 
 
 class RoleBindings:
-    def __init__(self, store: MongoAccessStore, directory: RoleDirectory):
+    def __init__(self, store: AccessStore, directory: RoleDirectory):
         self._store = store
         self._directory = directory  # this replica's cache: a change holds here at once
 

@@ -15,10 +15,10 @@ from modelreg_common.context import current_actor
 
 from modelreg_metadata import governance
 from modelreg_metadata.audit import Action
+from modelreg_metadata.clock import new_etag, now
 from modelreg_metadata.domain import Alias, AliasProtection, VersionState
 from modelreg_metadata.registry import changes
 from modelreg_metadata.store import ModelStore, VersionStore
-from modelreg_metadata.store.database import new_etag, now
 
 
 class Aliases:

@@ -15,9 +15,9 @@ from modelreg_api.errors import InvalidArgument
 
 from modelreg_metadata import audit
 from modelreg_metadata.audit import Action, Event
+from modelreg_metadata.clock import now
 from modelreg_metadata.domain import Alias, ModelVersion
 from modelreg_metadata.store import EventFor
-from modelreg_metadata.store.database import now
 
 log = structlog.get_logger("modelreg.metadata.changes")
 

@@ -13,11 +13,11 @@ from modelreg_common import paging
 
 from modelreg_metadata import domain
 from modelreg_metadata.audit import Action
+from modelreg_metadata.clock import now
 from modelreg_metadata.domain import ComparedRow, MetricPoint, ModelVersion
 from modelreg_metadata.filtering import Path
 from modelreg_metadata.registry import changes
 from modelreg_metadata.store import ModelStore, VersionStore
-from modelreg_metadata.store.database import now
 
 MAX_COMPARED_VERSIONS = 100
 DEFAULT_HISTORY_PAGE = 1000

@@ -12,14 +12,14 @@ from modelreg_common.context import current_actor
 
 from modelreg_metadata import domain
 from modelreg_metadata.audit import Action
+from modelreg_metadata.clock import new_etag, now
 from modelreg_metadata.domain import Model
 from modelreg_metadata.registry import changes
 from modelreg_metadata.registry.field_masks import MODEL_MASK, copy_fields
 from modelreg_metadata.registry.namespaces import new_namespace
-from modelreg_metadata.registry.pages import next_token, page_query
+from modelreg_metadata.registry.pages import next_token, page_search
+from modelreg_metadata.search import MODEL_SCHEMA
 from modelreg_metadata.store import ModelStore, NamespaceStore
-from modelreg_metadata.store.database import new_etag, now
-from modelreg_metadata.store.query import MODEL_SCHEMA
 
 
 class Models:
@@ -73,18 +73,17 @@ class Models:
         show_deleted: bool = False,
     ) -> tuple[list[Model], str]:
         query = f"models:{parent}:{filter_text}:{order_by}:{show_deleted}"
-        limit, condition, sort, after = page_query(
+        search = page_search(
             MODEL_SCHEMA,
             page_size=page_size,
             page_token=page_token,
             query=query,
             filter_text=filter_text,
             order_by=order_by,
+            show_deleted=show_deleted,
         )
-        rows = await self._models.search_models(
-            parent.namespace, condition, sort, limit=limit + 1, after=after, show_deleted=show_deleted
-        )
-        return [model for model, _, _ in rows[:limit]], next_token(query, rows, limit)
+        page = await self._models.search_models(parent, search)
+        return page.items, next_token(query, page)
 
     async def update_model(self, draft: Model, requested: Sequence[str], populated: Sequence[str]) -> Model:
         paths = MODEL_MASK.paths("a model", requested, populated)

@@ -13,11 +13,11 @@ from modelreg_common.context import current_actor
 
 from modelreg_metadata import domain
 from modelreg_metadata.audit import Action
+from modelreg_metadata.clock import new_etag, now
 from modelreg_metadata.domain import Namespace
 from modelreg_metadata.registry import changes
 from modelreg_metadata.registry.field_masks import NAMESPACE_MASK, copy_fields
 from modelreg_metadata.store import NamespaceStore
-from modelreg_metadata.store.database import new_etag, now
 
 
 def new_namespace(name: NamespaceName, draft: Namespace | None = None) -> Namespace:

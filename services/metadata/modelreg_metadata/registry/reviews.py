@@ -11,10 +11,10 @@ from modelreg_common.context import current_actor
 
 from modelreg_metadata import governance
 from modelreg_metadata.audit import Action
+from modelreg_metadata.clock import now
 from modelreg_metadata.domain import ModelVersion, Namespace, Review, ReviewDecision, ReviewState
 from modelreg_metadata.registry.versions import change_version
 from modelreg_metadata.store import NamespaceStore, VersionStore
-from modelreg_metadata.store.database import now
 
 
 class Reviews:

@@ -11,7 +11,6 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
 
 from modelreg_api.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
 from modelreg_api.names import AliasName, ModelName, ModelVersionName, NamespaceName
@@ -19,13 +18,20 @@ from modelreg_common.context import current_actor
 
 from modelreg_metadata import domain
 from modelreg_metadata.audit import Action
-from modelreg_metadata.domain import AliasProtection, ModelFile, ModelVersion, ReviewState, VersionState
+from modelreg_metadata.clock import new_etag, now
+from modelreg_metadata.domain import (
+    AliasProtection,
+    ModelFile,
+    ModelVersion,
+    ReviewState,
+    VersionDraft,
+    VersionState,
+)
 from modelreg_metadata.registry import changes
 from modelreg_metadata.registry.field_masks import VERSION_MASK, copy_fields
-from modelreg_metadata.registry.pages import next_token, page_query
+from modelreg_metadata.registry.pages import next_token, page_search
+from modelreg_metadata.search import VERSION_SCHEMA
 from modelreg_metadata.store import ModelStore, VersionStore
-from modelreg_metadata.store.database import new_etag, now
-from modelreg_metadata.store.query import VERSION_SCHEMA
 
 MAX_FILES_PER_BATCH = 1000  # files one BatchAddModelVersionFiles call may add
 
@@ -61,7 +67,9 @@ class Versions:
         self._models = models
         self._versions = versions
 
-    def _check_version_fields(self, draft: ModelVersion, paths: Sequence[str] | None = None) -> None:
+    def _check_version_fields(
+        self, draft: ModelVersion | VersionDraft, paths: Sequence[str] | None = None
+    ) -> None:
         check = set(paths) if paths is not None else None
 
         def wanted(path: str) -> bool:
@@ -81,35 +89,40 @@ class Versions:
             domain.check_signature(draft.signature, "model_version.signature")
 
     async def create_version(
-        self, parent: ModelName, draft: ModelVersion, request_id: str = ""
+        self, parent: ModelName, draft: VersionDraft, request_id: str = ""
     ) -> ModelVersion:
         self._check_version_fields(draft)
         moment = now()
-        version = replace(
-            draft,
-            name=parent.version(1),
-            uid=str(uuid.uuid4()),
-            model_uid="",
-            files=[],
-            manifest_digest=domain.manifest_digest([]),
-            state=VersionState.PENDING,
-            create_actor=current_actor(),
-            create_time=moment,
-            update_time=moment,
-            etag=new_etag(),
-            aliases=[],
-            deleted=False,
-            review_state=ReviewState.NOT_SUBMITTED,
-            reviews=[],
-        )
+        uid = str(uuid.uuid4())
+        actor = current_actor()
+        etag = new_etag()
+        empty_manifest = domain.manifest_digest([])
         model = await self._models.get_model(parent)
-        version = replace(version, model_uid=model.uid)
-        if request_id:
-            request_key, client_key = changes.request_key("CreateModelVersion", str(parent), request_id), True
-        else:
-            request_key, client_key = f"auto {version.uid}", False  # unique and never null
+        request_key = changes.request_key("CreateModelVersion", str(parent), request_id) if request_id else ""
+
+        def numbered(name: ModelVersionName) -> ModelVersion:
+            """The new version under the number the store gives it."""
+            return ModelVersion(
+                name=name,
+                uid=uid,
+                model_uid=model.uid,
+                description=draft.description,
+                tags=draft.tags,
+                params=draft.params,
+                metrics=draft.metrics,
+                lineage=draft.lineage,
+                signature=draft.signature,
+                manifest_digest=empty_manifest,
+                state=VersionState.PENDING,
+                create_actor=actor,
+                create_time=moment,
+                update_time=moment,
+                etag=etag,
+                review_state=ReviewState.NOT_SUBMITTED,
+            )
+
         return await self._versions.insert_version(
-            version, request_key, client_key, changes.event(Action.MODEL_VERSION_CREATED)
+            parent, numbered, request_key, changes.event(Action.MODEL_VERSION_CREATED)
         )
 
     async def get_version(self, name: ModelVersionName) -> ModelVersion:
@@ -127,27 +140,23 @@ class Versions:
     ) -> tuple[list[ModelVersion], str]:
         if isinstance(parent, ModelName):
             await self._models.get_model(parent)
-            scope: dict[str, Any] = {"namespace": parent.namespace, "model_id": parent.model}
             default_order = order_by
             label = str(parent)
         else:
-            scope = {"namespace": parent.namespace}
             default_order = order_by or "model_id, number"
             label = f"{parent}/models/-"
         query = f"versions:{label}:{filter_text}:{order_by}:{show_deleted}"
-        limit, condition, sort, after = page_query(
+        search = page_search(
             VERSION_SCHEMA,
             page_size=page_size,
             page_token=page_token,
             query=query,
             filter_text=filter_text,
             order_by=default_order,
+            show_deleted=show_deleted,
         )
-        rows = await self._versions.search_versions(
-            scope, condition, sort, limit=limit + 1, after=after, show_deleted=show_deleted
-        )
-        shown = [version for version, _, _ in rows[:limit] if version is not None]
-        return shown, next_token(query, rows, limit)
+        page = await self._versions.search_versions(parent, search)
+        return page.items, next_token(query, page)
 
     async def get_version_by_alias(self, name: AliasName) -> ModelVersion:
         return await self._versions.get_version_by_alias(name)

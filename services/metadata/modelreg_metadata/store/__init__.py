@@ -1,9 +1,12 @@
 """Persistence of the registry's resources: one small interface per aggregate.
 
-The only implementation is MongoDB (`store.database`, and one module per aggregate: `namespaces`,
-`models`, `versions`); stores take and return domain objects and raise domain errors (duplicate
-key -> AlreadyExists, etag mismatch -> Aborted). Updates take a `mutate` function holding the
-rule and return the resource before and after the one write.
+The one production implementation is MongoDB (`store.database`, and one module per aggregate:
+`namespaces`, `models`, `versions`); `modelreg_metadata.memory` keeps the same rules in memory
+for fast tests, and tests/contract holds every implementation to them. Stores take and return
+domain objects and raise domain errors (duplicate key -> AlreadyExists, etag mismatch ->
+Aborted). Updates take a `mutate` function holding the rule and return the resource before and
+after the one write. Searches take a typed `Search` (search.py) and compile it themselves; the
+event trail is searched with an `EventScope` (audit.py).
 """
 
 from __future__ import annotations
@@ -14,19 +17,16 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from modelreg_api.names import AliasName, ModelName, ModelVersionName, NamespaceName
+from modelreg_common.access.roles import Role
 
-from modelreg_metadata.audit import Event
+from modelreg_metadata.access_records import ApiToken, RoleBinding
+from modelreg_metadata.audit import Event, EventScope
 from modelreg_metadata.domain import Alias, AliasProtection, MetricPoint, Model, ModelVersion, Namespace
+from modelreg_metadata.search import Page, Search
 
 # Every write takes the event of its change, built from the resource before (None for a creation)
 # and after (None for a deletion) inside the write, and commits the two together (store/outbox.py).
 EventFor = Callable[[Any, Any], Event]
-
-# A page of search results: each resource (None when hidden) with the values of its sort keys and
-# its key.
-Page = list[tuple[Any, list[Any], str]]
-After = tuple[list[Any], str] | None
-Sort = list[tuple[str, bool]]
 
 
 class NamespaceStore(Protocol):
@@ -48,16 +48,7 @@ class NamespaceStore(Protocol):
 class ModelStore(Protocol):
     async def insert_model(self, model: Model, request_key: str, event: EventFor) -> Model: ...
     async def get_model(self, name: ModelName, *, include_deleted: bool = False) -> Model: ...
-    async def search_models(
-        self,
-        namespace: str,
-        condition: dict[str, Any],
-        sort: Sort,
-        *,
-        limit: int,
-        after: After,
-        show_deleted: bool,
-    ) -> Page: ...
+    async def search_models(self, parent: NamespaceName, search: Search) -> Page[Model]: ...
     async def update_model(
         self,
         name: ModelName,
@@ -87,23 +78,24 @@ class ModelStore(Protocol):
 
 class VersionStore(Protocol):
     async def insert_version(
-        self, version: ModelVersion, request_key: str, client_key: bool, event: EventFor
+        self,
+        model: ModelName,
+        version: Callable[[ModelVersionName], ModelVersion],
+        request_key: str,
+        event: EventFor,
     ) -> ModelVersion:
-        """Stores `version` under the next free number of its model (the number in it is ignored)."""
+        """Stores a new version of `model` under its next free number; `version` makes it for the
+        name that number gives. A create with a `request_key` ("" for none) that was made before
+        gets the version it made."""
         ...
 
     async def get_version(self, name: ModelVersionName, *, include_deleted: bool = False) -> ModelVersion: ...
     async def get_version_by_alias(self, name: AliasName) -> ModelVersion: ...
-    async def search_versions(
-        self,
-        scope: dict[str, Any],
-        condition: dict[str, Any],
-        sort: Sort,
-        *,
-        limit: int,
-        after: After,
-        show_deleted: bool,
-    ) -> Page: ...
+    async def search_versions(self, parent: ModelName | NamespaceName, search: Search) -> Page[ModelVersion]:
+        """The versions of a model, or of every model of a namespace; those of a deleted model are
+        hidden (unless `show_deleted`), purged ones always."""
+        ...
+
     async def update_version(
         self,
         name: ModelVersionName,
@@ -141,7 +133,10 @@ class EventLog(Protocol):
     async def latest_sequence(self) -> int: ...
     async def settle(self) -> None: ...
     async def read_after(self, sequence: int, limit: int, *, probe: bool) -> list[Event]: ...
-    async def search(self, condition: dict[str, Any], after_sequence: int, limit: int) -> list[Event]: ...
+    async def search(self, scope: EventScope, after_sequence: int, limit: int) -> list[Event]:
+        """Events in `scope` after `after_sequence`, in sequence order."""
+        ...
+
     def growth(self) -> asyncio.Event:
         """Set when this process places its next event (or stops): take it before reading."""
         ...
@@ -156,3 +151,19 @@ class BlobReferences(Protocol):
     async def referenced(self, digests: list[str]) -> list[str]:
         """The digests that some manifest (soft-deleted versions included) lists, in the given order."""
         ...
+
+
+class AccessStore(Protocol):
+    """API tokens and role bindings (store/access.py): both services read them, this one writes."""
+
+    async def insert_token(self, token: ApiToken, secret_sha256: str) -> ApiToken: ...
+    async def get_token(self, token_id: str) -> ApiToken: ...
+    async def list_tokens(
+        self, principal: str | None, *, active_at: datetime | None, limit: int, after: str | None
+    ) -> list[ApiToken]: ...
+    async def revoke_token(self, token_id: str) -> ApiToken: ...
+    async def grant(self, binding: RoleBinding) -> RoleBinding: ...
+    async def revoke(self, namespace: str, principal: str, role: Role) -> RoleBinding: ...
+    async def advance_epoch(self) -> None: ...
+    async def list_bindings(self, namespace: str, limit: int, after: str | None) -> list[RoleBinding]: ...
+    async def bindings_of(self, subjects: list[str]) -> list[RoleBinding]: ...

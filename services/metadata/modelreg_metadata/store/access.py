@@ -23,7 +23,8 @@ from pymongo.errors import DuplicateKeyError
 from modelreg_metadata import audit
 from modelreg_metadata.access_records import ApiToken, RoleBinding
 from modelreg_metadata.audit import Action
-from modelreg_metadata.store.database import MongoDatabase, now
+from modelreg_metadata.clock import now
+from modelreg_metadata.store.database import MongoDatabase
 from modelreg_metadata.store.documents import Document
 from modelreg_metadata.store.outbox import outbox_entry
 

@@ -8,25 +8,11 @@ to list every manifest of the registry at once.
 
 from __future__ import annotations
 
-import re
-
-from modelreg_api.errors import InvalidArgument
 from pymongo.asynchronous.collection import AsyncCollection
 
+from modelreg_metadata.domain import check_digests
 from modelreg_metadata.store.database import MongoDatabase
 from modelreg_metadata.store.documents import Document
-
-MAX_DIGESTS_PER_CALL = 1000
-_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
-
-
-def check_digests(digests: list[str], field: str = "sha256s") -> list[str]:
-    if len(digests) > MAX_DIGESTS_PER_CALL:
-        raise InvalidArgument(field, f"has {len(digests)} digests; at most {MAX_DIGESTS_PER_CALL} per call")
-    for digest in digests:
-        if not _SHA256_HEX.fullmatch(digest):
-            raise InvalidArgument(field, f"{digest[:80]!r} is not 64 lowercase hex characters")
-    return digests
 
 
 class MongoBlobReferences:

@@ -1,5 +1,6 @@
 """The MongoDB database the stores share (PyMongo's async API), within the subset FerretDB v1
-supports: the client, the collections and their indexes, the write conditions, keyset paging.
+supports: the client, the collections and their indexes, the write conditions, and the view the
+stores read documents through (store/view.py: the database itself, or FerretDB's replica).
 
 No multi-document transactions exist there, so every invariant lives in one document or is
 guarded by a unique index:
@@ -22,15 +23,14 @@ guarded by a unique index:
   into that document's `outbox` (store/outbox.py), in the same single-document write.
 
 One module per aggregate holds its store: store/namespaces.py, store/models.py (models and their
-aliases), store/versions.py (with store/version_creates.py, the group commit of creates).
+aliases), store/versions.py (with store/version_creates.py, the group commit of creates). The
+FerretDB accommodations for reads live in one layer, store/replica.py; the stores see it only as
+`MongoDatabase.view`.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
-from typing import Any
 
 import structlog
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
@@ -43,20 +43,10 @@ from modelreg_metadata.store.documents import Document
 from modelreg_metadata.store.events import EventFeed, MongoEventLog
 from modelreg_metadata.store.locks import DocumentLocks
 from modelreg_metadata.store.outbox import Relay
-from modelreg_metadata.store.query import keyset_after, read_path
-from modelreg_metadata.store.replica import Replica
+from modelreg_metadata.store.replica import ReplicaView
+from modelreg_metadata.store.view import DatabaseView
 
 log = structlog.get_logger("modelreg.metadata.store")
-
-
-def now() -> datetime:
-    # MongoDB stores milliseconds; truncating here keeps what we return equal to what we read back.
-    moment = datetime.now(UTC)
-    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
-
-
-def new_etag() -> str:
-    return uuid.uuid4().hex[:16]
 
 
 class MongoDatabase:
@@ -70,6 +60,7 @@ class MongoDatabase:
         replica: bool = True,
         faults: Faults | None = None,
         sweep_seconds: float = 10.0,
+        atomic_updates: bool | None = None,
     ):
         self.client: AsyncMongoClient[Document] = AsyncMongoClient(
             uri, tz_aware=True, serverSelectionTimeoutMS=5000, appname="modelreg-metadata", maxPoolSize=200
@@ -95,9 +86,16 @@ class MongoDatabase:
         # filter with anything besides `_id` would scan the collection, so writes filter on `_id`
         # alone and rely on the in-process locks; MongoDB also gets the revision condition.
         self.atomic_updates = True
+        # None: detected at start. True on FerretDB takes MongoDB's path there (revision
+        # conditions, a relay for several processes, no replica), which the wrapper's serialized
+        # writes make correct, only slower: the contract tests (tests/contract) run it that way.
+        self._atomic_updates = atomic_updates
+        self.ferretdb = False
         self._want_replica = replica
-        self.replica: Replica | None = None
-        self.before_close: list[Callable[[], Awaitable[None]]] = []  # stores' last writes
+        # Where the stores read documents from (store/view.py): the database, or on FerretDB the
+        # process's replica of it (store/replica.py).
+        self.view = DatabaseView(self)
+        self.before_close: list[Callable[[], Awaitable[None]]] = []  # last writes
 
     def _new_relay(self, *, single_writer: bool) -> Relay:
         relay = Relay(
@@ -120,11 +118,14 @@ class MongoDatabase:
 
     async def start(self) -> None:
         info = await self.client.admin.command("buildInfo")
-        self.atomic_updates = "ferretdbVersion" not in info
+        self.ferretdb = "ferretdbVersion" in info
+        self.atomic_updates = not self.ferretdb if self._atomic_updates is None else self._atomic_updates
         # FerretDB deployments run one metadata process (store/locks.py): its relay is the only one.
         self.relay = self._new_relay(single_writer=not self.atomic_updates)
         if not self.atomic_updates and self._want_replica:
-            self.replica = Replica()  # one process is the only writer: see store/replica.py
+            replica = ReplicaView(self)  # one process is the only writer: see store/replica.py
+            self.before_close.append(replica.record_last_version_numbers)
+            self.view = replica
         await self.ensure_indexes()
         await self.relay.start()
 
@@ -139,7 +140,7 @@ class MongoDatabase:
             # No event twice in the trail, even when a crash makes the relay place it again.
             (self.events, IndexModel([("event_id", ASCENDING)], unique=True, name="event_id")),
         ]
-        if self.atomic_updates:
+        if not self.ferretdb:
             indexes += [
                 (self.events, IndexModel([("seq", ASCENDING)], unique=True, name="seq")),
                 (
@@ -228,21 +229,3 @@ class MongoDatabase:
 
     def committed(self, collection: str, key: str, entry: Document) -> None:
         self.relay.committed(collection, key, entry)
-
-
-async def find_page(
-    collection: AsyncCollection[Document],
-    conditions: list[Document],
-    sort: list[tuple[str, bool]],
-    limit: int,
-    after: tuple[list[Any], str] | None,
-) -> list[tuple[Document, list[Any]]]:
-    if after is not None:
-        conditions = [*conditions, keyset_after(sort, after[0], after[1])]
-    conditions = [c for c in conditions if c]
-    query: Document = (
-        {} if not conditions else conditions[0] if len(conditions) == 1 else {"$and": conditions}
-    )
-    order = [(path, DESCENDING if desc else ASCENDING) for path, desc in sort] + [("_id", ASCENDING)]
-    cursor = collection.find(query).sort(order).limit(limit)
-    return [(doc, [read_path(doc, path) for path, _ in sort]) async for doc in cursor]

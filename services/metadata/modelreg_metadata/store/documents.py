@@ -17,6 +17,7 @@ holds every scalar (or list of scalars) under its path, a JSON array of the path
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -368,6 +369,19 @@ def version_from(doc: Document, aliases: list[str] | None = None) -> ModelVersio
             for r in doc.get("reviews", [])
         ],
     )
+
+
+def without_outbox(doc: Document) -> Document:
+    # Outbox entries are in flight to the event trail (store/outbox.py), not part of the resource.
+    return {k: v for k, v in doc.items() if k != "outbox"} if "outbox" in doc else doc
+
+
+def merged(doc: Document, changes: Document, removed: Iterable[str] = ()) -> Document:
+    """The document after `$set: changes`, `$unset: removed` and `$inc: {revision: 1}` (outbox
+    entries aside)."""
+    gone = set(removed)
+    result = {k: v for k, v in {**doc, **changes}.items() if k not in gone}
+    return without_outbox({**result, "revision": doc.get("revision", 0) + 1})
 
 
 def timestamp_or_none(value: Any) -> datetime | None:

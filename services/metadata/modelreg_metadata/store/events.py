@@ -19,12 +19,11 @@ import json
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 
-from modelreg_metadata.audit import Event
+from modelreg_metadata.audit import Event, EventScope, scope_of
 from modelreg_metadata.store.documents import Document
 
 SEQUENCE_DIGITS = 16
@@ -35,14 +34,6 @@ SETTLE_SECONDS = 2.0  # how long a reader of the trail waits for the events of a
 
 def sequence_key(sequence: int) -> str:
     return f"{sequence:0{SEQUENCE_DIGITS}d}"
-
-
-def scope_of(resource: str) -> tuple[str, str]:
-    """The namespace and model id a resource name lies under (model id "" for a namespace)."""
-    parts = resource.split("/")
-    if len(parts) < 2 or parts[0] != "namespaces":
-        return "", ""  # e.g. `tokens/{id}`: in no namespace
-    return parts[1], parts[3] if len(parts) > 3 and parts[2] == "models" else ""
 
 
 def event_json(event: Event) -> str:
@@ -250,38 +241,39 @@ class MongoEventLog:
     def closed(self) -> bool:
         return self.feed.closed
 
-    async def search(self, condition: Document, after_sequence: int, limit: int) -> list[Event]:
-        query: Document = {**condition, "seq": {"$gt": after_sequence}} if after_sequence else dict(condition)
+    async def search(self, scope: EventScope, after_sequence: int, limit: int) -> list[Event]:
+        condition = scope_condition(scope)
+        query: Document = {**condition, "seq": {"$gt": after_sequence}} if after_sequence else condition
         cursor = self._events.find(query).sort("seq", ASCENDING).limit(limit)
         return [event_from_document(doc) async for doc in cursor]
 
 
-def list_condition(
-    *,
-    namespace: str = "",
-    model_id: str = "",
-    resource: str = "",
-    actions: list[str] | None = None,
-    actor: str = "",
-    start_time: datetime | None = None,
-    end_time: datetime | None = None,
-) -> Document:
+def scope_condition(scope: EventScope) -> Document:
+    """The query for the events in `scope` (what `EventScope.matches` tests, for the index)."""
     condition: Document = {}
-    if namespace:
-        condition["namespace"] = namespace
-    if model_id:
-        condition["model_id"] = model_id
-    if resource:
-        condition["resource"] = resource
-    if actions:
+    if scope.namespace:
+        condition["namespace"] = scope.namespace
+    if scope.model_id:
+        condition["model_id"] = scope.model_id
+    if scope.resource:
+        condition["resource"] = scope.resource
+    if scope.actions:
+        actions = list(scope.actions)
         condition["action"] = actions[0] if len(actions) == 1 else {"$in": actions}
-    if actor:
-        condition["actor"] = actor
-    window: dict[str, Any] = {}
-    if start_time is not None:
-        window["$gte"] = start_time
-    if end_time is not None:
-        window["$lt"] = end_time
+    if scope.actor:
+        condition["actor"] = scope.actor
+    window: Document = {}
+    if scope.start_time is not None:
+        window["$gte"] = scope.start_time
+    if scope.end_time is not None:
+        window["$lt"] = scope.end_time
+    if scope.until is not None:
+        window["$lte"] = scope.until
     if window:
         condition["time"] = window
+    visible = scope.visible_namespaces
+    if visible is not None and not scope.namespace:
+        condition["namespace"] = {"$in": list(visible)}
+    elif visible is not None and scope.namespace not in visible:
+        condition["namespace"] = {"$in": []}  # a namespace the caller cannot read: nothing
     return condition

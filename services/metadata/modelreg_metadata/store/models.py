@@ -2,25 +2,22 @@
 move or a protection change is one single-document write, checked under the model's lock.
 
 It also keeps the models' `latest_version_number` counters, the hint from which version numbers
-are allocated (store/version_creates.py): with the replica they are raised in memory and reach the
-database later (`record_version_numbers`).
+are allocated (store/version_creates.py), through the database's view (store/view.py), which on
+FerretDB raises them in its replica and writes them later.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
 
-import structlog
 from modelreg_api.errors import Aborted, AlreadyExists, FailedPrecondition, NotFound
-from modelreg_api.names import AliasName, ModelName
-from pymongo import UpdateOne
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from modelreg_api.names import AliasName, ModelName, NamespaceName
+from pymongo.errors import DuplicateKeyError
 
 from modelreg_metadata.domain import MAX_ALIASES_PER_MODEL, Alias, AliasProtection, Model
-from modelreg_metadata.store import EventFor, Page
-from modelreg_metadata.store.database import MongoDatabase, find_page
+from modelreg_metadata.search import Page, Search
+from modelreg_metadata.store import EventFor
+from modelreg_metadata.store.database import MongoDatabase
 from modelreg_metadata.store.documents import (
     Document,
     alias_entry,
@@ -31,15 +28,10 @@ from modelreg_metadata.store.documents import (
     model_key,
     protection_entry,
     protections_from,
-    version_key,
 )
-from modelreg_metadata.store.outbox import MAX_UPDATES_PER_COMMAND, outbox_entry
-from modelreg_metadata.store.replica import merged
-
-# With the replica (one writing process), model counters reach the database at most this late.
-COUNTER_SECONDS = 1.0
-
-log = structlog.get_logger("modelreg.metadata.store")
+from modelreg_metadata.store.outbox import outbox_entry
+from modelreg_metadata.store.query import compile_condition, sort_spec, split_page
+from modelreg_metadata.store.view import find_page
 
 
 class MongoModelStore:
@@ -48,10 +40,6 @@ class MongoModelStore:
     def __init__(self, database: MongoDatabase):
         self._db = database
         self._models = database.models
-        # With the replica: counters raised in memory and not yet in the database.
-        self._unrecorded: dict[ModelName, int] = {}
-        self._recorder: asyncio.Task[None] | None = None
-        database.before_close.append(self._record_last_version_numbers)
 
     async def insert_model(self, model: Model, request_key: str, event: EventFor) -> Model:
         entry = outbox_entry(event(None, model))
@@ -59,8 +47,7 @@ class MongoModelStore:
         try:
             await self._models.insert_one(doc)
             self._db.committed("models", doc["_id"], entry)
-            if self._db.replica is not None:
-                self._db.replica.put_model(doc)
+            self._db.view.model_written(doc)
         except DuplicateKeyError:
             existing = await self._models.find_one({"_id": doc["_id"]})
             if existing is not None and request_key and existing.get("request_key") == request_key:
@@ -74,14 +61,7 @@ class MongoModelStore:
         return model
 
     async def model_document(self, name: ModelName, *, include_deleted: bool = False) -> Document:
-        key = model_key(name)
-        replica = self._db.replica
-        doc = replica.model(key) if replica is not None else None
-        if doc is None:
-            doc = await self._models.find_one({"_id": key})
-            if doc is not None and replica is not None:
-                replica.put_model(await self._with_exact_counter(doc))
-                doc = replica.model(key)
+        doc = await self._db.view.model(name)
         if doc is None or (doc.get("deleted") and not include_deleted):
             raise NotFound(f"model {name} not found")
         return doc
@@ -89,23 +69,16 @@ class MongoModelStore:
     async def get_model(self, name: ModelName, *, include_deleted: bool = False) -> Model:
         return model_from(await self.model_document(name, include_deleted=include_deleted))
 
-    async def search_models(
-        self,
-        namespace: str,
-        condition: Document,
-        sort: list[tuple[str, bool]],
-        *,
-        limit: int,
-        after: tuple[list[Any], str] | None,
-        show_deleted: bool,
-    ) -> Page:
-        if self._unrecorded:  # the counters are fields of the results (and can be filtered on)
-            await self._write_version_numbers()
-        scope: Document = {"namespace": namespace}
-        if not show_deleted:
+    async def search_models(self, parent: NamespaceName, search: Search) -> Page[Model]:
+        await self._db.view.before_model_search()
+        scope: Document = {"namespace": parent.namespace}
+        if not search.show_deleted:
             scope["deleted"] = False
-        rows = await find_page(self._models, [scope, condition], sort, limit, after)
-        return [(model_from(doc), values, doc["_id"]) for doc, values in rows]
+        condition = compile_condition(search.condition)
+        sort = sort_spec(search.order)
+        docs = await find_page(self._models, [scope, condition], sort, search.limit + 1, search.after)
+        shown, following = split_page(docs, search.limit, sort)
+        return Page([model_from(doc) for doc in shown], following)
 
     async def update_model(
         self,
@@ -132,93 +105,8 @@ class MongoModelStore:
             if result.matched_count != 1:
                 raise Aborted(f"model {name} changed concurrently; retry")
             self._db.committed("models", key, entry)
-            if self._db.replica is not None:
-                self._db.replica.put_model(merged(doc, changes))
+            self._db.view.model_changed(doc, changes)
             return before, after
-
-    async def record_version_numbers(self, latest: dict[ModelName, int]) -> None:
-        """Raises the models' `latest_version_number` counters to the numbers just inserted.
-
-        The counter is only a hint for the next allocation (numbers are guarded by the versions'
-        unique `_id`). `$max` is one atomic write that no other write of the model contradicts
-        (none sets the field, and the replica keeps the highest value it saw), so it needs no
-        model lock. Without the replica it is written at once, for all models in one command.
-        With it (one writing process), numbers come from the replica's counters, which are exact,
-        and the database gets them at most COUNTER_SECONDS later, before any model search and at
-        a graceful stop: on FerretDB a counter update rewrites the model document, which cost as
-        much as the create itself. After a crash a stored counter may lag; the first read of the
-        model in the next life finds the real one (`_with_exact_counter`).
-        """
-        replica = self._db.replica
-        if replica is None:
-            await self._write_version_numbers(latest)
-            return
-        for name, number in latest.items():
-            replica.raise_version_number(model_key(name), number)
-            self._record_later(name, number)
-
-    def _record_later(self, name: ModelName, number: int) -> None:
-        self._unrecorded[name] = max(number, self._unrecorded.get(name, 0))
-        if self._recorder is None:
-            self._recorder = asyncio.create_task(self._recording(), name="version-counters")
-
-    async def _recording(self) -> None:
-        while self._unrecorded:
-            await asyncio.sleep(COUNTER_SECONDS)
-            try:
-                await self._write_version_numbers()
-            except PyMongoError:
-                log.warning("recording version counters failed; retrying", exc_info=True)
-        self._recorder = None
-
-    async def _record_last_version_numbers(self) -> None:
-        if self._recorder is not None:
-            self._recorder.cancel()
-            self._recorder = None
-        await self._write_version_numbers()
-
-    async def _write_version_numbers(self, latest: dict[ModelName, int] | None = None) -> None:
-        if latest is None:
-            latest, self._unrecorded = self._unrecorded, {}
-        updates = [
-            UpdateOne({"_id": model_key(name)}, {"$max": {"latest_version_number": number}})
-            for name, number in latest.items()
-        ]
-        try:
-            for start in range(0, len(updates), MAX_UPDATES_PER_COMMAND):
-                await self._models.bulk_write(updates[start : start + MAX_UPDATES_PER_COMMAND], ordered=False)
-        except BaseException:  # a failure, or cancelled at shutdown
-            if self._db.replica is not None:  # written later, with whatever came meanwhile
-                for name, number in latest.items():
-                    self._unrecorded[name] = max(number, self._unrecorded.get(name, 0))
-            raise
-
-    async def _with_exact_counter(self, doc: Document) -> Document:
-        """The model document with the number of its last version as counter. Versions are
-        numbered 1..n without gaps, so n is found by point reads past the stored counter (which
-        may lag after a crash): doubling steps, then bisection; one read when it does not lag."""
-        name = ModelName(doc["namespace"], doc["model_id"])
-
-        async def exists(number: int) -> bool:
-            found = await self._db.versions.find_one({"_id": version_key(name, number)}, {"_id": True})
-            return found is not None
-
-        low = doc.get("latest_version_number", 0)  # exists (0 stands for "before the first")
-        step = 1
-        while await exists(low + step):
-            low += step
-            step *= 2
-        high = low + step  # does not exist
-        while high - low > 1:
-            middle = (low + high) // 2
-            if await exists(middle):
-                low = middle
-            else:
-                high = middle
-        if low == doc.get("latest_version_number", 0):
-            return doc
-        self._record_later(name, low)
-        return {**doc, "latest_version_number": low}
 
     # Aliases
 
@@ -274,8 +162,7 @@ class MongoModelStore:
             if result.matched_count != 1:
                 raise Aborted(f"alias {name} changed concurrently; retry")
             self._db.committed("models", key, entry)
-            if self._db.replica is not None:
-                self._db.replica.put_model(merged(doc, {"aliases": entries}))
+            self._db.view.model_changed(doc, {"aliases": entries})
             return before, after
 
     async def get_protection(self, name: AliasName) -> AliasProtection | None:
@@ -313,6 +200,5 @@ class MongoModelStore:
             if result.matched_count != 1:
                 raise Aborted(f"alias {name} changed concurrently; retry")
             self._db.committed("models", key, entry)
-            if self._db.replica is not None:
-                self._db.replica.put_model(merged(doc, {"alias_protections": entries}))
+            self._db.view.model_changed(doc, {"alias_protections": entries})
             return before, after

@@ -5,6 +5,8 @@ Version numbers are allocated without transactions: the next number is the model
 duplicate-key error means another writer took it, so we try the next. Numbers come only from
 successful inserts, so they are gap-free even if a writer dies. Creates that carry a client's
 request id are recorded in `requests`, and a retry answers with the version the first call made.
+A version created without one stores `auto {uid}` as its `request_key`: the field has a unique
+index, which would see every missing key as the same null.
 
 Kept apart from store/versions.py because it is a unit of its own (a queue, a batch writer and
 its fallback) that changes for its own reasons (throughput), while the version store around it
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from modelreg_api.errors import Aborted
 from modelreg_api.names import ModelName, ModelVersionName
@@ -38,11 +40,17 @@ GROUP_COMMIT_LINGER_SECONDS = 0.005
 
 @dataclass
 class _PendingCreate:
-    version: ModelVersion
-    request_key: str
-    client_key: bool
+    model: ModelName
+    make: Callable[[ModelVersionName], ModelVersion]  # the version under a name (its number)
+    request_key: str  # the client's, or ""
     event: EventFor
     done: asyncio.Future[ModelVersion]
+
+    def numbered(self, number: int) -> tuple[ModelVersion, Document]:
+        """The version under `number`, and its document carrying its creation event."""
+        version = self.make(self.model.version(number))
+        doc = version_document(version, self.request_key or f"auto {version.uid}")
+        return version, {**doc, "outbox": [outbox_entry(self.event(None, version))]}
 
 
 class VersionCreates:
@@ -80,13 +88,17 @@ class VersionCreates:
         return await self._read_version(name)
 
     async def insert_version(
-        self, version: ModelVersion, request_key: str, client_key: bool, event: EventFor
+        self,
+        model: ModelName,
+        version: Callable[[ModelVersionName], ModelVersion],
+        request_key: str,
+        event: EventFor,
     ) -> ModelVersion:
-        """Stores `version` under the next free number of its model (the number in it is ignored)."""
-        if client_key and (existing := await self._by_request(request_key)) is not None:
+        """Stores a new version of `model` under its next free number (`version` makes it)."""
+        if request_key and (existing := await self._by_request(request_key)) is not None:
             return existing
         pending = _PendingCreate(
-            version, request_key, client_key, event, asyncio.get_running_loop().create_future()
+            model, version, request_key, event, asyncio.get_running_loop().create_future()
         )
         self._pending.append(pending)
         # Group commit: whoever gets the allocation lock inserts every create queued by then, of
@@ -108,7 +120,7 @@ class VersionCreates:
     ) -> list[tuple[_PendingCreate, ModelVersion, Document]]:
         """The batch's versions numbered from their models' counters, with their documents; a
         create whose model cannot be read (deleted meanwhile) fails alone."""
-        names = list(dict.fromkeys(item.version.name.model_name for item in batch))
+        names = list(dict.fromkeys(item.model for item in batch))
         found = await asyncio.gather(
             *(self._models.model_document(name) for name in names), return_exceptions=True
         )
@@ -116,19 +128,15 @@ class VersionCreates:
         for name, doc in zip(names, found, strict=True):
             if isinstance(doc, BaseException):
                 for item in batch:
-                    if item.version.name.model_name == name:
+                    if item.model == name:
                         item.done.set_exception(doc)
             else:
                 counters[name] = doc.get("latest_version_number", 0)
         numbered: list[tuple[_PendingCreate, ModelVersion, Document]] = []
         for item in batch:
-            model_name = item.version.name.model_name
-            if model_name in counters:
-                counters[model_name] += 1
-                version = replace(item.version, name=model_name.version(counters[model_name]))
-                numbered.append(
-                    (item, version, _with_event(version_document(version, item.request_key), item, version))
-                )
+            if item.model in counters:
+                counters[item.model] += 1
+                numbered.append((item, *item.numbered(counters[item.model])))
         return numbered
 
     async def _insert_batch(self, batch: list[_PendingCreate]) -> None:
@@ -146,42 +154,42 @@ class VersionCreates:
             for _, version, doc in made:
                 # Queued for the relay at once, in commit order, before anything else is awaited.
                 self._db.committed("model_versions", doc["_id"], doc["outbox"][0])
-                if self._db.replica is not None:
-                    self._db.replica.put_version(doc)
+                self._db.view.version_written(doc)
                 latest[version.name.model_name] = version.name.number
-            requests = [(item.request_key, version.name) for item, version, _ in made if item.client_key]
-            await asyncio.gather(self._models.record_version_numbers(latest), self._record_requests(requests))
+            requests = [(item.request_key, version.name) for item, version, _ in made if item.request_key]
+            await asyncio.gather(
+                self._db.view.record_version_numbers(latest), self._record_requests(requests)
+            )
             for item, version, _ in made:
                 item.done.set_result(version)
             for item, _, _ in numbered[inserted:]:
                 # The number was taken (another process, or a counter that lagged after a crash),
                 # or the same request was created meanwhile: these go one at a time.
-                item.done.set_result(await self._insert_alone(item.version.name.model_name, item))
+                item.done.set_result(await self._insert_alone(item))
         except Exception as exc:  # every waiting caller gets the failure, none waits forever
             for item in batch:
                 if not item.done.done():
                     item.done.set_exception(exc)
 
-    async def _insert_alone(self, model_name: ModelName, item: _PendingCreate) -> ModelVersion:
+    async def _insert_alone(self, item: _PendingCreate) -> ModelVersion:
+        model_name = item.model
         model_doc = await self._models.model_document(model_name)
         number = model_doc.get("latest_version_number", 0)
         for _ in range(MAX_NUMBER_ATTEMPTS):
             number += 1
-            numbered = replace(item.version, name=model_name.version(number))
-            doc = _with_event(version_document(numbered, item.request_key), item, numbered)
+            numbered, doc = item.numbered(number)
             try:
                 await self._versions.insert_one(doc)
             except DuplicateKeyError:
-                if item.client_key and (
+                if item.request_key and (
                     existing := await self._by_request(item.request_key, search_versions=True)
                 ):
                     return existing  # another process created it for the same request
                 continue  # the number is taken (another process, or a lagging counter)
             self._db.committed("model_versions", doc["_id"], doc["outbox"][0])
-            if self._db.replica is not None:
-                self._db.replica.put_version(doc)
-            await self._models.record_version_numbers({model_name: number})
-            if item.client_key:
+            self._db.view.version_written(doc)
+            await self._db.view.record_version_numbers({model_name: number})
+            if item.request_key:
                 await self._record_requests([(item.request_key, numbered.name)])
             return numbered
         raise Aborted(f"too many concurrent writers on {model_name}; retry the request")
@@ -200,8 +208,3 @@ class VersionCreates:
             # A duplicate: recorded by a concurrent retry of the same request. Anything else is not.
             if any(error.get("code") != DUPLICATE_KEY for error in exc.details.get("writeErrors", [])):
                 raise
-
-
-def _with_event(doc: Document, item: _PendingCreate, version: ModelVersion) -> Document:
-    """A new version's document carrying its creation event (the number is known only now)."""
-    return {**doc, "outbox": [outbox_entry(item.event(None, version))]}

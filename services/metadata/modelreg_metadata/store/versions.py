@@ -8,32 +8,31 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from datetime import datetime
-from typing import Any
 
 from modelreg_api.errors import Aborted, NotFound
-from modelreg_api.names import AliasName, ModelName, ModelVersionName
+from modelreg_api.names import AliasName, ModelName, ModelVersionName, NamespaceName
 from pymongo import DeleteOne
 
+from modelreg_metadata.clock import new_etag, now
 from modelreg_metadata.domain import AliasProtection, MetricPoint, ModelVersion
-from modelreg_metadata.store import EventFor, Page
-from modelreg_metadata.store.database import MongoDatabase, find_page, new_etag, now
+from modelreg_metadata.search import Page, Search
+from modelreg_metadata.store import EventFor
+from modelreg_metadata.store.database import MongoDatabase
 from modelreg_metadata.store.documents import (
     Document,
     aliases_of_version,
     encoded_map,
+    merged,
     model_key,
     pairs,
     protections_from,
     version_fields,
-    version_from,
     version_key,
 )
 from modelreg_metadata.store.models import MongoModelStore
 from modelreg_metadata.store.outbox import MAX_UPDATES_PER_COMMAND, outbox_entry
-from modelreg_metadata.store.query import keyset_after, read_path
-from modelreg_metadata.store.replica import merged
+from modelreg_metadata.store.query import compile_condition, sort_spec, split_page
 from modelreg_metadata.store.version_creates import VersionCreates
 
 POINTS_PER_SERIES_DOCUMENT = 1000
@@ -54,24 +53,17 @@ class MongoVersionStore:
         )
 
     async def insert_version(
-        self, version: ModelVersion, request_key: str, client_key: bool, event: EventFor
+        self,
+        model: ModelName,
+        version: Callable[[ModelVersionName], ModelVersion],
+        request_key: str,
+        event: EventFor,
     ) -> ModelVersion:
-        """Stores `version` under the next free number of its model (store/version_creates.py)."""
-        return await self._creates.insert_version(version, request_key, client_key, event)
-
-    async def _stored_version(self, name: ModelVersionName) -> Document | None:
-        """The version's document as stored (a purged version's tombstone included)."""
-        key = version_key(name.model_name, name.number)
-        replica = self._db.replica
-        doc = replica.version(name.namespace, name.model, key) if replica is not None else None
-        if doc is None and (replica is None or not replica.has_namespace(name.namespace)):
-            doc = await self._versions.find_one({"_id": key})
-            if doc is not None and replica is not None:
-                replica.put_version(doc)
-        return doc
+        """Stores a new version of `model` under its next free number (store/version_creates.py)."""
+        return await self._creates.insert_version(model, version, request_key, event)
 
     async def _version_document(self, name: ModelVersionName, *, include_deleted: bool = False) -> Document:
-        doc = await self._stored_version(name)
+        doc = await self._db.view.version(name)
         if doc is not None and doc.get("purged"):
             raise NotFound(f"model version {name} was purged", reason="VERSION_PURGED")
         if doc is None or (doc.get("deleted") and not include_deleted):
@@ -84,7 +76,7 @@ class MongoVersionStore:
             self._models.model_document(name.model_name),
             self._version_document(name, include_deleted=include_deleted),
         )
-        return version_from(doc, aliases_of_version(model_doc, name.number))
+        return self._db.view.version_from(doc, aliases_of_version(model_doc, name.number))
 
     async def get_version_by_alias(self, name: AliasName) -> ModelVersion:
         model_doc = await self._models.model_document(name.model_name)
@@ -98,73 +90,31 @@ class MongoVersionStore:
             doc = await self._version_document(version_name)
         except NotFound:
             raise NotFound(f"alias {name} points at {version_name}, which is deleted") from None
-        return version_from(doc, aliases_of_version(model_doc, number))
+        return self._db.view.version_from(doc, aliases_of_version(model_doc, number))
 
-    async def search_versions(
-        self,
-        scope: Document,
-        condition: Document,
-        sort: list[tuple[str, bool]],
-        *,
-        limit: int,
-        after: tuple[list[Any], str] | None,
-        show_deleted: bool,
-    ) -> Page:
+    async def search_versions(self, parent: ModelName | NamespaceName, search: Search) -> Page[ModelVersion]:
+        scope: Document = {"namespace": parent.namespace}
+        if isinstance(parent, ModelName):
+            scope["model_id"] = parent.model
         # Tombstones of purged versions are `deleted` too: shown deleted versions exclude them.
+        show_deleted = search.show_deleted
         scope = {**scope, "deleted": False} if not show_deleted else {**scope, "purged": {"$ne": True}}
-        if self._db.replica is not None:
-            rows = await self._replica_page(scope, condition, sort, limit, after)
-        else:
-            rows = await find_page(self._versions, [scope, condition], sort, limit, after)
-        model_keys = sorted({f"{doc['namespace']}/{doc['model_id']}" for doc, _ in rows})
+        condition = compile_condition(search.condition)
+        sort = sort_spec(search.order)
+        docs = await self._db.view.find_versions(scope, condition, sort, search.limit + 1, search.after)
+        shown, following = split_page(docs, search.limit, sort)
+        model_keys = sorted({f"{doc['namespace']}/{doc['model_id']}" for doc in shown})
         found = await asyncio.gather(*(self._db.models.find_one({"_id": key}) for key in model_keys))
         models = {key: doc for key, doc in zip(model_keys, found, strict=True) if doc is not None}
-        page: Page = []
-        for doc, values in rows:
+        versions: list[ModelVersion] = []
+        for doc in shown:
             model_doc = models.get(f"{doc['namespace']}/{doc['model_id']}")
             if model_doc is None or (model_doc.get("deleted") and not show_deleted):
-                # The versions of a deleted model are deleted with it: hidden, but still a row,
-                # so the page's cursor moves past it.
-                page.append((None, values, doc["_id"]))
+                # The versions of a deleted model are deleted with it: hidden, but the page's
+                # cursor still moves past them.
                 continue
-            page.append(
-                (self._version_from(doc, aliases_of_version(model_doc, doc["number"])), values, doc["_id"])
-            )
-        return page
-
-    def _version_from(self, doc: Document, aliases: list[str]) -> ModelVersion:
-        replica = self._db.replica
-        if replica is None:
-            return version_from(doc, aliases)
-        version = replica.built(doc, version_from)
-        return replace(version, aliases=aliases) if aliases else version
-
-    async def _replica_page(
-        self,
-        scope: Document,
-        condition: Document,
-        sort: list[tuple[str, bool]],
-        limit: int,
-        after: tuple[list[Any], str] | None,
-    ) -> list[tuple[Document, list[Any]]]:
-        replica = self._db.replica
-        assert replica is not None  # noqa: S101 - the caller checked
-        namespace = scope["namespace"]
-        if not replica.has_namespace(namespace):
-            async with self._db.locks.hold(f"replica {namespace}"):
-                if not replica.has_namespace(namespace):
-                    replica.begin_load(namespace)
-                    docs = [doc async for doc in self._versions.find({"namespace": namespace})]
-                    replica.finish_load(namespace, docs)
-        # The replica is partitioned by namespace and model: only the rest of the scope is tested.
-        rest = {k: v for k, v in scope.items() if k not in ("namespace", "model_id")}
-        conditions = [rest, condition]
-        if after is not None:
-            conditions.append(keyset_after(sort, after[0], after[1]))
-        query: Document = {"$and": [c for c in conditions if c]}
-        order = [(path, -1 if desc else 1) for path, desc in sort] + [("_id", 1)]
-        docs = replica.find_versions(namespace, scope.get("model_id"), query, order, limit)
-        return [(doc, [read_path(doc, path) for path, _ in sort]) for doc in docs]
+            versions.append(self._db.view.version_from(doc, aliases_of_version(model_doc, doc["number"])))
+        return Page(versions, following)
 
     async def update_version(
         self,
@@ -183,7 +133,7 @@ class MongoVersionStore:
                 self._models.model_document(name.model_name),
                 self._version_document(name, include_deleted=include_deleted),
             )
-            before = version_from(doc, aliases_of_version(model_doc, name.number))
+            before = self._db.view.version_from(doc, aliases_of_version(model_doc, name.number))
             if expected_etag and expected_etag != before.etag:
                 raise Aborted(
                     f"model version {name} changed since it was read (etag mismatch); read it and retry"
@@ -204,13 +154,13 @@ class MongoVersionStore:
         *,
         removed: Sequence[str] = (),
     ) -> None:
-        """`$set` the changes (and `$unset` the `removed` fields) with their outbox entry; the
-        replica gets the same document.
+        """`$set` the changes (and `$unset` the `removed` fields) with their outbox entry, and tell
+        the view (on FerretDB, its replica gets the same document).
 
         Shielded: a caller cancelled while the write is in flight (a client that gave up) must not
-        leave the database changed and the replica not. Should the write fail in a way that leaves
-        its outcome unknown, a version that the replica holds outside a loaded namespace is
-        dropped from it, so the next access reads the database again.
+        leave the database changed and the view not told. Should the write fail in a way that
+        leaves its outcome unknown, the view is told that too (the replica then reads the version
+        from the database again).
         """
         key = doc["_id"]
 
@@ -223,14 +173,12 @@ class MongoVersionStore:
             if result.matched_count != 1:
                 raise Aborted(f"model version {name} changed concurrently; retry")
             self._db.committed("model_versions", key, entry)
-            if self._db.replica is not None:
-                self._db.replica.put_version(merged(doc, changes, removed))
+            self._db.view.version_changed(doc, changes, removed)
 
         try:
             await asyncio.shield(write())
         except Exception:
-            if self._db.replica is not None:
-                self._db.replica.forget_version(doc)
+            self._db.view.version_unknown(doc)
             raise
 
     # Purge
@@ -266,7 +214,7 @@ class MongoVersionStore:
         """
         key = version_key(name.model_name, name.number)
         async with self._db.locks.hold(model_key(name.model_name)), self._db.locks.hold(key):
-            doc = await self._stored_version(name)
+            doc = await self._db.view.version(name)
             if doc is None:
                 raise NotFound(f"model version {name} not found")
             if doc.get("purged"):
@@ -274,7 +222,7 @@ class MongoVersionStore:
                     raise NotFound(f"model version {name} was purged already", reason="VERSION_PURGED")
             else:
                 model_doc = await self._models.model_document(name.model_name)
-                before = version_from(doc, aliases_of_version(model_doc, name.number))
+                before = self._db.view.version_from(doc, aliases_of_version(model_doc, name.number))
                 if expected_etag and expected_etag != before.etag:
                     raise Aborted(
                         f"model version {name} changed since it was read (etag mismatch); read it and retry"
@@ -326,8 +274,7 @@ class MongoVersionStore:
         await self._versions.update_one(
             {"_id": key}, {"$unset": {"metric_meta": ""}, "$inc": {"revision": 1}}
         )
-        if self._db.replica is not None:
-            self._db.replica.put_version(merged(tombstone, {}, ["metric_meta"]))
+        self._db.view.version_changed(tombstone, {}, ["metric_meta"])
 
     # Metric history
 
@@ -342,7 +289,7 @@ class MongoVersionStore:
             model_doc, doc = await asyncio.gather(
                 self._models.model_document(name.model_name), self._version_document(name)
             )
-            before = version_from(doc, aliases_of_version(model_doc, name.number))
+            before = self._db.view.version_from(doc, aliases_of_version(model_doc, name.number))
             meta: dict[str, Document] = {m["k"]: m for m in doc.get("metric_meta", [])}
             by_key: dict[str, list[MetricPoint]] = {}
             for point in points:
