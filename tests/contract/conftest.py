@@ -25,11 +25,11 @@ import pytest
 from modelreg_api.names import ModelName, ModelVersionName, NamespaceName
 from modelreg_local.stack import LocalStack
 from modelreg_local.stores import docker_available
-from modelreg_metadata.audit import Action, EventScope
+from modelreg_metadata.audit import changes
+from modelreg_metadata.audit.events import Action, EventScope
 from modelreg_metadata.clock import new_etag, now
 from modelreg_metadata.domain import Model, ModelVersion, Namespace
 from modelreg_metadata.memory import MemoryStores
-from modelreg_metadata.registry import changes
 from modelreg_metadata.store import (
     BlobReferences,
     EventFor,

@@ -9,10 +9,10 @@ from dataclasses import replace
 import pytest
 from modelreg_api.errors import Aborted, FailedPrecondition, NotFound
 from modelreg_api.names import AliasName
-from modelreg_metadata.audit import Action
+from modelreg_metadata.audit import changes
+from modelreg_metadata.audit.events import Action
 from modelreg_metadata.clock import new_etag, now
 from modelreg_metadata.domain import MAX_ALIASES_PER_MODEL, Alias, AliasProtection, Model
-from modelreg_metadata.registry import changes
 
 from tests.contract.conftest import Stores, create_model, create_version, event
 

@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 from modelreg_api.errors import Aborted
 from modelreg_api.names import ModelName, NamespaceName
-from modelreg_metadata.audit import Action, EventScope
+from modelreg_metadata.audit.events import Action, EventScope
 from modelreg_metadata.clock import new_etag
 
 from tests.contract.conftest import Stores, create_model, create_version, event

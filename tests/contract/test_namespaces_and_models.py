@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 from modelreg_api.errors import Aborted, AlreadyExists, NotFound
 from modelreg_api.names import ModelName, NamespaceName
-from modelreg_metadata.audit import Action
+from modelreg_metadata.audit.events import Action
 from modelreg_metadata.clock import new_etag
 from modelreg_metadata.domain import Model, Namespace
 

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 from modelreg_api.names import ModelName, NamespaceName
-from modelreg_metadata.audit import Action
+from modelreg_metadata.audit import changes
+from modelreg_metadata.audit.events import Action
 from modelreg_metadata.clock import new_etag
 from modelreg_metadata.domain import Model, VersionState
 from modelreg_metadata.filtering import parse_filter, parse_order_by
-from modelreg_metadata.registry import changes
 from modelreg_metadata.search import MODEL_SCHEMA, VERSION_SCHEMA, Cursor, Schema, Search
 
 from tests.contract.conftest import Stores, create_version, event, model_named

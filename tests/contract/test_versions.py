@@ -11,10 +11,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from modelreg_api.errors import Aborted, FailedPrecondition, NotFound
-from modelreg_metadata.audit import Action
+from modelreg_metadata.audit import changes
+from modelreg_metadata.audit.events import Action
 from modelreg_metadata.clock import new_etag, now
 from modelreg_metadata.domain import AliasProtection, MetricPoint, ModelFile, ModelVersion
-from modelreg_metadata.registry import changes
+from modelreg_metadata.registry import idempotency
 
 from tests.contract.conftest import Stores, create_model, create_version, event
 from tests.support import unique
@@ -53,7 +54,7 @@ async def test_concurrent_creates_number_each_model_1_to_n_without_gaps(stores: 
 
 async def test_a_create_retried_with_its_request_key_gets_the_version_it_made(stores: Stores) -> None:
     model = await create_model(stores)
-    key = changes.request_key("CreateModelVersion", str(model.name), unique("request"))
+    key = idempotency.request_key("CreateModelVersion", str(model.name), unique("request"))
     together = await asyncio.gather(*(create_version(stores, model, key) for _ in range(4)))
     assert {v.number for v in together} == {1}
     assert {v.uid for v in together} == {together[0].uid}
@@ -210,7 +211,7 @@ async def test_logged_metrics_keep_the_latest_step_as_summary_and_page_their_his
     points = [
         MetricPoint("loss", 1.0 / (i + 1), step=i, time=start + timedelta(seconds=i)) for i in range(25)
     ]
-    key = changes.request_key("LogMetrics", str(version.name), "once")
+    key = idempotency.request_key("LogMetrics", str(version.name), "once")
     before, after = await stores.versions.log_metrics(
         version.name, points, key, event(Action.MODEL_VERSION_METRICS_LOGGED)
     )

@@ -1,7 +1,7 @@
 """The relay of the one writing process (FerretDB) defers its pulls: restarts stay exact.
 
 With one writing process the relay leaves placed entries in their documents until it is idle
-(services/metadata/modelreg_metadata/store/outbox.py). These tests kill the process while many
+(services/metadata/modelreg_metadata/audit/outbox.py). These tests kill the process while many
 placed entries are still there (`crash-before-pull`), alone and mixed with an entry that was never
 placed, and stop it gracefully with entries still there, then check that the restarted process
 neither repeats nor loses an event, keeps the sequence gap-free, empties the outboxes, and goes

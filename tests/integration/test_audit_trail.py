@@ -13,7 +13,7 @@ import grpc
 import pytest
 from google.protobuf import field_mask_pb2, json_format, timestamp_pb2
 from modelreg_api.headers import WATCH_AFTER_SEQUENCE
-from modelreg_metadata.audit import Action
+from modelreg_metadata.audit.events import Action
 from modelregistry.v1 import access_service_pb2 as acc
 from modelregistry.v1 import event_pb2, model_pb2
 from modelregistry.v1 import metadata_service_pb2 as md

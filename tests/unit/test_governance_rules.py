@@ -9,8 +9,10 @@ from datetime import UTC, datetime
 import pytest
 from modelreg_api.errors import FailedPrecondition, InvalidArgument
 from modelreg_api.names import AliasName, ModelVersionName
-from modelreg_metadata import audit, governance
-from modelreg_metadata.audit import Action
+from modelreg_metadata import governance
+from modelreg_metadata.audit import events as audit_events
+from modelreg_metadata.audit import replay
+from modelreg_metadata.audit.events import Action
 from modelreg_metadata.domain import (
     AliasProtection,
     Direction,
@@ -36,7 +38,7 @@ def version(**fields: object) -> ModelVersion:
 
 def test_a_creation_carries_the_whole_state_and_updates_only_what_changed() -> None:
     created = version(tags={"a": "1", "k.x": "v"}, params={"lr": 0.1})
-    before, after = audit.changes(None, created)
+    before, after = audit_events.changes(None, created)
     assert before == {}
     assert after["tags"] == {"a": "1", "k.x": "v"}
     assert after["params"] == {"lr": 0.1}
@@ -46,9 +48,9 @@ def test_a_creation_carries_the_whole_state_and_updates_only_what_changed() -> N
     assert "name" not in after
 
     changed = replace(created, tags={"a": "2", "new": "n", "k.x": "v"}, etag="e2")
-    assert audit.changes(created, changed) == ({"tags": {"a": "1"}}, {"tags": {"a": "2", "new": "n"}})
+    assert audit_events.changes(created, changed) == ({"tags": {"a": "1"}}, {"tags": {"a": "2", "new": "n"}})
     removed = replace(created, tags={"k.x": "v"})
-    assert audit.changes(created, removed) == ({"tags": {"a": "1"}}, {"tags": {}})
+    assert audit_events.changes(created, removed) == ({"tags": {"a": "1"}}, {"tags": {}})
 
 
 def test_manifest_and_review_changes_list_only_what_changed() -> None:
@@ -56,13 +58,13 @@ def test_manifest_and_review_changes_list_only_what_changed() -> None:
     two = ModelFile("b.bin", 2, "1" * 64)
     with_one = version(files=[one])
     with_two = replace(with_one, files=[one, two], manifest_digest="d2")
-    before, after = audit.changes(with_one, with_two)
+    before, after = audit_events.changes(with_one, with_two)
     assert before == {"files": [], "manifest_digest": ""}
     assert [f["path"] for f in after["files"]] == ["b.bin"]
 
     step = Review(ReviewDecision.SUBMITTED, "alice", T0, "c")
     submitted = replace(with_one, review_state=ReviewState.PENDING, reviews=[step])
-    before, after = audit.changes(with_one, submitted)
+    before, after = audit_events.changes(with_one, submitted)
     assert before == {"review_state": "NOT_SUBMITTED"}
     assert after["reviews"] == [
         {"decision": "SUBMITTED", "actor": "alice", "time": "2026-01-01T00:00:00Z", "comment": "c"}
@@ -82,19 +84,19 @@ def test_replaying_the_events_rebuilds_every_intermediate_state() -> None:
             reviews=[Review(ReviewDecision.SUBMITTED, "alice", T0, "")],
         )
     )
-    events = [audit.new_event(Action.MODEL_VERSION_CREATED, NAME, None, states[0], T0)]
+    events = [audit_events.new_event(Action.MODEL_VERSION_CREATED, NAME, None, states[0], T0)]
     events += [
-        audit.new_event(Action.MODEL_VERSION_UPDATED, NAME, old, new, T0)
+        audit_events.new_event(Action.MODEL_VERSION_UPDATED, NAME, old, new, T0)
         for old, new in itertools.pairwise(states)
     ]
-    replayed: audit.Json = {}
+    replayed: audit_events.Json = {}
     for event, expected in zip(events, states, strict=True):
         replayed = (
             dict(event.after)
             if event.action == Action.MODEL_VERSION_CREATED
-            else audit.apply(replayed, event)
+            else replay.apply(replayed, event)
         )
-        rebuilt = audit.version_from_state(NAME, replayed, expected.update_time)
+        rebuilt = replay.version_from_state(NAME, replayed, expected.update_time)
         assert rebuilt == replace(expected, etag="", aliases=[])
 
 

@@ -13,7 +13,7 @@ from modelreg_api.errors import Aborted, AlreadyExists, FailedPrecondition, NotF
 from modelreg_api.names import ModelName, NamespaceName
 from modelreg_common.context import bind_call
 from modelreg_common.identity.caller import Caller
-from modelreg_metadata.audit import EventScope
+from modelreg_metadata.audit.events import EventScope
 from modelreg_metadata.domain import Model, ModelFile, Namespace, ReviewState, VersionDraft
 from modelreg_metadata.memory import MemoryStores
 from modelreg_metadata.registry import Registry

@@ -12,7 +12,7 @@ from modelreg_api.errors import InvalidArgument
 from modelreg_api.names import AliasName, ModelName, ModelVersionName, NamespaceName
 from modelregistry.v1 import event_pb2, metadata_service_pb2, model_pb2
 
-from modelreg_metadata.audit import Event
+from modelreg_metadata.audit.events import Event
 from modelreg_metadata.domain import (
     Alias,
     AliasProtection,

@@ -9,7 +9,7 @@ looks like: no cleanup, no draining) when it reaches `<point>`, optionally only 
 - `crash-after-event-insert`: right after the relay inserted the event into the trail, before it
   removed the entry from the document's outbox;
 - `crash-before-pull`: when the relay of the one writing process (FerretDB) is about to pull
-  placed entries from their documents, which it defers (store/outbox.py): every entry placed by
+  placed entries from their documents, which it defers (audit/outbox.py): every entry placed by
   then is still in its document.
 
 Never set in production. tests/integration/test_audit_crash.py and test_audit_relay.py use it; a

@@ -19,7 +19,7 @@ from modelregistry.v1 import (
 )
 
 from modelreg_metadata.access_servicer import AccessServicer
-from modelreg_metadata.audit_trail import AuditTrail
+from modelreg_metadata.audit.trail import AuditTrail
 from modelreg_metadata.bootstrap import bootstrap_admin
 from modelreg_metadata.config import MetadataSettings
 from modelreg_metadata.faults import Faults

@@ -16,8 +16,8 @@ from modelregistry.v1 import metadata_service_pb2 as pb
 from modelregistry.v1 import metadata_service_pb2_grpc as pb_grpc
 
 from modelreg_metadata import convert
-from modelreg_metadata.audit import EventScope
-from modelreg_metadata.audit_trail import AuditTrail
+from modelreg_metadata.audit.events import EventScope
+from modelreg_metadata.audit.trail import AuditTrail
 from modelreg_metadata.registry import Registry
 
 Context = grpc.aio.ServicerContext[Any, Any]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
-from modelreg_metadata.audit import Event, EventScope
+from modelreg_metadata.audit.events import Event, EventScope
 
 
 class MemoryEventLog:

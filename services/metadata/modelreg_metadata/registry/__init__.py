@@ -3,8 +3,8 @@ metrics goes through here.
 
 This is the one place that stamps identity, time and etags on a change, and each change is a
 single-document write in the store that hands back the resource before and after it. Every write
-also takes the audit event of its change (registry/changes.py): the store builds it from the
-resource before and after, inside the write, and commits both together (store/outbox.py).
+also takes the audit event of its change (audit/changes.py): the store builds it from the
+resource before and after, inside the write, and commits both together (audit/outbox.py).
 Governance rules (reviews, protected aliases) are in governance.py; the registry applies them
 inside the writes.
 

@@ -14,10 +14,10 @@ from modelreg_common.access.roles import Role
 from modelreg_common.context import current_actor
 
 from modelreg_metadata import governance
-from modelreg_metadata.audit import Action
+from modelreg_metadata.audit import changes
+from modelreg_metadata.audit.events import Action
 from modelreg_metadata.clock import new_etag, now
 from modelreg_metadata.domain import Alias, AliasProtection, VersionState
-from modelreg_metadata.registry import changes
 from modelreg_metadata.store import ModelStore, VersionStore
 
 

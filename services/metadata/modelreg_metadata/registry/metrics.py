@@ -12,11 +12,12 @@ from modelreg_api.names import ModelVersionName
 from modelreg_common import paging
 
 from modelreg_metadata import domain
-from modelreg_metadata.audit import Action
+from modelreg_metadata.audit import changes
+from modelreg_metadata.audit.events import Action
 from modelreg_metadata.clock import now
 from modelreg_metadata.domain import ComparedRow, MetricPoint, ModelVersion
 from modelreg_metadata.filtering import Path
-from modelreg_metadata.registry import changes
+from modelreg_metadata.registry import idempotency
 from modelreg_metadata.store import ModelStore, VersionStore
 
 MAX_COMPARED_VERSIONS = 100
@@ -35,7 +36,7 @@ class Metrics:
         domain.check_metric_points(points)
         received = now()
         stamped = [p if p.time else replace(p, time=received) for p in points]
-        request_key = changes.request_key("LogMetrics", str(name), request_id) if request_id else ""
+        request_key = idempotency.request_key("LogMetrics", str(name), request_id) if request_id else ""
         await self._models.get_model(name.model_name)
         summary_keys = {p.key for p in stamped}
         current = await self._versions.get_version(name)

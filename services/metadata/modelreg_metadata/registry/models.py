@@ -11,10 +11,11 @@ from modelreg_api.names import ModelName, NamespaceName, check_model_id
 from modelreg_common.context import current_actor
 
 from modelreg_metadata import domain
-from modelreg_metadata.audit import Action
+from modelreg_metadata.audit import changes
+from modelreg_metadata.audit.events import Action
 from modelreg_metadata.clock import new_etag, now
 from modelreg_metadata.domain import Model
-from modelreg_metadata.registry import changes
+from modelreg_metadata.registry import idempotency
 from modelreg_metadata.registry.field_masks import MODEL_MASK, copy_fields
 from modelreg_metadata.registry.namespaces import new_namespace
 from modelreg_metadata.registry.pages import next_token, page_search
@@ -39,7 +40,7 @@ class Models:
     ) -> Model:
         name = ModelName(parent.namespace, check_model_id(model_id))
         self._check_model_fields(draft)
-        request_key = changes.request_key("CreateModel", str(name), request_id) if request_id else ""
+        request_key = idempotency.request_key("CreateModel", str(name), request_id) if request_id else ""
         # A namespace comes into being with its first model (its settings can be set later).
         await self._namespaces.ensure_namespace(
             new_namespace(parent), changes.event(Action.NAMESPACE_CREATED)

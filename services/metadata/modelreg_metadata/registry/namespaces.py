@@ -12,10 +12,11 @@ from modelreg_common import paging
 from modelreg_common.context import current_actor
 
 from modelreg_metadata import domain
-from modelreg_metadata.audit import Action
+from modelreg_metadata.audit import changes
+from modelreg_metadata.audit.events import Action
 from modelreg_metadata.clock import new_etag, now
 from modelreg_metadata.domain import Namespace
-from modelreg_metadata.registry import changes
+from modelreg_metadata.registry import idempotency
 from modelreg_metadata.registry.field_masks import NAMESPACE_MASK, copy_fields
 from modelreg_metadata.store import NamespaceStore
 
@@ -48,7 +49,7 @@ class Namespaces:
     async def create_namespace(self, namespace_id: str, draft: Namespace, request_id: str) -> Namespace:
         name = NamespaceName(check_namespace_id(namespace_id, "namespace_id"))
         self._check_namespace_fields(draft)
-        request_key = changes.request_key("CreateNamespace", str(name), request_id) if request_id else ""
+        request_key = idempotency.request_key("CreateNamespace", str(name), request_id) if request_id else ""
         return await self._namespaces.insert_namespace(
             new_namespace(name, draft), request_key, changes.event(Action.NAMESPACE_CREATED)
         )

@@ -10,7 +10,7 @@ from modelreg_api.names import ModelVersionName, NamespaceName
 from modelreg_common.context import current_actor
 
 from modelreg_metadata import governance
-from modelreg_metadata.audit import Action
+from modelreg_metadata.audit.events import Action
 from modelreg_metadata.clock import now
 from modelreg_metadata.domain import ModelVersion, Namespace, Review, ReviewDecision, ReviewState
 from modelreg_metadata.registry.versions import change_version

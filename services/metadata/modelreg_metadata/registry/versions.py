@@ -17,7 +17,8 @@ from modelreg_api.names import AliasName, ModelName, ModelVersionName, Namespace
 from modelreg_common.context import current_actor
 
 from modelreg_metadata import domain
-from modelreg_metadata.audit import Action
+from modelreg_metadata.audit import changes
+from modelreg_metadata.audit.events import Action
 from modelreg_metadata.clock import new_etag, now
 from modelreg_metadata.domain import (
     AliasProtection,
@@ -27,7 +28,7 @@ from modelreg_metadata.domain import (
     VersionDraft,
     VersionState,
 )
-from modelreg_metadata.registry import changes
+from modelreg_metadata.registry import idempotency
 from modelreg_metadata.registry.field_masks import VERSION_MASK, copy_fields
 from modelreg_metadata.registry.pages import next_token, page_search
 from modelreg_metadata.search import VERSION_SCHEMA
@@ -98,7 +99,9 @@ class Versions:
         etag = new_etag()
         empty_manifest = domain.manifest_digest([])
         model = await self._models.get_model(parent)
-        request_key = changes.request_key("CreateModelVersion", str(parent), request_id) if request_id else ""
+        request_key = (
+            idempotency.request_key("CreateModelVersion", str(parent), request_id) if request_id else ""
+        )
 
         def numbered(name: ModelVersionName) -> ModelVersion:
             """The new version under the number the store gives it."""

@@ -6,7 +6,7 @@ for fast tests, and tests/contract holds every implementation to them. Stores ta
 domain objects and raise domain errors (duplicate key -> AlreadyExists, etag mismatch ->
 Aborted). Updates take a `mutate` function holding the rule and return the resource before and
 after the one write. Searches take a typed `Search` (search.py) and compile it themselves; the
-event trail is searched with an `EventScope` (audit.py).
+event trail is searched with an `EventScope` (audit/events.py).
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ from modelreg_api.names import AliasName, ModelName, ModelVersionName, Namespace
 from modelreg_common.access.roles import Role
 
 from modelreg_metadata.access_records import ApiToken, RoleBinding
-from modelreg_metadata.audit import Event, EventScope
+from modelreg_metadata.audit.events import Event, EventScope
 from modelreg_metadata.domain import Alias, AliasProtection, MetricPoint, Model, ModelVersion, Namespace
 from modelreg_metadata.search import Page, Search
 
 # Every write takes the event of its change, built from the resource before (None for a creation)
-# and after (None for a deletion) inside the write, and commits the two together (store/outbox.py).
+# and after (None for a deletion) inside the write, and commits the two together (audit/outbox.py).
 EventFor = Callable[[Any, Any], Event]
 
 

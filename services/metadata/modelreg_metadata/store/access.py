@@ -1,4 +1,4 @@
-"""API tokens and role bindings: one document each, written with its audit event (store/outbox.py).
+"""API tokens and role bindings: one document each, written with its audit event (audit/outbox.py).
 
 Both services read these collections (modelreg_common.identity.token_directory and
 modelreg_common.access.bindings, which define the fields); only this store writes them. Neither
@@ -20,13 +20,13 @@ from modelreg_common.identity.token_directory import restriction_from
 from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
-from modelreg_metadata import audit
 from modelreg_metadata.access_records import ApiToken, RoleBinding
-from modelreg_metadata.audit import Action
+from modelreg_metadata.audit import events
+from modelreg_metadata.audit.events import Action, Event
+from modelreg_metadata.audit.outbox_entry import outbox_entry
 from modelreg_metadata.clock import now
 from modelreg_metadata.store.database import MongoDatabase
 from modelreg_metadata.store.documents import Document
-from modelreg_metadata.store.outbox import outbox_entry
 
 TOKENS = "api_tokens"
 BINDINGS = "role_bindings"
@@ -62,7 +62,7 @@ def _token_state(token: ApiToken) -> dict[str, Any]:
     return {
         "principal": token.principal,
         "description": token.description,
-        "expire_time": audit.jsonable(token.expire_time),
+        "expire_time": events.jsonable(token.expire_time),
         "namespaces": sorted(restriction.namespaces),
         "max_role": restriction.max_role.label if restriction.max_role else "",
     }
@@ -77,7 +77,7 @@ class MongoAccessStore:
     # Tokens
 
     async def insert_token(self, token: ApiToken, secret_sha256: str) -> ApiToken:
-        event = audit.made_now(
+        event = events.made_now(
             Action.API_TOKEN_CREATED, token.name, {}, _token_state(token), token.create_time
         )
         entry = outbox_entry(event)
@@ -131,11 +131,11 @@ class MongoAccessStore:
             if token.revoke_time is not None:
                 return token  # revoking twice is a no-op, not an error: the outcome is the same
             moment = now()
-            event = audit.made_now(
+            event = events.made_now(
                 Action.API_TOKEN_REVOKED,
                 token.name,
                 {"revoke_time": None},
-                {"revoke_time": audit.jsonable(moment)},
+                {"revoke_time": events.jsonable(moment)},
                 moment,
             )
             await self._change(TOKENS, doc, {"revoke_time": moment}, event, token.name)
@@ -146,7 +146,7 @@ class MongoAccessStore:
     async def grant(self, binding: RoleBinding) -> RoleBinding:
         """The binding, created or reactivated with its event; an active one is returned as is."""
         key = binding_key(binding.namespace, binding.principal, binding.role)
-        event = audit.made_now(
+        event = events.made_now(
             Action.ROLE_GRANTED,
             binding.resource,
             {},
@@ -187,7 +187,7 @@ class MongoAccessStore:
                 raise NotFound(f"namespaces/{namespace} has no binding of {principal} to role {role.label}")
             binding = _binding_from(doc)
             moment = now()
-            event = audit.made_now(
+            event = events.made_now(
                 Action.ROLE_REVOKED,
                 binding.resource,
                 {"principal": principal, "role": role.label},
@@ -198,7 +198,7 @@ class MongoAccessStore:
             return binding
 
     async def _change(
-        self, collection: str, doc: Document, fields: Document, event: audit.Event, shown: str
+        self, collection: str, doc: Document, fields: Document, event: Event, shown: str
     ) -> None:
         """Set `fields` of a document read under its lock, with the change's event in its outbox:
         one single-document write, conditioned on the revision read (MongoDB)."""

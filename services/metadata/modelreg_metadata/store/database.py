@@ -20,7 +20,7 @@ guarded by a unique index:
 - a purged version leaves a tombstone under its `_id` (`MongoVersionStore.purge_version`), so its
   number stays taken;
 - every write of a namespace, model or version document also pushes the change's audit event
-  into that document's `outbox` (store/outbox.py), in the same single-document write.
+  into that document's `outbox` (audit/outbox.py), in the same single-document write.
 
 One module per aggregate holds its store: store/namespaces.py, store/models.py (models and their
 aliases), store/versions.py (with store/version_creates.py, the group commit of creates). The
@@ -38,11 +38,11 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
+from modelreg_metadata.audit.mongo_log import EventFeed, MongoEventLog
+from modelreg_metadata.audit.outbox import Relay
 from modelreg_metadata.faults import Faults
 from modelreg_metadata.store.documents import Document
-from modelreg_metadata.store.events import EventFeed, MongoEventLog
 from modelreg_metadata.store.locks import DocumentLocks
-from modelreg_metadata.store.outbox import Relay
 from modelreg_metadata.store.replica import ReplicaView
 from modelreg_metadata.store.view import DatabaseView
 
@@ -72,7 +72,7 @@ class MongoDatabase:
         self.series: AsyncCollection[Document] = self.db["metric_series"]
         self.requests: AsyncCollection[Document] = self.db["requests"]
         self.events: AsyncCollection[Document] = self.db["events"]
-        self.relay_state: AsyncCollection[Document] = self.db["event_relay"]  # store/outbox.py
+        self.relay_state: AsyncCollection[Document] = self.db["event_relay"]  # audit/outbox.py
         # API tokens and role bindings (store/access.py), read by both services.
         self.api_tokens: AsyncCollection[Document] = self.db["api_tokens"]
         self.role_bindings: AsyncCollection[Document] = self.db["role_bindings"]

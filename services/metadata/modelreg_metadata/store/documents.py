@@ -45,6 +45,11 @@ from modelreg_metadata.domain import (
 
 Document = dict[str, Any]
 
+# FerretDB 1.24 never answers an `update` command carrying 100 or more updates (measured: 99
+# return, 100 hang, with or without the write-lock wrapper, and every later write waits behind
+# it), so bulk updates are cut into commands of at most this many.
+MAX_UPDATES_PER_COMMAND = 64
+
 
 def namespace_key(namespace: str) -> str:
     return namespace
@@ -372,7 +377,7 @@ def version_from(doc: Document, aliases: list[str] | None = None) -> ModelVersio
 
 
 def without_outbox(doc: Document) -> Document:
-    # Outbox entries are in flight to the event trail (store/outbox.py), not part of the resource.
+    # Outbox entries are in flight to the event trail (audit/outbox.py), not part of the resource.
     return {k: v for k, v in doc.items() if k != "outbox"} if "outbox" in doc else doc
 
 

@@ -14,6 +14,7 @@ from modelreg_api.errors import Aborted, AlreadyExists, FailedPrecondition, NotF
 from modelreg_api.names import AliasName, ModelName, NamespaceName
 from pymongo.errors import DuplicateKeyError
 
+from modelreg_metadata.audit.outbox_entry import outbox_entry
 from modelreg_metadata.domain import MAX_ALIASES_PER_MODEL, Alias, AliasProtection, Model
 from modelreg_metadata.search import Page, Search
 from modelreg_metadata.store import EventFor
@@ -29,7 +30,6 @@ from modelreg_metadata.store.documents import (
     protection_entry,
     protections_from,
 )
-from modelreg_metadata.store.outbox import outbox_entry
 from modelreg_metadata.store.query import compile_condition, sort_spec, split_page
 from modelreg_metadata.store.view import find_page
 

@@ -1,4 +1,4 @@
-"""The namespace store: a namespace is one document, written with its audit event (store/outbox.py)."""
+"""The namespace store: a namespace is one document, written with its audit event (audit/outbox.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from modelreg_api.names import NamespaceName
 from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
+from modelreg_metadata.audit.outbox_entry import outbox_entry
 from modelreg_metadata.domain import Namespace
 from modelreg_metadata.store import EventFor
 from modelreg_metadata.store.database import MongoDatabase
@@ -20,7 +21,6 @@ from modelreg_metadata.store.documents import (
     namespace_from,
     namespace_key,
 )
-from modelreg_metadata.store.outbox import outbox_entry
 
 
 class MongoNamespaceStore:

@@ -23,12 +23,12 @@ from modelreg_api.errors import Aborted
 from modelreg_api.names import ModelName, ModelVersionName
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from modelreg_metadata.audit.outbox_entry import outbox_entry
 from modelreg_metadata.domain import ModelVersion
 from modelreg_metadata.store import EventFor
 from modelreg_metadata.store.database import MongoDatabase
 from modelreg_metadata.store.documents import Document, version_document
 from modelreg_metadata.store.models import MongoModelStore
-from modelreg_metadata.store.outbox import outbox_entry
 
 MAX_NUMBER_ATTEMPTS = 1000
 DUPLICATE_KEY = 11000

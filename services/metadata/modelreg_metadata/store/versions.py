@@ -14,12 +14,14 @@ from modelreg_api.errors import Aborted, NotFound
 from modelreg_api.names import AliasName, ModelName, ModelVersionName, NamespaceName
 from pymongo import DeleteOne
 
+from modelreg_metadata.audit.outbox_entry import outbox_entry
 from modelreg_metadata.clock import new_etag, now
 from modelreg_metadata.domain import AliasProtection, MetricPoint, ModelVersion
 from modelreg_metadata.search import Page, Search
 from modelreg_metadata.store import EventFor
 from modelreg_metadata.store.database import MongoDatabase
 from modelreg_metadata.store.documents import (
+    MAX_UPDATES_PER_COMMAND,
     Document,
     aliases_of_version,
     encoded_map,
@@ -31,7 +33,6 @@ from modelreg_metadata.store.documents import (
     version_key,
 )
 from modelreg_metadata.store.models import MongoModelStore
-from modelreg_metadata.store.outbox import MAX_UPDATES_PER_COMMAND, outbox_entry
 from modelreg_metadata.store.query import compile_condition, sort_spec, split_page
 from modelreg_metadata.store.version_creates import VersionCreates
 
@@ -195,7 +196,7 @@ class MongoVersionStore:
 
         Why a tombstone, written first, and not a deleted document:
         - The purge's event must never be lost. An outbox entry lives in its document until the
-          relay has placed it in the trail (store/outbox.py), so deleting the document would
+          relay has placed it in the trail (audit/outbox.py), so deleting the document would
           delete the event with it, and with it any entry of an earlier change not placed yet.
           The tombstone keeps `outbox` and `revision`: replacing the version by it and pushing
           the event is one single-document write, so the change and its event commit together,

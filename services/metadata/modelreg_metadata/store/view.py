@@ -20,8 +20,13 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from modelreg_metadata.domain import ModelVersion
 from modelreg_metadata.search import Cursor
-from modelreg_metadata.store.documents import Document, model_key, version_from, version_key
-from modelreg_metadata.store.outbox import MAX_UPDATES_PER_COMMAND
+from modelreg_metadata.store.documents import (
+    MAX_UPDATES_PER_COMMAND,
+    Document,
+    model_key,
+    version_from,
+    version_key,
+)
 from modelreg_metadata.store.query import keyset_after
 
 if TYPE_CHECKING:

@@ -1,8 +1,9 @@
 """Reading the audit trail (`AuditTrail`): list, watch, and a resource's state at a point in time
-rebuilt from its events; which events a list or a watch wants is an `EventScope` (audit.py).
+rebuilt from its events (audit/replay.py); which events a list or a watch wants is an `EventScope`
+(audit/events.py).
 
 Apart from the registry because it only reads, and reads the event log rather than the stores:
-events reach the log through the outbox relay (store/outbox.py), after the writes.
+events reach the log through the outbox relay (audit/outbox.py), after the writes.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from modelreg_api.errors import InvalidArgument, NotFound, Unavailable
 from modelreg_api.names import AliasName, ModelVersionName
 from modelreg_common import paging
 
-from modelreg_metadata import audit
-from modelreg_metadata.audit import Action, Event, EventScope
+from modelreg_metadata.audit import replay
+from modelreg_metadata.audit.events import Action, Event, EventScope, Json
 from modelreg_metadata.domain import Alias, ModelVersion
 from modelreg_metadata.store import EventLog
 
@@ -100,14 +101,14 @@ class AuditTrail:
 
     async def version_at(self, name: ModelVersionName, moment: datetime) -> tuple[ModelVersion, Event]:
         history = await self._history(str(name), moment)
-        state: audit.Json | None = None
+        state: Json | None = None
         for event in history:
             if event.action == Action.MODEL_VERSION_CREATED:
                 state = dict(event.after)
             elif event.action == Action.MODEL_VERSION_PURGED:
                 state = None
             elif state is not None:
-                state = audit.apply(state, event)
+                state = replay.apply(state, event)
         if state is None:
             purged = bool(history) and history[-1].action == Action.MODEL_VERSION_PURGED
             raise NotFound(
@@ -115,7 +116,7 @@ class AuditTrail:
                 f"at {moment.isoformat()}",
                 reason="NOT_FOUND_AT_TIME",
             )
-        return audit.version_from_state(name, state, history[-1].time), history[-1]
+        return replay.version_from_state(name, state, history[-1].time), history[-1]
 
     async def alias_at(self, name: AliasName, moment: datetime) -> tuple[Alias, Event]:
         moves = (Action.ALIAS_CREATED, Action.ALIAS_MOVED, Action.ALIAS_DELETED)

@@ -1,14 +1,14 @@
-"""Audit events: what one committed change looks like in the trail, and replaying them.
+"""Audit events: what one committed change looks like in the trail, and which events a reader wants.
 
 An event is built from the resource before and after the change, inside the write that commits
-the change (see store/outbox.py for how it reaches the trail). It records only the fields that
+the change (see audit/outbox.py for how it reaches the trail). It records only the fields that
 changed, as JSON-safe values:
 - maps of user keys (tags, labels, metrics) list only the keys that changed; a key present in
   `before` and missing from `after` was removed;
 - the manifest (`files`) lists only the entries that changed, by path;
 - the review history (`reviews`) lists only the steps appended;
 - a creation carries the whole initial state in `after`, so replaying a resource's events from its
-  creation rebuilds it at any point in time (`replay`).
+  creation rebuilds it at any point in time (audit/replay.py).
 `update_time` and `etag` change with every write: the event's time stands for the first, and the
 second is not history.
 """
@@ -23,22 +23,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from modelreg_api.errors import InvalidArgument
-from modelreg_api.names import ModelName, ModelVersionName, NamespaceName
+from modelreg_api.names import ModelName, NamespaceName
 from modelreg_common.context import current_caller, current_request_id
 
 from modelreg_metadata import domain
-from modelreg_metadata.domain import (
-    Dataset,
-    Lineage,
-    ModelFile,
-    ModelVersion,
-    Review,
-    ReviewDecision,
-    ReviewState,
-    Signature,
-    TensorSpec,
-    VersionState,
-)
+from modelreg_metadata.domain import ModelFile
 
 Json = dict[str, Any]
 
@@ -106,7 +95,7 @@ def scope_of(resource: str) -> tuple[str, str]:
 @dataclass(frozen=True)
 class EventScope:
     """Which events a list or a watch wants (every field optional). A watch tests each event
-    with `matches`; an event log searches with it (store/events.py compiles it for MongoDB)."""
+    with `matches`; an event log searches with it (audit/mongo_log.py compiles it for MongoDB)."""
 
     namespace: str = ""
     model_id: str = ""
@@ -270,83 +259,3 @@ def _made_now(action: Action, resource: object, old: Json, new: Json, moment: da
 def made_now(action: Action, resource: object, before: Json, after: Json, moment: datetime) -> Event:
     """An event of the current call with `before`/`after` given as they are (access changes)."""
     return _made_now(action, resource, before, after, moment)
-
-
-# Replay
-
-
-def apply(current: Json, event: Event) -> Json:
-    """The state after `event`, from the state before it (the inverse of `changes`)."""
-    result = dict(current)
-    for name, value in event.after.items():
-        if name in MAP_FIELDS:
-            merged = {k: v for k, v in result.get(name, {}).items() if k not in event.before.get(name, {})}
-            merged.update(value)
-            result[name] = merged
-        elif name == "files":
-            gone = {f["path"] for f in event.before.get(name, [])}
-            kept = {f["path"]: f for f in result.get(name, []) if f["path"] not in gone}
-            kept.update({f["path"]: f for f in value})
-            result[name] = [kept[p] for p in sorted(kept)]
-        elif name == "reviews":
-            result[name] = [*result.get(name, []), *value]
-        else:
-            result[name] = value
-    return result
-
-
-def _time(value: Any) -> datetime | None:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else None
-
-
-def version_from_state(name: ModelVersionName, data: Json, as_of: datetime | None) -> ModelVersion:
-    """A version rebuilt from replayed state; `etag` and `aliases` are not history and stay empty."""
-    lineage = data.get("lineage") or {}
-    signature = data.get("signature") or {}
-
-    def tensors(items: list[Json] | None) -> list[TensorSpec]:
-        return [TensorSpec(t["name"], t.get("dtype", ""), list(t.get("shape", []))) for t in items or []]
-
-    return ModelVersion(
-        name=name,
-        uid=data.get("uid", ""),
-        model_uid=data.get("model_uid", ""),
-        description=data.get("description", ""),
-        tags=dict(data.get("tags", {})),
-        params=dict(data.get("params", {})),
-        metrics=dict(data.get("metrics", {})),
-        lineage=Lineage(
-            training_run_id=lineage.get("training_run_id", ""),
-            training_run_url=lineage.get("training_run_url", ""),
-            source_repository=lineage.get("source_repository", ""),
-            source_commit=lineage.get("source_commit", ""),
-            datasets=[
-                Dataset(d["uri"], d.get("digest", ""), d.get("role", "")) for d in lineage.get("datasets", [])
-            ],
-            parent_model_version=lineage.get("parent_model_version", ""),
-        ),
-        signature=Signature(tensors(signature.get("inputs")), tensors(signature.get("outputs"))),
-        files=[
-            ModelFile(
-                f["path"],
-                f["size_bytes"],
-                f["sha256"],
-                f.get("content_type", ""),
-                _time(f.get("create_time")),
-            )
-            for f in data.get("files", [])
-        ],
-        manifest_digest=data.get("manifest_digest", ""),
-        state=VersionState(data.get("state", VersionState.PENDING.value)),
-        create_actor=data.get("create_actor", ""),
-        create_time=_time(data.get("create_time")),
-        update_time=as_of,
-        deleted=bool(data.get("deleted", False)),
-        review_state=ReviewState(data.get("review_state", ReviewState.NOT_SUBMITTED.value)),
-        reviews=[
-            Review(
-                ReviewDecision(r["decision"]), r.get("actor", ""), _time(r.get("time")), r.get("comment", "")
-            )
-            for r in data.get("reviews", [])
-        ],
-    )

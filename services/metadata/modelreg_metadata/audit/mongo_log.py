@@ -1,10 +1,11 @@
-"""The event trail: the `events` collection, read by sequence, listed with filters, and followed.
+"""The event trail on MongoDB: the `events` collection, read by sequence, listed with filters, and
+followed.
 
 Each event document's `_id` is its sequence number as 16 zero-padded digits. Why text: FerretDB
 v1 answers a lone string `_id` equality from SQLite's index and filters everything else in Go
 after reading the whole collection, so reading "the event after n" by `_id` is one index lookup
 on FerretDB as on MongoDB, however long the trail grows. Sequence numbers are gap-free (see
-store/outbox.py), which is what makes "read n+1, n+2, ... until one is missing" a complete scan.
+audit/outbox.py), which is what makes "read n+1, n+2, ... until one is missing" a complete scan.
 
 `EventFeed` is the in-process side: the relay publishes every event it places, watchers wait on
 it (with a short poll as the fallback for events placed by other processes) and take recent
@@ -18,12 +19,11 @@ import contextlib
 import json
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 
-from modelreg_metadata.audit import Event, EventScope, scope_of
+from modelreg_metadata.audit.events import Event, EventScope, scope_of
 from modelreg_metadata.store.documents import Document
 
 SEQUENCE_DIGITS = 16
@@ -34,43 +34,6 @@ SETTLE_SECONDS = 2.0  # how long a reader of the trail waits for the events of a
 
 def sequence_key(sequence: int) -> str:
     return f"{sequence:0{SEQUENCE_DIGITS}d}"
-
-
-def event_json(event: Event) -> str:
-    """The event as the outbox keeps it: one JSON text (user keys may hold `.` or `$`)."""
-    return json.dumps(
-        {
-            "id": event.id,
-            "time": event.time.isoformat(),
-            "actor": event.actor,
-            "request_id": event.request_id,
-            "resource": event.resource,
-            "action": event.action,
-            "before": event.before,
-            "after": event.after,
-            "authentication": event.authentication,
-            "via": event.via,
-        },
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
-
-
-def event_from_json(text: str, sequence: int = 0) -> Event:
-    data = json.loads(text)
-    return Event(
-        id=data["id"],
-        time=datetime.fromisoformat(data["time"]),
-        actor=data["actor"],
-        request_id=data["request_id"],
-        resource=data["resource"],
-        action=data["action"],
-        before=data["before"],
-        after=data["after"],
-        sequence=sequence,
-        authentication=data.get("authentication", ""),
-        via=data.get("via", ""),
-    )
 
 
 def event_document(event: Event, sequence: int) -> Document:

@@ -3,7 +3,8 @@
 Why: FerretDB (and a standalone MongoDB) has no multi-document transactions, so a change and its
 event cannot be two writes that commit together. Instead the event travels INSIDE the change:
 every write of a namespace, model or version document also `$push`es the event into that
-document's `outbox` array (an insert carries `outbox: [event]`). One single-document write, so:
+document's `outbox` array (an insert carries `outbox: [event]`; the entry is audit/outbox_entry.py).
+One single-document write, so:
 - a committed change always has its event (in the outbox, then in the trail);
 - a refused or failed write wrote nothing, so no event exists for a change that did not happen.
 
@@ -58,17 +59,11 @@ from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
-from modelreg_metadata.audit import Event
+from modelreg_metadata.audit.events import Event
+from modelreg_metadata.audit.mongo_log import EventFeed, MongoEventLog, event_document, sequence_key
+from modelreg_metadata.audit.outbox_entry import event_from_json
 from modelreg_metadata.faults import FaultPoint, Faults
-from modelreg_metadata.store.documents import Document
-from modelreg_metadata.store.events import (
-    EventFeed,
-    MongoEventLog,
-    event_document,
-    event_from_json,
-    event_json,
-    sequence_key,
-)
+from modelreg_metadata.store.documents import MAX_UPDATES_PER_COMMAND, Document
 
 log = structlog.get_logger("modelreg.metadata.relay")
 
@@ -81,10 +76,6 @@ SWEEP_GRACE = timedelta(seconds=5)
 LINGER_SECONDS = 0.01
 # One writing process: placed entries are pulled after this long without a commit...
 IDLE_PULL_SECONDS = 0.5
-# FerretDB 1.24 never answers an `update` command carrying 100 or more updates (measured: 99
-# return, 100 hang, with or without the write-lock wrapper, and every later write waits behind
-# it), so bulk updates are cut into commands of at most this many.
-MAX_UPDATES_PER_COMMAND = 64
 # ...in slices of this many documents (one bulk write each, holding FerretDB's write lock for
 # tens of milliseconds, not seconds)...
 PULL_SLICE = MAX_UPDATES_PER_COMMAND
@@ -97,11 +88,6 @@ READ_CONCURRENCY = 64
 PULLED_THROUGH = "pulled_through"  # the `event_relay` document: every entry up to it is pulled
 
 _Document = tuple[str, str]  # (collection, _id)
-
-
-def outbox_entry(event: Event) -> Document:
-    """What a write pushes into its document's `outbox` (`time` serves the sweep's index)."""
-    return {"id": event.id, "time": event.time, "action": event.action, "event": event_json(event)}
 
 
 class Relay:

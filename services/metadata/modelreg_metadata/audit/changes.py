@@ -1,8 +1,9 @@
-"""What every write of the registry carries besides its data: the audit event of its change, and
-the request key that makes a create idempotent on its request id (AIP-155).
+"""The audit event every write of the registry carries besides its data: the event makers the use
+cases (registry/) hand their store. (The other thing a create carries, its request key, is
+registry/idempotency.py.)
 
 The store makes the event inside the write, from the resource before and after, and commits it
-with the change (store/outbox.py); so an event maker takes both, and may choose the action by them.
+with the change (audit/outbox.py); so an event maker takes both, and may choose the action by them.
 """
 
 from __future__ import annotations
@@ -11,10 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
-from modelreg_api.errors import InvalidArgument
 
-from modelreg_metadata import audit
-from modelreg_metadata.audit import Action, Event
+from modelreg_metadata.audit import events
+from modelreg_metadata.audit.events import Action, Event
 from modelreg_metadata.clock import now
 from modelreg_metadata.domain import Alias, ModelVersion
 from modelreg_metadata.store import EventFor
@@ -28,7 +28,7 @@ def event(action: Action | Callable[[Any, Any], Action]) -> EventFor:
     def make(before: Any, after: Any) -> Event:
         chosen = action(before, after) if callable(action) else action
         resource = (after if after is not None else before).name
-        event = audit.new_event(chosen, resource, before, after, now())
+        event = events.new_event(chosen, resource, before, after, now())
         log.debug("change", action=event.action, resource=event.resource, fields=sorted(event.after))
         return event
 
@@ -36,7 +36,7 @@ def event(action: Action | Callable[[Any, Any], Action]) -> EventFor:
 
 
 def purge_event(before: ModelVersion, after: None) -> Event:
-    event = audit.purge_event(before.name, now())
+    event = events.purge_event(before.name, now())
     log.debug("change", action=event.action, resource=event.resource, fields=sorted(event.after))
     return event
 
@@ -45,9 +45,3 @@ def alias_action(before: Alias | None, after: Alias | None) -> Action:
     if after is None:
         return Action.ALIAS_DELETED
     return Action.ALIAS_CREATED if before is None else Action.ALIAS_MOVED
-
-
-def request_key(kind: str, scope: str, request_id: str) -> str:
-    if len(request_id) > 128 or not request_id.isprintable():
-        raise InvalidArgument("request_id", "must be at most 128 printable characters")
-    return f"{kind} {scope} {request_id}"
