@@ -542,7 +542,9 @@ class Bench:
         with concurrent.futures.ThreadPoolExecutor(args.small_concurrency) as pool:
             list(pool.map(lambda item: self.registry.upload_small(version, *item), enumerate(files)))
         small_s = time.perf_counter() - started
-        listed = self.registry.metadata.GetModelVersion(md.GetModelVersionRequest(name=version))
+        listed = self.registry.metadata.GetModelVersion(
+            md.GetModelVersionRequest(name=version), metadata=self.registry.auth
+        )
         if len(listed.files) != args.small_files:
             raise RuntimeError(f"{len(listed.files)} of {args.small_files} small files recorded")
         log(f"{args.small_files} files of {args.small_kib} KiB: {small_s:.2f} s")
