@@ -11,7 +11,8 @@ from modelreg_common.access import bindings
 from modelreg_common.access.bindings import RoleDirectory
 from modelreg_common.config import ConfigError
 from modelreg_common.identity import token_directory
-from modelreg_common.identity.authenticator import Authenticator, JwtVerifying
+from modelreg_common.identity.authenticator import Authenticator
+from modelreg_common.identity.jwt import JwtVerifier, load_issuers
 from modelreg_common.identity.settings import IdentitySettings
 from modelreg_common.identity.token_directory import TokenDirectory
 from modelreg_common.interceptors import Security
@@ -23,19 +24,16 @@ async def open_security(
     """The service's `Security`, its token directory, and what to call at shutdown."""
     tokens = TokenDirectory(database[token_directory.COLLECTION], ttl_seconds=settings.cache_seconds)
     roles = RoleDirectory(database[bindings.COLLECTION], refresh_seconds=settings.cache_seconds)
-    verifier: Any = None
+    verifier: JwtVerifier | None = None
     if settings.oidc_issuers_file is not None:
-        from modelreg_common.identity.jwt import JwtVerifier, load_issuers  # noqa: PLC0415 - optional
-
         try:
             verifier = JwtVerifier(load_issuers(settings.oidc_issuers_file))
             await verifier.start()
         except ValueError as exc:  # a broken issuers file or JWKS file: the deployment's to fix
             raise ConfigError([f"MODELREG_OIDC_ISSUERS_FILE: {exc}"]) from None
-    jwt: JwtVerifying | None = verifier
     authenticator = Authenticator(
         tokens,
-        jwt=jwt,
+        jwt=verifier,
         internal=[settings.internal] if settings.internal else [],
         internal_principals=settings.internal_principals,
         mtls_principal_prefix=settings.mtls_principal_prefix if mtls else "",

@@ -23,31 +23,18 @@ import hmac
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
 
 from modelreg_api.errors import InvalidArgument, Unauthenticated
 from modelreg_api.headers import AUTHORIZATION, ON_BEHALF_OF, ON_BEHALF_OF_AUTHENTICATION
 
 from modelreg_common.identity import api_tokens
 from modelreg_common.identity.caller import Caller
+from modelreg_common.identity.jwt import JwtRejected, JwtVerifier
 from modelreg_common.identity.principals import SERVICE_ACCOUNT, USER, check_principal
 from modelreg_common.identity.token_directory import TokenDirectory
 
 _BEARER = "bearer "
 _SHOWN = 12  # characters of a rejected credential an error may quote
-
-
-class VerifiedJwtLike(Protocol):
-    @property
-    def principal(self) -> str: ...
-    @property
-    def groups(self) -> tuple[str, ...]: ...
-    @property
-    def issuer(self) -> str: ...
-
-
-class JwtVerifying(Protocol):
-    async def verify(self, token: str) -> VerifiedJwtLike: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +54,7 @@ class Authenticator:
         self,
         tokens: TokenDirectory,
         *,
-        jwt: JwtVerifying | None = None,
+        jwt: JwtVerifier | None = None,
         internal: Iterable[InternalCredential] = (),
         internal_principals: Iterable[str] = (),
         mtls_principal_prefix: str = "",
@@ -113,11 +100,8 @@ class Authenticator:
             raise _refused("malformed", "the credential is neither an API token (mrt_...) nor a JWT")
         try:
             verified = await self._jwt.verify(credential)
-        except Exception as exc:
-            problem = getattr(exc, "problem", None)  # identity/jwt.py's JwtRejected
-            if problem is None:
-                raise
-            raise _refused(str(problem), f"JWT refused: {exc}") from None
+        except JwtRejected as exc:
+            raise _refused(exc.problem, f"JWT refused: {exc}") from None
         return Caller(verified.principal, verified.groups, authentication=f"jwt:{verified.issuer}")
 
     async def _api_token(self, token_id: str, secret: str) -> Caller:
