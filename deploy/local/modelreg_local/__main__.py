@@ -58,6 +58,7 @@ def _s3_credentials(stack: LocalStack) -> str:
 def _banner(stack: LocalStack) -> str:
     assert stack.stores is not None  # noqa: S101 - set by start()
     grpcurl = REPO_ROOT / ".tools" / "bin" / "grpcurl"
+    grpcurl_note = "" if grpcurl.exists() else "   (build it first: make grpcurl)"
     modelreg = str(REPO_ROOT / ".venv" / "bin" / "modelreg")
     if (stack.addresses.metadata, stack.addresses.artifacts) != (
         DEFAULT_METADATA_ADDR,
@@ -85,7 +86,7 @@ Try, in another shell:
   {modelreg} push demo/first PATH/TO/MODEL --metric accuracy=0.9 --alias staging
   {modelreg} pull demo/first@staging ./fetched
   {modelreg} whoami
-  {grpcurl} -plaintext {stack.addresses.metadata} list   (raw gRPC, by reflection)
+  {grpcurl} -plaintext {stack.addresses.metadata} list   (raw gRPC, by reflection){grpcurl_note}
   {grpcurl} -plaintext -H "authorization: Bearer $(cat {stack.admin_token_file})" \\
       {stack.addresses.metadata} modelregistry.v1.AccessService/GetCallerIdentity
 
