@@ -15,8 +15,7 @@ from modelreg_artifacts.downloads import Downloads
 from modelreg_artifacts.garbage import GarbageCollector
 from modelreg_artifacts.hashing import LiveHashes
 from modelreg_artifacts.metadata_client import MetadataClient
-from modelreg_artifacts.objects.probe import BucketProbe
-from modelreg_artifacts.objects.s3 import S3ObjectStore
+from modelreg_artifacts.objects.s3 import BucketProbe, S3ObjectStore
 from modelreg_artifacts.servicer import ArtifactServicer
 from modelreg_artifacts.store.blob_index import MongoBlobIndex
 from modelreg_artifacts.store.database import ArtifactDatabase
