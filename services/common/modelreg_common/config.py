@@ -35,10 +35,11 @@ class S3Settings:
 class MongoTimeouts:
     """How long a call waits for the database before it fails (UNAVAILABLE, modelreg_common/outages.py).
 
-    `timeout_ms` bounds finding a server, opening a connection and waiting for a free one in the
-    pool: with the database down, a call fails after about this long. `operation_timeout_ms`
-    bounds the wait for one reply on an open connection (a hung server); it is longer, because a
-    big search on FerretDB may legitimately take seconds.
+    `timeout_ms` bounds finding a server and opening a connection: with the database down, a call
+    fails after about this long. `operation_timeout_ms` bounds the wait for one reply on an open
+    connection (a hung server) and for a free connection in the pool (an overloaded one); it is
+    longer, because a big search on FerretDB, or a queue of writes behind its write lock, may
+    legitimately take seconds.
     """
 
     timeout_ms: int = 3000
@@ -58,7 +59,7 @@ class MongoTimeouts:
         return {
             "serverSelectionTimeoutMS": self.timeout_ms,
             "connectTimeoutMS": self.timeout_ms,
-            "waitQueueTimeoutMS": self.timeout_ms,
+            "waitQueueTimeoutMS": self.operation_timeout_ms,
             "socketTimeoutMS": self.operation_timeout_ms,
         }
 
