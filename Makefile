@@ -40,14 +40,23 @@ $(TOOLS)/bin/modelreg-ferretdb: $(wildcard deploy/local/ferretdb/*.go) deploy/lo
 	GO=$(GO) bash deploy/local/build-ferretdb.sh
 
 $(TOOLS)/bin/grpcurl:
+	@echo "building grpcurl (first time only, about a minute)..." >&2
 	GOBIN=$(TOOLS)/bin $(GO) install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
 
-.PHONY: tools
-tools: venv $(TOOLS)/bin/modelreg-ferretdb $(TOOLS)/bin/grpcurl ## Build the local servers' binaries (FerretDB wrapper, grpcurl)
+.PHONY: ferretdb
+ferretdb: $(TOOLS)/bin/modelreg-ferretdb ## Build the FerretDB wrapper (what `make run` needs besides .venv)
 
+.PHONY: grpcurl
+grpcurl: $(TOOLS)/bin/grpcurl ## Build grpcurl (for the raw gRPC examples and the tests, not for `make run`)
+
+.PHONY: tools
+tools: venv ferretdb grpcurl ## Build the local servers' binaries (FerretDB wrapper, grpcurl)
+
+# Only what running needs. `exec`: make's child is the stack itself, which also stops when make is
+# sent SIGINT (make keeps it to itself: deploy/local/modelreg_local/parent.py).
 .PHONY: run
-run: tools ## Run the registry on the embedded local servers (data in .data/)
-	$(PY) -m modelreg_local
+run: venv ferretdb ## Run the registry on the embedded local servers (data in .data/)
+	exec $(PY) -m modelreg_local
 
 .PHONY: test
 test: tools ## Unit and integration tests against real FerretDB and SeaweedFS

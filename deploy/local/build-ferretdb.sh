@@ -5,7 +5,8 @@
 #
 # Environment: GO (Go command; default `go` on PATH, else /usr/local/go/bin/go),
 #              FORCE=1 (rebuild even when up to date).
-# The first build downloads the Go modules and compiles SQLite (about a minute on 2 cores).
+# The first build downloads the Go modules and compiles FerretDB and SQLite: several minutes on
+# 2 cores, which is most of a cold first `make run`.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -39,7 +40,7 @@ if [[ -z "${go_cmd}" ]]; then
 fi
 
 mkdir -p "$(dirname "${out}")"
-echo "building ${out} with $("${go_cmd}" version)" >&2
+echo "building the FerretDB wrapper (first run only, a few minutes): ${out} with $("${go_cmd}" version)" >&2
 # Build into a temporary name and rename, so an interrupted build never leaves a half-written binary
 # that looks up to date.
 (cd "${src}" && "${go_cmd}" build -mod=readonly -trimpath -buildvcs=false -o "${out}.tmp" .)

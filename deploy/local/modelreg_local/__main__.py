@@ -2,8 +2,9 @@
 
 Starts FerretDB (on a Unix socket under `.data/`), SeaweedFS and both services on 127.0.0.1 with
 data under `.data/` (kept between runs), waits until all are healthy, prints where they are, and
-stops everything on Ctrl-C or SIGTERM. External stores named by MODELREG_MONGODB_URI /
-MODELREG_S3_ENDPOINT are used instead of the embedded ones.
+stops everything on Ctrl-C, SIGINT or SIGTERM (sent to this process or to the `make` it runs under:
+parent.py). A child that dies is named and restarted (supervisor.py). External stores named by
+MODELREG_MONGODB_URI / MODELREG_S3_ENDPOINT are used instead of the embedded ones.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from modelreg_api.addresses import (
     ServiceAddresses,
 )
 
+from modelreg_local.parent import MakeParent
 from modelreg_local.stack import LocalStack, ServiceStartError
 from modelreg_local.stores import StoreConfigError, StoreStartError
+from modelreg_local.supervisor import GaveUp, Supervisor
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 NO_MONGO_PORT = 0  # FerretDB on its Unix socket, reachable by this user only (docs/local-stack.md)
@@ -55,6 +58,7 @@ def _s3_credentials(stack: LocalStack) -> str:
 def _banner(stack: LocalStack) -> str:
     assert stack.stores is not None  # noqa: S101 - set by start()
     grpcurl = REPO_ROOT / ".tools" / "bin" / "grpcurl"
+    grpcurl_note = "" if grpcurl.exists() else "   (build it first: make grpcurl)"
     modelreg = str(REPO_ROOT / ".venv" / "bin" / "modelreg")
     if (stack.addresses.metadata, stack.addresses.artifacts) != (
         DEFAULT_METADATA_ADDR,
@@ -82,12 +86,16 @@ Try, in another shell:
   {modelreg} push demo/first PATH/TO/MODEL --metric accuracy=0.9 --alias staging
   {modelreg} pull demo/first@staging ./fetched
   {modelreg} whoami
-  {grpcurl} -plaintext {stack.addresses.metadata} list   (raw gRPC, by reflection)
+  {grpcurl} -plaintext {stack.addresses.metadata} list   (raw gRPC, by reflection){grpcurl_note}
   {grpcurl} -plaintext -H "authorization: Bearer $(cat {stack.admin_token_file})" \\
       {stack.addresses.metadata} modelregistry.v1.AccessService/GetCallerIdentity
 
 Ctrl-C stops everything; the data stays for the next run.
 """
+
+
+def _report(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def main() -> None:
@@ -103,18 +111,20 @@ def main() -> None:
         s3_port=_port("MODELREG_LOCAL_S3_PORT", DEFAULT_S3_PORT),
     )
     print(f"starting modelreg with data in {data_root} ...", flush=True)
+    make = MakeParent()
     try:
         with stack:
             print(_banner(stack), flush=True)
-            while not stop.wait(1.0):
-                dead = stack.dead_service()
-                if dead is not None:
-                    print(
-                        f"modelreg-local: {dead.name} exited unexpectedly:\n{dead.log_tail()}",
-                        file=sys.stderr,
-                    )
-                    sys.exit(1)
+            supervisor = Supervisor(stack.children(), report=_report, stop=stop)
+            while not stop.wait(0.5):
+                why = make.stopped()
+                if why is not None:
+                    print(f"{why}: stopping ...", flush=True)
+                    break
+                supervisor.check()
             print("stopping ...", flush=True)
+    except GaveUp as exc:
+        sys.exit(f"modelreg-local: {exc}; stopped everything")
     except (StoreStartError, StoreConfigError, ServiceStartError) as exc:
         sys.exit(f"modelreg-local: {exc}")
     print("stopped.", flush=True)

@@ -14,18 +14,19 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self
+from typing import IO, Protocol, Self
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from modelreg_api.addresses import ARTIFACT_ADDR_ENV, METADATA_ADDR_ENV, ServiceAddresses
 from modelreg_api.channels import ClientTls, TlsConfigError, channel_credentials
 
-from modelreg_local.stores import StoreEndpoints, open_stores
+from modelreg_local.stores import LocalEndpoints, LocalStores, StoreEndpoints, open_stores
+from modelreg_local.supervisor import Child
 
 ADMIN_TOKEN_FILE = "admin.token"  # noqa: S105 - a file name; the bootstrap admin's credential (the CLI looks here too)
 INTERNAL_TOKEN_FILE = "internal.token"  # noqa: S105 - a file name; the artifact service's credential for the metadata service
@@ -181,6 +182,15 @@ class ServiceProcess:
             self._log = None
 
 
+class _HasPid(Protocol):
+    @property
+    def pid(self) -> int | None: ...
+
+
+def _pid_of(process: _HasPid) -> Callable[[], int | None]:
+    return lambda: process.pid
+
+
 @dataclass(frozen=True)
 class StackEndpoints:
     addresses: ServiceAddresses
@@ -228,6 +238,7 @@ class LocalStack:
         self.metadata: ServiceProcess | None = None
         self.artifacts: ServiceProcess | None = None
         self.stores: StoreEndpoints | None = None
+        self.local_stores: LocalStores | None = None  # the store processes, when this stack runs them
         self.admin_token_file = data_root / ADMIN_TOKEN_FILE
 
     def admin_token(self) -> str:
@@ -251,15 +262,15 @@ class LocalStack:
         self.data_root.mkdir(parents=True, exist_ok=True)
         self.data_root.chmod(0o700)  # credentials live here
         internal_token = ensure_secret_file(self.data_root / INTERNAL_TOKEN_FILE)
-        self.stores = self._exit.enter_context(
-            open_stores(
-                self.data_root,
-                mongo_port=self._mongo_port,
-                s3_port=self._s3_port,
-                env=self._env,
-                prefer_containers=self._prefer_containers,
-            )
+        opened = open_stores(
+            self.data_root,
+            mongo_port=self._mongo_port,
+            s3_port=self._s3_port,
+            env=self._env,
+            prefer_containers=self._prefer_containers,
         )
+        self.stores = self._exit.enter_context(opened)
+        self.local_stores = opened.stores if isinstance(opened, LocalEndpoints) else None
         env = {
             **self._env,
             **self.stores.to_environment(),
@@ -294,9 +305,29 @@ class LocalStack:
     def stop(self) -> None:
         self._exit.close()
 
-    def dead_service(self) -> ServiceProcess | None:
-        """A service that exited on its own, if any (the stack supervisor reports it)."""
+    def children(self) -> list[Child]:
+        """The processes this stack runs, stores first (the order to revive them in)."""
+        children: list[Child] = []
+        if self.local_stores is not None:
+            for server in self.local_stores.servers:
+                children.append(
+                    Child(
+                        server.name,
+                        _pid_of(server),
+                        server.exit_code,
+                        server.restart,
+                        server.log_path,
+                    )
+                )
         for service in (self.metadata, self.artifacts):
-            if service is not None and service.exited() is not None:
-                return service
-        return None
+            if service is not None:
+                children.append(
+                    Child(
+                        f"the {service.name} service",
+                        _pid_of(service),
+                        service.exited,
+                        service.restart,
+                        service.log_path,
+                    )
+                )
+        return children

@@ -12,7 +12,7 @@ from modelreg_api.addresses import (
     METADATA_ADDR_ENV,
 )
 from modelreg_api.channels import ClientTls, TlsConfigError
-from modelreg_common.config import EnvReader, S3Settings
+from modelreg_common.config import EnvReader, MongoTimeouts, S3Settings
 from modelreg_common.identity.settings import IdentitySettings
 from modelreg_common.tls import ServerTls, read_server_tls
 
@@ -63,6 +63,8 @@ class ArtifactSettings:
     download_chunk_bytes: int
     grace_seconds: float
     log_level: str
+    # How long a call waits for an unreachable database before it fails (UNAVAILABLE).
+    mongodb_timeouts: MongoTimeouts = field(default_factory=MongoTimeouts)
     # Who may call, and the artifact service's own credential for the metadata service.
     identity: IdentitySettings = field(default_factory=IdentitySettings)
     # None: plaintext, which the settings allow on a loopback address only (modelreg_common.tls).
@@ -79,6 +81,7 @@ class ArtifactSettings:
             metadata_addr=read.address(METADATA_ADDR_ENV, DEFAULT_METADATA_ADDR),
             mongodb_uri=read.mongodb_uri("MODELREG_MONGODB_URI"),
             database=read.text("MODELREG_MONGODB_DATABASE", "modelreg"),
+            mongodb_timeouts=MongoTimeouts.read(read),
             s3=S3Settings(
                 endpoint=read.address("MODELREG_S3_ENDPOINT"),
                 access_key=read.text("MODELREG_S3_ACCESS_KEY"),

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from modelreg_common.security import open_security
 from modelreg_common.server import ServiceBinding, serve
+from modelreg_common.store_health import StoreHealth, StoreProbe
 from modelregistry.v1 import artifact_service_pb2, artifact_service_pb2_grpc
 
 from modelreg_artifacts.config import ArtifactSettings
@@ -14,7 +15,7 @@ from modelreg_artifacts.downloads import Downloads
 from modelreg_artifacts.garbage import GarbageCollector
 from modelreg_artifacts.hashing import LiveHashes
 from modelreg_artifacts.metadata_client import MetadataClient
-from modelreg_artifacts.objects.s3 import S3ObjectStore
+from modelreg_artifacts.objects.s3 import BucketProbe, S3ObjectStore
 from modelreg_artifacts.servicer import ArtifactServicer
 from modelreg_artifacts.store.blob_index import MongoBlobIndex
 from modelreg_artifacts.store.database import ArtifactDatabase
@@ -28,7 +29,7 @@ SERVICE_NAME = artifact_service_pb2.DESCRIPTOR.services_by_name["ArtifactService
 async def run(settings: ArtifactSettings, stop: asyncio.Event | None = None) -> None:
     objects = S3ObjectStore(settings.s3, settings.io_threads)
     await objects.ensure_bucket()
-    database = ArtifactDatabase(settings.mongodb_uri, settings.database)
+    database = ArtifactDatabase(settings.mongodb_uri, settings.database, settings.mongodb_timeouts)
     sessions = MongoUploadSessionStore(database, timedelta(seconds=settings.sweep.session_retention_seconds))
     blobs = MongoBlobIndex(database)
     await sessions.ensure_indexes()
@@ -61,6 +62,13 @@ async def run(settings: ArtifactSettings, stop: asyncio.Event | None = None) -> 
     async def close_objects() -> None:
         objects.close()
 
+    bucket_probe = BucketProbe(settings.s3)
+    # NOT_SERVING while the database or the object store cannot be reached.
+    store_health = StoreHealth(
+        [StoreProbe("database", database.ping), StoreProbe("object storage", bucket_probe.check)],
+        probe_timeout=settings.mongodb_timeouts.probe_seconds,
+    )
+
     await serve(
         settings.listen_addr,
         [
@@ -72,8 +80,16 @@ async def run(settings: ArtifactSettings, stop: asyncio.Event | None = None) -> 
             )
         ],
         grace_seconds=settings.grace_seconds,
-        on_shutdown=[sweeper.stop, metadata.close, close_security, database.close, close_objects],
+        on_shutdown=[
+            sweeper.stop,
+            metadata.close,
+            close_security,
+            database.close,
+            close_objects,
+            bucket_probe.close,
+        ],
         stop=stop,
         security=security,
         tls=settings.tls,
+        store_health=store_health,
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -28,6 +29,44 @@ class S3Settings:
     # How the server checks what we send: "crc32c" (a checksum header) or "sha256" (the SDK's
     # own way: the payload's SHA-256 in the signature over http, Content-MD5 over https).
     payload_checksum: str = "crc32c"
+
+
+@dataclass(frozen=True)
+class MongoTimeouts:
+    """How long a call waits for the database before it fails (UNAVAILABLE, modelreg_common/outages.py).
+
+    `timeout_ms` bounds finding a server and opening a connection: with the database down, a call
+    fails after about this long. `operation_timeout_ms` bounds the wait for one reply on an open
+    connection (a hung server) and for a free connection in the pool (an overloaded one); it is
+    longer, because a big search on FerretDB, or a queue of writes behind its write lock, may
+    legitimately take seconds.
+    """
+
+    timeout_ms: int = 3000
+    operation_timeout_ms: int = 30000
+
+    @classmethod
+    def read(cls, read: EnvReader) -> MongoTimeouts:
+        return cls(
+            timeout_ms=read.integer("MODELREG_MONGODB_TIMEOUT_MS", 3000, minimum=100, maximum=600_000),
+            operation_timeout_ms=read.integer(
+                "MODELREG_MONGODB_OPERATION_TIMEOUT_MS", 30000, minimum=100, maximum=3_600_000
+            ),
+        )
+
+    def client_options(self) -> dict[str, Any]:
+        """The keyword arguments of `AsyncMongoClient` that apply these bounds."""
+        return {
+            "serverSelectionTimeoutMS": self.timeout_ms,
+            "connectTimeoutMS": self.timeout_ms,
+            "waitQueueTimeoutMS": self.operation_timeout_ms,
+            "socketTimeoutMS": self.operation_timeout_ms,
+        }
+
+    @property
+    def probe_seconds(self) -> float:
+        """The health probe's own limit: short, so health turns quickly, but never above the bound."""
+        return min(1.0, self.timeout_ms / 1000)
 
 
 def parse_flag(text: str) -> bool | None:

@@ -8,7 +8,9 @@ bound `CallAccess`, which must have been consulted by the time the call succeeds
 
 Servicers raise the API's errors (`modelreg_api.errors`) or `InvalidResourceName` (a malformed
 name in a request); this interceptor turns them into AIP-193 statuses. Anything else is a bug: it
-is logged with its traceback and answered with INTERNAL naming the request id.
+is logged with its traceback and answered with INTERNAL naming the request id, except a store
+outage (an unreachable database, outages.py), which is UNAVAILABLE with reason STORE_UNAVAILABLE
+wherever in the call it happens, and is reported to the service's store health (`on_store_outage`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from modelreg_common.access.decisions import CallAccess, bind_access, denied
 from modelreg_common.access.permissions import Scope, permission_of
 from modelreg_common.identity.authenticator import Authenticator
 from modelreg_common.identity.caller import Caller
+from modelreg_common.outages import STORE_UNAVAILABLE, outage_message, store_outage
 from modelreg_common.tls import peer_certificate_subject
 
 log = structlog.get_logger("modelreg.rpc")
@@ -57,12 +60,22 @@ class Security:
 
 _NOBODY = Caller("anonymous", authentication="none")
 
+# Told of every call that met a store outage (the health monitor: modelreg_common/store_health.py).
+OutageListener = Callable[[], None]
+
 
 class _Call:
     """State of one RPC: logging, authentication, authorization and error translation."""
 
-    def __init__(self, method: str, metadata: dict[str, str], security: Security | None):
+    def __init__(
+        self,
+        method: str,
+        metadata: dict[str, str],
+        security: Security | None,
+        on_store_outage: OutageListener | None = None,
+    ):
         self.method = method
+        self.on_store_outage = on_store_outage
         self.metadata = metadata
         self.security = security
         self.request_id = _request_id(metadata)
@@ -93,6 +106,8 @@ class _Call:
         except PyMongoError as exc:
             # Credentials and bindings live in the database: without it nobody can be checked,
             # which is the database being unavailable, not the caller being wrong.
+            if store_outage(exc) is not None and self.on_store_outage is not None:
+                self.on_store_outage()
             log.warning("cannot check credentials: the database is unavailable", error=str(exc)[:200])
             raise errors.Unavailable(
                 "cannot check credentials right now (the registry's database is unavailable); retry",
@@ -124,6 +139,14 @@ class _Call:
         """Abort the RPC with the status that `exc` stands for (never returns)."""
         if isinstance(exc, InvalidResourceName):
             exc = errors.InvalidArgument(exc.field, exc.message)
+        outage = store_outage(exc)
+        if outage is not None:
+            # Not a bug: no traceback, and a status clients retry. The driver's text names hosts
+            # and sockets, so it goes to the log only.
+            log.warning("store unavailable", error=type(outage).__name__, detail=str(outage)[:300])
+            if self.on_store_outage is not None:
+                self.on_store_outage()
+            exc = errors.Unavailable(outage_message(outage), reason=STORE_UNAVAILABLE)
         if isinstance(exc, errors.Unauthenticated | errors.PermissionDenied):
             # Every refusal is in the log, with whom and what (never the credential).
             log.warning(
@@ -157,8 +180,9 @@ Handler = Any
 
 
 class CallContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
-    def __init__(self, security: Security | None = None):
+    def __init__(self, security: Security | None = None, on_store_outage: OutageListener | None = None):
         self._security = security
+        self._on_store_outage = on_store_outage
 
     async def intercept_service(
         self,
@@ -174,8 +198,8 @@ class CallContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-a
             for key, value in (handler_call_details.invocation_metadata or ())
             if isinstance(value, str)
         }
-        security = self._security
-        return _wrap(handler, lambda: _Call(method, metadata, security))
+        security, on_store_outage = self._security, self._on_store_outage
+        return _wrap(handler, lambda: _Call(method, metadata, security, on_store_outage))
 
 
 def _or_encoded(serialize: Callable[[Any], bytes] | None) -> Callable[[Any], bytes]:

@@ -1,7 +1,9 @@
 """Running one gRPC service process: health, reflection, interceptors and graceful shutdown.
 
+While serving, health follows the stores (store_health.py): NOT_SERVING while one is unreachable.
 Shutdown order on SIGTERM (what Kubernetes sends): health -> NOT_SERVING so load balancers
-stop routing, `server.stop(grace)` drains in-flight calls, then the service's clients close.
+stop routing (for good: the store monitor stops and can no longer turn it back), `server.stop(grace)`
+drains in-flight calls, then the service's clients close.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined
 from grpc_reflection.v1alpha import reflection
 
 from modelreg_common.interceptors import CallContextInterceptor, Security
+from modelreg_common.store_health import StoreHealth
 from modelreg_common.tls import ServerTls, is_loopback, server_credentials
 
 log = structlog.get_logger("modelreg.server")
@@ -48,6 +51,7 @@ async def serve(
     stop: asyncio.Event | None = None,
     security: Security | None = None,
     tls: ServerTls | None = None,
+    store_health: StoreHealth | None = None,
 ) -> None:
     """Serve until SIGTERM/SIGINT (or `stop` is set), then shut down gracefully.
 
@@ -55,10 +59,12 @@ async def serve(
     drain for the whole grace period. Without `security` every call but health and reflection is
     refused (UNAUTHENTICATED): a server is never open by omission. Without `tls` the port is
     plaintext: the settings allow that on a non-loopback address only with
-    MODELREG_ALLOW_PLAINTEXT (`tls.read_server_tls`).
+    MODELREG_ALLOW_PLAINTEXT (`tls.read_server_tls`). With `store_health`, health follows the
+    stores it probes, and calls that meet a store outage report it there.
     """
+    store_health = store_health or StoreHealth(())
     server = grpc.aio.server(
-        interceptors=[CallContextInterceptor(security)],
+        interceptors=[CallContextInterceptor(security, on_store_outage=store_health.outage_seen)],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -93,12 +99,14 @@ async def serve(
     await server.start()
     for name in ["", *names]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    store_health.start(health_servicer, ["", *names])
     transport = "plaintext" if tls is None else "mtls" if tls.require_client_cert else "tls"
     log.info("serving", address=listen_addr, services=names, transport=transport)
 
     await stop.wait()
     log.info("shutting down", grace_seconds=grace_seconds)
     await health_servicer.enter_graceful_shutdown()
+    await store_health.stop()
     for drain in on_draining:
         await drain()
     await server.stop(grace_seconds)

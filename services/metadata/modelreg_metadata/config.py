@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from modelreg_api.addresses import DEFAULT_METADATA_ADDR, METADATA_ADDR_ENV
-from modelreg_common.config import EnvReader
+from modelreg_common.config import EnvReader, MongoTimeouts
 from modelreg_common.identity.settings import IdentitySettings
 from modelreg_common.tls import ServerTls, read_server_tls
 
@@ -20,6 +20,8 @@ class MetadataSettings:
     database: str
     grace_seconds: float
     log_level: str
+    # How long a call waits for an unreachable database before it fails (UNAVAILABLE).
+    mongodb_timeouts: MongoTimeouts = field(default_factory=MongoTimeouts)
     # FerretDB deployments only (one metadata process): keep an in-process replica for reads and
     # searches (store/replica.py). Ignored on MongoDB.
     replica: bool = True
@@ -42,6 +44,7 @@ class MetadataSettings:
             listen_addr=listen_addr,
             mongodb_uri=read.mongodb_uri("MODELREG_MONGODB_URI"),
             database=read.text("MODELREG_MONGODB_DATABASE", "modelreg"),
+            mongodb_timeouts=MongoTimeouts.read(read),
             grace_seconds=read.number("MODELREG_SHUTDOWN_GRACE_SECONDS", 10.0, minimum=0, maximum=600),
             log_level=read.log_level("MODELREG_LOG_LEVEL"),
             replica=read.flag("MODELREG_METADATA_REPLICA", True),

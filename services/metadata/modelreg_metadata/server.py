@@ -9,6 +9,7 @@ import structlog
 from modelreg_common.access.bindings import RoleDirectory
 from modelreg_common.security import open_security
 from modelreg_common.server import ServiceBinding, serve
+from modelreg_common.store_health import StoreHealth, StoreProbe
 from modelregistry.v1 import (
     access_service_pb2,
     access_service_pb2_grpc,
@@ -49,6 +50,7 @@ async def run(settings: MetadataSettings, stop: asyncio.Event | None = None) -> 
         replica=settings.replica,
         faults=Faults.parse(settings.fault_injection),
         sweep_seconds=settings.event_sweep_seconds,
+        timeouts=settings.mongodb_timeouts,
     )
     await database.start()
     models = MongoModelStore(database)
@@ -94,4 +96,8 @@ async def run(settings: MetadataSettings, stop: asyncio.Event | None = None) -> 
         stop=stop,
         security=security,
         tls=settings.tls,
+        # NOT_SERVING while the database cannot be reached.
+        store_health=StoreHealth(
+            [StoreProbe("database", database.ping)], probe_timeout=settings.mongodb_timeouts.probe_seconds
+        ),
     )

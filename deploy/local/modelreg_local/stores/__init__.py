@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 from modelreg_common.config import S3Settings
@@ -72,6 +72,7 @@ __all__ = [
     "ContainerStores",
     "ExternalStores",
     "FerretDBServer",
+    "LocalEndpoints",
     "LocalStores",
     "S3Settings",
     "SeaweedS3Server",
@@ -88,10 +89,19 @@ __all__ = [
 ]
 
 
-@contextlib.contextmanager
-def _local_endpoints(stores: LocalStores) -> Iterator[StoreEndpoints]:
-    with stores:
-        yield stores.endpoints
+class LocalEndpoints(contextlib.AbstractContextManager[StoreEndpoints]):
+    """The local servers as `open_stores` hands them out: entering yields their endpoints, and
+    `stores` stays reachable for whoever supervises the processes (`make run`)."""
+
+    def __init__(self, stores: LocalStores):
+        self.stores = stores
+
+    def __enter__(self) -> StoreEndpoints:
+        self.stores.start()
+        return self.stores.endpoints
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stores.stop()
 
 
 def open_stores(
@@ -115,7 +125,7 @@ def open_stores(
     if prefer_containers and docker_available():
         return ContainerStores(external)
     ferretdb_binary = default_ferretdb_binary(env) if external.mongodb_uri is None else None
-    return _local_endpoints(
+    return LocalEndpoints(
         LocalStores(
             data_root,
             mongo_port=mongo_port,

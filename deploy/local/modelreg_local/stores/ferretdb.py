@@ -142,7 +142,9 @@ class FerretDBServer(ServerProcess):
         return directory
 
     def _command(self) -> list[str]:
-        self.socket_dir = self._choose_socket_dir()
+        if self.socket_dir is None or not self.socket_dir.is_dir():
+            # Chosen once: a restart (ServerProcess.restart) keeps the address the services know.
+            self.socket_dir = self._choose_socket_dir()
         listen = f"{LOCALHOST}:{self.port}" if self.port else str(self.socket_path)
         return [
             str(self.binary),
@@ -159,6 +161,7 @@ class FerretDBServer(ServerProcess):
             if self._temporary_socket_dir and self.socket_dir is not None:
                 shutil.rmtree(self.socket_dir, ignore_errors=True)
                 self._temporary_socket_dir = False
+                self.socket_dir = None
 
     def _probe(self) -> None:
         if self._client is None:

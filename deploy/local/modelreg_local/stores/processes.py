@@ -152,8 +152,28 @@ class ServerProcess:
         finally:
             self._close_probe()
 
+    def exit_code(self) -> int | None:
+        """The exit code when the process has ended (negative: the signal that ended it), else None."""
+        return self._process.poll() if self._process is not None else None
+
+    def restart(self, timeout: float = 60.0) -> None:
+        """Start again after the process died (the supervisor's remedy): same data, same addresses,
+        so the services' clients reconnect to it by themselves."""
+        self._release(None)
+        self._before_restart()
+        self.start()
+        self.wait_healthy(timeout)
+
+    def _before_restart(self) -> None:
+        """Clear what a killed process left behind that would stop the next one."""
+
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM, wait up to `timeout`, then SIGKILL. Safe to call repeatedly and before start()."""
+        self._release(timeout)
+
+    def _release(self, timeout: float | None) -> None:
+        """End the process (politely within `timeout`; None: it has already ended) and let go of
+        its pid file, log and probe."""
         process, self._process = self._process, None
         try:
             if process is not None and process.poll() is None:

@@ -200,6 +200,14 @@ class SeaweedS3Server(ServerProcess):
 
     def stop(self, timeout: float = 10.0) -> None:
         super().stop(timeout)
+        self._remove_sockets()
+
+    def _before_restart(self) -> None:
+        # The services know this S3 port: the next process must take it again, not another one.
+        self._requested_port = self.port
+        self._remove_sockets()
+
+    def _remove_sockets(self) -> None:
         if not self.ports:
             return
         # weed puts a Unix socket per gRPC port (and for the filer and S3 http ports) into /tmp, hard-coded,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pymongo
+from modelreg_common.config import MongoTimeouts
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 
@@ -11,14 +13,21 @@ Document = dict[str, Any]
 
 
 class ArtifactDatabase:
-    def __init__(self, uri: str, database: str):
+    def __init__(self, uri: str, database: str, timeouts: MongoTimeouts | None = None):
+        # Bounded waits: with the database down, a call fails (UNAVAILABLE) after timeouts.timeout_ms.
+        self.timeouts = timeouts or MongoTimeouts()
         self.client: AsyncMongoClient[Document] = AsyncMongoClient(
-            uri, tz_aware=True, serverSelectionTimeoutMS=5000, appname="modelreg-artifacts"
+            uri, tz_aware=True, appname="modelreg-artifacts", **self.timeouts.client_options()
         )
         db = self.client[database]
         self.db = db  # API tokens and role bindings are read from here too (modelreg_common.security)
         self.sessions: AsyncCollection[Document] = db["artifact_upload_sessions"]
         self.blobs: AsyncCollection[Document] = db["artifact_blobs"]
+
+    async def ping(self) -> None:
+        # The health probe's question (modelreg_common/store_health.py): short, whatever the bounds.
+        with pymongo.timeout(self.timeouts.probe_seconds):
+            await self.client.admin.command("ping")
 
     async def close(self) -> None:
         await self.client.close()

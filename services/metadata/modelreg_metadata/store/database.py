@@ -32,7 +32,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+import pymongo
 import structlog
+from modelreg_common.config import MongoTimeouts
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -61,9 +63,16 @@ class MongoDatabase:
         faults: Faults | None = None,
         sweep_seconds: float = 10.0,
         atomic_updates: bool | None = None,
+        timeouts: MongoTimeouts | None = None,
     ):
+        # Bounded waits: with the database down, a call fails (UNAVAILABLE) after timeouts.timeout_ms.
+        self.timeouts = timeouts or MongoTimeouts()
         self.client: AsyncMongoClient[Document] = AsyncMongoClient(
-            uri, tz_aware=True, serverSelectionTimeoutMS=5000, appname="modelreg-metadata", maxPoolSize=200
+            uri,
+            tz_aware=True,
+            appname="modelreg-metadata",
+            maxPoolSize=200,
+            **self.timeouts.client_options(),
         )
         self.db: AsyncDatabase[Document] = self.client[database]
         self.namespaces: AsyncCollection[Document] = self.db["namespaces"]
@@ -213,7 +222,9 @@ class MongoDatabase:
             await collection.create_indexes([index])
 
     async def ping(self) -> None:
-        await self.client.admin.command("ping")
+        # The health probe's question (modelreg_common/store_health.py): short, whatever the bounds.
+        with pymongo.timeout(self.timeouts.probe_seconds):
+            await self.client.admin.command("ping")
 
     async def stop_feeds(self) -> None:
         self.event_log.feed.close()
