@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
 import pytest
 from modelreg.cache import BlobCache, place
+from modelreg.destination import survey
 from modelreg.errors import UnsafeManifest
 from modelreg.pulls import plan_targets
 from modelregistry.v1 import model_pb2
@@ -50,3 +52,21 @@ def test_place_never_shows_a_partial_file_and_links_read_only_blobs(tmp_path: Pa
     assert target.read_bytes() == b"content"
     assert not os.path.samefile(blob, target)
     assert sorted(p.name for p in target.parent.iterdir()) == ["file"]  # no temporary left over
+
+
+def test_the_survey_names_links_and_special_paths_in_the_way_and_keeps_the_same_bytes(tmp_path: Path) -> None:
+    root = tmp_path / "dest"
+    root.mkdir()
+    (root / "same.bin").write_bytes(b"same")
+    (tmp_path / "elsewhere").write_bytes(b"same")
+    (root / "link.bin").symlink_to(tmp_path / "elsewhere")  # even with the right bytes: not a file of ours
+    digest = hashlib.sha256(b"same").hexdigest()
+    files = [
+        model_pb2.ModelFile(path=p, size_bytes=4, sha256=digest) for p in ("same.bin", "link.bin", "new.bin")
+    ]
+    targets = plan_targets(root, files)
+
+    found = survey(root.resolve(), files, targets, lambda sha256: tmp_path / "no-cache" / sha256)
+
+    assert found.present == {root.resolve() / "same.bin"}
+    assert [(item.path.name, item.found) for item in found.in_the_way] == [("link.bin", "a symbolic link")]

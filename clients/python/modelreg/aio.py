@@ -765,6 +765,7 @@ class AsyncClient:
         use_cache: bool = True,
         copy: bool = False,
         allow_pending: bool = False,
+        force: bool = False,
         progress: TransferProgress | None = None,
     ) -> PullResult:
         """Download every file of a version into `destination`, each verified by SHA-256.
@@ -773,6 +774,12 @@ class AsyncClient:
         moves meanwhile. Blobs already in the local cache are not transferred again; files are
         hard links into the cache (read-only) unless `copy` is set. With `use_cache=False` the
         bytes are staged inside `destination` and nothing is kept elsewhere.
+
+        Files already in `destination` with the same bytes are kept as they are. Anything else
+        under a path the version needs (another file, a directory, a link) raises
+        `DestinationInTheWay` naming every such path before anything is downloaded, unless
+        `force` is set: then exactly those paths are replaced once every file is verified.
+        Files the version does not name are never touched.
         """
         resolved = await self.get_version(version)
         if resolved.state == model_pb2.MODEL_VERSION_STATE_PENDING and not allow_pending:
@@ -787,6 +794,7 @@ class AsyncClient:
             Path(destination),
             cache_root=self.settings.cache_dir if use_cache else None,
             copy=copy,
+            force=force,
             parallel=self.settings.parallel_files,
             progress=progress or NoProgress(),
         )

@@ -42,6 +42,7 @@ __all__ = [
     "Cancelled",
     "DataLoss",
     "DeadlineExceeded",
+    "DestinationInTheWay",
     "FailedPrecondition",
     "IntegrityError",
     "Internal",
@@ -76,3 +77,17 @@ class UnsafeManifest(ModelregError):
 
 class LocalFileError(ModelregError):
     """A local file or directory cannot be pushed (missing, empty, unreadable, bad path)."""
+
+
+class DestinationInTheWay(ModelregError):
+    """A pull's destination holds other files (or directories) under paths the pull must write.
+
+    Nothing was downloaded or changed; `paths` lists every local path in the way. Pull into an
+    empty directory, or pass `force=True` (`--force`) to replace exactly those paths.
+    """
+
+    reason = "DESTINATION_NOT_EMPTY"
+
+    def __init__(self, message: str, paths: list[str]) -> None:
+        super().__init__(message)
+        self.paths = paths

@@ -3,6 +3,9 @@
 Every blob is fetched into the cache first (or into a staging directory inside the destination
 when the cache is off), then all files are placed under their names. A failed download therefore
 places nothing, and a file under its final name is always complete and verified.
+
+Before anything is fetched, the destination is surveyed (destination.py): a pull never replaces
+something it did not put there unless forced, and never deletes files the manifest does not name.
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ from pathlib import Path
 from modelreg_api.names import InvalidResourceName, ModelVersionName, check_file_path
 from modelregistry.v1 import model_pb2
 
-from modelreg.cache import BlobCache, place, same_file
+from modelreg import destination as local
+from modelreg.cache import BlobCache, place
 from modelreg.downloads import Downloader
-from modelreg.errors import UnsafeManifest
+from modelreg.errors import DestinationInTheWay, UnsafeManifest
 from modelreg.progress import Direction, Outcome, TransferProgress
 from modelreg.results import PullResult, TransferredFile
 
@@ -66,6 +70,7 @@ async def pull_files(
     *,
     cache_root: Path | None,
     copy: bool,
+    force: bool = False,
     parallel: int,
     progress: TransferProgress,
 ) -> PullResult:
@@ -74,6 +79,11 @@ async def pull_files(
     root = await asyncio.to_thread(destination.resolve)
     staging = cache_root is None
     cache = BlobCache(root / STAGING_DIR if cache_root is None else cache_root, read_only_blobs=not staging)
+    found = await asyncio.to_thread(local.survey, root, files, targets, cache.blob_path)
+    if found.in_the_way and not force:
+        raise DestinationInTheWay(
+            local.describe(root, found.in_the_way), [str(item.path) for item in found.in_the_way]
+        )
 
     by_digest: dict[str, model_pb2.ModelFile] = {}
     for file in files:
@@ -97,7 +107,7 @@ async def pull_files(
         async with asyncio.TaskGroup() as group:
             for file in by_digest.values():
                 group.create_task(fetch(file))
-        await asyncio.to_thread(_place_all, cache, root, files, targets, copy=copy, staging=staging)
+        await asyncio.to_thread(_place_all, cache, root, files, targets, found, copy=copy, staging=staging)
     except BaseExceptionGroup as group_error:
         raise group_error.exceptions[0] from None
     finally:
@@ -119,15 +129,20 @@ def _place_all(
     root: Path,
     files: list[model_pb2.ModelFile],
     targets: list[Path],
+    found: local.Survey,
     *,
     copy: bool,
     staging: bool,
 ) -> None:
+    # Only a forced pull gets here with paths in the way; those and no others are cleared, and
+    # only now that every blob is verified, so a failed download leaves the user's files alone.
+    for item in found.in_the_way:
+        local.clear(item)
     linked: set[str] = set()
     for file, target in zip(files, targets, strict=True):
         blob = cache.blob_path(file.sha256)
         _make_parent(root, target)
-        if same_file(blob, target):
+        if target in found.present:
             continue
         # Staged blobs are writable and deleted afterwards: the first file with a digest takes the
         # blob itself, later files with the same digest get copies, so no two files share bytes

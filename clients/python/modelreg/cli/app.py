@@ -43,6 +43,7 @@ from modelreg.cli.arguments import UsageError, token_file
 from modelreg.cli.output import Output
 from modelreg.credentials import Credential, CredentialError
 from modelreg.errors import (
+    DestinationInTheWay,
     IntegrityError,
     ModelregError,
     RegistryError,
@@ -94,9 +95,10 @@ starts), MODELREG_CACHE_DIR (default ~/.cache/modelreg), MODELREG_TLS (auto|true
 auto: TLS unless the address is loopback), MODELREG_TLS_CA_FILE,
 MODELREG_TLS_CLIENT_CERT_FILE and MODELREG_TLS_CLIENT_KEY_FILE (mTLS).
 
-exit codes: 0 ok, 1 failure, 2 usage or invalid argument, 3 not found, 4 conflict,
-5 integrity (digest/size mismatch), 6 service unavailable, 7 refused by a governance
-rule (four eyes), 8 not authenticated, 9 permission denied by role, 130 interrupted."""
+exit codes: 0 ok, 1 failure, 2 usage or invalid argument, 3 not found, 4 conflict (also a
+pull whose destination holds other files under the version's paths), 5 integrity
+(digest/size mismatch), 6 service unavailable, 7 refused by a governance rule (four eyes),
+8 not authenticated, 9 permission denied by role, 130 interrupted."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -192,17 +194,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Failures on this machine, which have no gRPC status.
+_EXIT_BY_LOCAL_ERROR: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], int], ...] = (
+    (CredentialError, EXIT_UNAUTHENTICATED),
+    (DestinationInTheWay, EXIT_CONFLICT),
+    ((IntegrityError, UnsafeManifest), EXIT_INTEGRITY),
+    ((InvalidResourceName, UsageError), EXIT_USAGE),
+)
+
+
 def _exit_code(error: BaseException) -> int:
     if isinstance(error, RoleDenied):
         return EXIT_ROLE_DENIED
     if isinstance(error, RegistryError):
         return _EXIT_BY_CODE.get(error.code, EXIT_FAILURE)
-    if isinstance(error, CredentialError):
-        return EXIT_UNAUTHENTICATED
-    if isinstance(error, IntegrityError | UnsafeManifest):
-        return EXIT_INTEGRITY
-    if isinstance(error, InvalidResourceName | UsageError):
-        return EXIT_USAGE
+    for kinds, code in _EXIT_BY_LOCAL_ERROR:
+        if isinstance(error, kinds):
+            return code
     return EXIT_FAILURE
 
 

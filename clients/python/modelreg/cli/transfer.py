@@ -78,6 +78,11 @@ def register(commands: Subcommands, common: argparse.ArgumentParser) -> None:
         "--copy", action="store_true", help="copy files out of the cache instead of hard-linking (read-only)"
     )
     pull.add_argument("--allow-pending", action="store_true", help="also pull a version that is not sealed")
+    pull.add_argument(
+        "--force",
+        action="store_true",
+        help="replace whatever DEST holds under the version's paths (other files are never touched)",
+    )
     pull.set_defaults(handler=pull_version)
 
     verify = commands.add_parser(
@@ -147,6 +152,7 @@ async def pull_version(args: argparse.Namespace, client: AsyncClient, out: Outpu
         use_cache=not args.no_cache,
         copy=args.copy,
         allow_pending=args.allow_pending,
+        force=args.force,
         progress=progress_for(args, out),
     )
     version = names.short_ref(names.parse_model_version_name(result.version.name))
