@@ -49,6 +49,7 @@ async def run(settings: MetadataSettings, stop: asyncio.Event | None = None) -> 
         replica=settings.replica,
         faults=Faults.parse(settings.fault_injection),
         sweep_seconds=settings.event_sweep_seconds,
+        atomic_updates=settings.atomic_updates,
     )
     await database.start()
     models = MongoModelStore(database)
