@@ -74,6 +74,8 @@ class Cluster:
             "PYTHONUNBUFFERED": "1",
             # Leftovers of crashed writers are swept up quickly (the kill matrix waits for them).
             "MODELREG_EVENT_SWEEP_SECONDS": "1",
+            # Garbage collection without a grace period: the strictest test of what it keeps.
+            "MODELREG_GC_GRACE_SECONDS": "0",
         }
         metadata_ports = {name: f"127.0.0.1:{free_port()}" for name in METADATA_REPLICAS}
         for name, address in metadata_ports.items():
