@@ -7,6 +7,7 @@ cluster that cannot start fails the run, elsewhere these tests are skipped with 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
 
 import grpc
 import pytest
@@ -15,14 +16,17 @@ from modelreg_local.stores import StoreConfigError, StoreStartError
 from modelregistry.v1 import artifact_service_pb2_grpc, metadata_service_pb2_grpc
 
 from tests.conftest import IN_CI
-from tests.replicas.cluster import ARTIFACT_REPLICAS, METADATA_REPLICAS, Cluster, channel
+from tests.replicas.cluster import ARTIFACT_REPLICAS, METADATA_REPLICAS, TEST_ENV, Cluster, channel
+
+if TYPE_CHECKING:
+    from tests.support import ArtifactStub, MetadataStub
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    replicas = Cluster(tmp_path_factory.mktemp("replicas"))
+    replicas = Cluster(tmp_path_factory.mktemp("replicas"), TEST_ENV)
     try:
         replicas.start()
     except (StoreStartError, StoreConfigError, ServiceStartError) as exc:
@@ -37,22 +41,22 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 @pytest.fixture
 async def metadata_replicas(
     cluster: Cluster,
-) -> AsyncIterator[list[metadata_service_pb2_grpc.MetadataServiceStub]]:
+) -> AsyncIterator[list[MetadataStub]]:
     """One stub per metadata replica (to send a call to a chosen one)."""
     channels = [channel(cluster.services[name].address) for name in METADATA_REPLICAS]
     yield [metadata_service_pb2_grpc.MetadataServiceStub(c) for c in channels]
     for opened in channels:
-        await opened.close()
+        await opened.close(None)
 
 
 @pytest.fixture
 async def artifact_replicas(
     cluster: Cluster,
-) -> AsyncIterator[list[artifact_service_pb2_grpc.ArtifactServiceStub]]:
+) -> AsyncIterator[list[ArtifactStub]]:
     channels = [channel(cluster.services[name].address) for name in ARTIFACT_REPLICAS]
     yield [artifact_service_pb2_grpc.ArtifactServiceStub(c) for c in channels]
     for opened in channels:
-        await opened.close()
+        await opened.close(None)
 
 
 @pytest.fixture

@@ -17,17 +17,21 @@ import os
 import uuid
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 import pytest
 from minio import Minio
 from modelreg import AsyncClient, ClientSettings, Direction, Outcome, RetryPolicy
 from modelregistry.v1 import artifact_service_pb2 as art
-from modelregistry.v1 import artifact_service_pb2_grpc, metadata_service_pb2_grpc, model_pb2
+from modelregistry.v1 import artifact_service_pb2_grpc, event_pb2, metadata_service_pb2_grpc, model_pb2
 from modelregistry.v1 import metadata_service_pb2 as md
 
 from tests.replicas.cluster import Cluster, bearer, channel
 from tests.replicas.test_replicas_concurrency import new_model
+
+if TYPE_CHECKING:
+    from tests.support import MetadataStub
 
 pytestmark = pytest.mark.integration
 
@@ -44,9 +48,7 @@ async def kill_and_restart(cluster: Cluster, victim: str) -> None:
     await asyncio.to_thread(cluster.restart, victim)
 
 
-async def create_retrying(
-    stub: metadata_service_pb2_grpc.MetadataServiceStub, token: str, parent: str
-) -> str:
+async def create_retrying(stub: MetadataStub, token: str, parent: str) -> str:
     """A create that retries as the protocol says, with one request id for all its attempts."""
     request = md.CreateModelVersionRequest(parent=parent, request_id=str(uuid.uuid4()))
     for attempt in range(80):
@@ -61,8 +63,9 @@ async def create_retrying(
     raise AssertionError(f"{request.request_id} never succeeded")
 
 
-async def all_events(stub: metadata_service_pb2_grpc.MetadataServiceStub, token: str) -> list[object]:
-    events, page_token = [], ""
+async def all_events(stub: MetadataStub, token: str) -> list[event_pb2.Event]:
+    events: list[event_pb2.Event] = []
+    page_token = ""
     while True:
         page = await stub.ListEvents(
             md.ListEventsRequest(page_size=500, page_token=page_token), metadata=bearer(token), timeout=30
@@ -73,9 +76,7 @@ async def all_events(stub: metadata_service_pb2_grpc.MetadataServiceStub, token:
             return events
 
 
-async def settled_trail(
-    stub: metadata_service_pb2_grpc.MetadataServiceStub, token: str, model: str, versions: int
-) -> list[object]:
+async def settled_trail(stub: MetadataStub, token: str, model: str, versions: int) -> list[event_pb2.Event]:
     """The whole trail once the model's creation events are all in it (crashed writers' outbox
     entries are swept up by the other replica's relay)."""
     deadline = asyncio.get_running_loop().time() + 30
@@ -83,7 +84,7 @@ async def settled_trail(
         events = await all_events(stub, token)
         created = [
             e for e in events if e.action == "MODEL_VERSION_CREATED" and e.resource.startswith(model + "/")
-        ]  # type: ignore[attr-defined]
+        ]
         if len(created) >= versions or asyncio.get_running_loop().time() > deadline:
             return events
         await asyncio.sleep(0.2)
@@ -123,9 +124,9 @@ async def test_a_burst_of_creations_survives_a_kill(cluster: Cluster, victim: st
             e.resource
             for e in trail
             if e.action == "MODEL_VERSION_CREATED" and e.resource.startswith(model.name + "/")
-        ]  # type: ignore[attr-defined]
+        ]
         assert sorted(created) == sorted(acknowledged), "not exactly one creation event per version"
-        sequences = sorted(e.sequence for e in trail)  # type: ignore[attr-defined]
+        sequences = sorted(e.sequence for e in trail)
         assert sequences == list(range(sequences[0], sequences[0] + len(sequences))), (
             "a gap in the audit trail"
         )
@@ -191,7 +192,7 @@ def stored_digests(cluster: Cluster) -> list[str]:
     return digests
 
 
-async def referenced_digests(stub: metadata_service_pb2_grpc.MetadataServiceStub, token: str) -> set[str]:
+async def referenced_digests(stub: MetadataStub, token: str) -> set[str]:
     """Every digest a manifest of the cluster lists (deleted versions included: they keep blobs)."""
     referenced: set[str] = set()
     namespaces = await stub.ListNamespaces(md.ListNamespacesRequest(page_size=100), metadata=bearer(token))

@@ -7,22 +7,25 @@ import asyncio
 import hashlib
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
+from typing import TYPE_CHECKING
 
 import grpc
 import pytest
 from modelregistry.v1 import artifact_service_pb2 as art
+from modelregistry.v1 import event_pb2, model_pb2
 from modelregistry.v1 import metadata_service_pb2 as md
-from modelregistry.v1 import metadata_service_pb2_grpc, model_pb2
 
 from tests.replicas.cluster import Cluster, bearer
 from tests.support import error_info
+
+if TYPE_CHECKING:
+    from tests.support import ArtifactStub, MetadataStub
 
 pytestmark = pytest.mark.integration
 
 MIB = 1024 * 1024
 CHUNK = 1 * MIB
-MetadataStub = metadata_service_pb2_grpc.MetadataServiceStub
 
 
 def admin(cluster: Cluster) -> tuple[tuple[str, str], ...]:
@@ -62,11 +65,12 @@ async def create_versions(
     )
 
 
-async def events_of(stub: MetadataStub, cluster: Cluster, model: str, count: int) -> list[object]:
+async def events_of(stub: MetadataStub, cluster: Cluster, model: str, count: int) -> list[event_pb2.Event]:
     """The model's events once there are `count` (the relay places them a moment after)."""
     deadline = asyncio.get_running_loop().time() + 20
     while True:
-        events, token = [], ""
+        events: list[event_pb2.Event] = []
+        token = ""
         while True:
             page = await stub.ListEvents(
                 md.ListEventsRequest(model=model, page_size=200, page_token=token), metadata=admin(cluster)
@@ -93,8 +97,8 @@ async def test_concurrent_creations_on_both_replicas_are_numbered_without_gaps_w
     )
     assert {v.name for v in listed.model_versions} == {v.name for v in created}
     events = await events_of(metadata_replicas[0], cluster, model.name, 64 + 1)
-    created_events = [e for e in events if e.action == "MODEL_VERSION_CREATED"]  # type: ignore[attr-defined]
-    assert sorted(e.resource for e in created_events) == sorted(v.name for v in created)  # type: ignore[attr-defined]
+    created_events = [e for e in events if e.action == "MODEL_VERSION_CREATED"]
+    assert sorted(e.resource for e in created_events) == sorted(v.name for v in created)
 
 
 async def test_concurrent_alias_moves_with_one_etag_have_exactly_one_winner(
@@ -148,9 +152,9 @@ async def approved_versions(
     return names
 
 
-async def outcome(call: object) -> str:
+async def outcome(call: Awaitable[object]) -> str:
     try:
-        await call  # type: ignore[misc]
+        await call
     except grpc.aio.AioRpcError as exc:
         return error_info(exc)[0] or exc.code().name
     return "OK"
@@ -172,6 +176,7 @@ async def test_a_protected_alias_never_ends_on_a_version_archived_or_deleted_by_
 
     for _ in range(25):
         move = a.SetAlias(md.SetAliasRequest(name=alias, model_version=candidate), metadata=admin(cluster))
+        other: Awaitable[object]
         if change == "archive":
             other = b.ArchiveModelVersion(
                 md.ArchiveModelVersionRequest(name=candidate), metadata=admin(cluster)
@@ -225,7 +230,7 @@ async def write_messages(
 
 
 async def test_an_upload_cut_on_one_artifact_replica_is_finished_on_the_other_and_gc_on_both_keeps_it(
-    cluster: Cluster, metadata_replicas: list[MetadataStub], artifact_replicas: list[object]
+    cluster: Cluster, metadata_replicas: list[MetadataStub], artifact_replicas: list[ArtifactStub]
 ) -> None:
     a, b = artifact_replicas
     version = (
@@ -234,18 +239,18 @@ async def test_an_upload_cut_on_one_artifact_replica_is_finished_on_the_other_an
         )
     )[0]
     data = os.urandom(24 * MIB + 11)
-    session = await a.StartUpload(  # type: ignore[attr-defined]
+    session = await a.StartUpload(
         art.StartUploadRequest(spec=spec_for(version.name, "weights.bin", data)), metadata=admin(cluster)
     )
     # A stream that ends without finishing, as a cut would: on replica A.
-    paused = await a.WriteUpload(  # type: ignore[attr-defined]
+    paused = await a.WriteUpload(
         write_messages(session.name, data, 0, 20 * MIB, finish=False), metadata=admin(cluster)
     )
     assert 0 < paused.committed_size <= 20 * MIB
 
-    status = await b.GetUploadSession(art.GetUploadSessionRequest(name=session.name), metadata=admin(cluster))  # type: ignore[attr-defined]
+    status = await b.GetUploadSession(art.GetUploadSessionRequest(name=session.name), metadata=admin(cluster))
     assert status.committed_size == paused.committed_size
-    done = await b.WriteUpload(  # type: ignore[attr-defined]
+    done = await b.WriteUpload(
         write_messages(session.name, data, status.committed_size, len(data), finish=True),
         metadata=admin(cluster),
     )
@@ -254,7 +259,7 @@ async def test_an_upload_cut_on_one_artifact_replica_is_finished_on_the_other_an
 
     collected = await asyncio.gather(
         *(
-            replica.CollectGarbage(art.CollectGarbageRequest(dry_run=False), metadata=admin(cluster))  # type: ignore[attr-defined]
+            replica.CollectGarbage(art.CollectGarbageRequest(dry_run=False), metadata=admin(cluster))
             for replica in (a, b)
         )
     )
@@ -262,7 +267,7 @@ async def test_an_upload_cut_on_one_artifact_replica_is_finished_on_the_other_an
     assert all(digest not in c.deleted_sha256s for c in collected)
     for replica in (a, b):
         received = bytearray()
-        async for message in replica.DownloadFile(  # type: ignore[attr-defined]
+        async for message in replica.DownloadFile(
             art.DownloadFileRequest(model_version=version.name, path="weights.bin"), metadata=admin(cluster)
         ):
             received += message.data
@@ -275,12 +280,12 @@ async def test_watching_one_replica_sees_every_event_written_through_the_other_i
     a, b = metadata_replicas
     model = await new_model(b, cluster)
     watch = a.WatchEvents(md.WatchEventsRequest(from_now=True), metadata=admin(cluster))
-    received: list[object] = []
+    received: list[event_pb2.Event] = []
 
     async def follow() -> None:
         async for event in watch:
             received.append(event)
-            if sum(1 for e in received if e.resource.startswith(model.name + "/versions/")) >= 30:  # type: ignore[attr-defined]
+            if sum(1 for e in received if e.resource.startswith(model.name + "/versions/")) >= 30:
                 return
 
     follower = asyncio.create_task(follow())
@@ -290,7 +295,7 @@ async def test_watching_one_replica_sees_every_event_written_through_the_other_i
     await asyncio.wait_for(follower, 30)
     watch.cancel()
 
-    sequences = [e.sequence for e in received]  # type: ignore[attr-defined]
+    sequences = [e.sequence for e in received]
     assert sequences == list(range(sequences[0], sequences[0] + len(sequences))), "a gap or a reordering"
-    ours = [e.resource for e in received if e.resource.startswith(model.name + "/versions/")]  # type: ignore[attr-defined]
+    ours = [e.resource for e in received if e.resource.startswith(model.name + "/versions/")]
     assert ours == [f"{model.name}/versions/{n}" for n in range(1, 31)]
