@@ -73,6 +73,7 @@ bench: bench-metadata bench-artifacts ## Run every benchmark (results in bench/r
 bench-metadata: tools ## Metadata service vs MLflow: create, get by alias, search (bench/results/metadata.*)
 	UV=$(UV) bash bench/install-mlflow.sh
 	$(PY) -m bench.metadata_bench
+	$(PY) -m bench.metadata_bench --only replicas
 
 .PHONY: lint
 lint: venv ## ruff, mypy (strict), buf lint and buf format

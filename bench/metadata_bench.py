@@ -42,11 +42,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import grpc
 import urllib3
 from google.protobuf import field_mask_pb2
 from modelreg_api.addresses import ServiceAddresses
+from modelreg_api.channels import ClientTls, open_channel
 from modelreg_local.credentials import issue_token
+from modelreg_local.replicas import Cluster
 from modelreg_local.stack import LocalStack
 from modelreg_local.stores import free_port
 from modelregistry.v1 import metadata_service_pb2 as md
@@ -169,7 +170,8 @@ class Modelreg:
         self.namespace = "bench"
         token = _grant_and_token(address, admin_token, [self.namespace])
         self.auth = (("authorization", f"Bearer {token}"),)
-        self.channel = grpc.aio.insecure_channel(address)
+        # A list of replicas' addresses is balanced round robin (modelreg_api.channels).
+        self.channel = open_channel(address, ClientTls(mode="off"))
         self.stub = metadata_service_pb2_grpc.MetadataServiceStub(self.channel)
 
     def model(self, i: int) -> str:
@@ -415,19 +417,23 @@ class Benchmark:
         self.loads: list[float] = []
         self.created = args.versions  # creates continue numbering the seeded versions' payloads
 
-    async def seed(self) -> None:
+    async def seed_ours(self, key: str = "seed_seconds") -> int:
         await self.ours.setup()
-        self.theirs.setup()
         started = time.perf_counter()
         seeded = await run_async(self.ours.create_version, 32, 3600, self.args.versions)
-        self.results["seed_seconds"] = round(time.perf_counter() - started, 1)
+        self.results[key] = round(time.perf_counter() - started, 1)
+        return seeded.count
+
+    async def seed(self) -> None:
+        seeded_count = await self.seed_ours()
+        self.theirs.setup()
         started = time.perf_counter()
         mlflow_seeded = await asyncio.to_thread(
             run_threads, self.theirs.create_version, 32, 3600, self.args.versions
         )
         self.results["mlflow_seed_seconds"] = round(time.perf_counter() - started, 1)
-        if seeded.count != self.args.versions or mlflow_seeded.count != self.args.versions:
-            raise RuntimeError(f"seeding stopped early: {seeded.count} and {mlflow_seeded.count} versions")
+        if seeded_count != self.args.versions or mlflow_seeded.count != self.args.versions:
+            raise RuntimeError(f"seeding stopped early: {seeded_count} and {mlflow_seeded.count} versions")
         await self.ours.set_aliases()
         self.theirs.set_aliases()
         found, mlflow_found = await self.ours.search(3), self.theirs.search(3)
@@ -438,7 +444,7 @@ class Benchmark:
     async def one_run(self, system: str, name: str, concurrency: int) -> Run:
         cap = self.args.create_cap if name == "create_version" else 1_000_000
         base = self.created
-        if system == "modelreg":
+        if system in ("modelreg", "replicas"):
             our_op: Callable[[int], Awaitable[object]] = getattr(self.ours, name)
             run = await run_async(lambda i: our_op(base + i), concurrency, self.args.seconds, cap)
         else:
@@ -456,7 +462,7 @@ class Benchmark:
             self.loads.append(load())
             runs.append(await self.one_run(system, name, concurrency))
         median = Measured(runs).median
-        key = name if system == "modelreg" else f"mlflow_{name}"
+        key = {"modelreg": name, "replicas": f"replicas_{name}"}.get(system, f"mlflow_{name}")
         c = concurrency
         self.results[f"{key}_rps_c{c}"] = round(median.rps, 1)
         self.results[f"{key}_rps_c{c}_min"] = round(min(r.rps for r in runs), 1)
@@ -503,6 +509,20 @@ class Benchmark:
         self.results["watch_load_average_1m_max"] = round(max(self.loads), 2)
         return self.results
 
+    async def run_replicas(self) -> dict[str, Any]:
+        """The same operations on two metadata replicas with MongoDB's semantics (modelreg only)."""
+        seeded = await self.seed_ours("replicas_seed_seconds")
+        if seeded != self.args.versions:
+            raise RuntimeError(f"seeding stopped early: {seeded} versions")
+        await self.ours.set_aliases()
+        for name in OPERATIONS:
+            for concurrency in CONCURRENCY:
+                await self.measure("replicas", name, concurrency)
+        self.results["replicas_load_average_1m_min"] = round(min(self.loads), 2)
+        self.results["replicas_load_average_1m_max"] = round(max(self.loads), 2)
+        self.results["replicas_finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        return self.results
+
     async def run(self) -> dict[str, Any]:
         await self.seed()
         print(f"seeded {self.args.versions} versions into each: {self.results}", flush=True)
@@ -526,6 +546,13 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     try:
         addresses = ServiceAddresses(f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}")
         stack = LocalStack(workdir / "stack", addresses=addresses, log_level="WARNING")
+        if args.only == "replicas":
+            with Cluster(workdir / "cluster", log_level="WARNING") as cluster:
+                ours = Modelreg(cluster.metadata, cluster.admin_token)
+                try:
+                    return await Benchmark(args, ours, Mlflow(0)).run_replicas()
+                finally:
+                    await ours.channel.close(grace=None)
         if args.only == "watch":
             with stack:
                 ours = Modelreg(addresses.metadata, stack.admin_token())
@@ -649,8 +676,41 @@ def markdown(results: dict[str, Any]) -> str:
             f"{results['watch_events_missing']} events missing. Target: p99 < 250 ms.",
             "",
             *authentication_cost(results),
+            *replicas_section(results),
         ]
     )
+
+
+def replicas_section(results: dict[str, Any]) -> list[str]:
+    """Two metadata replicas with MongoDB's semantics beside the single process (`--only replicas`)."""
+    if "replicas_create_version_rps_c1" not in results:
+        return []
+    titles = {"create_version": "create version", "get_by_alias": "get by alias", "search": "filtered search"}
+    rows = [
+        "| operation | concurrency | one process (FerretDB path) req/s | p50 / p99 ms "
+        "| two replicas (MongoDB semantics) req/s | p50 / p99 ms |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in OPERATIONS:
+        for c in CONCURRENCY:
+            replicas = _cell(results, f"replicas_{name}", c)
+            rows.append(f"| {titles[name]} | {c} | {_cell(results, name, c)} | {replicas} |")
+    return [
+        "",
+        "## Two metadata replicas (the production path)",
+        "",
+        "The same operations through one round-robin channel to two metadata replicas with "
+        "`MODELREG_STORE_SEMANTICS=mongodb` (revision compare-and-set, the relay for several writers, "
+        "no in-process replica) on the same local FerretDB, seeded the same way "
+        f"({results['replicas_seed_seconds']} s to seed; finished {results['replicas_finished_at']}, "
+        f"load {results['replicas_load_average_1m_min']}-{results['replicas_load_average_1m_max']}). "
+        "On FerretDB every read and search of this path goes to the database (a compare-and-set or "
+        "a filter on anything but `_id` scans the collection there), which is what the single "
+        "process's replica avoids; on MongoDB these reads use its indexes. So the replica column is "
+        "a floor for a real MongoDB, not its figure.",
+        "",
+        *rows,
+    ]
 
 
 def main() -> None:
@@ -663,17 +723,23 @@ def main() -> None:
     parser.add_argument("--create-cap", type=int, default=2_000, help="at most this many creates per run")
     parser.add_argument("--watch-seconds", type=float, default=20.0, help="length of one watch-latency run")
     parser.add_argument(
-        "--only", choices=("all", "watch"), default="all", help="`watch`: only the watch latency"
+        "--only",
+        choices=("all", "watch", "replicas"),
+        default="all",
+        help="`watch`: only the watch latency; `replicas`: the operations on two metadata replicas "
+        "with MongoDB's semantics (no MLflow); both update their keys in metadata.json",
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     results = asyncio.run(benchmark(args))
     args.out.mkdir(parents=True, exist_ok=True)
-    if args.only == "watch":
+    if args.only in ("watch", "replicas"):
         previous = args.out / "metadata.json"
         kept = json.loads(previous.read_text()) if previous.exists() else {}
         kept.update(results)
         previous.write_text(json.dumps(kept, indent=2, sort_keys=True) + "\n")
+        if "versions_seeded" in kept:
+            (args.out / "metadata.md").write_text(markdown(kept))
         print(json.dumps(results, indent=2, sort_keys=True))
         sys.exit(0)
     (args.out / "metadata.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")

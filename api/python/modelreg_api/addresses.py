@@ -31,10 +31,46 @@ class ServiceAddresses:
         )
 
 
+class AddressError(ValueError):
+    """An address list that gRPC cannot balance over (names a field or variable in its message)."""
+
+
+def grpc_target(address: str) -> str:
+    """The gRPC target for an address: `host:port` as it is, a scheme'd target (`dns:///svc:port`,
+    `ipv4:a:port,b:port`) as it is, and a comma-separated list of IP addresses with ports (several
+    replicas, e.g. `127.0.0.1:50051,127.0.0.1:50061`) as the `ipv4:`/`ipv6:` target gRPC takes.
+
+    A list of host names has no such target: behind a Kubernetes headless Service use
+    `dns:///name:port`, which resolves to every replica (channels balance round robin over them).
+    """
+    target = address.strip()
+    if "," not in target or target.partition(":")[0] in ("dns", "ipv4", "ipv6"):
+        return target
+    parts = [part.strip() for part in target.split(",")]
+    families = set()
+    for part in parts:
+        host, _, port = part.rpartition(":")
+        try:
+            families.add(ipaddress.ip_address(host.strip("[]")).version)
+        except ValueError:
+            raise AddressError(
+                f"{part[:64]!r} in an address list is not an IP address with a port; list IP "
+                "addresses (a,b) or use one name that resolves to every replica (dns:///name:port)"
+            ) from None
+        if not port.isdigit():
+            raise AddressError(f"{part[:64]!r} in an address list has no port")
+    if len(families) != 1:
+        raise AddressError("an address list mixes IPv4 and IPv6 addresses; use one family")
+    return f"ipv{families.pop()}:{','.join(parts)}"
+
+
 def _hosts(address: str) -> list[str]:
     """The host part(s) of a listen address or gRPC target (`host:port`, `[v6]:port`, a bare
     IPv6 address, `dns:[//authority/]host:port`, `ipv4:a:port,b:port`, `ipv6:[a]:port`)."""
-    target = address.strip()
+    try:
+        target = grpc_target(address)
+    except AddressError:
+        return []
     scheme, sep, rest = target.partition(":")
     if sep and scheme in ("dns", "ipv4", "ipv6"):
         target = rest

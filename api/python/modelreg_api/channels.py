@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import grpc
 
-from modelreg_api.addresses import is_loopback
+from modelreg_api.addresses import grpc_target, is_loopback
 from modelreg_api.errors import ModelregError
 
 TLS_ENV = "MODELREG_TLS"
@@ -131,8 +131,17 @@ def channel_credentials(tls: ClientTls) -> grpc.ChannelCredentials:
     )
 
 
+# Calls spread over every address the target resolves to (several IPs in a list, or a headless
+# Service's DNS name), one subchannel each; the default (pick_first) would send all to one.
+BALANCING = ("grpc.lb_policy_name", "round_robin")
+
+
 def open_channel(address: str, tls: ClientTls, options: Sequence[tuple[str, Any]] = ()) -> grpc.aio.Channel:
-    """An asyncio channel to `address`: secure when `tls` says so for this address."""
+    """An asyncio channel to `address` (one address, a comma-separated list of replicas' IP
+    addresses, or a gRPC target: `addresses.grpc_target`), balancing calls round robin over the
+    replicas; secure when `tls` says so for this address."""
+    target = grpc_target(address)
+    options = [BALANCING, *options]
     if not tls.enabled_for(address):
-        return grpc.aio.insecure_channel(address, options=options)
-    return grpc.aio.secure_channel(address, channel_credentials(tls), options=options)
+        return grpc.aio.insecure_channel(target, options=options)
+    return grpc.aio.secure_channel(target, channel_credentials(tls), options=options)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import grpc
+from modelreg_api.addresses import grpc_target
 from modelregistry.v1 import access_service_pb2 as acc
 from modelregistry.v1 import access_service_pb2_grpc
 
@@ -27,7 +28,7 @@ def issue_token(
     """Grant `principal` each (namespace or `-`, role name) of `grants`, then return a new API
     token of it. A blocking call: callers are short scripts and tests of other processes."""
     admin = (("authorization", f"Bearer {admin_token}"),)
-    with grpc.insecure_channel(address) as channel:
+    with grpc.insecure_channel(grpc_target(address)) as channel:
         access = access_service_pb2_grpc.AccessServiceStub(channel)
         for namespace, role in grants:
             access.GrantRole(

@@ -78,7 +78,7 @@ class ArtifactSettings:
         listen_addr = read.address(ARTIFACT_ADDR_ENV, DEFAULT_ARTIFACT_ADDR)
         settings = cls(
             listen_addr=listen_addr,
-            metadata_addr=read.address(METADATA_ADDR_ENV, DEFAULT_METADATA_ADDR),
+            metadata_addr=read.target(METADATA_ADDR_ENV, DEFAULT_METADATA_ADDR),
             mongodb_uri=read.mongodb_uri("MODELREG_MONGODB_URI"),
             database=read.text("MODELREG_MONGODB_DATABASE", "modelreg"),
             mongodb_timeouts=MongoTimeouts.read(read),

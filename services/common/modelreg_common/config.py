@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelreg_api.addresses import AddressError, grpc_target
+
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
@@ -158,6 +160,18 @@ class EnvReader:
         if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
             self.problems.append(f"{key}={value!r} is not host:port")
         return value
+
+    def target(self, key: str, default: str) -> str:
+        """Where a client connects: `host:port`, a comma-separated list of replicas' IP addresses,
+        or a gRPC target such as `dns:///name:port` (modelreg_api.addresses.grpc_target)."""
+        value = self.text(key, default)
+        if "," in value or value.startswith(("dns:", "ipv4:", "ipv6:")):
+            try:
+                grpc_target(value)
+            except AddressError as exc:
+                self.problems.append(f"{key}: {exc}")
+            return value
+        return self.address(key, default)
 
     def mongodb_uri(self, key: str) -> str:
         """A required MongoDB connection string (mongodb:// or mongodb+srv://, with a host)."""

@@ -12,6 +12,8 @@ from modelreg_common.tls import ServerTls, read_server_tls
 
 from modelreg_metadata.faults import Faults
 
+STORE_SEMANTICS = ("auto", "mongodb")
+
 
 @dataclass(frozen=True)
 class MetadataSettings:
@@ -25,6 +27,10 @@ class MetadataSettings:
     # FerretDB deployments only (one metadata process): keep an in-process replica for reads and
     # searches (store/replica.py). Ignored on MongoDB.
     replica: bool = True
+    # "auto": MongoDB's semantics on MongoDB, one writing process on FerretDB (store/database.py).
+    # "mongodb": MongoDB's semantics on any MongoDB-wire server (revision compare-and-set, the
+    # relay for several processes, no replica): what several replicas of the service need.
+    store_semantics: str = "auto"
     # Crash-test seam (faults.py); never set in production.
     fault_injection: str = ""
     # How often the event relay looks for outbox entries left by crashed processes.
@@ -48,6 +54,7 @@ class MetadataSettings:
             grace_seconds=read.number("MODELREG_SHUTDOWN_GRACE_SECONDS", 10.0, minimum=0, maximum=600),
             log_level=read.log_level("MODELREG_LOG_LEVEL"),
             replica=read.flag("MODELREG_METADATA_REPLICA", True),
+            store_semantics=read.text("MODELREG_STORE_SEMANTICS", "auto"),
             fault_injection=read.text("MODELREG_FAULT_INJECTION", ""),
             event_sweep_seconds=read.number("MODELREG_EVENT_SWEEP_SECONDS", 10.0, minimum=0.1, maximum=3600),
             purge_deleted_after_days=read.number(
@@ -56,9 +63,19 @@ class MetadataSettings:
             identity=IdentitySettings.read(read, bootstrap=True),
             tls=read_server_tls(read, listen_addr),
         )
+        if settings.store_semantics not in STORE_SEMANTICS:
+            read.problems.append(
+                f"MODELREG_STORE_SEMANTICS: {settings.store_semantics[:32]!r} is not one of "
+                + ", ".join(STORE_SEMANTICS)
+            )
         try:
             Faults.parse(settings.fault_injection)
         except ValueError as exc:
             read.problems.append(f"MODELREG_FAULT_INJECTION: {exc}")
         read.finish()
         return settings
+
+    @property
+    def atomic_updates(self) -> bool | None:
+        """What `MongoDatabase` takes: None detects the server, True forces MongoDB's semantics."""
+        return True if self.store_semantics == "mongodb" else None

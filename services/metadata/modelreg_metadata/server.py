@@ -51,6 +51,7 @@ async def run(settings: MetadataSettings, stop: asyncio.Event | None = None) -> 
         faults=Faults.parse(settings.fault_injection),
         sweep_seconds=settings.event_sweep_seconds,
         timeouts=settings.mongodb_timeouts,
+        atomic_updates=settings.atomic_updates,
     )
     await database.start()
     models = MongoModelStore(database)

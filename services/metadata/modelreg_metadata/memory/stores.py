@@ -439,6 +439,13 @@ class MemoryVersionStore:
             versions.append(_with_aliases(self._state.versions[doc["_id"]].version, model))
         return Page(versions, following)
 
+    async def confirm_version(self, version: ModelVersion) -> None:
+        # One process: the model's lock orders alias moves and version changes already. Still
+        # refuse a version changed since it was read, as the MongoDB store does.
+        current = self._state.version(version.name, include_deleted=True).version
+        if current.etag != version.etag:
+            raise Aborted(f"model version {version.name} changed while an alias moved to it; retry")
+
     async def update_version(
         self,
         name: ModelVersionName,

@@ -36,7 +36,8 @@ class Aliases:
 
         async def change(current: Alias | None, protection: AliasProtection | None) -> Alias:
             # Under the model's lock: the versions read here cannot change until the move is
-            # written (their updates take the model's lock too).
+            # written (their updates take the model's lock too, and other processes' updates are
+            # fenced off by `confirm_version`: store/fences.py).
             version = await self._versions.get_version(target)
             if version.state is VersionState.ARCHIVED:
                 raise FailedPrecondition(
@@ -56,6 +57,8 @@ class Aliases:
                     except NotFound:
                         serving = None
                 governance.admit(name, protection, version, serving)
+            # The version stays as checked until the move is written, across processes too.
+            await self._versions.confirm_version(version)
             return Alias(
                 name=name,
                 version_number=target.number,

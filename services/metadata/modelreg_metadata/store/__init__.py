@@ -105,6 +105,12 @@ class VersionStore(Protocol):
         *,
         include_deleted: bool = False,
     ) -> tuple[ModelVersion, ModelVersion]: ...
+    async def confirm_version(self, version: ModelVersion) -> None:
+        """Make any write of `version` based on a read older than `version` fail (an alias move
+        calls it for its target before writing the model: store/fences.py); ABORTED when the
+        version has changed since. Nothing to do where one process orders all writes."""
+        ...
+
     async def purge_version(
         self,
         name: ModelVersionName,

@@ -17,7 +17,7 @@ from pymongo.errors import DuplicateKeyError
 from modelreg_metadata.audit.outbox_entry import outbox_entry
 from modelreg_metadata.domain import MAX_ALIASES_PER_MODEL, Alias, AliasProtection, Model
 from modelreg_metadata.search import Page, Search
-from modelreg_metadata.store import EventFor
+from modelreg_metadata.store import EventFor, fences
 from modelreg_metadata.store.database import MongoDatabase
 from modelreg_metadata.store.documents import (
     Document,
@@ -136,34 +136,51 @@ class MongoModelStore:
         """
         key = model_key(name.model_name)
         async with self._db.locks.hold(key):
-            doc = await self.model_document(name.model_name)
-            aliases = {a.name.alias: a for a in aliases_from(doc)}
-            before = aliases.get(name.alias)
-            if expected_etag and (before is None or before.etag != expected_etag):
-                if before is None:
-                    raise NotFound(f"alias {name} not found")
-                raise Aborted(f"alias {name} was moved by someone else (etag mismatch); read it and retry")
-            after = await change(before, protections_from(doc).get(name.alias))
-            if after is None:
-                aliases.pop(name.alias, None)
-            else:
-                aliases[name.alias] = after
-            if len(aliases) > MAX_ALIASES_PER_MODEL:
-                raise FailedPrecondition(
-                    f"model {name.model_name} already has {MAX_ALIASES_PER_MODEL} aliases; delete one first",
-                    reason="TOO_MANY_ALIASES",
-                )
-            entries = [alias_entry(a) for _, a in sorted(aliases.items())]
-            entry = outbox_entry(event(before, after))
-            result = await self._models.update_one(
-                self._db.cas_filter(key, doc.get("revision", 0)),
-                {"$set": {"aliases": entries}, "$inc": {"revision": 1}, "$push": {"outbox": entry}},
+            for attempt in range(1, fences.MAX_ATTEMPTS + 1):
+                try:
+                    return await self._change_alias_once(name, change, expected_etag, event)
+                except fences.ConcurrentWrite:
+                    if attempt == fences.MAX_ATTEMPTS:
+                        raise
+                    # Another process wrote the model or the target version first: decide again.
+        raise AssertionError("unreachable")
+
+    async def _change_alias_once(
+        self,
+        name: AliasName,
+        change: Callable[[Alias | None, AliasProtection | None], Awaitable[Alias | None]],
+        expected_etag: str,
+        event: EventFor,
+    ) -> tuple[Alias | None, Alias | None]:
+        key = model_key(name.model_name)
+        doc = await self.model_document(name.model_name)
+        aliases = {a.name.alias: a for a in aliases_from(doc)}
+        before = aliases.get(name.alias)
+        if expected_etag and (before is None or before.etag != expected_etag):
+            if before is None:
+                raise NotFound(f"alias {name} not found")
+            raise Aborted(f"alias {name} was moved by someone else (etag mismatch); read it and retry")
+        after = await change(before, protections_from(doc).get(name.alias))
+        if after is None:
+            aliases.pop(name.alias, None)
+        else:
+            aliases[name.alias] = after
+        if len(aliases) > MAX_ALIASES_PER_MODEL:
+            raise FailedPrecondition(
+                f"model {name.model_name} already has {MAX_ALIASES_PER_MODEL} aliases; delete one first",
+                reason="TOO_MANY_ALIASES",
             )
-            if result.matched_count != 1:
-                raise Aborted(f"alias {name} changed concurrently; retry")
-            self._db.committed("models", key, entry)
-            self._db.view.model_changed(doc, {"aliases": entries})
-            return before, after
+        entries = [alias_entry(a) for _, a in sorted(aliases.items())]
+        entry = outbox_entry(event(before, after))
+        result = await self._models.update_one(
+            self._db.cas_filter(key, doc.get("revision", 0)),
+            {"$set": {"aliases": entries}, "$inc": {"revision": 1}, "$push": {"outbox": entry}},
+        )
+        if result.matched_count != 1:
+            raise fences.ConcurrentWrite(f"alias {name} changed concurrently; retry")
+        self._db.committed("models", key, entry)
+        self._db.view.model_changed(doc, {"aliases": entries})
+        return before, after
 
     async def get_protection(self, name: AliasName) -> AliasProtection | None:
         return protections_from(await self.model_document(name.model_name)).get(name.alias)

@@ -18,7 +18,7 @@ from modelreg_metadata.audit.outbox_entry import outbox_entry
 from modelreg_metadata.clock import new_etag, now
 from modelreg_metadata.domain import AliasProtection, MetricPoint, ModelVersion
 from modelreg_metadata.search import Page, Search
-from modelreg_metadata.store import EventFor
+from modelreg_metadata.store import EventFor, fences
 from modelreg_metadata.store.database import MongoDatabase
 from modelreg_metadata.store.documents import (
     MAX_UPDATES_PER_COMMAND,
@@ -128,23 +128,39 @@ class MongoVersionStore:
     ) -> tuple[ModelVersion, ModelVersion]:
         key = version_key(name.model_name, name.number)
         # The model's lock too: alias moves check the version under it, so a delete or archive
-        # and an alias move of the same model never interleave.
+        # and an alias move of the same model never interleave in this process; across processes
+        # the fence does it (store/fences.py).
         async with self._db.locks.hold(model_key(name.model_name)), self._db.locks.hold(key):
-            model_doc, doc = await asyncio.gather(
-                self._models.model_document(name.model_name),
-                self._version_document(name, include_deleted=include_deleted),
-            )
-            before = self._db.view.version_from(doc, aliases_of_version(model_doc, name.number))
-            if expected_etag and expected_etag != before.etag:
-                raise Aborted(
-                    f"model version {name} changed since it was read (etag mismatch); read it and retry"
+            for attempt in range(1, fences.MAX_ATTEMPTS + 1):
+                model_doc, doc = await asyncio.gather(
+                    self._models.model_document(name.model_name),
+                    self._version_document(name, include_deleted=include_deleted),
                 )
-            after = mutate(before, protections_from(model_doc))
-            if after is before:
-                return before, after  # nothing to change (e.g. the same file added again)
-            changes = version_fields(after)
-            await self._write_version(name, doc, changes, outbox_entry(event(before, after)))
-            return before, after
+                before = self._db.view.version_from(doc, aliases_of_version(model_doc, name.number))
+                if expected_etag and expected_etag != before.etag:
+                    raise Aborted(
+                        f"model version {name} changed since it was read (etag mismatch); read it and retry"
+                    )
+                after = mutate(before, protections_from(model_doc))
+                if after is before:
+                    return before, after  # nothing to change (e.g. the same file added again)
+                try:
+                    if fences.admission_changed(before, after):
+                        await fences.fence_model(self._db, model_doc["_id"], model_doc.get("revision", 0))
+                    await self._write_version(
+                        name, doc, version_fields(after), outbox_entry(event(before, after))
+                    )
+                except fences.ConcurrentWrite:
+                    if attempt == fences.MAX_ATTEMPTS:
+                        raise
+                    continue  # another process wrote first: read again and decide again
+                return before, after
+        raise AssertionError("unreachable")
+
+    async def confirm_version(self, version: ModelVersion) -> None:
+        await fences.confirm_version(
+            self._db, version_key(version.name.model_name, version.name.number), version.etag
+        )
 
     async def _write_version(
         self,
@@ -172,7 +188,7 @@ class MongoVersionStore:
         async def write() -> None:
             result = await self._versions.update_one(self._db.cas_filter(key, doc.get("revision", 0)), update)
             if result.matched_count != 1:
-                raise Aborted(f"model version {name} changed concurrently; retry")
+                raise fences.ConcurrentWrite(f"model version {name} changed concurrently; retry")
             self._db.committed("model_versions", key, entry)
             self._db.view.version_changed(doc, changes, removed)
 
