@@ -32,7 +32,7 @@ from modelreg_metadata.registry import idempotency
 from modelreg_metadata.registry.field_masks import VERSION_MASK, copy_fields
 from modelreg_metadata.registry.pages import next_token, page_search
 from modelreg_metadata.search import VERSION_SCHEMA
-from modelreg_metadata.store import ModelStore, VersionStore
+from modelreg_metadata.store import ModelStore, RequestStore, VersionStore
 
 MAX_FILES_PER_BATCH = 1000  # files one BatchAddModelVersionFiles call may add
 
@@ -72,8 +72,9 @@ async def change_version(
 
 
 class Versions:
-    def __init__(self, models: ModelStore, versions: VersionStore):
+    def __init__(self, models: ModelStore, versions: VersionStore, requests: RequestStore):
         self._models = models
+        self._requests = requests
         self._versions = versions
 
     def _check_version_fields(
@@ -110,6 +111,7 @@ class Versions:
         request_key = (
             idempotency.request_key("CreateModelVersion", str(parent), request_id) if request_id else ""
         )
+        await idempotency.claim(self._requests, request_key, idempotency.fingerprint(draft), request_id)
 
         def numbered(name: ModelVersionName) -> ModelVersion:
             """The new version under the number the store gives it."""
