@@ -519,7 +519,7 @@ class AsyncClient:
             lineage=lineage,
             signature=signature,
         )
-        if version is not None and draft != model_pb2.ModelVersion():
+        if version is not None and _has_metadata(draft):
             raise InvalidArgument(
                 "version",
                 "a push into an existing version keeps its metadata; set it with update_version instead",
@@ -884,6 +884,13 @@ def _version_name(version: str) -> ModelVersionName:
             "version", f"{version!r} is an alias; a version number is needed here"
         )
     return ref
+
+
+def _has_metadata(draft: model_pb2.ModelVersion) -> bool:
+    """True when a push's draft sets anything (an empty lineage or signature is set, yet empty)."""
+    return any(
+        value.ListFields() if hasattr(value, "ListFields") else value for _, value in draft.ListFields()
+    )
 
 
 def _draft(
