@@ -25,7 +25,7 @@ from modelreg_api.errors import AlreadyExists, FailedPrecondition
 
 PATH_CONFLICT = "MANIFEST_PATH_CONFLICT"
 FILE_EXISTS = "FILE_EXISTS"
-_SHOWN_CHARS = 80  # error messages quote a short prefix of a path
+_SHOWN_CHARS = 80  # error messages and their metadata quote a short prefix of a path
 
 
 def path_key(path: str) -> str:
@@ -84,13 +84,13 @@ def check_path(paths: ManifestPaths, path: str, version: str) -> None:
     if other is None:
         return
     if path_key(other) == path_key(path):
-        why = "names the same file on case-insensitive file systems (macOS, Windows)"
+        why = "the two name one file on case-insensitive file systems (macOS, Windows)"
     elif path_key(other).startswith(path_key(path) + "/"):
-        why = f"would have to be a directory for {_shown(other)}"
+        why = "the new path would have to be a directory for the other"
     else:
-        why = f"needs {_shown(other)} to be a directory, but it is a file"
+        why = "the new path needs the other, a file, to be a directory"
     raise FailedPrecondition(
-        f"model version {version}: file path {_shown(path)} conflicts with {_shown(other)}: it {why}; "
+        f"model version {version}: file path {_shown(path)} conflicts with {_shown(other)}: {why}; "
         "a version must be writable as one directory tree on every system",
         reason=PATH_CONFLICT,
         metadata={"path": path[:_SHOWN_CHARS], "conflicting_path": other[:_SHOWN_CHARS]},
