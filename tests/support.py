@@ -211,12 +211,15 @@ async def upload(
     sha256: str | None = None,
     size: int | None = None,
     metadata: Sequence[tuple[str, str]] = ACTOR,
+    replace: bool = False,
 ) -> model_pb2.ModelFile:
+    """`replace`: replace other content the version holds at `path` (else FILE_EXISTS)."""
     spec = art.UploadSpec(
         model_version=version,
         path=path,
         size_bytes=len(data) if size is None else size,
         sha256=sha256 or hashlib.sha256(data).hexdigest(),
+        replace_existing=replace,
     )
     return await stub.UploadFile(upload_messages(spec, data), metadata=metadata)
 

@@ -36,12 +36,14 @@ from modelreg_metadata.store import (
     EventLog,
     ModelStore,
     NamespaceStore,
+    RequestStore,
     VersionStore,
 )
 from modelreg_metadata.store.blob_references import MongoBlobReferences
 from modelreg_metadata.store.database import MongoDatabase
 from modelreg_metadata.store.models import MongoModelStore
 from modelreg_metadata.store.namespaces import MongoNamespaceStore
+from modelreg_metadata.store.requests import MongoRequestStore
 from modelreg_metadata.store.versions import MongoVersionStore
 from pymongo import AsyncMongoClient
 
@@ -65,6 +67,7 @@ class Stores:
     versions: VersionStore
     events: EventLog
     blob_references: BlobReferences
+    requests: RequestStore
 
     async def events_of(self, resource: str) -> list[str]:
         """The actions of the resource's events in the trail, in order (after the changes made so
@@ -100,7 +103,13 @@ async def stores(request: pytest.FixtureRequest) -> AsyncIterator[Stores]:
     if options is None:
         memory = MemoryStores()
         yield Stores(
-            kind, memory.namespaces, memory.models, memory.versions, memory.events, memory.blob_references
+            kind,
+            memory.namespaces,
+            memory.models,
+            memory.versions,
+            memory.events,
+            memory.blob_references,
+            memory.requests,
         )
         return
     stack: LocalStack = request.getfixturevalue("stack")
@@ -120,6 +129,7 @@ async def stores(request: pytest.FixtureRequest) -> AsyncIterator[Stores]:
             MongoVersionStore(database, models),
             database.event_log,
             MongoBlobReferences(database),
+            MongoRequestStore(database),
         )
     finally:
         await database.close()

@@ -69,6 +69,8 @@ async def test_every_mutation_appends_one_event_with_its_before_and_after(
     production = f"{model}/aliases/production"
     data = b"weights"
     digest = hashlib.sha256(data).hexdigest()
+    retrained = b"retrained weights"
+    retrained_digest = hashlib.sha256(retrained).hexdigest()
 
     grant_bob = acc.GrantRoleRequest(parent=namespace, principal="user:bob@example.com", role=acc.ROLE_VIEWER)
     revoke_bob = acc.RevokeRoleRequest(
@@ -174,6 +176,14 @@ async def test_every_mutation_appends_one_event_with_its_before_and_after(
             v1,
             {"files": []},
             {"files": [{"path": "model.bin", "size_bytes": len(data), "sha256": digest}]},
+            exact=False,
+        ),
+        Step(
+            lambda: upload(artifacts, v1, "model.bin", retrained, replace=True),
+            "MODEL_VERSION_FILE_REPLACED",
+            v1,
+            {"files": [{"path": "model.bin", "size_bytes": len(data), "sha256": digest}]},
+            {"files": [{"path": "model.bin", "size_bytes": len(retrained), "sha256": retrained_digest}]},
             exact=False,
         ),
         Step(

@@ -249,7 +249,7 @@ async def test_gc_keeps_a_blob_while_any_version_references_it(
     await upload(artifacts, two.name, "model.bin", shared)
     objects_with_blob = stored_objects(bucket)
     # Version one moves on to other bytes: the blob is still version two's.
-    await upload(artifacts, one.name, "model.bin", os.urandom(100))
+    await upload(artifacts, one.name, "model.bin", os.urandom(100), replace=True)
     await asyncio.sleep(GRACE_SECONDS + 0.5)
     for dry_run in (True, False):
         report = await collect(collector.address, dry_run=dry_run)
@@ -257,7 +257,7 @@ async def test_gc_keeps_a_blob_while_any_version_references_it(
     assert (await download(artifacts, two.name, "model.bin"))[1] == shared
 
     # Now no manifest has it: a dry run reports it with its size and deletes nothing.
-    await upload(artifacts, two.name, "model.bin", os.urandom(100))
+    await upload(artifacts, two.name, "model.bin", os.urandom(100), replace=True)
     await asyncio.sleep(GRACE_SECONDS + 0.5)
     dry = await collect(collector.address, dry_run=True)
     assert dry.dry_run
@@ -353,7 +353,7 @@ async def test_gc_waits_for_the_grace_period(
     version = await new_version(metadata)
     dropped = os.urandom(5000)
     await upload(artifacts, version.name, "model.bin", dropped)
-    await upload(artifacts, version.name, "model.bin", os.urandom(5000))
+    await upload(artifacts, version.name, "model.bin", os.urandom(5000), replace=True)
     early = await collect(collector.address, dry_run=False)
     assert sha(dropped) not in early.deleted_sha256s
     assert early.kept_blobs >= 1
@@ -373,7 +373,7 @@ async def test_gc_spares_blobs_that_an_open_session_declares(
     # Meanwhile the same bytes are stored by another version and then dropped by it.
     other = await new_version(metadata)
     await upload(artifacts, other.name, "x.bin", data)
-    await upload(artifacts, other.name, "x.bin", os.urandom(10))
+    await upload(artifacts, other.name, "x.bin", os.urandom(10), replace=True)
     await asyncio.sleep(GRACE_SECONDS + 0.5)
 
     report = await collect(collector.address, dry_run=False)
@@ -381,6 +381,6 @@ async def test_gc_spares_blobs_that_an_open_session_declares(
     done = await write_upload(artifacts, session.name, data)
     assert done.blob_reused
 
-    await upload(artifacts, waiting.name, "pending.bin", os.urandom(10))
+    await upload(artifacts, waiting.name, "pending.bin", os.urandom(10), replace=True)
     await asyncio.sleep(GRACE_SECONDS + 0.5)
     assert sha(data) in (await collect(collector.address, dry_run=False)).deleted_sha256s

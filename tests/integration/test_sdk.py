@@ -178,10 +178,11 @@ def test_errors_are_typed_with_code_reason_and_field(client: Client) -> None:
     assert "metrics" in invalid.value.field
     assert "loss" in invalid.value.field
 
-    version = client.create_version(model)
+    version, newer = client.create_version(model), client.create_version(model)
     client.seal_version(version.name)
+    client.seal_version(newer.name)
     alias = client.set_alias(model, "prod", version.number)
-    client.set_alias(model, "prod", version.number, etag=alias.etag)
+    client.set_alias(model, "prod", newer.number, etag=alias.etag)  # moved: the etag changed
     with pytest.raises(sdk_errors.Aborted):
         client.set_alias(model, "prod", version.number, etag=alias.etag)
 

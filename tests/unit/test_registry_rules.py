@@ -29,7 +29,7 @@ def memory() -> MemoryStores:
 
 @pytest.fixture
 def registry(memory: MemoryStores) -> Registry:
-    return Registry(memory.namespaces, memory.models, memory.versions)
+    return Registry(memory.namespaces, memory.models, memory.versions, memory.requests)
 
 
 def acting_as(caller: Caller) -> None:

@@ -30,7 +30,7 @@ from modelreg.access import RoleLike
 from modelreg.comparison import Comparison
 from modelreg.connection import Connection
 from modelreg.downloads import Downloader
-from modelreg.errors import AlreadyExists, FailedPrecondition, NotFound
+from modelreg.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from modelreg.journal import Journal
 from modelreg.local_files import describe_files
 from modelreg.progress import NoProgress, TransferProgress
@@ -492,6 +492,8 @@ class AsyncClient:
         alias: str | None = None,
         create_model: bool = True,
         progress: TransferProgress | None = None,
+        version: int | None = None,
+        replace: bool = False,
     ) -> PushResult:
         """Register a file or a directory as a new, sealed version of `model`.
 
@@ -500,6 +502,11 @@ class AsyncClient:
         registry already stores (in any model) is recorded without sending its bytes. Running
         the same push again after an interruption continues the version it had started, and
         each large file from the last byte the service had committed.
+
+        With `version`, the files go into that existing PENDING version of `model` instead
+        (its metadata stays as it is: pass none here), which is then sealed. A path it already
+        holds with other content is refused (`AlreadyExists`, reason FILE_EXISTS) unless
+        `replace`; each replacement is a MODEL_VERSION_FILE_REPLACED event in the audit trail.
         """
         name = names.parse_model_ref(model)
         if alias is not None:
@@ -512,32 +519,43 @@ class AsyncClient:
             lineage=lineage,
             signature=signature,
         )
+        if version is not None and _has_metadata(draft):
+            raise InvalidArgument(
+                "version",
+                "a push into an existing version keeps its metadata; set it with update_version instead",
+            )
         progress = progress or NoProgress()
         files = await describe_files(Path(path), self.settings.parallel_files, progress)
-        if create_model:
-            await self.ensure_model(str(name))
         journal = Journal(self.settings.cache_dir / "pushes")
-        key = push_key(name, draft, files)
-        version, resumed = await resume_or_create(
-            journal,
-            key,
-            files,
-            get_version=self.get_version,
-            create_version=lambda request_id: self._create_version(name, draft, request_id),
-        )
+        key = ""
+        if version is not None:
+            target, resumed = await self.get_version(str(name.version(version))), False
+        else:
+            if create_model:
+                await self.ensure_model(str(name))
+            key = push_key(name, draft, files)
+            target, resumed = await resume_or_create(
+                journal,
+                key,
+                files,
+                get_version=self.get_version,
+                create_version=lambda request_id: self._create_version(name, draft, request_id),
+            )
         transferred = await upload_missing(
             self._uploader,
-            version,
+            target,
             files,
             parallel=self.settings.parallel_files,
             progress=progress,
+            replace=replace,
         )
-        version = await self.seal_version(version.name)
+        target = await self.seal_version(target.name)
         if alias is not None:
-            await self.set_alias(str(name), alias, version.number)
-            version = await self.get_version(version.name)
-        journal.remove(key)
-        return PushResult(version, transferred, alias or "", resumed)
+            await self.set_alias(str(name), alias, target.number)
+            target = await self.get_version(target.name)
+        if key:
+            journal.remove(key)
+        return PushResult(target, transferred, alias or "", resumed)
 
     # Aliases
 
@@ -874,6 +892,13 @@ def _version_name(version: str) -> ModelVersionName:
             "version", f"{version!r} is an alias; a version number is needed here"
         )
     return ref
+
+
+def _has_metadata(draft: model_pb2.ModelVersion) -> bool:
+    """True when a push's draft sets anything (an empty lineage or signature is set, yet empty)."""
+    return any(
+        value.ListFields() if hasattr(value, "ListFields") else value for _, value in draft.ListFields()
+    )
 
 
 def _draft(

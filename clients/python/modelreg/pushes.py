@@ -96,11 +96,14 @@ async def upload_missing(
     *,
     parallel: int,
     progress: TransferProgress,
+    replace: bool = False,
 ) -> list[TransferredFile]:
     """Upload every file the version's manifest lacks, `parallel` at a time.
 
     Content the registry already stores (another version's weights, a shared tokenizer) is
-    recorded without sending a byte; large files go through resumable upload sessions.
+    recorded without sending a byte; large files go through resumable upload sessions. A file the
+    manifest holds with other content is replaced only with `replace` (else the service refuses
+    it: `AlreadyExists`, reason FILE_EXISTS).
     """
     name: ModelVersionName = parse_model_version_name(version.name)
     present = {f.path: (f.size_bytes, f.sha256) for f in version.files}
@@ -117,7 +120,9 @@ async def upload_missing(
                 outcomes[file.path] = (Outcome.ALREADY_PRESENT, 0, "")
                 uploader.forget(name, file)  # a session that finished before a kill
             else:
-                report = await uploader.upload(name, file, progress, stored=file.sha256 in stored)
+                report = await uploader.upload(
+                    name, file, progress, stored=file.sha256 in stored, replace=replace
+                )
                 outcomes[file.path] = (report.outcome, report.sent_bytes, report.session)
             progress.file_done(file.path, file.size_bytes, outcomes[file.path][0])
 

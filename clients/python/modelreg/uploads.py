@@ -88,14 +88,22 @@ class Uploader:
         return stored
 
     async def upload(
-        self, version: ModelVersionName, file: LocalFile, progress: TransferProgress, *, stored: bool
+        self,
+        version: ModelVersionName,
+        file: LocalFile,
+        progress: TransferProgress,
+        *,
+        stored: bool,
+        replace: bool = False,
     ) -> UploadReport:
         """Store `file` in the PENDING `version`; reports its manifest entry once verified.
 
-        `stored`: the registry holds these bytes already (from `stored_blobs`).
+        `stored`: the registry holds these bytes already (from `stored_blobs`). `replace`: other
+        content the version holds at the file's path is replaced (else `AlreadyExists`, reason
+        FILE_EXISTS).
         """
         if stored:
-            session = await self._start(version, file)
+            session = await self._start(version, file, replace)
             if session.state == art.UPLOAD_STATE_FINISHED:
                 progress.advance(file.size_bytes)
                 return UploadReport(session.file, Outcome.DEDUPLICATED, 0, session.name)
@@ -103,24 +111,27 @@ class Uploader:
             self._remember(version, file, session)
             return await self._write_session(version, file, session, progress)
         if file.size_bytes < RESUMABLE_MIN_BYTES:
-            return await self._upload_whole(version, file, progress)
-        session = await self._resumable_session(version, file)
+            return await self._upload_whole(version, file, progress, replace)
+        session = await self._resumable_session(version, file, replace)
         return await self._write_session(version, file, session, progress)
 
-    def _spec(self, version: ModelVersionName, file: LocalFile) -> art.UploadSpec:
+    def _spec(self, version: ModelVersionName, file: LocalFile, replace: bool) -> art.UploadSpec:
         return art.UploadSpec(
             model_version=str(version),
             path=file.path,
             size_bytes=file.size_bytes,
             sha256=file.sha256,
             content_type=file.content_type,
+            replace_existing=replace,
         )
 
-    async def _start(self, version: ModelVersionName, file: LocalFile) -> art.UploadSession:
-        request = art.StartUploadRequest(spec=self._spec(version, file))
+    async def _start(self, version: ModelVersionName, file: LocalFile, replace: bool) -> art.UploadSession:
+        request = art.StartUploadRequest(spec=self._spec(version, file, replace))
         return await self._connection.unary(self._connection.artifacts.StartUpload, request)
 
-    async def _resumable_session(self, version: ModelVersionName, file: LocalFile) -> art.UploadSession:
+    async def _resumable_session(
+        self, version: ModelVersionName, file: LocalFile, replace: bool
+    ) -> art.UploadSession:
         """The session an interrupted push left for this file, if it can go on; else a new one."""
         record = self._journal.load(upload_key(version, file))
         earlier = str(record.get("session", "")) if record else ""
@@ -131,7 +142,7 @@ class Uploader:
                 session = None
             if session is not None and self._continues(session, version, file):
                 return session
-        session = await self._start(version, file)
+        session = await self._start(version, file, replace)
         if session.state != art.UPLOAD_STATE_FINISHED:
             self._remember(version, file, session)
         return session
@@ -256,7 +267,7 @@ class Uploader:
             await asyncio.to_thread(stream.close)
 
     async def _upload_whole(
-        self, version: ModelVersionName, file: LocalFile, progress: TransferProgress
+        self, version: ModelVersionName, file: LocalFile, progress: TransferProgress, replace: bool
     ) -> UploadReport:
         """One `UploadFile` stream; a retry sends the whole (small) file again."""
         metadata = self._connection.call_metadata()
@@ -276,7 +287,9 @@ class Uploader:
             attempt_sent = 0
             try:
                 return await self._connection.data.upload_file(
-                    self._messages(art.UploadFileRequest(spec=self._spec(version, file)), file, count),
+                    self._messages(
+                        art.UploadFileRequest(spec=self._spec(version, file, replace)), file, count
+                    ),
                     timeout=timeout,
                     metadata=metadata,
                 )

@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from modelreg_api import manifests
 from modelreg_api.errors import FailedPrecondition, InvalidArgument
 from modelreg_api.names import AliasName, ModelVersionName, UploadSessionName, check_file_path
 
@@ -29,6 +30,8 @@ class UploadSpec:
     size_bytes: int
     sha256: str
     content_type: str
+    # The client means to replace other content at `path` (modelreg_api.manifests).
+    replace_existing: bool = False
 
 
 @dataclass(frozen=True)
@@ -197,3 +200,14 @@ def check_digests(digests: list[str], field: str = "sha256s") -> list[str]:
         if not SHA256_HEX.fullmatch(digest):
             raise InvalidArgument(field, f"{digest[:80]!r} is not 64 lowercase hex characters")
     return digests
+
+
+def check_manifest_entry(manifest: dict[str, str], spec: UploadSpec) -> None:
+    """Refuses an upload the manifest (path -> sha256) would refuse at its end, before any bytes
+    arrive (modelreg_api.manifests). The metadata service checks again inside its write: this is
+    an early answer, not the guard."""
+    present = manifest.get(spec.path)
+    if present is None:
+        manifests.check_path(manifests.ManifestPaths(manifest), spec.path, str(spec.model_version))
+    elif present != spec.sha256 and not spec.replace_existing:
+        raise manifests.file_exists(spec.path, present, spec.sha256, str(spec.model_version))

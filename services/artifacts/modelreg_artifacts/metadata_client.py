@@ -16,8 +16,9 @@ from collections import Counter
 from collections.abc import Iterator
 
 import grpc
-from modelreg_api import headers
+from modelreg_api import headers, manifests
 from modelreg_api.channels import ClientTls, open_channel
+from modelreg_api.errors import RegistryError
 from modelreg_api.names import AliasName, ModelVersionName
 from modelreg_common.context import current_caller, current_request_id
 from modelreg_common.relay import relayed_error
@@ -34,14 +35,28 @@ MAX_FILES_PER_BATCH = 500
 # The longest a manifest change waits for files that uploads of the same version are finishing.
 MAX_BATCH_WAIT_SECONDS = 0.1
 
-# A batch is one change by one actor: the version, the actor and how it authenticated.
-_BatchKey = tuple[ModelVersionName, str, str]
+# A batch is one change by one actor: the version, the actor, how it authenticated, and whether
+# it replaces files (`replace_existing` applies to a whole batch).
+_BatchKey = tuple[ModelVersionName, str, str, bool]
 Metadata = tuple[tuple[str, str], ...]
 
 
-def _batch_key(version: ModelVersionName) -> _BatchKey:
+def _batch_key(version: ModelVersionName, replace_existing: bool = False) -> _BatchKey:
     caller = current_caller()
-    return (version, caller.principal, caller.authentication)
+    return (version, caller.principal, caller.authentication, replace_existing)
+
+
+# Manifest refusals that are about one file of a batch, not the batch (modelreg_api.manifests).
+_ONE_FILE_REFUSALS = frozenset({manifests.PATH_CONFLICT, manifests.FILE_EXISTS})
+
+
+def _settle(done: asyncio.Future[None], error: Exception | None) -> None:
+    if done.done():
+        return
+    if error is None:
+        done.set_result(None)
+    else:
+        done.set_exception(error)
 
 
 class MetadataClient:
@@ -65,7 +80,7 @@ class MetadataClient:
         return ((headers.AUTHORIZATION, self._authorization), (headers.REQUEST_ID, current_request_id()))
 
     def _on_behalf_of(self, key: _BatchKey) -> Metadata:
-        _, principal, authentication = key
+        _, principal, authentication, _ = key
         return (
             *self._metadata(),
             (headers.ON_BEHALF_OF, principal),
@@ -89,7 +104,7 @@ class MetadataClient:
             raise relayed_error(exc) from None
 
     @contextlib.contextmanager
-    def expecting(self, version: ModelVersionName) -> Iterator[None]:
+    def expecting(self, version: ModelVersionName, replace_existing: bool = False) -> Iterator[None]:
         """Announce an upload that is about to add a file to `version` (within milliseconds).
 
         Each manifest change rewrites the version's document (on FerretDB twice, with its outbox
@@ -98,7 +113,7 @@ class MetadataClient:
         uploads alternate between two half-full batches (those that arrive while one is in
         flight, then the rest). A lone upload never waits.
         """
-        key = _batch_key(version)
+        key = _batch_key(version, replace_existing)
         self._expected[key] += 1
         try:
             yield
@@ -113,9 +128,11 @@ class MetadataClient:
         if event is not None:
             event.set()
 
-    async def add_file(self, version: ModelVersionName, file: StoredFile) -> None:
+    async def add_file(
+        self, version: ModelVersionName, file: StoredFile, replace_existing: bool = False
+    ) -> None:
         """Record a verified file in the version's manifest (batched with concurrent ones)."""
-        key = _batch_key(version)
+        key = _batch_key(version, replace_existing)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         queue = self._queues.get(key)
         if queue is not None:
@@ -140,39 +157,46 @@ class MetadataClient:
                 await asyncio.wait_for(event.wait(), left)
 
     async def _flush(self, key: _BatchKey) -> None:
-        version = key[0]
         while self._queues.get(key):
             await self._gather(key)
             queue = self._queues[key]
             batch, rest = queue[:MAX_FILES_PER_BATCH], queue[MAX_FILES_PER_BATCH:]
             self._queues[key] = rest
-            request = manifest_pb.BatchAddModelVersionFilesRequest(
-                model_version=str(version),
-                files=[
-                    model_pb2.ModelFile(
-                        path=f.path, size_bytes=f.size_bytes, sha256=f.sha256, content_type=f.content_type
-                    )
-                    for f, _ in batch
-                ],
-            )
-            error: Exception | None = None
-            try:
-                await self._manifests.BatchAddModelVersionFiles(
-                    request, metadata=self._on_behalf_of(key), timeout=CALL_TIMEOUT_SECONDS
-                )
-            except grpc.aio.AioRpcError as exc:
-                error = relayed_error(exc)
-            except Exception as exc:
-                error = exc
+            error = await self._send(key, [f for f, _ in batch])
+            if isinstance(error, RegistryError) and error.reason in _ONE_FILE_REFUSALS and len(batch) > 1:
+                # The manifest refused one file (a path conflict, other content at a path), which
+                # refuses the whole batch: the other uploads must not fail for it, so each file
+                # goes alone and gets its own answer.
+                for file, done in batch:
+                    _settle(done, await self._send(key, [file]))
+                continue
             for _, done in batch:
-                if done.done():
-                    continue
-                if error is None:
-                    done.set_result(None)
-                else:
-                    done.set_exception(error)
+                _settle(done, error)
         self._queues.pop(key, None)
         self._changed.pop(key, None)
+
+    async def _send(self, key: _BatchKey, files: list[StoredFile]) -> Exception | None:
+        """One BatchAddModelVersionFiles call; the error it ended with, if any."""
+        version, _, _, replace_existing = key
+        request = manifest_pb.BatchAddModelVersionFilesRequest(
+            model_version=str(version),
+            files=[
+                model_pb2.ModelFile(
+                    path=f.path, size_bytes=f.size_bytes, sha256=f.sha256, content_type=f.content_type
+                )
+                for f in files
+            ],
+            replace_existing=replace_existing,
+        )
+        try:
+            await self._manifests.BatchAddModelVersionFiles(
+                request, metadata=self._on_behalf_of(key), timeout=CALL_TIMEOUT_SECONDS
+            )
+        except grpc.aio.AioRpcError as exc:
+            return relayed_error(exc)
+        except Exception as exc:
+            return exc
+        return None
 
     async def referenced(self, digests: list[str]) -> list[str]:
         """The digests that some version's manifest references (soft-deleted versions included)."""

@@ -65,6 +65,7 @@ def _spec_from_proto(spec: pb.UploadSpec) -> UploadSpec:
             size_bytes=spec.size_bytes,
             sha256=spec.sha256,
             content_type=spec.content_type or "application/octet-stream",
+            replace_existing=spec.replace_existing,
         )
     )
 
@@ -79,6 +80,7 @@ def _session_to_proto(session: UploadSession) -> pb.UploadSession:
             size_bytes=spec.size_bytes,
             sha256=spec.sha256,
             content_type=spec.content_type,
+            replace_existing=spec.replace_existing,
         ),
         state=_STATES[session.state],
         committed_size=spec.size_bytes if session.state is UploadState.FINISHED else session.committed_size,

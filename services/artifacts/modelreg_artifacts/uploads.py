@@ -38,7 +38,7 @@ from typing import Any
 
 import google_crc32c
 import structlog
-from modelreg_api.errors import FailedPrecondition, InvalidArgument, NotFound, RegistryError
+from modelreg_api.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, RegistryError
 from modelreg_api.names import UploadSessionName
 from modelregistry.v1 import model_pb2
 
@@ -48,6 +48,7 @@ from modelreg_artifacts.domain import (
     UploadSession,
     UploadSpec,
     UploadState,
+    check_manifest_entry,
     new_upload_id,
     now,
     part_size_for,
@@ -62,7 +63,7 @@ from modelreg_artifacts.store import BlobIndex, UploadSessionStore
 log = structlog.get_logger("modelreg.artifacts.uploads")
 
 # Errors from the metadata service that no retry of the same finish can fix.
-_FINAL_ERRORS = (FailedPrecondition, NotFound, InvalidArgument)
+_FINAL_ERRORS = (FailedPrecondition, NotFound, InvalidArgument, AlreadyExists)
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,7 @@ class Uploads:
                     f"model version {spec.model_version} is sealed; files are added only while it is PENDING",
                     reason="VERSION_SEALED",
                 )
+            check_manifest_entry({f.path: f.sha256 for f in version.files}, spec)
         else:
             # A one-shot upload's bytes are already on their way in the same stream: the blob
             # index is asked once, when they have arrived (`_finish` claims a stored blob then,
@@ -168,7 +170,12 @@ class Uploads:
         single_part = spec.size_bytes <= part_size_for(spec.size_bytes, self._part_bytes)
         # A one-part file reaches the manifest within milliseconds of its start, so a batch of
         # its version's manifest changes may wait for it (MetadataClient.expecting).
-        with self._metadata.expecting(spec.model_version) if single_part else contextlib.nullcontext():
+        replacing = spec.replace_existing
+        with (
+            self._metadata.expecting(spec.model_version, replacing)
+            if single_part
+            else contextlib.nullcontext()
+        ):
             session = await self.start(spec, as_writer=True, persist=not single_part)
             if session.state is UploadState.FINISHED:
                 return session.file
@@ -293,7 +300,8 @@ class Uploads:
     async def _publish(self, session: UploadSession, *, blob_reused: bool) -> UploadSession:
         """Add the verified file to the version's manifest, then mark the session FINISHED."""
         try:
-            await self._metadata.add_file(session.spec.model_version, session.file)
+            spec = session.spec
+            await self._metadata.add_file(spec.model_version, session.file, spec.replace_existing)
         except _FINAL_ERRORS as exc:
             ended = await self._end(
                 session,

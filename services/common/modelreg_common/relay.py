@@ -2,8 +2,9 @@
 
 A service calling another re-raises what it got, so the original caller sees the precise status
 (e.g. FAILED_PRECONDITION: VERSION_SEALED) instead of INTERNAL. Only the statuses a modelreg
-service answers on purpose are passed on, with their reason and field (not their ErrorInfo
-metadata); the other service being unreachable or too slow is UNAVAILABLE here, and anything
+service answers on purpose are passed on, with their reason, field and ErrorInfo metadata (e.g.
+the two paths of a MANIFEST_PATH_CONFLICT: the caller would see them calling that service
+itself); the other service being unreachable or too slow is UNAVAILABLE here, and anything
 else (a bug over there) is INTERNAL here.
 """
 
@@ -36,5 +37,5 @@ def relayed_error(exc: grpc.RpcError) -> errors.RegistryError:
     if isinstance(received, errors.InvalidArgument):
         return errors.InvalidArgument(received.field, received.description, reason=reason)
     if received.code in _PASSED_ON:
-        return type(received)(received.message, reason=reason)
+        return type(received)(received.message, reason=reason, metadata=received.metadata)
     return errors.RegistryError(received.message, reason=reason)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from modelreg_api import manifests
 from modelreg_api.errors import FailedPrecondition, InvalidArgument
 from modelreg_api.names import AliasName, ModelName, ModelVersionName, NamespaceName, parse_model_version_name
 
@@ -383,6 +384,30 @@ def check_signature(signature: Signature, field_name: str = "signature") -> None
 
 def manifest_bytes(files: list[ModelFile]) -> int:
     return sum(len(f.path.encode()) + len(f.content_type) + MANIFEST_ENTRY_OVERHEAD for f in files)
+
+
+def added_to_manifest(
+    version: ModelVersion, files: list[ModelFile], *, replace_existing: bool
+) -> list[ModelFile] | None:
+    """The version's manifest with `files` added in order (sorted by path), or None when they
+    change nothing. Refuses other content at a stored path unless `replace_existing`, and any
+    path that cannot live beside another in one directory tree (modelreg_api.manifests)."""
+    manifest = {f.path: f for f in version.files}
+    paths = manifests.ManifestPaths(manifest)
+    changed = False
+    for file in files:
+        present = manifest.get(file.path)
+        if present is not None:
+            if (present.sha256, present.size_bytes) == (file.sha256, file.size_bytes):
+                continue  # the same content again
+            if not replace_existing:
+                raise manifests.file_exists(file.path, present.sha256, file.sha256, str(version.name))
+        else:
+            manifests.check_path(paths, file.path, str(version.name))
+            paths.add(file.path)
+        manifest[file.path] = file
+        changed = True
+    return sorted(manifest.values(), key=lambda f: f.path) if changed else None
 
 
 def check_manifest_room(files: list[ModelFile], name: ModelVersionName) -> None:

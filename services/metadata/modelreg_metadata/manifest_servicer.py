@@ -31,7 +31,9 @@ class ManifestServicer(pb_grpc.ManifestServiceServicer):
     ) -> model_pb2.ModelVersion:
         name = names.parse_model_version_name(request.model_version, "model_version")
         names.check_file_path(request.file.path, "file.path")
-        version = await self._registry.versions.add_files(name, [convert.file_from_proto(request.file)])
+        version = await self._registry.versions.add_files(
+            name, [convert.file_from_proto(request.file)], replace_existing=request.replace_existing
+        )
         return convert.version_to_proto(version)
 
     async def BatchAddModelVersionFiles(
@@ -41,7 +43,10 @@ class ManifestServicer(pb_grpc.ManifestServiceServicer):
         for index, file in enumerate(request.files):
             names.check_file_path(file.path, f"files[{index}].path")
         files = [convert.file_from_proto(file) for file in request.files]
-        return convert.version_to_proto(await self._registry.versions.add_files(name, files))
+        version = await self._registry.versions.add_files(
+            name, files, replace_existing=request.replace_existing
+        )
+        return convert.version_to_proto(version)
 
     async def CheckBlobReferences(
         self, request: pb.CheckBlobReferencesRequest, context: Context

@@ -34,6 +34,7 @@ from modelreg_metadata.store.blob_references import MongoBlobReferences
 from modelreg_metadata.store.database import MongoDatabase
 from modelreg_metadata.store.models import MongoModelStore
 from modelreg_metadata.store.namespaces import MongoNamespaceStore
+from modelreg_metadata.store.requests import MongoRequestStore
 from modelreg_metadata.store.versions import MongoVersionStore
 
 log = structlog.get_logger("modelreg.metadata")
@@ -55,7 +56,12 @@ async def run(settings: MetadataSettings, stop: asyncio.Event | None = None) -> 
     )
     await database.start()
     models = MongoModelStore(database)
-    registry = Registry(MongoNamespaceStore(database), models, MongoVersionStore(database, models))
+    registry = Registry(
+        MongoNamespaceStore(database),
+        models,
+        MongoVersionStore(database, models),
+        MongoRequestStore(database),
+    )
     servicer = MetadataServicer(registry, AuditTrail(database.event_log))
     mtls = settings.tls is not None and settings.tls.client_ca_file is not None
     security, token_directory, close_security = await open_security(settings.identity, database.db, mtls=mtls)

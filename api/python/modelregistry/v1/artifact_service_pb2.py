@@ -26,49 +26,49 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from modelregistry.v1 import model_pb2 as modelregistry_dot_v1_dot_model__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'modelregistry/v1/artifact_service.proto\x12\x10modelregistry.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cmodelregistry/v1/model.proto\"\x9f\x01\n\nUploadSpec\x12#\n\rmodel_version\x18\x01 \x01(\tR\x0cmodelVersion\x12\x12\n\x04path\x18\x02 \x01(\tR\x04path\x12\x1d\n\nsize_bytes\x18\x03 \x01(\x03R\tsizeBytes\x12\x16\n\x06sha256\x18\x04 \x01(\tR\x06sha256\x12!\n\x0c\x63ontent_type\x18\x05 \x01(\tR\x0b\x63ontentType\"\xc7\x01\n\x11UploadFileRequest\x12\x30\n\x04spec\x18\x01 \x01(\x0b\x32\x1c.modelregistry.v1.UploadSpecR\x04spec\x12!\n\x0cwrite_offset\x18\x02 \x01(\x03R\x0bwriteOffset\x12\x12\n\x04\x64\x61ta\x18\x03 \x01(\x0cR\x04\x64\x61ta\x12!\n\x0c\x66inish_write\x18\x04 \x01(\x08R\x0b\x66inishWrite\x12\x1b\n\x06\x63rc32c\x18\x05 \x01(\x07H\x00R\x06\x63rc32c\x88\x01\x01\x42\t\n\x07_crc32c\"|\n\x13\x44ownloadFileRequest\x12#\n\rmodel_version\x18\x01 \x01(\tR\x0cmodelVersion\x12\x12\n\x04path\x18\x02 \x01(\tR\x04path\x12\x16\n\x06offset\x18\x03 \x01(\x03R\x06offset\x12\x14\n\x05limit\x18\x04 \x01(\x03R\x05limit\"s\n\x14\x44ownloadFileResponse\x12/\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x1b.modelregistry.v1.ModelFileR\x04\x66ile\x12\x16\n\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x12\n\x04\x64\x61ta\x18\x03 \x01(\x0cR\x04\x64\x61ta\"\xb2\x04\n\rUploadSession\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x30\n\x04spec\x18\x02 \x01(\x0b\x32\x1c.modelregistry.v1.UploadSpecR\x04spec\x12\x33\n\x05state\x18\x03 \x01(\x0e\x32\x1d.modelregistry.v1.UploadStateR\x05state\x12%\n\x0e\x63ommitted_size\x18\x04 \x01(\x03R\rcommittedSize\x12&\n\x0fpart_size_bytes\x18\x05 \x01(\x03R\rpartSizeBytes\x12/\n\x04\x66ile\x18\x06 \x01(\x0b\x32\x1b.modelregistry.v1.ModelFileR\x04\x66ile\x12\x1f\n\x0b\x62lob_reused\x18\x07 \x01(\x08R\nblobReused\x12%\n\x0e\x66\x61ilure_reason\x18\x08 \x01(\tR\rfailureReason\x12\'\n\x0f\x66\x61ilure_message\x18\t \x01(\tR\x0e\x66\x61ilureMessage\x12;\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0bupdate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\x12;\n\x0b\x65xpire_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\"F\n\x12StartUploadRequest\x12\x30\n\x04spec\x18\x01 \x01(\x0b\x32\x1c.modelregistry.v1.UploadSpecR\x04spec\"\xbd\x01\n\x12WriteUploadRequest\x12%\n\x0eupload_session\x18\x01 \x01(\tR\ruploadSession\x12!\n\x0cwrite_offset\x18\x02 \x01(\x03R\x0bwriteOffset\x12\x12\n\x04\x64\x61ta\x18\x03 \x01(\x0cR\x04\x64\x61ta\x12!\n\x0c\x66inish_write\x18\x04 \x01(\x08R\x0b\x66inishWrite\x12\x1b\n\x06\x63rc32c\x18\x05 \x01(\x07H\x00R\x06\x63rc32c\x88\x01\x01\x42\t\n\x07_crc32c\"-\n\x17GetUploadSessionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"0\n\x1a\x43\x61ncelUploadSessionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"X\n\x17\x46indMissingBlobsRequest\x12\x18\n\x07sha256s\x18\x01 \x03(\tR\x07sha256s\x12#\n\rmodel_version\x18\x02 \x01(\tR\x0cmodelVersion\"C\n\x18\x46indMissingBlobsResponse\x12\'\n\x0fmissing_sha256s\x18\x01 \x03(\tR\x0emissingSha256s\"@\n\x19VerifyModelVersionRequest\x12#\n\rmodel_version\x18\x01 \x01(\tR\x0cmodelVersion\"\x88\x01\n\tFileCheck\x12\x12\n\x04path\x18\x01 \x01(\tR\x04path\x12\x16\n\x06sha256\x18\x02 \x01(\tR\x06sha256\x12\x37\n\x07problem\x18\x03 \x01(\x0e\x32\x1d.modelregistry.v1.BlobProblemR\x07problem\x12\x16\n\x06\x64\x65tail\x18\x04 \x01(\tR\x06\x64\x65tail\"\xc4\x01\n\x1aVerifyModelVersionResponse\x12#\n\rmodel_version\x18\x01 \x01(\tR\x0cmodelVersion\x12#\n\rchecked_files\x18\x02 \x01(\x03R\x0c\x63heckedFiles\x12#\n\rchecked_bytes\x18\x03 \x01(\x03R\x0c\x63heckedBytes\x12\x37\n\x08problems\x18\x04 \x03(\x0b\x32\x1b.modelregistry.v1.FileCheckR\x08problems\"0\n\x15\x43ollectGarbageRequest\x12\x17\n\x07\x64ry_run\x18\x01 \x01(\x08R\x06\x64ryRun\"\xc3\x01\n\x16\x43ollectGarbageResponse\x12\x17\n\x07\x64ry_run\x18\x01 \x01(\x08R\x06\x64ryRun\x12#\n\rdeleted_blobs\x18\x02 \x01(\x03R\x0c\x64\x65letedBlobs\x12#\n\rdeleted_bytes\x18\x03 \x01(\x03R\x0c\x64\x65letedBytes\x12\'\n\x0f\x64\x65leted_sha256s\x18\x04 \x03(\tR\x0e\x64\x65letedSha256s\x12\x1d\n\nkept_blobs\x18\x05 \x01(\x03R\tkeptBlobs*\xae\x01\n\x0bUploadState\x12\x1c\n\x18UPLOAD_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13UPLOAD_STATE_ACTIVE\x10\x01\x12\x19\n\x15UPLOAD_STATE_FINISHED\x10\x02\x12\x17\n\x13UPLOAD_STATE_FAILED\x10\x03\x12\x1a\n\x16UPLOAD_STATE_CANCELLED\x10\x04\x12\x18\n\x14UPLOAD_STATE_EXPIRED\x10\x05*\x87\x01\n\x0b\x42lobProblem\x12\x1c\n\x18\x42LOB_PROBLEM_UNSPECIFIED\x10\x00\x12\x18\n\x14\x42LOB_PROBLEM_MISSING\x10\x01\x12\x1e\n\x1a\x42LOB_PROBLEM_SIZE_MISMATCH\x10\x02\x12 \n\x1c\x42LOB_PROBLEM_DIGEST_MISMATCH\x10\x03\x32\xf9\x06\n\x0f\x41rtifactService\x12P\n\nUploadFile\x12#.modelregistry.v1.UploadFileRequest\x1a\x1b.modelregistry.v1.ModelFile(\x01\x12_\n\x0c\x44ownloadFile\x12%.modelregistry.v1.DownloadFileRequest\x1a&.modelregistry.v1.DownloadFileResponse0\x01\x12T\n\x0bStartUpload\x12$.modelregistry.v1.StartUploadRequest\x1a\x1f.modelregistry.v1.UploadSession\x12V\n\x0bWriteUpload\x12$.modelregistry.v1.WriteUploadRequest\x1a\x1f.modelregistry.v1.UploadSession(\x01\x12^\n\x10GetUploadSession\x12).modelregistry.v1.GetUploadSessionRequest\x1a\x1f.modelregistry.v1.UploadSession\x12\x64\n\x13\x43\x61ncelUploadSession\x12,.modelregistry.v1.CancelUploadSessionRequest\x1a\x1f.modelregistry.v1.UploadSession\x12i\n\x10\x46indMissingBlobs\x12).modelregistry.v1.FindMissingBlobsRequest\x1a*.modelregistry.v1.FindMissingBlobsResponse\x12o\n\x12VerifyModelVersion\x12+.modelregistry.v1.VerifyModelVersionRequest\x1a,.modelregistry.v1.VerifyModelVersionResponse\x12\x63\n\x0e\x43ollectGarbage\x12\'.modelregistry.v1.CollectGarbageRequest\x1a(.modelregistry.v1.CollectGarbageResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'modelregistry/v1/artifact_service.proto\x12\x10modelregistry.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cmodelregistry/v1/model.proto\"\xca\x01\n\nUploadSpec\x12#\n\rmodel_version\x18\x01 \x01(\tR\x0cmodelVersion\x12\x12\n\x04path\x18\x02 \x01(\tR\x04path\x12\x1d\n\nsize_bytes\x18\x03 \x01(\x03R\tsizeBytes\x12\x16\n\x06sha256\x18\x04 \x01(\tR\x06sha256\x12!\n\x0c\x63ontent_type\x18\x05 \x01(\tR\x0b\x63ontentType\x12)\n\x10replace_existing\x18\x06 \x01(\x08R\x0freplaceExisting\"\xc7\x01\n\x11UploadFileRequest\x12\x30\n\x04spec\x18\x01 \x01(\x0b\x32\x1c.modelregistry.v1.UploadSpecR\x04spec\x12!\n\x0cwrite_offset\x18\x02 \x01(\x03R\x0bwriteOffset\x12\x12\n\x04\x64\x61ta\x18\x03 \x01(\x0cR\x04\x64\x61ta\x12!\n\x0c\x66inish_write\x18\x04 \x01(\x08R\x0b\x66inishWrite\x12\x1b\n\x06\x63rc32c\x18\x05 \x01(\x07H\x00R\x06\x63rc32c\x88\x01\x01\x42\t\n\x07_crc32c\"|\n\x13\x44ownloadFileRequest\x12#\n\rmodel_version\x18\x01 \x01(\tR\x0cmodelVersion\x12\x12\n\x04path\x18\x02 \x01(\tR\x04path\x12\x16\n\x06offset\x18\x03 \x01(\x03R\x06offset\x12\x14\n\x05limit\x18\x04 \x01(\x03R\x05limit\"s\n\x14\x44ownloadFileResponse\x12/\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x1b.modelregistry.v1.ModelFileR\x04\x66ile\x12\x16\n\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x12\n\x04\x64\x61ta\x18\x03 \x01(\x0cR\x04\x64\x61ta\"\xb2\x04\n\rUploadSession\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x30\n\x04spec\x18\x02 \x01(\x0b\x32\x1c.modelregistry.v1.UploadSpecR\x04spec\x12\x33\n\x05state\x18\x03 \x01(\x0e\x32\x1d.modelregistry.v1.UploadStateR\x05state\x12%\n\x0e\x63ommitted_size\x18\x04 \x01(\x03R\rcommittedSize\x12&\n\x0fpart_size_bytes\x18\x05 \x01(\x03R\rpartSizeBytes\x12/\n\x04\x66ile\x18\x06 \x01(\x0b\x32\x1b.modelregistry.v1.ModelFileR\x04\x66ile\x12\x1f\n\x0b\x62lob_reused\x18\x07 \x01(\x08R\nblobReused\x12%\n\x0e\x66\x61ilure_reason\x18\x08 \x01(\tR\rfailureReason\x12\'\n\x0f\x66\x61ilure_message\x18\t \x01(\tR\x0e\x66\x61ilureMessage\x12;\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0bupdate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\x12;\n\x0b\x65xpire_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\"F\n\x12StartUploadRequest\x12\x30\n\x04spec\x18\x01 \x01(\x0b\x32\x1c.modelregistry.v1.UploadSpecR\x04spec\"\xbd\x01\n\x12WriteUploadRequest\x12%\n\x0eupload_session\x18\x01 \x01(\tR\ruploadSession\x12!\n\x0cwrite_offset\x18\x02 \x01(\x03R\x0bwriteOffset\x12\x12\n\x04\x64\x61ta\x18\x03 \x01(\x0cR\x04\x64\x61ta\x12!\n\x0c\x66inish_write\x18\x04 \x01(\x08R\x0b\x66inishWrite\x12\x1b\n\x06\x63rc32c\x18\x05 \x01(\x07H\x00R\x06\x63rc32c\x88\x01\x01\x42\t\n\x07_crc32c\"-\n\x17GetUploadSessionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"0\n\x1a\x43\x61ncelUploadSessionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"X\n\x17\x46indMissingBlobsRequest\x12\x18\n\x07sha256s\x18\x01 \x03(\tR\x07sha256s\x12#\n\rmodel_version\x18\x02 \x01(\tR\x0cmodelVersion\"C\n\x18\x46indMissingBlobsResponse\x12\'\n\x0fmissing_sha256s\x18\x01 \x03(\tR\x0emissingSha256s\"@\n\x19VerifyModelVersionRequest\x12#\n\rmodel_version\x18\x01 \x01(\tR\x0cmodelVersion\"\x88\x01\n\tFileCheck\x12\x12\n\x04path\x18\x01 \x01(\tR\x04path\x12\x16\n\x06sha256\x18\x02 \x01(\tR\x06sha256\x12\x37\n\x07problem\x18\x03 \x01(\x0e\x32\x1d.modelregistry.v1.BlobProblemR\x07problem\x12\x16\n\x06\x64\x65tail\x18\x04 \x01(\tR\x06\x64\x65tail\"\xc4\x01\n\x1aVerifyModelVersionResponse\x12#\n\rmodel_version\x18\x01 \x01(\tR\x0cmodelVersion\x12#\n\rchecked_files\x18\x02 \x01(\x03R\x0c\x63heckedFiles\x12#\n\rchecked_bytes\x18\x03 \x01(\x03R\x0c\x63heckedBytes\x12\x37\n\x08problems\x18\x04 \x03(\x0b\x32\x1b.modelregistry.v1.FileCheckR\x08problems\"0\n\x15\x43ollectGarbageRequest\x12\x17\n\x07\x64ry_run\x18\x01 \x01(\x08R\x06\x64ryRun\"\xc3\x01\n\x16\x43ollectGarbageResponse\x12\x17\n\x07\x64ry_run\x18\x01 \x01(\x08R\x06\x64ryRun\x12#\n\rdeleted_blobs\x18\x02 \x01(\x03R\x0c\x64\x65letedBlobs\x12#\n\rdeleted_bytes\x18\x03 \x01(\x03R\x0c\x64\x65letedBytes\x12\'\n\x0f\x64\x65leted_sha256s\x18\x04 \x03(\tR\x0e\x64\x65letedSha256s\x12\x1d\n\nkept_blobs\x18\x05 \x01(\x03R\tkeptBlobs*\xae\x01\n\x0bUploadState\x12\x1c\n\x18UPLOAD_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13UPLOAD_STATE_ACTIVE\x10\x01\x12\x19\n\x15UPLOAD_STATE_FINISHED\x10\x02\x12\x17\n\x13UPLOAD_STATE_FAILED\x10\x03\x12\x1a\n\x16UPLOAD_STATE_CANCELLED\x10\x04\x12\x18\n\x14UPLOAD_STATE_EXPIRED\x10\x05*\x87\x01\n\x0b\x42lobProblem\x12\x1c\n\x18\x42LOB_PROBLEM_UNSPECIFIED\x10\x00\x12\x18\n\x14\x42LOB_PROBLEM_MISSING\x10\x01\x12\x1e\n\x1a\x42LOB_PROBLEM_SIZE_MISMATCH\x10\x02\x12 \n\x1c\x42LOB_PROBLEM_DIGEST_MISMATCH\x10\x03\x32\xf9\x06\n\x0f\x41rtifactService\x12P\n\nUploadFile\x12#.modelregistry.v1.UploadFileRequest\x1a\x1b.modelregistry.v1.ModelFile(\x01\x12_\n\x0c\x44ownloadFile\x12%.modelregistry.v1.DownloadFileRequest\x1a&.modelregistry.v1.DownloadFileResponse0\x01\x12T\n\x0bStartUpload\x12$.modelregistry.v1.StartUploadRequest\x1a\x1f.modelregistry.v1.UploadSession\x12V\n\x0bWriteUpload\x12$.modelregistry.v1.WriteUploadRequest\x1a\x1f.modelregistry.v1.UploadSession(\x01\x12^\n\x10GetUploadSession\x12).modelregistry.v1.GetUploadSessionRequest\x1a\x1f.modelregistry.v1.UploadSession\x12\x64\n\x13\x43\x61ncelUploadSession\x12,.modelregistry.v1.CancelUploadSessionRequest\x1a\x1f.modelregistry.v1.UploadSession\x12i\n\x10\x46indMissingBlobs\x12).modelregistry.v1.FindMissingBlobsRequest\x1a*.modelregistry.v1.FindMissingBlobsResponse\x12o\n\x12VerifyModelVersion\x12+.modelregistry.v1.VerifyModelVersionRequest\x1a,.modelregistry.v1.VerifyModelVersionResponse\x12\x63\n\x0e\x43ollectGarbage\x12\'.modelregistry.v1.CollectGarbageRequest\x1a(.modelregistry.v1.CollectGarbageResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'modelregistry.v1.artifact_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_UPLOADSTATE']._serialized_start=2469
-  _globals['_UPLOADSTATE']._serialized_end=2643
-  _globals['_BLOBPROBLEM']._serialized_start=2646
-  _globals['_BLOBPROBLEM']._serialized_end=2781
+  _globals['_UPLOADSTATE']._serialized_start=2512
+  _globals['_UPLOADSTATE']._serialized_end=2686
+  _globals['_BLOBPROBLEM']._serialized_start=2689
+  _globals['_BLOBPROBLEM']._serialized_end=2824
   _globals['_UPLOADSPEC']._serialized_start=125
-  _globals['_UPLOADSPEC']._serialized_end=284
-  _globals['_UPLOADFILEREQUEST']._serialized_start=287
-  _globals['_UPLOADFILEREQUEST']._serialized_end=486
-  _globals['_DOWNLOADFILEREQUEST']._serialized_start=488
-  _globals['_DOWNLOADFILEREQUEST']._serialized_end=612
-  _globals['_DOWNLOADFILERESPONSE']._serialized_start=614
-  _globals['_DOWNLOADFILERESPONSE']._serialized_end=729
-  _globals['_UPLOADSESSION']._serialized_start=732
-  _globals['_UPLOADSESSION']._serialized_end=1294
-  _globals['_STARTUPLOADREQUEST']._serialized_start=1296
-  _globals['_STARTUPLOADREQUEST']._serialized_end=1366
-  _globals['_WRITEUPLOADREQUEST']._serialized_start=1369
-  _globals['_WRITEUPLOADREQUEST']._serialized_end=1558
-  _globals['_GETUPLOADSESSIONREQUEST']._serialized_start=1560
-  _globals['_GETUPLOADSESSIONREQUEST']._serialized_end=1605
-  _globals['_CANCELUPLOADSESSIONREQUEST']._serialized_start=1607
-  _globals['_CANCELUPLOADSESSIONREQUEST']._serialized_end=1655
-  _globals['_FINDMISSINGBLOBSREQUEST']._serialized_start=1657
-  _globals['_FINDMISSINGBLOBSREQUEST']._serialized_end=1745
-  _globals['_FINDMISSINGBLOBSRESPONSE']._serialized_start=1747
-  _globals['_FINDMISSINGBLOBSRESPONSE']._serialized_end=1814
-  _globals['_VERIFYMODELVERSIONREQUEST']._serialized_start=1816
-  _globals['_VERIFYMODELVERSIONREQUEST']._serialized_end=1880
-  _globals['_FILECHECK']._serialized_start=1883
-  _globals['_FILECHECK']._serialized_end=2019
-  _globals['_VERIFYMODELVERSIONRESPONSE']._serialized_start=2022
-  _globals['_VERIFYMODELVERSIONRESPONSE']._serialized_end=2218
-  _globals['_COLLECTGARBAGEREQUEST']._serialized_start=2220
-  _globals['_COLLECTGARBAGEREQUEST']._serialized_end=2268
-  _globals['_COLLECTGARBAGERESPONSE']._serialized_start=2271
-  _globals['_COLLECTGARBAGERESPONSE']._serialized_end=2466
-  _globals['_ARTIFACTSERVICE']._serialized_start=2784
-  _globals['_ARTIFACTSERVICE']._serialized_end=3673
+  _globals['_UPLOADSPEC']._serialized_end=327
+  _globals['_UPLOADFILEREQUEST']._serialized_start=330
+  _globals['_UPLOADFILEREQUEST']._serialized_end=529
+  _globals['_DOWNLOADFILEREQUEST']._serialized_start=531
+  _globals['_DOWNLOADFILEREQUEST']._serialized_end=655
+  _globals['_DOWNLOADFILERESPONSE']._serialized_start=657
+  _globals['_DOWNLOADFILERESPONSE']._serialized_end=772
+  _globals['_UPLOADSESSION']._serialized_start=775
+  _globals['_UPLOADSESSION']._serialized_end=1337
+  _globals['_STARTUPLOADREQUEST']._serialized_start=1339
+  _globals['_STARTUPLOADREQUEST']._serialized_end=1409
+  _globals['_WRITEUPLOADREQUEST']._serialized_start=1412
+  _globals['_WRITEUPLOADREQUEST']._serialized_end=1601
+  _globals['_GETUPLOADSESSIONREQUEST']._serialized_start=1603
+  _globals['_GETUPLOADSESSIONREQUEST']._serialized_end=1648
+  _globals['_CANCELUPLOADSESSIONREQUEST']._serialized_start=1650
+  _globals['_CANCELUPLOADSESSIONREQUEST']._serialized_end=1698
+  _globals['_FINDMISSINGBLOBSREQUEST']._serialized_start=1700
+  _globals['_FINDMISSINGBLOBSREQUEST']._serialized_end=1788
+  _globals['_FINDMISSINGBLOBSRESPONSE']._serialized_start=1790
+  _globals['_FINDMISSINGBLOBSRESPONSE']._serialized_end=1857
+  _globals['_VERIFYMODELVERSIONREQUEST']._serialized_start=1859
+  _globals['_VERIFYMODELVERSIONREQUEST']._serialized_end=1923
+  _globals['_FILECHECK']._serialized_start=1926
+  _globals['_FILECHECK']._serialized_end=2062
+  _globals['_VERIFYMODELVERSIONRESPONSE']._serialized_start=2065
+  _globals['_VERIFYMODELVERSIONRESPONSE']._serialized_end=2261
+  _globals['_COLLECTGARBAGEREQUEST']._serialized_start=2263
+  _globals['_COLLECTGARBAGEREQUEST']._serialized_end=2311
+  _globals['_COLLECTGARBAGERESPONSE']._serialized_start=2314
+  _globals['_COLLECTGARBAGERESPONSE']._serialized_end=2509
+  _globals['_ARTIFACTSERVICE']._serialized_start=2827
+  _globals['_ARTIFACTSERVICE']._serialized_end=3716
 # @@protoc_insertion_point(module_scope)

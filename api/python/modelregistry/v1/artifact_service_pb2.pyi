@@ -92,6 +92,7 @@ class UploadSpec(_message.Message):
     SIZE_BYTES_FIELD_NUMBER: _builtins.int
     SHA256_FIELD_NUMBER: _builtins.int
     CONTENT_TYPE_FIELD_NUMBER: _builtins.int
+    REPLACE_EXISTING_FIELD_NUMBER: _builtins.int
     model_version: _builtins.str
     """`namespaces/{namespace}/models/{model}/versions/{number}`."""
     path: _builtins.str
@@ -101,6 +102,10 @@ class UploadSpec(_message.Message):
     sha256: _builtins.str
     """Lowercase hex SHA-256 of the whole content."""
     content_type: _builtins.str
+    replace_existing: _builtins.bool
+    """Replace the file at `path` if the version already holds other content there (without it,
+    ALREADY_EXISTS, reason FILE_EXISTS). The replacement is audited (MODEL_VERSION_FILE_REPLACED).
+    """
     def __init__(
         self,
         *,
@@ -109,10 +114,11 @@ class UploadSpec(_message.Message):
         size_bytes: _builtins.int = ...,
         sha256: _builtins.str = ...,
         content_type: _builtins.str = ...,
+        replace_existing: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_type", b"content_type", "model_version", b"model_version", "path", b"path", "sha256", b"sha256", "size_bytes", b"size_bytes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_type", b"content_type", "model_version", b"model_version", "path", b"path", "replace_existing", b"replace_existing", "sha256", b"sha256", "size_bytes", b"size_bytes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -25,21 +25,21 @@ _sym_db = _symbol_database.Default()
 from modelregistry.v1 import model_pb2 as modelregistry_dot_v1_dot_model__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'modelregistry/v1/manifest_service.proto\x12\x10modelregistry.v1\x1a\x1cmodelregistry/v1/model.proto\"r\n\x1a\x41\x64\x64ModelVersionFileRequest\x12#\n\rmodel_version\x18\x01 \x01(\tR\x0cmodelVersion\x12/\n\x04\x66ile\x18\x02 \x01(\x0b\x32\x1b.modelregistry.v1.ModelFileR\x04\x66ile\"z\n BatchAddModelVersionFilesRequest\x12#\n\rmodel_version\x18\x01 \x01(\tR\x0cmodelVersion\x12\x31\n\x05\x66iles\x18\x02 \x03(\x0b\x32\x1b.modelregistry.v1.ModelFileR\x05\x66iles\"6\n\x1a\x43heckBlobReferencesRequest\x12\x18\n\x07sha256s\x18\x01 \x03(\tR\x07sha256s\"L\n\x1b\x43heckBlobReferencesResponse\x12-\n\x12referenced_sha256s\x18\x01 \x03(\tR\x11referencedSha256s2\xdb\x02\n\x0fManifestService\x12\x63\n\x13\x41\x64\x64ModelVersionFile\x12,.modelregistry.v1.AddModelVersionFileRequest\x1a\x1e.modelregistry.v1.ModelVersion\x12o\n\x19\x42\x61tchAddModelVersionFiles\x12\x32.modelregistry.v1.BatchAddModelVersionFilesRequest\x1a\x1e.modelregistry.v1.ModelVersion\x12r\n\x13\x43heckBlobReferences\x12,.modelregistry.v1.CheckBlobReferencesRequest\x1a-.modelregistry.v1.CheckBlobReferencesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'modelregistry/v1/manifest_service.proto\x12\x10modelregistry.v1\x1a\x1cmodelregistry/v1/model.proto\"\x9d\x01\n\x1a\x41\x64\x64ModelVersionFileRequest\x12#\n\rmodel_version\x18\x01 \x01(\tR\x0cmodelVersion\x12/\n\x04\x66ile\x18\x02 \x01(\x0b\x32\x1b.modelregistry.v1.ModelFileR\x04\x66ile\x12)\n\x10replace_existing\x18\x03 \x01(\x08R\x0freplaceExisting\"\xa5\x01\n BatchAddModelVersionFilesRequest\x12#\n\rmodel_version\x18\x01 \x01(\tR\x0cmodelVersion\x12\x31\n\x05\x66iles\x18\x02 \x03(\x0b\x32\x1b.modelregistry.v1.ModelFileR\x05\x66iles\x12)\n\x10replace_existing\x18\x03 \x01(\x08R\x0freplaceExisting\"6\n\x1a\x43heckBlobReferencesRequest\x12\x18\n\x07sha256s\x18\x01 \x03(\tR\x07sha256s\"L\n\x1b\x43heckBlobReferencesResponse\x12-\n\x12referenced_sha256s\x18\x01 \x03(\tR\x11referencedSha256s2\xdb\x02\n\x0fManifestService\x12\x63\n\x13\x41\x64\x64ModelVersionFile\x12,.modelregistry.v1.AddModelVersionFileRequest\x1a\x1e.modelregistry.v1.ModelVersion\x12o\n\x19\x42\x61tchAddModelVersionFiles\x12\x32.modelregistry.v1.BatchAddModelVersionFilesRequest\x1a\x1e.modelregistry.v1.ModelVersion\x12r\n\x13\x43heckBlobReferences\x12,.modelregistry.v1.CheckBlobReferencesRequest\x1a-.modelregistry.v1.CheckBlobReferencesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'modelregistry.v1.manifest_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ADDMODELVERSIONFILEREQUEST']._serialized_start=91
-  _globals['_ADDMODELVERSIONFILEREQUEST']._serialized_end=205
-  _globals['_BATCHADDMODELVERSIONFILESREQUEST']._serialized_start=207
-  _globals['_BATCHADDMODELVERSIONFILESREQUEST']._serialized_end=329
-  _globals['_CHECKBLOBREFERENCESREQUEST']._serialized_start=331
-  _globals['_CHECKBLOBREFERENCESREQUEST']._serialized_end=385
-  _globals['_CHECKBLOBREFERENCESRESPONSE']._serialized_start=387
-  _globals['_CHECKBLOBREFERENCESRESPONSE']._serialized_end=463
-  _globals['_MANIFESTSERVICE']._serialized_start=466
-  _globals['_MANIFESTSERVICE']._serialized_end=813
+  _globals['_ADDMODELVERSIONFILEREQUEST']._serialized_start=92
+  _globals['_ADDMODELVERSIONFILEREQUEST']._serialized_end=249
+  _globals['_BATCHADDMODELVERSIONFILESREQUEST']._serialized_start=252
+  _globals['_BATCHADDMODELVERSIONFILESREQUEST']._serialized_end=417
+  _globals['_CHECKBLOBREFERENCESREQUEST']._serialized_start=419
+  _globals['_CHECKBLOBREFERENCESREQUEST']._serialized_end=473
+  _globals['_CHECKBLOBREFERENCESRESPONSE']._serialized_start=475
+  _globals['_CHECKBLOBREFERENCESRESPONSE']._serialized_end=551
+  _globals['_MANIFESTSERVICE']._serialized_start=554
+  _globals['_MANIFESTSERVICE']._serialized_end=901
 # @@protoc_insertion_point(module_scope)

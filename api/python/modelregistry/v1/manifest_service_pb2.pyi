@@ -25,8 +25,11 @@ class AddModelVersionFileRequest(_message.Message):
 
     MODEL_VERSION_FIELD_NUMBER: _builtins.int
     FILE_FIELD_NUMBER: _builtins.int
+    REPLACE_EXISTING_FIELD_NUMBER: _builtins.int
     model_version: _builtins.str
     """`namespaces/{namespace}/models/{model}/versions/{number}`."""
+    replace_existing: _builtins.bool
+    """Replace the file at `file.path` if the manifest holds other content there."""
     @_builtins.property
     def file(self) -> _model_pb2.ModelFile: ...
     def __init__(
@@ -34,10 +37,11 @@ class AddModelVersionFileRequest(_message.Message):
         *,
         model_version: _builtins.str = ...,
         file: _model_pb2.ModelFile | None = ...,
+        replace_existing: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["file", b"file"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["file", b"file", "model_version", b"model_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["file", b"file", "model_version", b"model_version", "replace_existing", b"replace_existing"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -49,8 +53,11 @@ class BatchAddModelVersionFilesRequest(_message.Message):
 
     MODEL_VERSION_FIELD_NUMBER: _builtins.int
     FILES_FIELD_NUMBER: _builtins.int
+    REPLACE_EXISTING_FIELD_NUMBER: _builtins.int
     model_version: _builtins.str
     """`namespaces/{namespace}/models/{model}/versions/{number}`."""
+    replace_existing: _builtins.bool
+    """Replace files at their paths if the manifest holds other content there."""
     @_builtins.property
     def files(self) -> _containers.RepeatedCompositeFieldContainer[_model_pb2.ModelFile]:
         """1 to 1000 files."""
@@ -60,10 +67,11 @@ class BatchAddModelVersionFilesRequest(_message.Message):
         *,
         model_version: _builtins.str = ...,
         files: _abc.Iterable[_model_pb2.ModelFile] | None = ...,
+        replace_existing: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["files", b"files", "model_version", b"model_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["files", b"files", "model_version", b"model_version", "replace_existing", b"replace_existing"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

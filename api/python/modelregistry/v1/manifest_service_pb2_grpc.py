@@ -70,18 +70,22 @@ class ManifestServiceServicer:
     """
 
     def AddModelVersionFile(self, request, context):
-        """Records a verified file in a PENDING version's manifest; replacing a path with the same
-        content is a no-op.
+        """Records a verified file in a PENDING version's manifest. The same path with the same content
+        again is a no-op; with other content it is refused (ALREADY_EXISTS, reason FILE_EXISTS)
+        unless `replace_existing`, and a replacement is audited as MODEL_VERSION_FILE_REPLACED. A
+        path that cannot live beside another in one directory tree (`dir` and `dir/file`, `A.bin`
+        and `a.bin`) is refused: FAILED_PRECONDITION, reason MANIFEST_PATH_CONFLICT.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def BatchAddModelVersionFiles(self, request, context):
-        """Records several verified files in a PENDING version's manifest as one change, in order (a
-        later file replaces an earlier one at the same path), as consecutive AddModelVersionFile
-        calls would. The artifact service batches files of one version that finish together, so a
-        version of thousands of small files is not thousands of manifest rewrites.
+        """Records several verified files in a PENDING version's manifest as one change, in order, as
+        consecutive AddModelVersionFile calls would, under the same rules (`replace_existing`
+        applies to every file of the batch); one refused file refuses the batch. The artifact service
+        batches files of one version that finish together, so a version of thousands of small files
+        is not thousands of manifest rewrites.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

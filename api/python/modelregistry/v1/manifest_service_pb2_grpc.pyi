@@ -42,14 +42,18 @@ class ManifestServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> ManifestServiceAsyncStub: ...
     AddModelVersionFile: _grpc.UnaryUnaryMultiCallable[_manifest_service_pb2.AddModelVersionFileRequest, _model_pb2.ModelVersion]
-    """Records a verified file in a PENDING version's manifest; replacing a path with the same
-    content is a no-op.
+    """Records a verified file in a PENDING version's manifest. The same path with the same content
+    again is a no-op; with other content it is refused (ALREADY_EXISTS, reason FILE_EXISTS)
+    unless `replace_existing`, and a replacement is audited as MODEL_VERSION_FILE_REPLACED. A
+    path that cannot live beside another in one directory tree (`dir` and `dir/file`, `A.bin`
+    and `a.bin`) is refused: FAILED_PRECONDITION, reason MANIFEST_PATH_CONFLICT.
     """
     BatchAddModelVersionFiles: _grpc.UnaryUnaryMultiCallable[_manifest_service_pb2.BatchAddModelVersionFilesRequest, _model_pb2.ModelVersion]
-    """Records several verified files in a PENDING version's manifest as one change, in order (a
-    later file replaces an earlier one at the same path), as consecutive AddModelVersionFile
-    calls would. The artifact service batches files of one version that finish together, so a
-    version of thousands of small files is not thousands of manifest rewrites.
+    """Records several verified files in a PENDING version's manifest as one change, in order, as
+    consecutive AddModelVersionFile calls would, under the same rules (`replace_existing`
+    applies to every file of the batch); one refused file refuses the batch. The artifact service
+    batches files of one version that finish together, so a version of thousands of small files
+    is not thousands of manifest rewrites.
     """
     CheckBlobReferences: _grpc.UnaryUnaryMultiCallable[_manifest_service_pb2.CheckBlobReferencesRequest, _manifest_service_pb2.CheckBlobReferencesResponse]
     """Which of the given blob digests any version's manifest references, soft-deleted versions
@@ -70,14 +74,18 @@ class ManifestServiceAsyncStub(ManifestServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     AddModelVersionFile: _aio.UnaryUnaryMultiCallable[_manifest_service_pb2.AddModelVersionFileRequest, _model_pb2.ModelVersion]  # type: ignore[assignment]
-    """Records a verified file in a PENDING version's manifest; replacing a path with the same
-    content is a no-op.
+    """Records a verified file in a PENDING version's manifest. The same path with the same content
+    again is a no-op; with other content it is refused (ALREADY_EXISTS, reason FILE_EXISTS)
+    unless `replace_existing`, and a replacement is audited as MODEL_VERSION_FILE_REPLACED. A
+    path that cannot live beside another in one directory tree (`dir` and `dir/file`, `A.bin`
+    and `a.bin`) is refused: FAILED_PRECONDITION, reason MANIFEST_PATH_CONFLICT.
     """
     BatchAddModelVersionFiles: _aio.UnaryUnaryMultiCallable[_manifest_service_pb2.BatchAddModelVersionFilesRequest, _model_pb2.ModelVersion]  # type: ignore[assignment]
-    """Records several verified files in a PENDING version's manifest as one change, in order (a
-    later file replaces an earlier one at the same path), as consecutive AddModelVersionFile
-    calls would. The artifact service batches files of one version that finish together, so a
-    version of thousands of small files is not thousands of manifest rewrites.
+    """Records several verified files in a PENDING version's manifest as one change, in order, as
+    consecutive AddModelVersionFile calls would, under the same rules (`replace_existing`
+    applies to every file of the batch); one refused file refuses the batch. The artifact service
+    batches files of one version that finish together, so a version of thousands of small files
+    is not thousands of manifest rewrites.
     """
     CheckBlobReferences: _aio.UnaryUnaryMultiCallable[_manifest_service_pb2.CheckBlobReferencesRequest, _manifest_service_pb2.CheckBlobReferencesResponse]  # type: ignore[assignment]
     """Which of the given blob digests any version's manifest references, soft-deleted versions
@@ -101,8 +109,11 @@ class ManifestServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _manifest_service_pb2.AddModelVersionFileRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_model_pb2.ModelVersion, _abc.Awaitable[_model_pb2.ModelVersion]]:
-        """Records a verified file in a PENDING version's manifest; replacing a path with the same
-        content is a no-op.
+        """Records a verified file in a PENDING version's manifest. The same path with the same content
+        again is a no-op; with other content it is refused (ALREADY_EXISTS, reason FILE_EXISTS)
+        unless `replace_existing`, and a replacement is audited as MODEL_VERSION_FILE_REPLACED. A
+        path that cannot live beside another in one directory tree (`dir` and `dir/file`, `A.bin`
+        and `a.bin`) is refused: FAILED_PRECONDITION, reason MANIFEST_PATH_CONFLICT.
         """
 
     @_abc_1.abstractmethod
@@ -111,10 +122,11 @@ class ManifestServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _manifest_service_pb2.BatchAddModelVersionFilesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_model_pb2.ModelVersion, _abc.Awaitable[_model_pb2.ModelVersion]]:
-        """Records several verified files in a PENDING version's manifest as one change, in order (a
-        later file replaces an earlier one at the same path), as consecutive AddModelVersionFile
-        calls would. The artifact service batches files of one version that finish together, so a
-        version of thousands of small files is not thousands of manifest rewrites.
+        """Records several verified files in a PENDING version's manifest as one change, in order, as
+        consecutive AddModelVersionFile calls would, under the same rules (`replace_existing`
+        applies to every file of the batch); one refused file refuses the batch. The artifact service
+        batches files of one version that finish together, so a version of thousands of small files
+        is not thousands of manifest rewrites.
         """
 
     @_abc_1.abstractmethod

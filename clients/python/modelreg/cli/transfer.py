@@ -56,6 +56,18 @@ def register(commands: Subcommands, common: argparse.ArgumentParser) -> None:
     push.add_argument(
         "--no-create-model", action="store_true", help="fail instead of registering a missing model"
     )
+    push.add_argument(
+        "--version",
+        type=int,
+        metavar="NUMBER",
+        help="add the files to this existing PENDING version (no metadata options) and seal it",
+    )
+    push.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace files the version holds at the same paths with other content (audited); "
+        "without it such a file is refused (exit code of ALREADY_EXISTS)",
+    )
     push.set_defaults(handler=push_version)
 
     pull = commands.add_parser(
@@ -133,6 +145,8 @@ async def push_version(args: argparse.Namespace, client: AsyncClient, out: Outpu
         alias=args.alias,
         create_model=not args.no_create_model,
         progress=progress_for(args, out),
+        version=args.version,
+        replace=args.replace,
     )
     version = names.parse_model_version_name(result.version.name)
     if not args.quiet and not out.json_mode:

@@ -15,6 +15,7 @@ from modelreg_metadata.memory.stores import (
     MemoryBlobReferences,
     MemoryModelStore,
     MemoryNamespaceStore,
+    MemoryRequestStore,
     MemoryState,
     MemoryVersionStore,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "MemoryEventLog",
     "MemoryModelStore",
     "MemoryNamespaceStore",
+    "MemoryRequestStore",
     "MemoryStores",
     "MemoryVersionStore",
 ]
@@ -40,6 +42,7 @@ class MemoryStores:
         self.models = MemoryModelStore(self.state)
         self.versions = MemoryVersionStore(self.state)
         self.blob_references = MemoryBlobReferences(self.state)
+        self.requests = MemoryRequestStore(self.state)
 
     @property
     def events(self) -> MemoryEventLog:

@@ -147,6 +147,7 @@ class MemoryState:
         self.versions: dict[str, _VersionRecord] = {}
         # Request keys of version creates (-> the version made) and of LogMetrics calls (-> None).
         self.requests: dict[str, ModelVersionName | None] = {}
+        self.fingerprints: dict[str, str] = {}  # request key -> fingerprint (MemoryRequestStore)
         self.locks = DocumentLocks()
         self.events = MemoryEventLog()
 
@@ -331,6 +332,8 @@ class MemoryModelStore:
                     raise NotFound(f"alias {name} not found")
                 raise Aborted(f"alias {name} was moved by someone else (etag mismatch); read it and retry")
             after = await change(before, record.protections.get(name.alias))
+            if after is before:
+                return before, after  # nothing to change (the alias already points there)
             aliases = dict(record.aliases)
             if after is None:
                 aliases.pop(name.alias, None)
@@ -573,6 +576,15 @@ class MemoryVersionStore:
             if offset >= len(stored):
                 bucket, offset = bucket + 1, 0
         return points, (bucket, offset)
+
+
+class MemoryRequestStore:
+    def __init__(self, state: MemoryState):
+        self._state = state
+
+    async def claim(self, request_key: str, fingerprint: str) -> str:
+        await _io()
+        return self._state.fingerprints.setdefault(request_key, fingerprint)
 
 
 class MemoryBlobReferences:

@@ -25,14 +25,20 @@ from modelreg_metadata.registry.models import Models
 from modelreg_metadata.registry.namespaces import Namespaces
 from modelreg_metadata.registry.reviews import Reviews
 from modelreg_metadata.registry.versions import Versions
-from modelreg_metadata.store import ModelStore, NamespaceStore, VersionStore
+from modelreg_metadata.store import ModelStore, NamespaceStore, RequestStore, VersionStore
 
 
 class Registry:
-    def __init__(self, namespaces: NamespaceStore, models: ModelStore, versions: VersionStore):
-        self.namespaces = Namespaces(namespaces)
-        self.models = Models(namespaces, models)
-        self.versions = Versions(models, versions)
+    def __init__(
+        self,
+        namespaces: NamespaceStore,
+        models: ModelStore,
+        versions: VersionStore,
+        requests: RequestStore,
+    ):
+        self.namespaces = Namespaces(namespaces, requests)
+        self.models = Models(namespaces, models, requests)
+        self.versions = Versions(models, versions, requests)
         self.aliases = Aliases(models, versions)
         self.reviews = Reviews(namespaces, versions)
-        self.metrics = Metrics(models, versions)
+        self.metrics = Metrics(models, versions, requests)

@@ -35,6 +35,10 @@ class Aliases:
         await self._versions.get_version(target)  # NOT_FOUND before any alias changes
 
         async def change(current: Alias | None, protection: AliasProtection | None) -> Alias:
+            if current is not None and current.version_number == target.number:
+                # Already there: a no-op appends no event and keeps the etag (docs/governance.md).
+                # Nothing moves, so there is nothing for the gates of a protected alias to admit.
+                return current
             # Under the model's lock: the versions read here cannot change until the move is
             # written (their updates take the model's lock too, and other processes' updates are
             # fenced off by `confirm_version`: store/fences.py).

@@ -18,7 +18,7 @@ from modelreg_metadata.clock import now
 from modelreg_metadata.domain import ComparedRow, MetricPoint, ModelVersion
 from modelreg_metadata.filtering import Path
 from modelreg_metadata.registry import idempotency
-from modelreg_metadata.store import ModelStore, VersionStore
+from modelreg_metadata.store import ModelStore, RequestStore, VersionStore
 
 MAX_COMPARED_VERSIONS = 100
 DEFAULT_HISTORY_PAGE = 1000
@@ -26,7 +26,8 @@ MAX_HISTORY_PAGE = 10_000
 
 
 class Metrics:
-    def __init__(self, models: ModelStore, versions: VersionStore):
+    def __init__(self, models: ModelStore, versions: VersionStore, requests: RequestStore):
+        self._requests = requests
         self._models = models
         self._versions = versions
 
@@ -38,6 +39,7 @@ class Metrics:
         stamped = [p if p.time else replace(p, time=received) for p in points]
         request_key = idempotency.request_key("LogMetrics", str(name), request_id) if request_id else ""
         await self._models.get_model(name.model_name)
+        await idempotency.claim(self._requests, request_key, idempotency.fingerprint(points), request_id)
         summary_keys = {p.key for p in stamped}
         current = await self._versions.get_version(name)
         if len(set(current.metrics) | summary_keys) > domain.MAX_METRICS:

@@ -20,11 +20,12 @@ from modelreg_metadata.registry.field_masks import MODEL_MASK, copy_fields
 from modelreg_metadata.registry.namespaces import new_namespace
 from modelreg_metadata.registry.pages import next_token, page_search
 from modelreg_metadata.search import MODEL_SCHEMA
-from modelreg_metadata.store import ModelStore, NamespaceStore
+from modelreg_metadata.store import ModelStore, NamespaceStore, RequestStore
 
 
 class Models:
-    def __init__(self, namespaces: NamespaceStore, models: ModelStore):
+    def __init__(self, namespaces: NamespaceStore, models: ModelStore, requests: RequestStore):
+        self._requests = requests
         self._namespaces = namespaces
         self._models = models
 
@@ -41,6 +42,7 @@ class Models:
         name = ModelName(parent.namespace, check_model_id(model_id))
         self._check_model_fields(draft)
         request_key = idempotency.request_key("CreateModel", str(name), request_id) if request_id else ""
+        await idempotency.claim(self._requests, request_key, idempotency.fingerprint(draft), request_id)
         # A namespace comes into being with its first model (its settings can be set later).
         await self._namespaces.ensure_namespace(
             new_namespace(parent), changes.event(Action.NAMESPACE_CREATED)

@@ -18,7 +18,7 @@ from modelreg_metadata.clock import new_etag, now
 from modelreg_metadata.domain import Namespace
 from modelreg_metadata.registry import idempotency
 from modelreg_metadata.registry.field_masks import NAMESPACE_MASK, copy_fields
-from modelreg_metadata.store import NamespaceStore
+from modelreg_metadata.store import NamespaceStore, RequestStore
 
 
 def new_namespace(name: NamespaceName, draft: Namespace | None = None) -> Namespace:
@@ -38,7 +38,8 @@ def new_namespace(name: NamespaceName, draft: Namespace | None = None) -> Namesp
 
 
 class Namespaces:
-    def __init__(self, namespaces: NamespaceStore):
+    def __init__(self, namespaces: NamespaceStore, requests: RequestStore):
+        self._requests = requests
         self._namespaces = namespaces
 
     def _check_namespace_fields(self, draft: Namespace) -> None:
@@ -50,6 +51,7 @@ class Namespaces:
         name = NamespaceName(check_namespace_id(namespace_id, "namespace_id"))
         self._check_namespace_fields(draft)
         request_key = idempotency.request_key("CreateNamespace", str(name), request_id) if request_id else ""
+        await idempotency.claim(self._requests, request_key, idempotency.fingerprint(draft), request_id)
         return await self._namespaces.insert_namespace(
             new_namespace(name, draft), request_key, changes.event(Action.NAMESPACE_CREATED)
         )

@@ -32,14 +32,22 @@ from modelreg_metadata.registry import idempotency
 from modelreg_metadata.registry.field_masks import VERSION_MASK, copy_fields
 from modelreg_metadata.registry.pages import next_token, page_search
 from modelreg_metadata.search import VERSION_SCHEMA
-from modelreg_metadata.store import ModelStore, VersionStore
+from modelreg_metadata.store import ModelStore, RequestStore, VersionStore
 
 MAX_FILES_PER_BATCH = 1000  # files one BatchAddModelVersionFiles call may add
 
 
+def _file_action(before: ModelVersion, after: ModelVersion) -> Action:
+    """A manifest change that gives a stored path other content is a replacement."""
+    digests = {f.path: f.sha256 for f in before.files}
+    if any(digests.get(f.path, f.sha256) != f.sha256 for f in after.files):
+        return Action.MODEL_VERSION_FILE_REPLACED
+    return Action.MODEL_VERSION_FILE_ADDED
+
+
 async def change_version(
     versions: VersionStore,
-    action: Action,
+    action: Action | Callable[[ModelVersion, ModelVersion], Action],
     name: ModelVersionName,
     mutate: Callable[[ModelVersion], ModelVersion],
     etag: str = "",
@@ -64,8 +72,9 @@ async def change_version(
 
 
 class Versions:
-    def __init__(self, models: ModelStore, versions: VersionStore):
+    def __init__(self, models: ModelStore, versions: VersionStore, requests: RequestStore):
         self._models = models
+        self._requests = requests
         self._versions = versions
 
     def _check_version_fields(
@@ -102,6 +111,7 @@ class Versions:
         request_key = (
             idempotency.request_key("CreateModelVersion", str(parent), request_id) if request_id else ""
         )
+        await idempotency.claim(self._requests, request_key, idempotency.fingerprint(draft), request_id)
 
         def numbered(name: ModelVersionName) -> ModelVersion:
             """The new version under the number the store gives it."""
@@ -281,9 +291,17 @@ class Versions:
 
         return await change_version(self._versions, Action.MODEL_VERSION_UNARCHIVED, name, mutate, etag)
 
-    async def add_files(self, name: ModelVersionName, files: list[ModelFile]) -> ModelVersion:
-        """Add verified files to a PENDING version's manifest as one change (one event), in order:
-        a later file replaces an earlier one at the same path; the same content again is a no-op."""
+    async def add_files(
+        self, name: ModelVersionName, files: list[ModelFile], *, replace_existing: bool = False
+    ) -> ModelVersion:
+        """Add verified files to a PENDING version's manifest as one change (one event), in order,
+        under the manifest's rules (modelreg_api.manifests): the same content again is a no-op;
+        other content at a stored path is refused unless `replace_existing` (and is then a
+        MODEL_VERSION_FILE_REPLACED event); a path that cannot live beside another in one
+        directory tree is refused.
+
+        The rules run inside the store's write (under the version's lock and compare-and-set), so
+        two concurrent adds of `dir` and `dir/file` cannot both land: the second sees the first."""
         if not 1 <= len(files) <= MAX_FILES_PER_BATCH:
             raise InvalidArgument("files", f"must hold 1 to {MAX_FILES_PER_BATCH} files, got {len(files)}")
         moment = now()
@@ -297,21 +315,13 @@ class Versions:
                     f"model version {name} is {current.state.value}; files can be added only while PENDING",
                     reason="VERSION_SEALED",
                 )
-            manifest = {f.path: f for f in current.files}
-            changed = False
-            for file in stamped:
-                present = manifest.get(file.path)
-                if present and (present.sha256, present.size_bytes) == (file.sha256, file.size_bytes):
-                    continue  # the same content again: nothing changes
-                manifest[file.path] = file
-                changed = True
-            if not changed:
-                return current
-            ordered = sorted(manifest.values(), key=lambda f: f.path)
-            domain.check_manifest_room(ordered, name)
-            return replace(current, files=ordered, manifest_digest=domain.manifest_digest(ordered))
+            files = domain.added_to_manifest(current, stamped, replace_existing=replace_existing)
+            if files is None:
+                return current  # the same content again: nothing changes
+            domain.check_manifest_room(files, name)
+            return replace(current, files=files, manifest_digest=domain.manifest_digest(files))
 
-        return await change_version(self._versions, Action.MODEL_VERSION_FILE_ADDED, name, mutate)
+        return await change_version(self._versions, _file_action, name, mutate)
 
     async def seal_version(self, name: ModelVersionName, etag: str) -> ModelVersion:
         def mutate(current: ModelVersion) -> ModelVersion:

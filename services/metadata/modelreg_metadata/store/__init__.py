@@ -153,6 +153,15 @@ class EventLog(Protocol):
         ...
 
 
+class RequestStore(Protocol):
+    """The fingerprints of requests made with a request id (registry/idempotency.py)."""
+
+    async def claim(self, request_key: str, fingerprint: str) -> str:
+        """Records `fingerprint` under `request_key` unless one is recorded there already;
+        returns the recorded one (the first writer's, when several race)."""
+        ...
+
+
 class BlobReferences(Protocol):
     async def referenced(self, digests: list[str]) -> list[str]:
         """The digests that some manifest (soft-deleted versions included) lists, in the given order."""

@@ -80,6 +80,8 @@ class MongoDatabase:
         self.versions: AsyncCollection[Document] = self.db["model_versions"]
         self.series: AsyncCollection[Document] = self.db["metric_series"]
         self.requests: AsyncCollection[Document] = self.db["requests"]
+        # What each request id was first used for (store/requests.py, registry/idempotency.py).
+        self.request_fingerprints: AsyncCollection[Document] = self.db["request_fingerprints"]
         self.events: AsyncCollection[Document] = self.db["events"]
         self.relay_state: AsyncCollection[Document] = self.db["event_relay"]  # audit/outbox.py
         # API tokens and role bindings (store/access.py), read by both services.

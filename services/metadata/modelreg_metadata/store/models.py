@@ -161,6 +161,8 @@ class MongoModelStore:
                 raise NotFound(f"alias {name} not found")
             raise Aborted(f"alias {name} was moved by someone else (etag mismatch); read it and retry")
         after = await change(before, protections_from(doc).get(name.alias))
+        if after is before:
+            return before, after  # nothing to change (the alias already points there)
         if after is None:
             aliases.pop(name.alias, None)
         else:
