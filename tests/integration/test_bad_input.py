@@ -67,14 +67,13 @@ async def test_deeply_nested_filter_is_a_syntax_error(
     metadata: MetadataStub, stack: LocalStack, text: str
 ) -> None:
     model = await new_model(metadata)
-    for call, parent in (
-        (metadata.ListModels, "namespaces/team-a"),
-        (metadata.ListModelVersions, model.name),
-    ):
-        with small_log(stack), pytest.raises(grpc.aio.AioRpcError) as caught:
-            await call(md.ListModelsRequest(parent=parent, filter=text))  # type: ignore[operator]
-        assert_invalid(caught.value, "filter")
-        assert "position" in (caught.value.details() or "")
+    with small_log(stack), pytest.raises(grpc.aio.AioRpcError) as caught:
+        await metadata.ListModels(md.ListModelsRequest(parent="namespaces/team-a", filter=text))
+    assert_invalid(caught.value, "filter")
+    assert "position" in (caught.value.details() or "")
+    with small_log(stack), pytest.raises(grpc.aio.AioRpcError) as caught:
+        await metadata.ListModelVersions(md.ListModelVersionsRequest(parent=model.name, filter=text))
+    assert_invalid(caught.value, "filter")
 
 
 def _params(value: Any) -> struct_pb2.Struct:
@@ -84,7 +83,9 @@ def _params(value: Any) -> struct_pb2.Struct:
 
 
 @pytest.mark.parametrize("number", [math.nan, math.inf, -math.inf], ids=["nan", "inf", "-inf"])
-async def test_params_must_be_finite_numbers(metadata: MetadataStub, stack: LocalStack, number: float) -> None:
+async def test_params_must_be_finite_numbers(
+    metadata: MetadataStub, stack: LocalStack, number: float
+) -> None:
     model = await new_model(metadata)
     field = "model_version.params.optimizer.schedule[1]"
     with small_log(stack), pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -119,7 +120,10 @@ async def test_timestamps_out_of_the_protobuf_range_are_refused(
         await metadata.LogMetrics(
             md.LogMetricsRequest(
                 model_version=version.name,
-                points=[model_pb2.MetricPoint(key="auc", value=0.9), model_pb2.MetricPoint(key="auc", time=far)],
+                points=[
+                    model_pb2.MetricPoint(key="auc", value=0.9),
+                    model_pb2.MetricPoint(key="auc", time=far),
+                ],
             ),
             metadata=ACTOR,
         )
@@ -153,14 +157,13 @@ def _with_key(token: str, key: list[Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
 
 
-async def test_page_token_keys_out_of_range_are_refused(
-    metadata: MetadataStub, stack: LocalStack
-) -> None:
+async def test_page_token_keys_out_of_range_are_refused(metadata: MetadataStub, stack: LocalStack) -> None:
     await new_model(metadata)  # at least two events exist
     await new_model(metadata)
     first = await metadata.ListEvents(md.ListEventsRequest(page_size=1), metadata=ACTOR)
     assert first.next_page_token
-    for key in ([2**70], [-(2**70)], [1e308 * 10], [[[[[[1]]]]]]):
+    keys: list[list[Any]] = [[2**70], [-(2**70)], [1e308 * 10], [[[[[[1]]]]]]]
+    for key in keys:
         with small_log(stack), pytest.raises(grpc.aio.AioRpcError) as caught:
             await metadata.ListEvents(
                 md.ListEventsRequest(page_size=1, page_token=_with_key(first.next_page_token, key)),
@@ -174,7 +177,8 @@ async def test_page_token_keys_out_of_range_are_refused(
         md.ListModelsRequest(parent="namespaces/page-keys", page_size=1), metadata=ACTOR
     )
     assert models.next_page_token
-    for key in ([["u", 2**70], "x"], [["u", -(2**64)], "x"]):
+    sort_keys: list[list[Any]] = [[["u", 2**70], "x"], [["u", -(2**64)], "x"]]
+    for key in sort_keys:
         with small_log(stack), pytest.raises(grpc.aio.AioRpcError) as caught:
             await metadata.ListModels(
                 md.ListModelsRequest(
@@ -243,5 +247,6 @@ async def test_a_long_invalid_id_is_quoted_by_a_short_prefix(
             md.GetModelRequest(name=f"namespaces/team-a/models/{long_id}"), metadata=ACTOR
         )
     assert_invalid(caught.value, "name")
-    trailers = sum(len(v) for _, v in caught.value.trailing_metadata() or ())
+    trailing: Any = caught.value.trailing_metadata() or ()
+    trailers = sum(len(value) for _, value in trailing)
     assert trailers < 2048

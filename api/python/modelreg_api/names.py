@@ -187,7 +187,9 @@ def check_file_path(path: str, field: str = "path") -> str:
     if len(path.encode()) > MAX_FILE_PATH_BYTES:
         raise InvalidResourceName(field, f"file path is longer than {MAX_FILE_PATH_BYTES} bytes")
     if "\\" in path:
-        raise InvalidResourceName(field, f"file path {quoted(path)} contains a backslash; use '/' between segments")
+        raise InvalidResourceName(
+            field, f"file path {quoted(path)} contains a backslash; use '/' between segments"
+        )
     if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in path):
         raise InvalidResourceName(field, f"file path {quoted(path)} contains a control character")
     if path.startswith("/"):

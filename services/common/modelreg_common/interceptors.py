@@ -129,7 +129,9 @@ class _Call:
             # validator has its own limit): answered as such, in one log line, not a traceback
             # of a thousand frames.
             log.warning("request nested too deeply to process", error=str(exc)[:200])
-            exc = errors.InvalidArgument("request", "is nested too deeply to process", reason="REQUEST_TOO_DEEP")
+            exc = errors.InvalidArgument(
+                "request", "is nested too deeply to process", reason="REQUEST_TOO_DEEP"
+            )
         if isinstance(exc, errors.Unauthenticated | errors.PermissionDenied):
             # Every refusal is in the log, with whom and what (never the credential).
             log.warning(
