@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from modelreg_api.errors import InvalidArgument
+from modelreg_api.errors import InvalidArgument, quoted
 
 MAX_FILTER_CHARS = 4096
 MAX_CONDITIONS = 64
@@ -359,9 +359,9 @@ class _Parser:
             try:
                 value = float(token.text)
             except ValueError:
-                raise self._lexer.error(token.position, f"{token.text!r} is not a number") from None
+                raise self._lexer.error(token.position, f"{quoted(token.text)} is not a number") from None
             if not math.isfinite(value):
-                raise self._lexer.error(token.position, f"{token.text!r} is not a finite number")
+                raise self._lexer.error(token.position, f"{quoted(token.text)} is not a finite number")
             return value
         if token.kind is _Kind.WORD and token.text.upper() in ("TRUE", "FALSE"):
             return token.text.upper() == "TRUE"
