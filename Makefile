@@ -106,6 +106,10 @@ proto-check: proto ## Fail when the committed generated code is stale
 .PHONY: ci
 ci: proto-check lint test ## What CI runs
 
+.PHONY: bench-fuzz
+bench-fuzz: tools ## Fuzz every RPC much longer than CI does (bench/results/fuzz.md)
+	$(PY) -m bench.fuzz
+
 .PHONY: bench-artifacts
 bench-artifacts: tools ## Artifact service vs minio SDK vs MLflow on one SeaweedFS (bench/results/artifacts.*)
 	UV=$(UV) bash bench/install-mlflow.sh

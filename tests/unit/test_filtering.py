@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from modelreg_api.errors import InvalidArgument
 from modelreg_metadata.filtering import (
+    MAX_NESTING,
     And,
     Compare,
     In,
@@ -175,3 +176,18 @@ def test_keyset_condition_covers_later_types_and_ties() -> None:
     assert after_missing["$or"][0] == {
         "$and": [{ascending[0][0]: {"$type": ["number", "string", "bool", "date"]}}]
     }
+
+
+def test_nesting_is_limited_with_the_position_of_the_level_too_deep() -> None:
+    assert parse_filter("(" * MAX_NESTING + "name = 'x'" + ")" * MAX_NESTING) is not None
+    assert parse_filter("NOT " * MAX_NESTING + "name = 'x'") is not None
+    for text, position in (
+        ("(" * 2000 + "name = 'x'" + ")" * 2000, MAX_NESTING + 1),
+        ("NOT " * 1000 + "name = 'x'", 4 * MAX_NESTING + 1),
+        ("(" * 4000, MAX_NESTING + 1),
+    ):
+        with pytest.raises(InvalidArgument) as caught:
+            parse_filter(text)
+        assert caught.value.field == "filter"
+        assert caught.value.reason == "INVALID_FILTER"
+        assert f"at position {position}" in caught.value.message

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from modelreg_api import names
+from modelreg_api.errors import MAX_QUOTED_CHARS, InvalidArgument, rich_status
 
 
 def test_round_trip_of_every_name_kind() -> None:
@@ -54,3 +55,21 @@ def test_bad_file_paths(path: str) -> None:
     with pytest.raises(names.InvalidResourceName) as caught:
         names.check_file_path(path, "spec.path")
     assert caught.value.field == "spec.path"
+
+
+def test_a_long_invalid_name_is_quoted_by_a_short_prefix() -> None:
+    long_id = "X" * 10_000
+    for parse in (
+        lambda: names.check_model_id(long_id),
+        lambda: names.parse_model_name(f"namespaces/a/models/{long_id}"),
+        lambda: names.parse_model_version_name(f"namespaces/a/models/m/versions/{'9' * 10_000}"),
+        lambda: names.check_file_path("a\\" + "x" * 1000),
+    ):
+        with pytest.raises(names.InvalidResourceName) as caught:
+            parse()
+        assert len(caught.value.message) < MAX_QUOTED_CHARS + 200
+        assert "characters)" in caught.value.message  # how long it really was
+    # Whatever a raiser quoted, the status stays small enough for the trailers.
+    _, message, details = rich_status(InvalidArgument("f", "y" * 100_000, metadata={"v": "z" * 100_000}))
+    assert len(message) <= 1024
+    assert len(details) < 4096

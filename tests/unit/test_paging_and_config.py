@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import json
+
 import pytest
 from modelreg_api.errors import InvalidArgument
 from modelreg_artifacts.config import MIB, ArtifactSettings
@@ -61,3 +64,18 @@ def test_artifact_settings(internal_token_file: str) -> None:
     assert not settings.s3.secure
     with pytest.raises(ConfigError, match="MODELREG_S3_SECURE"):
         ArtifactSettings.from_environment({**env, "MODELREG_S3_SECURE": "maybe"})
+
+
+def test_page_token_keys_beyond_what_the_stores_hold_are_refused() -> None:
+    def forged(key_json: str) -> str:
+        fingerprint = json.loads(base64.urlsafe_b64decode(paging.encode_token("q", []) + "=="))["q"]
+        payload = f'{{"q":"{fingerprint}","k":{key_json}}}'
+        return base64.urlsafe_b64encode(payload.encode()).decode()
+
+    assert paging.decode_token(forged('[["u", 9223372036854775807], "x"]'), "q") is not None
+    for key in ("[1180591620717411303424]", "[-9223372036854775809]", "[1e999]", "[NaN]", "[[[[1]]]]"):
+        with pytest.raises(InvalidArgument) as caught:
+            paging.decode_token(forged(key), "q")
+        assert caught.value.field == "page_token"
+    with pytest.raises(InvalidArgument):
+        paging.decode_token(forged("[" * 100_000), "q")

@@ -33,6 +33,28 @@ DOMAIN = "modelreg.dev"
 # The ErrorInfo reason of a PERMISSION_DENIED caused by the caller's roles (docs/security.md).
 ROLE_DENIED_REASON = "IAM_PERMISSION_DENIED"
 
+# How much of a received value an error quotes: enough to recognise it, never all of it (a 10 KB
+# id echoed in the message, the BadRequest and the ErrorInfo would exceed the trailer limit and
+# the caller would see RESOURCE_EXHAUSTED instead of the error).
+MAX_QUOTED_CHARS = 64
+# What a status may carry at most, whatever a raiser put in it: the message (and a field
+# violation's description), and each ErrorInfo metadata value.
+MAX_MESSAGE_CHARS = 1024
+MAX_METADATA_CHARS = 256
+
+
+def quoted(value: object) -> str:
+    """A received value as an error message quotes it: repr() of at most MAX_QUOTED_CHARS
+    characters, and how long it really was when it was cut."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= MAX_QUOTED_CHARS:
+        return repr(text)
+    return f"{text[:MAX_QUOTED_CHARS]!r}... ({len(text)} characters)"
+
+
+def _capped(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
 
 class ModelregError(Exception):
     """Base class of everything modelreg raises on purpose."""
@@ -242,10 +264,13 @@ _BY_CODE: dict[grpc.StatusCode, type[RegistryError]] = {
 def rich_status(error: RegistryError) -> tuple[grpc.StatusCode, str, bytes]:
     """For a server: the code, the message and the serialized google.rpc.Status carrying
     ErrorInfo (and BadRequest for invalid input), to send in the `grpc-status-details-bin`
-    trailer."""
+    trailer. Texts are capped (MAX_MESSAGE_CHARS, MAX_METADATA_CHARS) so a status always fits
+    in the trailers, whatever its raiser quoted."""
     details: list[any_pb2.Any] = []
     info = any_pb2.Any()
-    info.Pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN, metadata=error.metadata))
+    metadata = {key: _capped(value, MAX_METADATA_CHARS) for key, value in error.metadata.items()}
+    message = _capped(error.message, MAX_MESSAGE_CHARS)
+    info.Pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN, metadata=metadata))
     details.append(info)
     if isinstance(error, InvalidArgument):
         bad = any_pb2.Any()
@@ -253,14 +278,15 @@ def rich_status(error: RegistryError) -> tuple[grpc.StatusCode, str, bytes]:
             error_details_pb2.BadRequest(
                 field_violations=[
                     error_details_pb2.BadRequest.FieldViolation(
-                        field=error.field, description=error.description
+                        field=_capped(error.field, MAX_METADATA_CHARS),
+                        description=_capped(error.description, MAX_MESSAGE_CHARS),
                     )
                 ]
             )
         )
         details.append(bad)
-    status = status_pb2.Status(code=error.code.value[0], message=error.message, details=details)
-    return error.code, error.message, status.SerializeToString()
+    status = status_pb2.Status(code=error.code.value[0], message=message, details=details)
+    return error.code, message, status.SerializeToString()
 
 
 def from_rpc_error(exc: grpc.RpcError) -> RegistryError:

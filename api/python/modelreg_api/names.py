@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from modelreg_api.errors import quoted
+
 NAMESPACE_ID = re.compile(r"[a-z][a-z0-9-]{0,62}")
 MODEL_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,127}")
 ALIAS_ID = re.compile(r"[a-z][a-z0-9_-]{0,62}")
@@ -80,7 +82,7 @@ def _check_id(field: str, kind: str, value: str, pattern: re.Pattern[str], rule:
     if not value:
         raise InvalidResourceName(field, f"{kind} id is empty")
     if not pattern.fullmatch(value) or ".." in value:
-        raise InvalidResourceName(field, f"{kind} id {value!r} is invalid: {rule}")
+        raise InvalidResourceName(field, f"{kind} id {quoted(value)} is invalid: {rule}")
     return value
 
 
@@ -119,7 +121,7 @@ def _segments(name: str, field: str, shape: str, count: int) -> list[str]:
         raise InvalidResourceName(field, f"is empty; expected {shape}")
     parts = name.split("/")
     if len(parts) != count:
-        raise InvalidResourceName(field, f"{name!r} is not of the form {shape}")
+        raise InvalidResourceName(field, f"{quoted(name)} is not of the form {shape}")
     return parts
 
 
@@ -127,7 +129,7 @@ def parse_namespace_name(name: str, field: str = "parent") -> NamespaceName:
     shape = "namespaces/{namespace}"
     parts = _segments(name, field, shape, 2)
     if parts[0] != "namespaces":
-        raise InvalidResourceName(field, f"{name!r} is not of the form {shape}")
+        raise InvalidResourceName(field, f"{quoted(name)} is not of the form {shape}")
     return NamespaceName(check_namespace_id(parts[1], field))
 
 
@@ -135,7 +137,7 @@ def parse_model_name(name: str, field: str = "name") -> ModelName:
     shape = "namespaces/{namespace}/models/{model}"
     parts = _segments(name, field, shape, 4)
     if parts[0] != "namespaces" or parts[2] != "models":
-        raise InvalidResourceName(field, f"{name!r} is not of the form {shape}")
+        raise InvalidResourceName(field, f"{quoted(name)} is not of the form {shape}")
     return ModelName(check_namespace_id(parts[1], field), check_model_id(parts[3], field))
 
 
@@ -143,13 +145,13 @@ def parse_model_version_name(name: str, field: str = "name") -> ModelVersionName
     shape = "namespaces/{namespace}/models/{model}/versions/{number}"
     parts = _segments(name, field, shape, 6)
     if parts[4] != "versions":
-        raise InvalidResourceName(field, f"{name!r} is not of the form {shape}")
+        raise InvalidResourceName(field, f"{quoted(name)} is not of the form {shape}")
     model = parse_model_name("/".join(parts[:4]), field)
     number = parts[5]
     if not number.isascii() or not number.isdigit() or number.startswith("0"):
-        raise InvalidResourceName(field, f"version {number!r} is not a positive integer")
-    if int(number) > MAX_VERSION_NUMBER:
-        raise InvalidResourceName(field, f"version {number} is out of range")
+        raise InvalidResourceName(field, f"version {quoted(number)} is not a positive integer")
+    if len(number) > len(str(MAX_VERSION_NUMBER)) or int(number) > MAX_VERSION_NUMBER:
+        raise InvalidResourceName(field, f"version {quoted(number)} is out of range")
     return model.version(int(number))
 
 
@@ -157,7 +159,7 @@ def parse_alias_name(name: str, field: str = "name") -> AliasName:
     shape = "namespaces/{namespace}/models/{model}/aliases/{alias}"
     parts = _segments(name, field, shape, 6)
     if parts[4] != "aliases":
-        raise InvalidResourceName(field, f"{name!r} is not of the form {shape}")
+        raise InvalidResourceName(field, f"{quoted(name)} is not of the form {shape}")
     model = parse_model_name("/".join(parts[:4]), field)
     return model.alias(check_alias_id(parts[5], field))
 
@@ -185,17 +187,19 @@ def check_file_path(path: str, field: str = "path") -> str:
     if len(path.encode()) > MAX_FILE_PATH_BYTES:
         raise InvalidResourceName(field, f"file path is longer than {MAX_FILE_PATH_BYTES} bytes")
     if "\\" in path:
-        raise InvalidResourceName(field, f"file path {path!r} contains a backslash; use '/' between segments")
+        raise InvalidResourceName(
+            field, f"file path {quoted(path)} contains a backslash; use '/' between segments"
+        )
     if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in path):
-        raise InvalidResourceName(field, f"file path {path!r} contains a control character")
+        raise InvalidResourceName(field, f"file path {quoted(path)} contains a control character")
     if path.startswith("/"):
         raise InvalidResourceName(
-            field, f"file path {path!r} is absolute; it must be relative to the version"
+            field, f"file path {quoted(path)} is absolute; it must be relative to the version"
         )
     for segment in path.split("/"):
         if segment in ("", ".", ".."):
             raise InvalidResourceName(
-                field, f"file path {path!r} has an empty, '.' or '..' segment; it must be normalized"
+                field, f"file path {quoted(path)} has an empty, '.' or '..' segment; it must be normalized"
             )
     return path
 
@@ -212,7 +216,7 @@ def parse_model_ref(text: str, field: str = "model") -> ModelName:
         return parse_model_name(text, field)
     parts = text.split("/")
     if len(parts) != 2:
-        raise InvalidResourceName(field, f"{text!r} is not of the form {_SHORT_MODEL}")
+        raise InvalidResourceName(field, f"{quoted(text)} is not of the form {_SHORT_MODEL}")
     return ModelName(check_namespace_id(parts[0], field), check_model_id(parts[1], field))
 
 
@@ -229,7 +233,7 @@ def parse_version_ref(text: str, field: str = "version") -> ModelVersionName | A
         return parse_model_ref(model, field).alias(check_alias_id(alias, field))
     parts = text.split("/")
     if len(parts) != 3:
-        raise InvalidResourceName(field, f"{text!r} is not of the form {_SHORT_VERSION}")
+        raise InvalidResourceName(field, f"{quoted(text)} is not of the form {_SHORT_VERSION}")
     model_name = parse_model_ref("/".join(parts[:2]), field)
     return parse_model_version_name(f"{model_name}/versions/{parts[2]}", field)
 
@@ -260,7 +264,7 @@ def parse_upload_session_name(name: str, field: str = "name") -> UploadSessionNa
     shape = "uploads/{upload}"
     parts = _segments(name, field, shape, 2)
     if parts[0] != "uploads":
-        raise InvalidResourceName(field, f"{name!r} is not of the form {shape}")
+        raise InvalidResourceName(field, f"{quoted(name)} is not of the form {shape}")
     if not UPLOAD_ID.fullmatch(parts[1]):
-        raise InvalidResourceName(field, f"upload id {parts[1][:40]!r} is not one this service issued")
+        raise InvalidResourceName(field, f"upload id {quoted(parts[1])} is not one this service issued")
     return UploadSessionName(parts[1])

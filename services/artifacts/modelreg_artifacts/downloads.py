@@ -13,7 +13,7 @@ import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from modelreg_api.errors import DataLoss, NotFound, OutOfRange
+from modelreg_api.errors import DataLoss, NotFound, OutOfRange, quoted
 from modelreg_api.names import AliasName, ModelVersionName
 
 from modelreg_artifacts.domain import DownloadRequest, StoredFile
@@ -58,11 +58,11 @@ class Downloads:
         version = await self._metadata.get_version(request.version)
         entry = next((f for f in version.files if f.path == request.path), None)
         if entry is None:
-            raise NotFound(f"file {request.path!r} is not in model version {version.name}")
+            raise NotFound(f"file {quoted(request.path)} is not in model version {version.name}")
         file = StoredFile(entry.path, entry.size_bytes, entry.sha256, entry.content_type)
         if request.offset > file.size_bytes:
             raise OutOfRange(
-                f"offset {request.offset} is past the end of {file.path!r} ({file.size_bytes} bytes)",
+                f"offset {request.offset} is past the end of {quoted(file.path)} ({file.size_bytes} bytes)",
                 reason="OFFSET_PAST_END",
             )
         blob = await self._blobs.get(file.sha256)

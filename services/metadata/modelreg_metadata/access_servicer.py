@@ -18,6 +18,9 @@ from modelreg_metadata.access_records import ApiToken, RoleBinding
 from modelreg_metadata.registry.access import ApiTokens, RoleBindings, check_scope
 
 Context = grpc.aio.ServicerContext[Any, Any]
+# google.protobuf.Duration's valid range: +-10,000 years.
+_MAX_DURATION_SECONDS = 315_576_000_000
+_MAX_NANOS = 999_999_999
 _TOKEN_PREFIX = "tokens/"
 
 
@@ -106,6 +109,9 @@ class AccessServicer(pb_grpc.AccessServiceServicer):
     ) -> pb.CreateApiTokenResponse:
         ttl = None
         if request.HasField("ttl"):
+            if abs(request.ttl.seconds) > _MAX_DURATION_SECONDS or abs(request.ttl.nanos) > _MAX_NANOS:
+                # Beyond what a Duration may hold, and what timedelta can represent.
+                raise InvalidArgument("ttl", f"seconds={request.ttl.seconds} is not a valid duration")
             ttl = timedelta(seconds=request.ttl.seconds, microseconds=request.ttl.nanos // 1000)
         restriction = _restriction_from_proto(request.restriction)
         token, secret = await self._tokens.create(

@@ -6,7 +6,7 @@ from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
 
-from google.protobuf import json_format, struct_pb2, timestamp_pb2
+from google.protobuf import struct_pb2, timestamp_pb2
 from google.protobuf.message import Message
 from modelreg_api.errors import InvalidArgument
 from modelreg_api.names import AliasName, ModelName, ModelVersionName, NamespaceName
@@ -220,12 +220,33 @@ def _build_version(version: ModelVersion) -> model_pb2.ModelVersion:
     )
 
 
+def params_from_proto(params: struct_pb2.Struct) -> dict[str, Any]:
+    """A Struct as plain values, whatever numbers it holds: NaN and infinities are refused by
+    `domain.check_params`, naming where they are (json_format refuses them with a ValueError)."""
+    return {key: _plain(value) for key, value in params.fields.items()}
+
+
+def _plain(value: struct_pb2.Value) -> Any:
+    kind = value.WhichOneof("kind")
+    if kind == "struct_value":
+        return params_from_proto(value.struct_value)
+    if kind == "list_value":
+        return [_plain(item) for item in value.list_value.values]
+    if kind == "number_value":
+        return value.number_value
+    if kind == "string_value":
+        return value.string_value
+    if kind == "bool_value":
+        return value.bool_value
+    return None  # null_value, or no kind set
+
+
 def new_version(message: model_pb2.ModelVersion) -> VersionDraft:
     """The caller-settable fields of a version to create; output-only fields are ignored."""
     return VersionDraft(
         description=message.description,
         tags=dict(message.tags),
-        params=json_format.MessageToDict(message.params),
+        params=params_from_proto(message.params),
         metrics=dict(message.metrics),
         lineage=_lineage_from_proto(message.lineage),
         signature=Signature(
@@ -310,12 +331,22 @@ def event_to_proto(event: Event) -> event_pb2.Event:
     )
 
 
-def time_from_proto(stamp: timestamp_pb2.Timestamp) -> datetime:
+# google.protobuf.Timestamp's valid range: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z.
+_MIN_SECONDS = -62_135_596_800
+_MAX_SECONDS = 253_402_300_799
+_MAX_NANOS = 999_999_999
+
+
+def time_from_proto(stamp: timestamp_pb2.Timestamp, field: str) -> datetime:
+    """A request's timestamp, refused (naming `field`) outside the range a Timestamp may hold."""
+    if not _MIN_SECONDS <= stamp.seconds <= _MAX_SECONDS or not 0 <= stamp.nanos <= _MAX_NANOS:
+        raise InvalidArgument(
+            field,
+            f"seconds={stamp.seconds} nanos={stamp.nanos} is not a valid timestamp "
+            "(0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z, nanos 0-999999999)",
+            reason="TIMESTAMP_OUT_OF_RANGE",
+        )
     return stamp.ToDatetime(tzinfo=UTC)
-
-
-def _time_or_none(stamp: timestamp_pb2.Timestamp, present: bool) -> datetime | None:
-    return stamp.ToDatetime(tzinfo=UTC) if present else None
 
 
 def populated_fields(message: Message) -> list[str]:
@@ -350,12 +381,12 @@ def namespace_draft(name: NamespaceName, message: model_pb2.Namespace) -> Namesp
     )
 
 
-def point_from_proto(message: model_pb2.MetricPoint) -> MetricPoint:
+def point_from_proto(message: model_pb2.MetricPoint, field: str) -> MetricPoint:
     return MetricPoint(
         key=message.key,
         value=message.value,
         step=message.step,
-        time=_time_or_none(message.time, message.HasField("time")),
+        time=time_from_proto(message.time, f"{field}.time") if message.HasField("time") else None,
         dataset=message.dataset,
         slice=message.slice,
     )

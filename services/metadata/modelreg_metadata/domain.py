@@ -309,7 +309,9 @@ def check_params(params: dict[str, Any], field_name: str = "params") -> None:
     if size > MAX_PARAMS_JSON_BYTES:
         raise InvalidArgument(field_name, f"are {size} bytes as JSON; the limit is {MAX_PARAMS_JSON_BYTES}")
 
-    def walk(value: Any, path: tuple[str, ...]) -> None:
+    def walk(value: Any, path: tuple[str, ...], where: str) -> None:
+        # `path` holds the keys (what the depth limit counts); `where` names the value for the
+        # caller, list indices included: `model_version.params.optimizer.schedule[1]`.
         if len(path) > MAX_PARAM_DEPTH:
             raise InvalidArgument(
                 field_name, f"nest deeper than {MAX_PARAM_DEPTH} levels at {'.'.join(path)}"
@@ -317,14 +319,19 @@ def check_params(params: dict[str, Any], field_name: str = "params") -> None:
         if isinstance(value, dict):
             for key, inner in value.items():
                 check_key(field_name, key)
-                walk(inner, (*path, key))
+                walk(inner, (*path, key), f"{where}.{key}")
         elif isinstance(value, list):
-            for inner in value:
-                walk(inner, path)
+            for i, inner in enumerate(value):
+                walk(inner, path, f"{where}[{i}]")
         elif isinstance(value, float) and not math.isfinite(value):
-            raise InvalidArgument(field_name, f"{'.'.join(path)} is not a finite number")
+            raise InvalidArgument(
+                where,
+                f"{value} is not a finite number; NaN and infinities are rejected "
+                "(they cannot be stored, compared or searched faithfully)",
+                reason="NON_FINITE_PARAM",
+            )
 
-    walk(params, ())
+    walk(params, (), field_name)
     paths = len(flatten_params(params))
     if paths > MAX_PARAM_PATHS:
         raise InvalidArgument(field_name, f"hold {paths} distinct paths; the limit is {MAX_PARAM_PATHS}")

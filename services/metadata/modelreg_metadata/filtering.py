@@ -23,14 +23,19 @@ from __future__ import annotations
 
 import enum
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-from modelreg_api.errors import InvalidArgument
+from modelreg_api.errors import InvalidArgument, quoted
 
 MAX_FILTER_CHARS = 4096
 MAX_CONDITIONS = 64
 MAX_IN_VALUES = 100
 MAX_ORDER_KEYS = 4
+# Parentheses and NOTs nested deeper than this are refused as a syntax error: the parser, the
+# binder and the store's compiler all recurse once per level, and no real filter needs more.
+MAX_NESTING = 32
 
 Literal = str | float | bool
 
@@ -227,6 +232,7 @@ class _Parser:
         self._tokens = self._lexer.tokens()
         self._i = 0
         self._conditions = 0
+        self._depth = 0
 
     def _peek(self) -> _Token:
         return self._tokens[self._i]
@@ -274,14 +280,30 @@ class _Parser:
         return items[0] if len(items) == 1 else And(tuple(items))
 
     def _unary(self) -> Expr:
+        token = self._peek()
         if self._keyword("NOT"):
-            return Not(self._unary())
-        if self._peek().kind is _Kind.LPAREN:
+            with self._nested(token):
+                return Not(self._unary())
+        if token.kind is _Kind.LPAREN:
             self._next()
-            expr = self._or()
+            with self._nested(token):
+                expr = self._or()
             self._expect(_Kind.RPAREN, "')'")
             return expr
         return self._condition()
+
+    @contextmanager
+    def _nested(self, token: _Token) -> Iterator[None]:
+        """One more level of NOT or parentheses, refused past MAX_NESTING."""
+        self._depth += 1
+        if self._depth > MAX_NESTING:
+            raise self._lexer.error(
+                token.position, f"NOT and parentheses nest more than {MAX_NESTING} levels deep"
+            )
+        try:
+            yield
+        finally:
+            self._depth -= 1
 
     def path(self) -> Path:
         segments = [self._segment()]
@@ -337,9 +359,9 @@ class _Parser:
             try:
                 value = float(token.text)
             except ValueError:
-                raise self._lexer.error(token.position, f"{token.text!r} is not a number") from None
+                raise self._lexer.error(token.position, f"{quoted(token.text)} is not a number") from None
             if not math.isfinite(value):
-                raise self._lexer.error(token.position, f"{token.text!r} is not a finite number")
+                raise self._lexer.error(token.position, f"{quoted(token.text)} is not a finite number")
             return value
         if token.kind is _Kind.WORD and token.text.upper() in ("TRUE", "FALSE"):
             return token.text.upper() == "TRUE"

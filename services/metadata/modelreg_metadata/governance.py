@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
-from modelreg_api.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from modelreg_api.errors import FailedPrecondition, InvalidArgument, PermissionDenied, quoted
 from modelreg_api.names import AliasName
 
 from modelreg_metadata import domain
@@ -141,7 +141,9 @@ def check_protection(protection: AliasProtection) -> None:
     for i, rule in enumerate(protection.no_regression):
         domain.check_key(f"protection.no_regression[{i}].metric", rule.metric)
         if rule.metric in seen:
-            raise InvalidArgument(f"protection.no_regression[{i}].metric", f"{rule.metric!r} is listed twice")
+            raise InvalidArgument(
+                f"protection.no_regression[{i}].metric", f"{quoted(rule.metric)} is listed twice"
+            )
         seen.add(rule.metric)
     if len(protection.no_regression) > domain.MAX_METRICS:
         raise InvalidArgument("protection.no_regression", f"lists more than {domain.MAX_METRICS} metrics")
@@ -226,8 +228,8 @@ def admit(
             metric = _metric(leaf)
             if metric not in candidate.metrics:
                 raise FailedPrecondition(
-                    f"{prefix} has no metric {metric!r}, which the metric gate `{protection.metric_gate}` "
-                    f"needs (condition {_text(leaf)})",
+                    f"{prefix} has no metric {quoted(metric)}, which the metric gate "
+                    f"`{protection.metric_gate}` needs (condition {_text(leaf)})",
                     reason="METRIC_MISSING",
                     metadata={
                         **where,
@@ -258,7 +260,7 @@ def admit(
     for rule in protection.no_regression:
         if rule.metric not in candidate.metrics:
             raise FailedPrecondition(
-                f"{prefix} has no metric {rule.metric!r}, which must not regress",
+                f"{prefix} has no metric {quoted(rule.metric)}, which must not regress",
                 reason="METRIC_MISSING",
                 metadata={**where, "metric": rule.metric, "condition": f"no regression on {rule.metric}"},
             )

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from modelreg_api.errors import InvalidArgument
+from modelreg_api.errors import InvalidArgument, quoted
 
 from modelreg_metadata.domain import VersionState
 from modelreg_metadata.filtering import And, Expr, In, Not, Op, Or, OrderKey, Path, StartsWith
@@ -211,7 +211,7 @@ def _value(field: Field, value: Any, path: Path, field_name: str) -> Any:
     def wrong(expected: str) -> InvalidArgument:
         return InvalidArgument(
             field_name,
-            f"{path} holds {expected}; {value!r} cannot be compared with it",
+            f"{path} holds {expected}; {quoted(value)} cannot be compared with it",
             reason="INVALID_FILTER",
         )
 
@@ -227,7 +227,9 @@ def _value(field: Field, value: Any, path: Path, field_name: str) -> Any:
         states = [s.value for s in VersionState]
         if not isinstance(value, str) or value.upper() not in states:
             raise InvalidArgument(
-                field_name, f"state is one of {', '.join(states)}, not {value!r}", reason="INVALID_FILTER"
+                field_name,
+                f"state is one of {', '.join(states)}, not {quoted(value)}",
+                reason="INVALID_FILTER",
             )
         return value.upper()
     if field.kind is Kind.TIME:

@@ -33,7 +33,7 @@ def _version_parent(parent: str) -> names.ModelName | names.NamespaceName:
 
 
 def _time(message: Any, field: str) -> datetime | None:
-    return convert.time_from_proto(getattr(message, field)) if message.HasField(field) else None
+    return convert.time_from_proto(getattr(message, field), field) if message.HasField(field) else None
 
 
 def _scope(request: pb.ListEventsRequest | pb.WatchEventsRequest) -> EventScope:
@@ -289,7 +289,7 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
     async def LogMetrics(self, request: pb.LogMetricsRequest, context: Context) -> model_pb2.ModelVersion:
         name = names.parse_model_version_name(request.model_version, "model_version")
         await current_access().require(name)
-        points = [convert.point_from_proto(p) for p in request.points]
+        points = [convert.point_from_proto(p, f"points[{i}]") for i, p in enumerate(request.points)]
         return convert.version_to_proto(
             await self._registry.metrics.log_metrics(name, points, request.request_id)
         )
@@ -401,7 +401,7 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
         await current_access().require(name)
         if not request.HasField("time"):
             raise InvalidArgument("time", "is required")
-        moment = convert.time_from_proto(request.time)
+        moment = convert.time_from_proto(request.time, "time")
         if isinstance(name, names.AliasName):
             alias, last = await self._trail.alias_at(name, moment)
             return pb.StateAtTime(alias=convert.alias_to_proto(alias), as_of=convert.event_to_proto(last))

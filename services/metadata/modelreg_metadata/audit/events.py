@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from modelreg_api.errors import InvalidArgument
+from modelreg_api.errors import InvalidArgument, quoted
 from modelreg_api.names import ModelName, NamespaceName
 from modelreg_common.context import current_caller, current_request_id
 
@@ -133,7 +133,7 @@ class EventScope:
         for i, action in enumerate(actions):
             if action not in known:
                 raise InvalidArgument(
-                    f"actions[{i}]", f"unknown action {action!r}; one of {', '.join(sorted(known))}"
+                    f"actions[{i}]", f"unknown action {quoted(action)}; one of {', '.join(sorted(known))}"
                 )
         domain.check_text("resource", resource, MAX_RESOURCE_CHARS)
         domain.check_text("actor", actor, domain.MAX_TITLE_CHARS)
