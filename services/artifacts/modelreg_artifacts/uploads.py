@@ -73,6 +73,37 @@ class Chunk:
     crc32c: int | None = None
 
 
+# Data messages: 256 KiB to 1 MiB is the sweet spot; more than 2 MiB is refused (a message is
+# held whole in memory before a byte of it is stored, and gRPC's own limit is 4 MiB).
+MAX_CHUNK_BYTES = 2 * 1024 * 1024
+# Every data message but the file's last carries at least this much. Each message costs a fixed
+# amount of work (decode, checks, a CRC32C call, an event-loop round trip: about 30 us here), so
+# one-byte messages would let a client keep a core busy for a minute per few MB; with this floor
+# a file of N bytes takes at most N / 64 KiB + 2 messages.
+MIN_CHUNK_BYTES = 64 * 1024
+
+
+def check_chunk_size(chunk: Chunk, size_bytes: int, *, first: bool) -> None:
+    """The documented bounds of a data message (docs/artifact-protocol.md, "Data messages")."""
+    length = len(chunk.data)
+    if length > MAX_CHUNK_BYTES:
+        raise InvalidArgument(
+            "data",
+            f"carries {length} bytes; a message carries at most {MAX_CHUNK_BYTES} (2 MiB), "
+            "1 MiB is recommended",
+            reason="CHUNK_TOO_LARGE",
+        )
+    ends_file = chunk.write_offset + length >= size_bytes
+    if length < MIN_CHUNK_BYTES and not ends_file and not chunk.finish_write and not (first and not length):
+        what = f"carries {length} bytes" if length else "carries no data and does not finish the upload"
+        raise InvalidArgument(
+            "data",
+            f"{what} at offset {chunk.write_offset}; every message but the first and the last carries "
+            f"at least {MIN_CHUNK_BYTES} bytes (64 KiB), 1 MiB is recommended",
+            reason="CHUNK_TOO_SMALL",
+        )
+
+
 def check_chunk_checksum(chunk: Chunk) -> None:
     if chunk.crc32c is not None and google_crc32c.value(chunk.data) != chunk.crc32c:
         raise InvalidArgument(
@@ -95,6 +126,7 @@ class Uploads:
         part_bytes: int,
         parts_in_flight: int,
         session_ttl: timedelta,
+        stall_after: timedelta = timedelta(seconds=60),
     ):
         self._objects = objects
         self._sessions = sessions
@@ -104,6 +136,9 @@ class Uploads:
         self._part_bytes = part_bytes
         self._parts_in_flight = parts_in_flight
         self._session_ttl = session_ttl
+        # An upload that recorded nothing (no start, no part) for this long no longer holds
+        # back other uploads of its content: they send the bytes themselves.
+        self._stall_after = stall_after
 
     async def start(
         self, spec: UploadSpec, *, as_writer: bool = False, persist: bool = True
@@ -151,12 +186,28 @@ class Uploads:
         if persist:
             await self._sessions.insert(session)
         if stored is None or await self._blobs.claim(spec.sha256, now()) is None:
-            return session
+            return await self._with_concurrent_upload(session) if persist else session
         return await self._publish(session, blob_reused=True)
 
     async def get(self, name: UploadSessionName) -> UploadSession:
         session = await self._sessions.get(name.upload)
-        return replace(session, state=session.state_at(now()))
+        session = replace(session, state=session.state_at(now()))
+        if session.state is not UploadState.ACTIVE or session.committed_size:
+            return session
+        return await self._with_concurrent_upload(session)
+
+    async def _with_concurrent_upload(self, session: UploadSession) -> UploadSession:
+        """Name the older session that is storing the same content right now, if any.
+
+        Concurrent pushes of one file (into several models, from several replicas) then send its
+        bytes about once: the others wait for the blob and reuse it. Coordinated through the
+        session store, so it holds across replicas; an upload that stalls (`stall_after`) or
+        ends without a blob stops holding the others back, so nobody waits forever.
+        """
+        leader = await self._sessions.leading_upload(session, now() - self._stall_after)
+        if leader is None or await self._blobs.get(session.spec.sha256) is not None:
+            return session
+        return replace(session, concurrent_upload=leader.id)
 
     async def write(self, name: UploadSessionName, chunks: AsyncIterator[Chunk]) -> UploadSession:
         """Receive a stream into a session; it stays ACTIVE unless the stream finished it."""
@@ -209,8 +260,11 @@ class Uploads:
             hasher=self._hashes.resume(session.id, session.committed_size),
             parts_in_flight=self._parts_in_flight,
         )
+        first = True
         try:
             async for chunk in chunks:
+                check_chunk_size(chunk, session.spec.size_bytes, first=first)
+                first = False
                 check_chunk_checksum(chunk)
                 await writer.write(chunk.write_offset, chunk.data)
                 if chunk.finish_write:
@@ -332,6 +386,11 @@ class Uploads:
         if session.persisted:
             await self._sessions.mark_released(session.id)
 
-    async def find_missing(self, digests: list[str]) -> list[str]:
+    async def find_missing(self, digests: list[str]) -> tuple[list[str], list[str]]:
+        """The digests no blob has, and those of them an upload session is storing right now."""
         present = await self._blobs.present(digests)
-        return [digest for digest in dict.fromkeys(digests) if digest not in present]
+        missing = [digest for digest in dict.fromkeys(digests) if digest not in present]
+        if not missing:
+            return [], []
+        busy = await self._sessions.uploading(missing, now() - self._stall_after)
+        return missing, [digest for digest in missing if digest in busy]

@@ -66,6 +66,15 @@ class UploadSessionStore(Protocol):
         """Digests that ACTIVE sessions declare: their blobs may be claimed any moment."""
         ...
 
+    async def leading_upload(self, session: UploadSession, since: datetime) -> UploadSession | None:
+        """The oldest other ACTIVE session of the same content that is older than `session` and
+        made progress (started, or recorded a part) since `since`, if any."""
+        ...
+
+    async def uploading(self, digests: list[str], progressed_since: datetime) -> set[str]:
+        """Digests that an ACTIVE session making progress since `progressed_since` declares."""
+        ...
+
     async def overdue(self, moment: datetime, limit: int) -> list[UploadSession]:
         """ACTIVE sessions past their expiry at `moment`."""
         ...

@@ -195,6 +195,47 @@ class MongoUploadSessionStore:
         )
         return {doc["sha256"] async for doc in cursor}
 
+    async def leading_upload(self, session: UploadSession, since: datetime) -> UploadSession | None:
+        """The oldest other ACTIVE session of the same content that is older than `session` and
+        made progress since `since`: the one whose bytes `session` waits for.
+
+        Older means (create_time, _id) is smaller: a total order, so no two sessions wait for
+        each other and the oldest one always uploads.
+        """
+        moment = now()
+        # As stored: BSON dates keep milliseconds, and both sides must compare the same value.
+        created = session.create_time.replace(microsecond=session.create_time.microsecond // 1000 * 1000)
+        cursor = (
+            self._sessions.find(
+                {
+                    "sha256": session.spec.sha256,
+                    "state": UploadState.ACTIVE.value,
+                    "expire_time": {"$gt": moment},
+                    "update_time": {"$gt": since},
+                    "$or": [
+                        {"create_time": {"$lt": created}},
+                        {"create_time": created, "_id": {"$lt": session.id}},
+                    ],
+                }
+            )
+            .sort([("create_time", ASCENDING), ("_id", ASCENDING)])
+            .limit(1)
+        )
+        found = [_session_from(doc) async for doc in cursor]
+        return found[0] if found else None
+
+    async def uploading(self, digests: list[str], progressed_since: datetime) -> set[str]:
+        cursor = self._sessions.find(
+            {
+                "sha256": {"$in": digests},
+                "state": UploadState.ACTIVE.value,
+                "expire_time": {"$gt": now()},
+                "update_time": {"$gt": progressed_since},
+            },
+            {"sha256": True},
+        )
+        return {doc["sha256"] async for doc in cursor}
+
     async def overdue(self, moment: datetime, limit: int) -> list[UploadSession]:
         cursor = self._sessions.find(
             {"state": UploadState.ACTIVE.value, "expire_time": {"$lte": moment}}
