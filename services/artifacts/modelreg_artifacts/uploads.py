@@ -76,32 +76,41 @@ class Chunk:
 # Data messages: 256 KiB to 1 MiB is the sweet spot; more than 2 MiB is refused (a message is
 # held whole in memory before a byte of it is stored, and gRPC's own limit is 4 MiB).
 MAX_CHUNK_BYTES = 2 * 1024 * 1024
-# Every data message but the file's last carries at least this much. Each message costs a fixed
-# amount of work (decode, checks, a CRC32C call, an event-loop round trip: about 30 us here), so
-# one-byte messages would let a client keep a core busy for a minute per few MB; with this floor
-# a file of N bytes takes at most N / 64 KiB + 2 messages.
+# Only the last message of a stream may carry less. Each message costs a fixed amount of work
+# (decode, checks, a CRC32C call, event-loop round trips: tens of microseconds), so a stream of
+# one-byte messages keeps a core busy for minutes per few MB; with this floor a stream of N bytes
+# takes at most N / 64 KiB + 3 messages.
 MIN_CHUNK_BYTES = 64 * 1024
 
 
-def check_chunk_size(chunk: Chunk, size_bytes: int, *, first: bool) -> None:
-    """The documented bounds of a data message (docs/artifact-protocol.md, "Data messages")."""
-    length = len(chunk.data)
-    if length > MAX_CHUNK_BYTES:
-        raise InvalidArgument(
-            "data",
-            f"carries {length} bytes; a message carries at most {MAX_CHUNK_BYTES} (2 MiB), "
-            "1 MiB is recommended",
-            reason="CHUNK_TOO_LARGE",
-        )
-    ends_file = chunk.write_offset + length >= size_bytes
-    if length < MIN_CHUNK_BYTES and not ends_file and not chunk.finish_write and not (first and not length):
-        what = f"carries {length} bytes" if length else "carries no data and does not finish the upload"
-        raise InvalidArgument(
-            "data",
-            f"{what} at offset {chunk.write_offset}; every message but the first and the last carries "
-            f"at least {MIN_CHUNK_BYTES} bytes (64 KiB), 1 MiB is recommended",
-            reason="CHUNK_TOO_SMALL",
-        )
+class ChunkBounds:
+    """The documented bounds of one stream's data messages (docs/artifact-protocol.md)."""
+
+    def __init__(self) -> None:
+        self._first = True
+        self._short_at: int | None = None  # offset of a message below the floor
+
+    def check(self, chunk: Chunk, continues_at: int) -> None:
+        """`continues_at`: where the stream must continue (a wrong offset is reported as such)."""
+        length = len(chunk.data)
+        if length > MAX_CHUNK_BYTES:
+            raise InvalidArgument(
+                "data",
+                f"carries {length} bytes at offset {chunk.write_offset}; a message carries at most "
+                f"{MAX_CHUNK_BYTES} (2 MiB), 1 MiB is recommended",
+                reason="CHUNK_TOO_LARGE",
+            )
+        if self._short_at is not None and not chunk.finish_write and chunk.write_offset == continues_at:
+            raise InvalidArgument(
+                "data",
+                f"the message at offset {self._short_at} carried fewer than {MIN_CHUNK_BYTES} bytes "
+                "(64 KiB) but was not the stream's last: only the last message (the file's end, or "
+                "the one before finish_write) may be that short; 1 MiB per message is recommended",
+                reason="CHUNK_TOO_SMALL",
+            )
+        if length < MIN_CHUNK_BYTES and not (self._first and not length):
+            self._short_at = chunk.write_offset  # the first message may be a header without data
+        self._first = False
 
 
 def check_chunk_checksum(chunk: Chunk) -> None:
@@ -260,11 +269,10 @@ class Uploads:
             hasher=self._hashes.resume(session.id, session.committed_size),
             parts_in_flight=self._parts_in_flight,
         )
-        first = True
+        bounds = ChunkBounds()
         try:
             async for chunk in chunks:
-                check_chunk_size(chunk, session.spec.size_bytes, first=first)
-                first = False
+                bounds.check(chunk, writer.received)
                 check_chunk_checksum(chunk)
                 await writer.write(chunk.write_offset, chunk.data)
                 if chunk.finish_write:
