@@ -195,7 +195,8 @@ class Uploads:
         if persist:
             await self._sessions.insert(session)
         if stored is None or await self._blobs.claim(spec.sha256, now()) is None:
-            return await self._with_concurrent_upload(session) if persist else session
+            # A one-shot upload (`as_writer`) streams its bytes anyway: nobody to tell to wait.
+            return session if as_writer else await self._with_concurrent_upload(session)
         return await self._publish(session, blob_reused=True)
 
     async def get(self, name: UploadSessionName) -> UploadSession:
