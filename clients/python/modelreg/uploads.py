@@ -119,6 +119,7 @@ class Uploader:
                 return UploadReport(session.file, Outcome.DEDUPLICATED, 0, session.name, file.size_bytes)
             # The blob was collected in between: send the bytes after all.
             self._remember(version, file, session)
+            session = await self._after_concurrent_uploads(version, file, session)
             return await self._write_session(version, file, session, progress)
         if file.size_bytes < RESUMABLE_MIN_BYTES:
             return await self._upload_whole(version, file, progress)
