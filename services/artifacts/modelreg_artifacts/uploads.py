@@ -207,17 +207,18 @@ class Uploads:
         return await self._with_concurrent_upload(session)
 
     async def _with_concurrent_upload(self, session: UploadSession) -> UploadSession:
-        """Name the older session that is storing the same content right now, if any.
+        """Name the session that is storing the same content right now, if it is not this one.
 
         Concurrent pushes of one file (into several models, from several replicas) then send its
-        bytes about once: the others wait for the blob and reuse it. Coordinated through the
-        session store, so it holds across replicas; an upload that stalls (`stall_after`) or
-        ends without a blob stops holding the others back, so nobody waits forever.
+        bytes about once: one session per digest holds the lead (in the session store, so it
+        holds across replicas), the others wait for the blob and reuse it. A holder that ends
+        gives the lead up, and one that records nothing for `stall_after` loses it, so nobody
+        waits forever.
         """
-        leader = await self._sessions.leading_upload(session, now() - self._stall_after)
-        if leader is None or await self._blobs.get(session.spec.sha256) is not None:
+        if await self._blobs.get(session.spec.sha256) is not None:
             return session
-        return replace(session, concurrent_upload=leader.id)
+        holder = await self._sessions.lead(session, now() - self._stall_after)
+        return session if holder == session.id else replace(session, concurrent_upload=holder)
 
     async def write(self, name: UploadSessionName, chunks: AsyncIterator[Chunk]) -> UploadSession:
         """Receive a stream into a session; it stays ACTIVE unless the stream finished it."""

@@ -267,8 +267,8 @@ class UploadSession(_message.Message):
     failure_message: _builtins.str
     concurrent_upload: _builtins.str
     """Output only. Set by StartUpload and GetUploadSession while this session has committed
-    nothing: `uploads/{upload}` of an older session that is uploading the same content
-    (`spec.sha256`) right now, and no blob has it yet. Send no bytes: poll GetUploadSession
+    nothing: `uploads/{upload}` of the session that is uploading the same content
+    (`spec.sha256`) right now (one per digest, across replicas), and no blob has it yet. Send no bytes: poll GetUploadSession
     with backoff; once this is empty, ask FindMissingBlobs. Stored: cancel this session and
     StartUpload again (it comes back FINISHED, `blob_reused`). Still missing (the other
     upload stalled or failed): write this session's bytes yourself.

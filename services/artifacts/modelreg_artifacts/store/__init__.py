@@ -66,9 +66,9 @@ class UploadSessionStore(Protocol):
         """Digests that ACTIVE sessions declare: their blobs may be claimed any moment."""
         ...
 
-    async def leading_upload(self, session: UploadSession, since: datetime) -> UploadSession | None:
-        """The oldest other ACTIVE session of the same content that is older than `session` and
-        made progress (started, or recorded a part) since `since`, if any."""
+    async def lead(self, session: UploadSession, since: datetime) -> str:
+        """The id of the session that sends the bytes of `session`'s content (maybe its own):
+        one per digest across replicas; a holder idle since `since` loses the lead."""
         ...
 
     async def uploading(self, digests: list[str], progressed_since: datetime) -> set[str]:

@@ -19,6 +19,8 @@ class ArtifactDatabase:
         self.db = db  # API tokens and role bindings are read from here too (modelreg_common.security)
         self.sessions: AsyncCollection[Document] = db["artifact_upload_sessions"]
         self.blobs: AsyncCollection[Document] = db["artifact_blobs"]
+        # One document per digest being uploaded through sessions: which session sends its bytes.
+        self.upload_leads: AsyncCollection[Document] = db["artifact_upload_leads"]
 
     async def close(self) -> None:
         await self.client.close()
