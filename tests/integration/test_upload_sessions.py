@@ -26,7 +26,9 @@ from tests.support import (
     error_metadata,
     new_version,
     session_of,
+    spec_for,
     start_upload,
+    upload_messages,
     write_upload,
 )
 
@@ -378,3 +380,70 @@ async def test_expired_sessions_refuse_bytes_and_free_their_parts(
                 break
             await asyncio.sleep(0.2)
         assert pending_parts() == [], "the sweeper did not abort the expired multipart upload"
+
+
+async def test_a_part_counts_as_committed_once_object_storage_has_it(
+    metadata: MetadataStub, artifacts: ArtifactStub, second_replica: ServiceProcess
+) -> None:
+    """Neither a later chunk nor the end of the stream is needed to record a stored part, so a
+    cut loses only the parts in flight and the unfinished one."""
+    version = await new_version(metadata)
+    data = os.urandom(23 * MIB + 5)
+    async with authenticated_channel(second_replica.address) as channel:
+        stub = artifact_service_pb2_grpc.ArtifactServiceStub(channel)
+        session = await start_upload(stub, version.name, "idle.bin", data)
+        part = session.part_size_bytes
+        sent = 22 * MIB
+        call = stub.WriteUpload(metadata=ACTOR)  # type: ignore[call-arg]  # aio: write() API
+        await call.write(art.WriteUploadRequest(upload_session=session.name, write_offset=0))
+        for offset in range(0, sent, CHUNK):
+            await call.write(art.WriteUploadRequest(write_offset=offset, data=data[offset : offset + CHUNK]))
+        # The stream stays open and sends nothing more: every full part must still be recorded.
+        full_parts = sent // part * part
+        committed, deadline = 0, asyncio.get_running_loop().time() + 30
+        while committed < full_parts and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.1)
+            committed = (await session_of(stub, session.name)).committed_size
+        assert committed == full_parts
+        call.cancel()
+        # The cut loses nothing that was committed; the resume sends only the rest.
+        assert (await session_of(stub, session.name)).committed_size == full_parts
+        done = await write_upload(stub, session.name, data, full_parts)
+    assert done.state == art.UPLOAD_STATE_FINISHED
+    assert (await download(artifacts, version.name, "idle.bin"))[1] == data
+
+
+async def test_data_messages_keep_to_the_documented_bounds(
+    metadata: MetadataStub, artifacts: ArtifactStub
+) -> None:
+    version = await new_version(metadata)
+    data = os.urandom(6 * MIB + 7)
+    session = await start_upload(artifacts, version.name, "bounds.bin", data)
+
+    # 3 MiB: gRPC's own limit (4 MiB) would let it through; the protocol's (2 MiB) does not.
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await write_upload(artifacts, session.name, data, chunk=3 * MIB)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_info(caught.value) == ("CHUNK_TOO_LARGE", ["data"])
+    assert len(caught.value.details() or "") < 300
+
+    # 200,000 one-byte messages: refused at the second, before they cost anything.
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await write_upload(artifacts, session.name, data, end=200_000, chunk=1)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_info(caught.value) == ("CHUNK_TOO_SMALL", ["data"])
+    assert "64 KiB" in (caught.value.details() or "")
+    still = await session_of(artifacts, session.name)
+    assert (still.state, still.committed_size) == (art.UPLOAD_STATE_ACTIVE, 0)
+
+    # Within the bounds (2 MiB and 64 KiB messages, a short last one) the same session takes the file.
+    done = await write_upload(artifacts, session.name, data, end=4 * MIB, finish=False, chunk=2 * MIB)
+    done = await write_upload(artifacts, session.name, data, done.committed_size, chunk=64 * 1024)
+    assert done.state == art.UPLOAD_STATE_FINISHED
+    assert (await download(artifacts, version.name, "bounds.bin"))[1] == data
+
+    # The one-shot upload keeps the same bounds.
+    small = await new_version(metadata)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await artifacts.UploadFile(upload_messages(spec_for(small.name, "tiny.bin", data), data, chunk=1000))
+    assert error_info(caught.value) == ("CHUNK_TOO_SMALL", ["data"])

@@ -88,3 +88,15 @@ def test_hashing_is_a_phase_with_a_summary_but_no_line_per_file() -> None:
         "modelreg: hashing 2 files (2.0 MiB)",
         "modelreg: 2/2 files, 2.0 MiB in 1.0s (2.0 MiB/s)",
     ]
+
+
+def test_the_rate_is_never_negative_when_bytes_are_taken_back() -> None:
+    stream, clock = io.StringIO(), Clock()
+    progress = LogProgress(stream, interval=1, clock=clock)
+    progress.begin(Direction.DOWNLOAD, 1, 100 * MIB)
+    clock.now += 1
+    progress.advance(40 * MIB)
+    clock.now += 1
+    progress.advance(-40 * MIB)  # a damaged partial file is fetched again from the start
+    assert "-" not in stream.getvalue().splitlines()[-1]
+    assert "0 B/s" in stream.getvalue().splitlines()[-1]

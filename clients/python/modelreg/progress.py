@@ -39,7 +39,9 @@ class TransferProgress(Protocol):
 
     def file_started(self, path: str, size_bytes: int) -> None: ...
 
-    # Bytes moved since the last call; negative when a retry has to send bytes again.
+    # Bytes done since the last call. Uploads never go backwards (bytes sent again after a
+    # broken stream are not reported twice); a download that starts a file over reports the
+    # bytes it drops as a negative count.
     def advance(self, nbytes: int) -> None: ...
 
     def file_done(self, path: str, size_bytes: int, outcome: Outcome) -> None: ...

@@ -109,7 +109,7 @@ async def upload_missing(
     present = {f.path: (f.size_bytes, f.sha256) for f in version.files}
     needed = [f for f in files if present.get(f.path) != (f.size_bytes, f.sha256)]
     stored = await uploader.stored_blobs(name, (f.sha256 for f in needed)) if needed else set()
-    outcomes: dict[str, tuple[Outcome, int, str]] = {}
+    outcomes: dict[str, tuple[Outcome, int, str, int, int]] = {}
     limit = asyncio.Semaphore(parallel)
 
     async def send(file: LocalFile) -> None:
@@ -117,13 +117,19 @@ async def upload_missing(
             progress.file_started(file.path, file.size_bytes)
             if present.get(file.path) == (file.size_bytes, file.sha256):
                 progress.advance(file.size_bytes)
-                outcomes[file.path] = (Outcome.ALREADY_PRESENT, 0, "")
+                outcomes[file.path] = (Outcome.ALREADY_PRESENT, 0, "", file.size_bytes, 0)
                 uploader.forget(name, file)  # a session that finished before a kill
             else:
                 report = await uploader.upload(
                     name, file, progress, stored=file.sha256 in stored, replace=replace
                 )
-                outcomes[file.path] = (report.outcome, report.sent_bytes, report.session)
+                outcomes[file.path] = (
+                    report.outcome,
+                    report.sent_bytes,
+                    report.session,
+                    report.skipped_bytes,
+                    report.resumed_streams,
+                )
             progress.file_done(file.path, file.size_bytes, outcomes[file.path][0])
 
     progress.begin(Direction.UPLOAD, len(files), sum(f.size_bytes for f in files))

@@ -23,6 +23,16 @@ class TransferredFile:
     # The artifact service's upload session (`uploads/{id}`) that carried a pushed file, when
     # it went through one (large or deduplicated files).
     upload_session: str = ""
+    # Pushed files: bytes the registry held before this call sent any (all of them when the
+    # content was stored already, or what an interrupted earlier push had committed).
+    skipped_bytes: int = 0
+    # Pushed files: broken streams continued from the bytes the service had committed.
+    resumed_streams: int = 0
+
+    @property
+    def resent_bytes(self) -> int:
+        """Bytes sent more than once: after a broken stream, those the service had not committed."""
+        return max(0, self.transferred_bytes - (self.size_bytes - self.skipped_bytes))
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -34,6 +44,10 @@ class TransferredFile:
         }
         if self.upload_session:
             data["upload_session"] = self.upload_session
+        if self.skipped_bytes or self.resumed_streams:
+            data["skipped_bytes"] = self.skipped_bytes
+            data["resent_bytes"] = self.resent_bytes
+            data["resumed_streams"] = self.resumed_streams
         return data
 
 
@@ -48,18 +62,32 @@ class PushResult:
     # The alias set after sealing, if one was asked for.
     alias: str = ""
     # True when an earlier, interrupted push of the same content was continued.
-    resumed: bool = False
+    continued_earlier_push: bool = False
+
+    @property
+    def resumed(self) -> bool:
+        """True when this push continued what an interruption left: the version of an earlier,
+        interrupted push, an upload session it had committed bytes to, or a stream of this
+        push that broke and went on from the bytes the service had committed."""
+        return self.continued_earlier_push or any(
+            f.outcome is Outcome.RESUMED or f.resumed_streams for f in self.files
+        )
 
     @property
     def uploaded_bytes(self) -> int:
-        """Bytes sent to the artifact service by this push."""
+        """Bytes sent to the artifact service by this push (bytes sent again after a break included)."""
         return sum(f.transferred_bytes for f in self.files)
 
     @property
     def skipped_bytes(self) -> int:
         """Bytes not sent: already stored in the registry, already in the version, or committed
-        by an interrupted earlier push."""
-        return sum(f.size_bytes - f.transferred_bytes for f in self.files)
+        by an interrupted earlier push. Never negative: re-sent bytes are `resent_bytes`."""
+        return sum(f.skipped_bytes for f in self.files)
+
+    @property
+    def resent_bytes(self) -> int:
+        """Bytes sent more than once, after broken streams."""
+        return sum(f.resent_bytes for f in self.files)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +96,7 @@ class PushResult:
             "resumed": self.resumed,
             "uploaded_bytes": self.uploaded_bytes,
             "skipped_bytes": self.skipped_bytes,
+            "resent_bytes": self.resent_bytes,
             "files": [f.to_dict() for f in self.files],
         }
 

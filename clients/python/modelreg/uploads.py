@@ -10,7 +10,10 @@ Three ways, cheapest first:
   version, path and SHA-256; `WriteUpload` streams the bytes from the session's
   `committed_size`. After a broken stream the client asks `GetUploadSession` where to continue;
   after a killed process, the next push finds the session in the journal and does the same. The
-  server commits whole parts (5 MiB or more), so at most one part is sent twice.
+  server commits each whole part (5 MiB or more) as soon as object storage has it, so after a
+  break only the parts in flight and the unfinished one are sent again. While another session
+  uploads the same content (`UploadSession.concurrent_upload`), the client waits for its blob
+  instead of sending the bytes a second time.
 - **Small files**: `UploadFile`, one stream, no session to remember. A file smaller than the
   service's smallest part could not resume mid-file anyway.
 
@@ -21,6 +24,7 @@ SHA-256 match; the client never has to be trusted about the bytes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
@@ -43,6 +47,14 @@ from modelreg.retries import with_retries
 # S3's smallest multipart part, so the service's part size is never below it: a smaller file is
 # always one part, and a part is the unit the service commits.
 RESUMABLE_MIN_BYTES = 5 * 1024 * 1024
+# The service's bounds for a data message (docs/artifact-protocol.md): at most 2 MiB, and at
+# least 64 KiB except for the file's last bytes. `ClientSettings.chunk_bytes` is kept inside them.
+MIN_CHUNK_BYTES = 64 * 1024
+MAX_CHUNK_BYTES = 2 * 1024 * 1024
+# Waiting for another upload of the same content (`UploadSession.concurrent_upload`): the first
+# and the longest pause between two looks at it.
+_WAIT_FIRST_SECONDS = 0.2
+_WAIT_MAX_SECONDS = 2.0
 # FindMissingBlobs takes at most this many digests per call.
 _DIGESTS_PER_CALL = 1000
 # The first message of either upload stream; the last is of the same type.
@@ -57,6 +69,12 @@ class UploadReport:
     sent_bytes: int
     # `uploads/{id}` when the bytes went through a resumable session.
     session: str = ""
+    # Bytes of the file the registry held before this call sent any: all of them when the
+    # content was already stored (or another upload stored it meanwhile), else what an earlier
+    # upload session had committed.
+    skipped_bytes: int = 0
+    # Broken streams that were continued from the service's `committed_size`.
+    resumed_streams: int = 0
 
 
 def upload_key(version: ModelVersionName, file: LocalFile) -> str:
@@ -106,14 +124,49 @@ class Uploader:
             session = await self._start(version, file, replace)
             if session.state == art.UPLOAD_STATE_FINISHED:
                 progress.advance(file.size_bytes)
-                return UploadReport(session.file, Outcome.DEDUPLICATED, 0, session.name)
+                return UploadReport(session.file, Outcome.DEDUPLICATED, 0, session.name, file.size_bytes)
             # The blob was collected in between: send the bytes after all.
             self._remember(version, file, session)
+            session = await self._after_concurrent_uploads(version, file, session, replace)
             return await self._write_session(version, file, session, progress)
         if file.size_bytes < RESUMABLE_MIN_BYTES:
             return await self._upload_whole(version, file, progress, replace)
         session = await self._resumable_session(version, file, replace)
+        session = await self._after_concurrent_uploads(version, file, session, replace)
         return await self._write_session(version, file, session, progress)
+
+    async def _after_concurrent_uploads(
+        self, version: ModelVersionName, file: LocalFile, session: art.UploadSession, replace: bool
+    ) -> art.UploadSession:
+        """Wait while another session uploads the same content, then reuse its blob.
+
+        Concurrent pushes of one file (into several models) thus send its bytes about once. The
+        service names the other session only while it makes progress and has not stored the
+        blob: when it stalls or fails, this session sends the bytes itself; nobody waits forever.
+        Returns the session to write (ACTIVE), or a FINISHED one that reused the stored blob.
+        """
+        delay = _WAIT_FIRST_SECONDS
+        while session.state == art.UPLOAD_STATE_ACTIVE and session.concurrent_upload:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _WAIT_MAX_SECONDS)
+            session = await self._session(session.name)
+            if session.concurrent_upload or session.state != art.UPLOAD_STATE_ACTIVE:
+                continue
+            if file.sha256 not in await self.stored_blobs(version, [file.sha256]):
+                return session  # the other upload stalled or failed: send the bytes ourselves
+            # Stored by the other upload: record the file from its blob, drop the waiting session.
+            await self._cancel_quietly(session.name)
+            self.forget(version, file)
+            session = await self._start(version, file, replace)
+            if session.state != art.UPLOAD_STATE_FINISHED:  # collected meanwhile (rare)
+                self._remember(version, file, session)
+        return session
+
+    async def _cancel_quietly(self, name: str) -> None:
+        with contextlib.suppress(FailedPrecondition, NotFound):  # ended already: nothing to free
+            await self._connection.unary(
+                self._connection.artifacts.CancelUploadSession, art.CancelUploadSessionRequest(name=name)
+            )
 
     def _spec(self, version: ModelVersionName, file: LocalFile, replace: bool) -> art.UploadSpec:
         return art.UploadSpec(
@@ -185,32 +238,44 @@ class Uploader:
         session: art.UploadSession,
         progress: TransferProgress,
     ) -> UploadReport:
-        """Send the bytes the session lacks, continuing from `committed_size` after any break."""
-        resumed = session.committed_size > 0
-        position = 0  # what the progress bar shows as done
+        """Send the bytes the session lacks, continuing from `committed_size` after any break.
+
+        Progress only moves forward: bytes sent again after a break are counted in `sent_bytes`
+        but not reported as progress a second time.
+        """
+        skipped = session.committed_size  # committed by an earlier push of this file
+        reported = 0  # what the progress bar shows as done (the furthest offset reached)
         sent = 0
+        resumed_streams = 0
         current = session
         fresh = True  # `current` was just read from the service
 
-        def count(nbytes: int) -> None:
-            nonlocal sent, position
-            sent += nbytes
-            position += nbytes
-            progress.advance(nbytes)
+        def reach(offset: int) -> None:
+            nonlocal reported
+            if offset > reported:
+                progress.advance(offset - reported)
+                reported = offset
 
         async def attempt() -> art.UploadSession:
-            nonlocal current, position, fresh
+            nonlocal current, fresh, resumed_streams
             if not fresh:  # after a broken stream: where does the service stand now?
                 current = await self._session(current.name)
+                resumed_streams += 1
             fresh = False
             if current.state == art.UPLOAD_STATE_FINISHED:
                 return current
             if current.state != art.UPLOAD_STATE_ACTIVE:
                 raise _ended(current)
-            # Bytes the service committed count as done; bytes it lost are sent again.
-            progress.advance(current.committed_size - position)
             position = current.committed_size
+            reach(position)
             remaining = file.size_bytes - current.committed_size
+
+            def count(nbytes: int) -> None:
+                nonlocal sent, position
+                sent += nbytes
+                position += nbytes
+                reach(position)
+
             try:
                 return await self._connection.data.write_upload(
                     self._messages(
@@ -240,12 +305,12 @@ class Uploader:
         )
         if finished.state != art.UPLOAD_STATE_FINISHED:
             raise _ended(finished)
-        progress.advance(file.size_bytes - position)
+        reach(file.size_bytes)
         self.forget(version, file)
-        outcome = Outcome.RESUMED if resumed else Outcome.UPLOADED
+        outcome = Outcome.RESUMED if skipped else Outcome.UPLOADED
         if finished.blob_reused and sent == 0:
-            outcome = Outcome.DEDUPLICATED
-        return UploadReport(finished.file, outcome, sent, finished.name)
+            outcome, skipped = Outcome.DEDUPLICATED, file.size_bytes
+        return UploadReport(finished.file, outcome, sent, finished.name, skipped, resumed_streams)
 
     async def _messages(
         self, first: _Request, file: LocalFile, count: Callable[[int], None]
@@ -255,10 +320,12 @@ class Uploader:
         Data messages are pre-encoded (`wire.encode_data`), the same for both kinds of stream.
         """
         yield first
+        chunk_bytes = min(max(self._settings.chunk_bytes, MIN_CHUNK_BYTES), MAX_CHUNK_BYTES)
         stream = await asyncio.to_thread(_open_at, file.source, first.write_offset)
         try:
             offset = first.write_offset
-            while data := await asyncio.to_thread(stream.read, self._settings.chunk_bytes):
+            # A buffered file's read(n) returns n bytes until the end: no message is short but the last.
+            while data := await asyncio.to_thread(stream.read, chunk_bytes):
                 yield wire.encode_data(offset, data)
                 offset += len(data)
                 count(len(data))
@@ -273,17 +340,19 @@ class Uploader:
         metadata = self._connection.call_metadata()
         timeout = self._settings.stream_timeout(file.size_bytes)
         sent = 0
+        reported = 0  # progress moves forward only: a retry's bytes are not reported twice
         attempt_sent = 0
 
         def count(nbytes: int) -> None:
-            nonlocal sent, attempt_sent
+            nonlocal sent, attempt_sent, reported
             sent += nbytes
             attempt_sent += nbytes
-            progress.advance(nbytes)
+            if attempt_sent > reported:
+                progress.advance(attempt_sent - reported)
+                reported = attempt_sent
 
         async def attempt() -> model_pb2.ModelFile:
             nonlocal attempt_sent
-            progress.advance(-attempt_sent)
             attempt_sent = 0
             try:
                 return await self._connection.data.upload_file(

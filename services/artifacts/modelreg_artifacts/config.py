@@ -58,6 +58,9 @@ class ArtifactSettings:
     # Size of each S3 multipart part; memory per upload is about part_bytes * (parts_in_flight + 1).
     part_bytes: int
     parts_in_flight: int
+    # An upload of some content that recorded nothing for this long stops holding back other
+    # uploads of the same content (they wait for it while it makes progress).
+    upload_stall_seconds: float
     # Threads for blocking S3 and hashing work, shared by all calls.
     io_threads: int
     download_chunk_bytes: int
@@ -106,6 +109,7 @@ class ArtifactSettings:
             ),
             part_bytes=read.integer("MODELREG_S3_PART_MIB", 16, minimum=5, maximum=5 * 1024) * MIB,
             parts_in_flight=read.integer("MODELREG_S3_PARTS_IN_FLIGHT", 2, minimum=1, maximum=16),
+            upload_stall_seconds=read.number("MODELREG_UPLOAD_STALL_SECONDS", 60, minimum=1, maximum=DAY),
             io_threads=read.integer("MODELREG_IO_THREADS", 8, minimum=1, maximum=256),
             download_chunk_bytes=read.integer("MODELREG_DOWNLOAD_CHUNK_KIB", 1024, minimum=16, maximum=2048)
             * 1024,

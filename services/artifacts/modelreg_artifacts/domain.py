@@ -136,6 +136,10 @@ class UploadSession:
     # False for a one-shot upload of a single-part file: nothing to resume, nothing to clean
     # up after a crash, so it is never written to the database (two writes fewer per file).
     persisted: bool = True
+    # Not stored: computed when the session is started or read. The id of an older ACTIVE
+    # session that is uploading the same content right now, while no blob has it yet; the
+    # client waits for it instead of sending the same bytes (see `Uploads.start`).
+    concurrent_upload: str = ""
 
     @property
     def name(self) -> UploadSessionName:

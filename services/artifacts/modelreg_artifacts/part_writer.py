@@ -32,16 +32,21 @@ from modelreg_artifacts.store import UploadSessionStore
 
 @dataclass
 class _PartInFlight:
-    task: asyncio.Future[str]
+    stored: asyncio.Future[str]
     # The hash of the file up to the end of this part, saved once the part is recorded.
     hashed: asyncio.Future[hashlib._Hash | None]
-    number: int
-    size: int
+    # The part is in the session record (`committed_size` moved past it). It runs on its own,
+    # right when object storage acknowledges the part: neither the next chunk nor the end of the
+    # stream has to come first, so a broken stream loses at most the parts still in flight.
+    recorded: asyncio.Future[None]
     buffer: bytearray
 
     def cancel(self) -> None:
-        self.task.cancel()
-        self.hashed.cancel()
+        for future in (self.stored, self.hashed, self.recorded):
+            if not future.done():
+                future.cancel()
+            elif not future.cancelled():
+                future.exception()  # retrieved: its error was reported by the part before it
 
 
 class PartWriter:
@@ -96,8 +101,8 @@ class PartWriter:
                 f"{spec.size_bytes} of {spec.path!r}",
                 reason="PAST_DECLARED_SIZE",
             )
-        while self._in_flight and self._in_flight[0].task.done():
-            await self._retire_oldest()  # record parts as soon as they are stored: less to resend
+        while self._in_flight and self._in_flight[0].recorded.done():
+            await self._retire_oldest()  # reuse its buffer; raises if recording it failed
         view = memoryview(data)
         while view:
             buffer = self._current_buffer()
@@ -146,24 +151,37 @@ class PartWriter:
                 raise
         number = self._buffer_start // self.session.part_bytes + 1
         data = buffer if size == len(buffer) else memoryview(buffer)[:size]
-        task = asyncio.ensure_future(
+        stored = asyncio.ensure_future(
             self._objects.upload_part(self._key, self.session.multipart_id, number, data, crc32c=self._crc32c)
         )
         self._last_hashed = asyncio.ensure_future(self._hash_after(self._last_hashed, data))
-        self._in_flight.append(_PartInFlight(task, self._last_hashed, number, size, buffer))
+        previous = self._in_flight[-1].recorded if self._in_flight else None
+        recorded = asyncio.ensure_future(self._record(previous, stored, self._last_hashed, number, size))
+        self._in_flight.append(_PartInFlight(stored, self._last_hashed, recorded, buffer))
         self._buffer, self._fill, self._crc32c = None, 0, 0
         self._buffer_start += size
 
-    async def _retire_oldest(self) -> None:
-        part = self._in_flight[0]
-        etag = await part.task
-        hash_at_end = await part.hashed
-        self._in_flight.popleft()
-        self.session = await self._sessions.record_part(
-            self.session, StoredPart(part.number, etag, part.size)
-        )
+    async def _record(
+        self,
+        previous: asyncio.Future[None] | None,
+        stored: asyncio.Future[str],
+        hashed: asyncio.Future[hashlib._Hash | None],
+        number: int,
+        size: int,
+    ) -> None:
+        """Record a part once object storage has it, after the parts before it (a prefix)."""
+        if previous is not None:
+            await previous  # parts are recorded in order: `committed_size` covers a prefix
+        etag = await stored
+        hash_at_end = await hashed
+        self.session = await self._sessions.record_part(self.session, StoredPart(number, etag, size))
         if hash_at_end is not None:
             self._hashes.save(self.session.id, self.session.committed_size, hash_at_end)
+
+    async def _retire_oldest(self) -> None:
+        part = self._in_flight[0]
+        await part.recorded
+        self._in_flight.popleft()
         self._spare.append(part.buffer)
 
     async def flush(self) -> str | None:
@@ -192,13 +210,15 @@ class PartWriter:
     async def pause(self) -> None:
         """The stream ended early: keep the parts object storage already has, drop the rest.
 
-        Bytes after the last recorded part are forgotten; the client sends them again from
-        `committed_size`. Never raises: it runs while another error is on its way out.
+        Parts in flight are recorded as object storage acknowledges them (each records itself,
+        so this also holds when the stream's task is cancelled meanwhile); bytes after the last
+        recorded part are forgotten and the client sends them again from `committed_size`.
+        Never raises: it runs while another error is on its way out.
         """
         while self._in_flight:
             try:
                 await self._retire_oldest()
-            except Exception:
+            except BaseException:
                 break
         for part in self._in_flight:
             part.cancel()

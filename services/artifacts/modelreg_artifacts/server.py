@@ -50,6 +50,7 @@ async def run(settings: ArtifactSettings, stop: asyncio.Event | None = None) -> 
         part_bytes=settings.part_bytes,
         parts_in_flight=settings.parts_in_flight,
         session_ttl=timedelta(seconds=settings.sweep.upload_ttl_seconds),
+        stall_after=timedelta(seconds=settings.upload_stall_seconds),
     )
     downloads = Downloads(objects, blobs, metadata, chunk_bytes=settings.download_chunk_bytes)
     collector = GarbageCollector(

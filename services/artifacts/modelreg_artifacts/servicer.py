@@ -10,6 +10,7 @@ import grpc
 from google.protobuf import timestamp_pb2
 from modelreg_api import names, wire
 from modelreg_api.errors import InvalidArgument
+from modelreg_api.names import UploadSessionName
 from modelreg_common.access.decisions import current_access
 from modelregistry.v1 import artifact_service_pb2 as pb
 from modelregistry.v1 import artifact_service_pb2_grpc as pb_grpc
@@ -70,6 +71,10 @@ def _spec_from_proto(spec: pb.UploadSpec) -> UploadSpec:
     )
 
 
+def _session_name(upload_id: str) -> str:
+    return str(UploadSessionName(upload_id)) if upload_id else ""
+
+
 def _session_to_proto(session: UploadSession) -> pb.UploadSession:
     spec = session.spec
     return pb.UploadSession(
@@ -92,6 +97,7 @@ def _session_to_proto(session: UploadSession) -> pb.UploadSession:
         create_time=_timestamp(session.create_time),
         update_time=_timestamp(session.update_time),
         expire_time=_timestamp(session.expire_time),
+        concurrent_upload=_session_name(session.concurrent_upload),
     )
 
 
@@ -206,8 +212,8 @@ class ArtifactServicer(pb_grpc.ArtifactServiceServicer):
             raise InvalidArgument("model_version", "is required: the version the blobs are for")
         version = names.parse_model_version_name(request.model_version, "model_version")
         await current_access().require(version)
-        missing = await self._uploads.find_missing(check_digests(list(request.sha256s)))
-        return pb.FindMissingBlobsResponse(missing_sha256s=missing)
+        missing, uploading = await self._uploads.find_missing(check_digests(list(request.sha256s)))
+        return pb.FindMissingBlobsResponse(missing_sha256s=missing, uploading_sha256s=uploading)
 
     async def VerifyModelVersion(
         self, request: pb.VerifyModelVersionRequest, context: Context

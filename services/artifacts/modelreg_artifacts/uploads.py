@@ -74,6 +74,46 @@ class Chunk:
     crc32c: int | None = None
 
 
+# Data messages: 256 KiB to 1 MiB is the sweet spot; more than 2 MiB is refused (a message is
+# held whole in memory before a byte of it is stored, and gRPC's own limit is 4 MiB).
+MAX_CHUNK_BYTES = 2 * 1024 * 1024
+# Only the last message of a stream may carry less. Each message costs a fixed amount of work
+# (decode, checks, a CRC32C call, event-loop round trips: tens of microseconds), so a stream of
+# one-byte messages keeps a core busy for minutes per few MB; with this floor a stream of N bytes
+# takes at most N / 64 KiB + 3 messages.
+MIN_CHUNK_BYTES = 64 * 1024
+
+
+class ChunkBounds:
+    """The documented bounds of one stream's data messages (docs/artifact-protocol.md)."""
+
+    def __init__(self) -> None:
+        self._first = True
+        self._short_at: int | None = None  # offset of a message below the floor
+
+    def check(self, chunk: Chunk, continues_at: int) -> None:
+        """`continues_at`: where the stream must continue (a wrong offset is reported as such)."""
+        length = len(chunk.data)
+        if length > MAX_CHUNK_BYTES:
+            raise InvalidArgument(
+                "data",
+                f"carries {length} bytes at offset {chunk.write_offset}; a message carries at most "
+                f"{MAX_CHUNK_BYTES} (2 MiB), 1 MiB is recommended",
+                reason="CHUNK_TOO_LARGE",
+            )
+        if self._short_at is not None and not chunk.finish_write and chunk.write_offset == continues_at:
+            raise InvalidArgument(
+                "data",
+                f"the message at offset {self._short_at} carried fewer than {MIN_CHUNK_BYTES} bytes "
+                "(64 KiB) but was not the stream's last: only the last message (the file's end, or "
+                "the one before finish_write) may be that short; 1 MiB per message is recommended",
+                reason="CHUNK_TOO_SMALL",
+            )
+        if length < MIN_CHUNK_BYTES and not (self._first and not length):
+            self._short_at = chunk.write_offset  # the first message may be a header without data
+        self._first = False
+
+
 def check_chunk_checksum(chunk: Chunk) -> None:
     if chunk.crc32c is not None and google_crc32c.value(chunk.data) != chunk.crc32c:
         raise InvalidArgument(
@@ -96,6 +136,7 @@ class Uploads:
         part_bytes: int,
         parts_in_flight: int,
         session_ttl: timedelta,
+        stall_after: timedelta = timedelta(seconds=60),
     ):
         self._objects = objects
         self._sessions = sessions
@@ -105,6 +146,9 @@ class Uploads:
         self._part_bytes = part_bytes
         self._parts_in_flight = parts_in_flight
         self._session_ttl = session_ttl
+        # An upload that recorded nothing (no start, no part) for this long no longer holds
+        # back other uploads of its content: they send the bytes themselves.
+        self._stall_after = stall_after
 
     async def start(
         self, spec: UploadSpec, *, as_writer: bool = False, persist: bool = True
@@ -153,12 +197,30 @@ class Uploads:
         if persist:
             await self._sessions.insert(session)
         if stored is None or await self._blobs.claim(spec.sha256, now()) is None:
-            return session
+            # A one-shot upload (`as_writer`) streams its bytes anyway: nobody to tell to wait.
+            return session if as_writer else await self._with_concurrent_upload(session)
         return await self._publish(session, blob_reused=True)
 
     async def get(self, name: UploadSessionName) -> UploadSession:
         session = await self._sessions.get(name.upload)
-        return replace(session, state=session.state_at(now()))
+        session = replace(session, state=session.state_at(now()))
+        if session.state is not UploadState.ACTIVE or session.committed_size:
+            return session
+        return await self._with_concurrent_upload(session)
+
+    async def _with_concurrent_upload(self, session: UploadSession) -> UploadSession:
+        """Name the session that is storing the same content right now, if it is not this one.
+
+        Concurrent pushes of one file (into several models, from several replicas) then send its
+        bytes about once: one session per digest holds the lead (in the session store, so it
+        holds across replicas), the others wait for the blob and reuse it. A holder that ends
+        gives the lead up, and one that records nothing for `stall_after` loses it, so nobody
+        waits forever.
+        """
+        if await self._blobs.get(session.spec.sha256) is not None:
+            return session
+        holder = await self._sessions.lead(session, now() - self._stall_after)
+        return session if holder == session.id else replace(session, concurrent_upload=holder)
 
     async def write(self, name: UploadSessionName, chunks: AsyncIterator[Chunk]) -> UploadSession:
         """Receive a stream into a session; it stays ACTIVE unless the stream finished it."""
@@ -216,8 +278,10 @@ class Uploads:
             hasher=self._hashes.resume(session.id, session.committed_size),
             parts_in_flight=self._parts_in_flight,
         )
+        bounds = ChunkBounds()
         try:
             async for chunk in chunks:
+                bounds.check(chunk, writer.received)
                 check_chunk_checksum(chunk)
                 await writer.write(chunk.write_offset, chunk.data)
                 if chunk.finish_write:
@@ -340,6 +404,11 @@ class Uploads:
         if session.persisted:
             await self._sessions.mark_released(session.id)
 
-    async def find_missing(self, digests: list[str]) -> list[str]:
+    async def find_missing(self, digests: list[str]) -> tuple[list[str], list[str]]:
+        """The digests no blob has, and those of them an upload session is storing right now."""
         present = await self._blobs.present(digests)
-        return [digest for digest in dict.fromkeys(digests) if digest not in present]
+        missing = [digest for digest in dict.fromkeys(digests) if digest not in present]
+        if not missing:
+            return [], []
+        busy = await self._sessions.uploading(missing, now() - self._stall_after)
+        return missing, [digest for digest in missing if digest in busy]

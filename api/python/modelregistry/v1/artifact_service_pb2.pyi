@@ -136,7 +136,10 @@ class UploadFileRequest(_message.Message):
     write_offset: _builtins.int
     """Offset of `data` within the file; must equal the number of bytes sent so far."""
     data: _builtins.bytes
-    """At most 2 MiB per message; 256 KiB to 1 MiB is the sweet spot."""
+    """256 KiB to 1 MiB is the sweet spot. More than 2 MiB is refused (INVALID_ARGUMENT, reason
+    CHUNK_TOO_LARGE); so is less than 64 KiB, except in the first message and in a message
+    that reaches the declared size or sets `finish_write` (reason CHUNK_TOO_SMALL).
+    """
     finish_write: _builtins.bool
     """Set on the last message."""
     crc32c: _builtins.int
@@ -248,14 +251,16 @@ class UploadSession(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    CONCURRENT_UPLOAD_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """`uploads/{upload}`. Output only."""
     state: Global___UploadState.ValueType
     """Output only."""
     committed_size: _builtins.int
     """Output only. Bytes stored durably: a new WriteUpload stream starts at this offset. It
-    advances in steps of `part_size_bytes` (and reaches `spec.size_bytes` at finish), so bytes
-    sent after the last full part are sent again after a broken stream.
+    advances in steps of `part_size_bytes`, each as soon as object storage acknowledged the
+    part (and reaches `spec.size_bytes` at finish), so after a broken stream only the parts
+    that were in flight and the bytes after the last full part are sent again.
     """
     part_size_bytes: _builtins.int
     """Output only. The object-storage part size chosen for this file."""
@@ -266,6 +271,14 @@ class UploadSession(_message.Message):
     failure_reason: _builtins.str
     """Output only. FAILED: an UPPER_SNAKE_CASE reason (as in ErrorInfo) and a message."""
     failure_message: _builtins.str
+    concurrent_upload: _builtins.str
+    """Output only. Set by StartUpload and GetUploadSession while this session has committed
+    nothing: `uploads/{upload}` of the session that is uploading the same content
+    (`spec.sha256`) right now (one per digest, across replicas), and no blob has it yet. Send no bytes: poll GetUploadSession
+    with backoff; once this is empty, ask FindMissingBlobs. Stored: cancel this session and
+    StartUpload again (it comes back FINISHED, `blob_reused`). Still missing (the other
+    upload stalled or failed): write this session's bytes yourself.
+    """
     @_builtins.property
     def spec(self) -> Global___UploadSpec:
         """What the client declared at start."""
@@ -301,10 +314,11 @@ class UploadSession(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
         expire_time: _timestamp_pb2.Timestamp | None = ...,
+        concurrent_upload: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expire_time", b"expire_time", "file", b"file", "spec", b"spec", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["blob_reused", b"blob_reused", "committed_size", b"committed_size", "create_time", b"create_time", "expire_time", b"expire_time", "failure_message", b"failure_message", "failure_reason", b"failure_reason", "file", b"file", "name", b"name", "part_size_bytes", b"part_size_bytes", "spec", b"spec", "state", b"state", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["blob_reused", b"blob_reused", "committed_size", b"committed_size", "concurrent_upload", b"concurrent_upload", "create_time", b"create_time", "expire_time", b"expire_time", "failure_message", b"failure_message", "failure_reason", b"failure_reason", "file", b"file", "name", b"name", "part_size_bytes", b"part_size_bytes", "spec", b"spec", "state", b"state", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -346,7 +360,10 @@ class WriteUploadRequest(_message.Message):
     `committed_size`; each later one continues where the previous one ended.
     """
     data: _builtins.bytes
-    """At most 2 MiB per message; 256 KiB to 1 MiB is the sweet spot."""
+    """256 KiB to 1 MiB is the sweet spot. More than 2 MiB is refused (INVALID_ARGUMENT, reason
+    CHUNK_TOO_LARGE); so is less than 64 KiB, except in the first message and in a message
+    that reaches the declared size or sets `finish_write` (reason CHUNK_TOO_SMALL).
+    """
     finish_write: _builtins.bool
     """Set on the last message: verify and record the file."""
     crc32c: _builtins.int
@@ -447,18 +464,27 @@ class FindMissingBlobsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     MISSING_SHA256S_FIELD_NUMBER: _builtins.int
+    UPLOADING_SHA256S_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def missing_sha256s(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The requested digests that have no stored blob, in request order."""
+
+    @_builtins.property
+    def uploading_sha256s(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Those of `missing_sha256s` that an upload session is storing right now (it started or
+        stored a part recently): a StartUpload of one of them may be asked to wait
+        (`UploadSession.concurrent_upload`).
+        """
 
     def __init__(
         self,
         *,
         missing_sha256s: _abc.Iterable[_builtins.str] | None = ...,
+        uploading_sha256s: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["missing_sha256s", b"missing_sha256s"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["missing_sha256s", b"missing_sha256s", "uploading_sha256s", b"uploading_sha256s"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -61,7 +61,9 @@ class _Meter:
     def rate(self) -> float:
         (first_time, first_done), (last_time, last_done) = self._samples[0], self._samples[-1]
         elapsed = last_time - first_time
-        return (last_done - first_done) / elapsed if elapsed > 0 else 0.0
+        # Never negative: a download that starts a file over takes its bytes back (`advance`
+        # with a negative count); the rate shows 0 until the new bytes pass the old ones.
+        return max(0.0, (last_done - first_done) / elapsed) if elapsed > 0 else 0.0
 
     @property
     def eta(self) -> str:

@@ -1,9 +1,9 @@
 """Upload sessions and the blob index: the artifact service's records, kept in MongoDB.
 
 The use cases rely on the two interfaces here; `upload_sessions` and `blob_index` implement them
-on the service's own collections (`artifact_upload_sessions`, `artifact_blobs`). Those live
-beside the metadata service's collections but are never read by it (nor theirs by us): the
-services talk only through gRPC. Every invariant is kept in one document or guarded by
+on the service's own collections (`artifact_upload_sessions` with `artifact_upload_leads`, and
+`artifact_blobs`). Those live beside the metadata service's collections but are never read by
+it (nor theirs by us): the services talk only through gRPC. Every invariant is kept in one document or guarded by
 compare-and-set, within the subset of MongoDB that FerretDB v1 supports.
 """
 
@@ -64,6 +64,15 @@ class UploadSessionStore(Protocol):
 
     async def declaring(self, digests: list[str]) -> set[str]:
         """Digests that ACTIVE sessions declare: their blobs may be claimed any moment."""
+        ...
+
+    async def lead(self, session: UploadSession, since: datetime) -> str:
+        """The id of the session that sends the bytes of `session`'s content (maybe its own):
+        one per digest across replicas; a holder idle since `since` loses the lead."""
+        ...
+
+    async def uploading(self, digests: list[str], progressed_since: datetime) -> set[str]:
+        """Digests that an ACTIVE session making progress since `progressed_since` declares."""
         ...
 
     async def overdue(self, moment: datetime, limit: int) -> list[UploadSession]:

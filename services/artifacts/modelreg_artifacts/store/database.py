@@ -23,6 +23,8 @@ class ArtifactDatabase:
         self.db = db  # API tokens and role bindings are read from here too (modelreg_common.security)
         self.sessions: AsyncCollection[Document] = db["artifact_upload_sessions"]
         self.blobs: AsyncCollection[Document] = db["artifact_blobs"]
+        # One document per digest being uploaded through sessions: which session sends its bytes.
+        self.upload_leads: AsyncCollection[Document] = db["artifact_upload_leads"]
 
     async def ping(self) -> None:
         # The health probe's question (modelreg_common/store_health.py): short, whatever the bounds.

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from modelreg_api.errors import Aborted, NotFound
 from modelreg_api.names import parse_model_version_name
 from pymongo import ASCENDING, IndexModel, ReturnDocument
+from pymongo.errors import DuplicateKeyError
 
 from modelreg_artifacts.domain import (
     StoredPart,
@@ -81,6 +82,7 @@ def _session_from(doc: Document) -> UploadSession:
 class MongoUploadSessionStore:
     def __init__(self, database: ArtifactDatabase, retention: timedelta):
         self._sessions = database.sessions
+        self._leads = database.upload_leads
         self._retention = retention
 
     async def ensure_indexes(self) -> None:
@@ -185,6 +187,8 @@ class MongoUploadSessionStore:
         )
         if doc is None:
             raise await self._lost(session)
+        # An ended session sends no more bytes: the next upload of its content takes the lead.
+        await self._leads.delete_one({"_id": session.spec.sha256, "session": session.id})
         return _session_from(doc)
 
     async def mark_released(self, upload_id: str) -> None:
@@ -194,6 +198,60 @@ class MongoUploadSessionStore:
         """Digests that ACTIVE sessions declare: their blobs may be claimed any moment."""
         cursor = self._sessions.find(
             {"sha256": {"$in": digests}, "state": UploadState.ACTIVE.value}, {"sha256": True}
+        )
+        return {doc["sha256"] async for doc in cursor}
+
+    async def lead(self, session: UploadSession, since: datetime) -> str:
+        """The id of the session that sends the bytes of `session`'s content: whoever holds the
+        digest's lead document, as long as it lives, else `session` itself.
+
+        The lead is one document per digest (`_id` = SHA-256), taken by an insert or by a
+        compare-and-set on the holder, so exactly one session wins however many replicas ask at
+        once. A holder counts as alive while it took the lead after `since` or its session is
+        ACTIVE and recorded something (a start, a part) after `since`; a dead holder's lead is
+        taken over, so nobody waits for a stalled or vanished upload for long.
+        """
+        digest = session.spec.sha256
+        for _ in range(3):
+            try:
+                await self._leads.insert_one({"_id": digest, "session": session.id, "since": now()})
+                return session.id
+            except DuplicateKeyError:
+                pass
+            doc = await self._leads.find_one({"_id": digest})
+            if doc is None:
+                continue  # released meanwhile: try to take it
+            holder = str(doc["session"])
+            if holder == session.id or doc["since"] > since or await self._progressing(holder, since):
+                return holder
+            taken = await self._leads.update_one(
+                {"_id": digest, "session": holder}, {"$set": {"session": session.id, "since": now()}}
+            )
+            if taken.modified_count == 1:
+                return session.id
+        return session.id  # contended beyond reason: send the bytes (twice at worst, never stuck)
+
+    async def _progressing(self, upload_id: str, since: datetime) -> bool:
+        doc = await self._sessions.find_one(
+            {
+                "_id": upload_id,
+                "state": UploadState.ACTIVE.value,
+                "expire_time": {"$gt": now()},
+                "update_time": {"$gt": since},
+            },
+            {"_id": True},
+        )
+        return doc is not None
+
+    async def uploading(self, digests: list[str], progressed_since: datetime) -> set[str]:
+        cursor = self._sessions.find(
+            {
+                "sha256": {"$in": digests},
+                "state": UploadState.ACTIVE.value,
+                "expire_time": {"$gt": now()},
+                "update_time": {"$gt": progressed_since},
+            },
+            {"sha256": True},
         )
         return {doc["sha256"] async for doc in cursor}
 
