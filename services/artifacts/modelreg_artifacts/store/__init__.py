@@ -3,8 +3,8 @@
 The use cases rely on the two interfaces here; `upload_sessions` and `blob_index` implement them
 on the service's own collections (`artifact_upload_sessions` with `artifact_upload_leads`, and
 `artifact_blobs`). Those live beside the metadata service's collections but are never read by
-it (nor theirs by us): the services talk only through gRPC. Every invariant is kept in one document or guarded by
-compare-and-set, within the subset of MongoDB that FerretDB v1 supports.
+it (nor theirs by us): the services talk only through gRPC. Every invariant is kept in one
+document or guarded by compare-and-set, within the subset of MongoDB that FerretDB v1 supports.
 """
 
 from __future__ import annotations
