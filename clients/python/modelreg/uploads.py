@@ -29,16 +29,16 @@ import hashlib
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import grpc
-from modelreg_api import wire
+from modelreg_api import headers, wire
 from modelreg_api.names import ModelVersionName
 from modelregistry.v1 import artifact_service_pb2 as art
 from modelregistry.v1 import model_pb2
 
 from modelreg.connection import Connection
-from modelreg.errors import FailedPrecondition, InvalidArgument, NotFound, from_rpc_error
+from modelreg.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable, from_rpc_error
 from modelreg.journal import Journal
 from modelreg.local_files import LocalFile
 from modelreg.progress import Outcome, TransferProgress
@@ -296,6 +296,13 @@ class Uploader:
                     refused = await self._session(current.name)
                     if refused.state not in (art.UPLOAD_STATE_ACTIVE, art.UPLOAD_STATE_FINISHED):
                         raise _ended(refused) from exc
+                    if not _answered_by_service(exc):
+                        # The stream broke (the service went away or answered UNAVAILABLE while
+                        # we wrote) and the session is intact: resume it like any broken stream.
+                        raise Unavailable(
+                            f"the upload stream of {file.path} broke ({exc.details()}); resuming",
+                            reason="STREAM_BROKEN",
+                        ) from exc
                 raise from_rpc_error(exc) from exc
 
         finished = await with_retries(
@@ -388,3 +395,12 @@ def _ended(session: art.UploadSession) -> FailedPrecondition:
         "push again to start over",
         reason=reason,
     )
+
+
+def _answered_by_service(error: grpc.RpcError) -> bool:
+    """Whether a status came from the service (it names the request in every answer) rather than
+    from this process's gRPC core (a stream it could not finish)."""
+    if not isinstance(error, grpc.aio.AioRpcError):
+        return True
+    trailers: Any = error.trailing_metadata()  # grpc.aio.Metadata at run time (the stubs say a tuple)
+    return trailers is not None and headers.REQUEST_ID in trailers
