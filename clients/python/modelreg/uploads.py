@@ -38,7 +38,14 @@ from modelregistry.v1 import artifact_service_pb2 as art
 from modelregistry.v1 import model_pb2
 
 from modelreg.connection import Connection
-from modelreg.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable, from_rpc_error
+from modelreg.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    ModelregError,
+    NotFound,
+    Unavailable,
+    from_rpc_error,
+)
 from modelreg.journal import Journal
 from modelreg.local_files import LocalFile
 from modelreg.progress import Outcome, TransferProgress
@@ -249,6 +256,7 @@ class Uploader:
         resumed_streams = 0
         current = session
         fresh = True  # `current` was just read from the service
+        refused_at_start = False  # the last stream was refused before it carried any bytes
 
         def reach(offset: int) -> None:
             nonlocal reported
@@ -257,11 +265,11 @@ class Uploader:
                 reported = offset
 
         async def attempt() -> art.UploadSession:
-            nonlocal current, fresh, resumed_streams
+            nonlocal current, fresh, resumed_streams, refused_at_start
             if not fresh:  # after a broken stream: where does the service stand now?
                 current = await self._session(current.name)
-                resumed_streams += 1
-            fresh = False
+                resumed_streams += 0 if refused_at_start else 1
+            fresh, refused_at_start = False, False
             if current.state == art.UPLOAD_STATE_FINISHED:
                 return current
             if current.state != art.UPLOAD_STATE_ACTIVE:
@@ -289,21 +297,10 @@ class Uploader:
                     metadata=self._connection.call_metadata(),
                 )
             except grpc.RpcError as exc:
-                if exc.code() == grpc.StatusCode.INTERNAL:
-                    # grpc.aio may report INTERNAL instead of the service's status when the service
-                    # ends the stream while we are still writing (grpc/grpc#36066): the session
-                    # says why it refused the bytes.
-                    refused = await self._session(current.name)
-                    if refused.state not in (art.UPLOAD_STATE_ACTIVE, art.UPLOAD_STATE_FINISHED):
-                        raise _ended(refused) from exc
-                    if not _answered_by_service(exc):
-                        # The stream broke (the service went away or answered UNAVAILABLE while
-                        # we wrote) and the session is intact: resume it like any broken stream.
-                        raise Unavailable(
-                            f"the upload stream of {file.path} broke ({exc.details()}); resuming",
-                            reason="STREAM_BROKEN",
-                        ) from exc
-                raise from_rpc_error(exc) from exc
+                failure = await self._stream_failure(exc, current.name, file)
+                # A stream refused for its offset carried nothing: it does not count as resumed.
+                refused_at_start = failure.reason == "WRITE_OFFSET_MISMATCH"
+                raise failure from exc
 
         finished = await with_retries(
             self._settings.retry,
@@ -318,6 +315,33 @@ class Uploader:
         if finished.blob_reused and sent == 0:
             outcome, skipped = Outcome.DEDUPLICATED, file.size_bytes
         return UploadReport(finished.file, outcome, sent, finished.name, skipped, resumed_streams)
+
+    async def _stream_failure(self, exc: grpc.RpcError, session: str, file: LocalFile) -> ModelregError:
+        """What a failed upload stream means: `Unavailable` to continue from where the service
+        stands (retried), or the error that ends the upload."""
+        if exc.code() == grpc.StatusCode.INTERNAL:
+            # grpc.aio may report INTERNAL instead of the service's status when the service ends
+            # the stream while we are still writing (grpc/grpc#36066): the session says why it
+            # refused the bytes.
+            refused = await self._session(session)
+            if refused.state not in (art.UPLOAD_STATE_ACTIVE, art.UPLOAD_STATE_FINISHED):
+                return _ended(refused)
+            if not _answered_by_service(exc):
+                # The stream broke (the service went away or answered UNAVAILABLE while we
+                # wrote) and the session is intact: resume it like any broken stream.
+                return Unavailable(
+                    f"the upload stream of {file.path} broke ({exc.details()}); resuming",
+                    reason="STREAM_BROKEN",
+                )
+        error = from_rpc_error(exc)
+        if error.reason == "WRITE_OFFSET_MISMATCH":
+            # The service records the parts of a cut stream once S3 has them, which may be after
+            # we read the session: it is further on now; continue from there.
+            return Unavailable(
+                f"the upload of {file.path} is committed further than we read; continuing",
+                reason="WRITE_OFFSET_MISMATCH",
+            )
+        return error
 
     async def _messages(
         self, first: _Request, file: LocalFile, count: Callable[[int], None]
