@@ -25,6 +25,9 @@ from grpc_health.v1 import health_pb2
 
 log = structlog.get_logger("modelreg.health")
 
+# How much longer than its own bound a probe may take before the monitor cancels it.
+_CANCEL_MARGIN_SECONDS = 5.0
+
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -116,7 +119,10 @@ class StoreHealth:
 
     async def _check(self, probe: StoreProbe) -> bool:
         try:
-            await asyncio.wait_for(probe.check(), self._probe_timeout)
+            # The probe bounds itself (the database's ping runs under pymongo.timeout); cancelling
+            # a driver operation half-way, e.g. while it opens a connection, is what must not
+            # happen every second during an outage, so the cancel here is only a last resort.
+            await asyncio.wait_for(probe.check(), self._probe_timeout + _CANCEL_MARGIN_SECONDS)
         except Exception as exc:  # any failure (a timeout included) means "not reachable now"
             log.debug("store probe failed", store=probe.name, error=type(exc).__name__)
             return False
