@@ -213,7 +213,9 @@ async def test_a_call_meeting_a_dead_database_is_unavailable_then_succeeds_once_
             await asyncio.wait_for(call(registry), HANG_SECONDS)
         elapsed = time.monotonic() - started
         assert failed.value.code() is grpc.StatusCode.UNAVAILABLE, failed.value.details()
-        assert error_info(failed.value)[0] == STORE_UNAVAILABLE
+        # The handler's store call meets the outage, or the credential check does when the
+        # credential's cache entry (5 s here) expired on a slow machine: both are outages.
+        assert error_info(failed.value)[0] in (STORE_UNAVAILABLE, "CREDENTIALS_UNAVAILABLE")
         assert "mongodb" not in (failed.value.details() or "").lower()  # no connection string
         assert elapsed < CALL_BOUND_SECONDS
     finally:
