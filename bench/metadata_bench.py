@@ -404,6 +404,9 @@ def load() -> float:
 
 
 OPERATIONS = ("create_version", "get_by_alias", "search")
+# On FerretDB a search without the in-process replica decodes the whole collection (about 5 s at
+# 10,000 versions): 32 at once exceed the 30 s operation timeout, so that cell is not measured.
+REPLICA_SKIPS = {("search", 32)}
 CONCURRENCY = (1, 32)
 WATCH_RATE = 100.0  # mutations per second
 
@@ -517,6 +520,8 @@ class Benchmark:
         await self.ours.set_aliases()
         for name in OPERATIONS:
             for concurrency in CONCURRENCY:
+                if (name, concurrency) in REPLICA_SKIPS:
+                    continue
                 await self.measure("replicas", name, concurrency)
         self.results["replicas_load_average_1m_min"] = round(min(self.loads), 2)
         self.results["replicas_load_average_1m_max"] = round(max(self.loads), 2)
@@ -693,7 +698,12 @@ def replicas_section(results: dict[str, Any]) -> list[str]:
     ]
     for name in OPERATIONS:
         for c in CONCURRENCY:
-            replicas = _cell(results, f"replicas_{name}", c)
+            replicas = (
+                _cell(results, f"replicas_{name}", c)
+                if (name, c) not in REPLICA_SKIPS
+                else "not measured (each search scans the collection on FerretDB: 32 at once exceed the "
+                "30 s operation timeout) | -"
+            )
             rows.append(f"| {titles[name]} | {c} | {_cell(results, name, c)} | {replicas} |")
     return [
         "",
@@ -707,7 +717,8 @@ def replicas_section(results: dict[str, Any]) -> list[str]:
         "On FerretDB every read and search of this path goes to the database (a compare-and-set or "
         "a filter on anything but `_id` scans the collection there), which is what the single "
         "process's replica avoids; on MongoDB these reads use its indexes. So the replica column is "
-        "a floor for a real MongoDB, not its figure.",
+        "a floor for a real MongoDB, not its figure. The one-process column is the full run's "
+        "(finished at the date at the top).",
         "",
         *rows,
     ]
