@@ -7,6 +7,9 @@ SHELL := bash
 
 UV_VERSION := 0.13.8
 GRPCURL_VERSION := v1.9.3
+# Go code generators (buf.gen.yaml): the versions clients/go/gen was generated with.
+PROTOC_GEN_GO_VERSION := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 TOOLS := $(CURDIR)/.tools
 UV := $(TOOLS)/uv/bin/uv
 VENV := $(CURDIR)/.venv
@@ -14,6 +17,10 @@ PY := $(VENV)/bin/python
 BUF := $(VENV)/bin/buf
 GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 GENERATED := api/python/modelregistry
+GO_GENERATED := clients/go/gen
+# Where the Go code generators are installed; buf finds them on PATH.
+GO_PLUGINS := $(TOOLS)/bin
+GO_PLUGINS_STAMP := $(GO_PLUGINS)/.protoc-gen-go-$(PROTOC_GEN_GO_VERSION)-grpc-$(PROTOC_GEN_GO_GRPC_VERSION)
 
 # Never let uv fetch a Python of its own or a Go toolchain switch itself: use the machine's.
 export UV_PYTHON_DOWNLOADS := never
@@ -43,6 +50,20 @@ $(TOOLS)/bin/grpcurl:
 	@echo "building grpcurl (first time only, about a minute)..." >&2
 	GOBIN=$(TOOLS)/bin $(GO) install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
 
+# The stamp names both versions: changing a pin here reinstalls them.
+$(GO_PLUGINS_STAMP):
+	GOBIN=$(GO_PLUGINS) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	GOBIN=$(GO_PLUGINS) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+	@touch $@
+
+.PHONY: go-plugins
+go-plugins: $(GO_PLUGINS_STAMP) ## Install the pinned Go code generators (protoc-gen-go, protoc-gen-go-grpc)
+
+# The Go client's modules (go.sum pins them), fetched once so its tests need no download.
+.PHONY: go-client
+go-client: ## Download the Go client's dependencies (clients/go)
+	cd clients/go && $(GO) mod download
+
 .PHONY: ferretdb
 ferretdb: $(TOOLS)/bin/modelreg-ferretdb ## Build the FerretDB wrapper (what `make run` needs besides .venv)
 
@@ -50,7 +71,7 @@ ferretdb: $(TOOLS)/bin/modelreg-ferretdb ## Build the FerretDB wrapper (what `ma
 grpcurl: $(TOOLS)/bin/grpcurl ## Build grpcurl (for the raw gRPC examples and the tests, not for `make run`)
 
 .PHONY: tools
-tools: venv ferretdb grpcurl ## Build the local servers' binaries (FerretDB wrapper, grpcurl)
+tools: venv ferretdb grpcurl go-plugins go-client ## Build the local servers' binaries (FerretDB wrapper, grpcurl), Go generators and modules
 
 # Only what running needs. `exec`: make's child is the stack itself, which also stops when make is
 # sent SIGINT (make keeps it to itself: deploy/local/modelreg_local/parent.py).
@@ -76,12 +97,17 @@ bench-metadata: tools ## Metadata service vs MLflow: create, get by alias, searc
 	$(PY) -m bench.metadata_bench --only replicas
 
 .PHONY: lint
-lint: venv ## ruff, mypy (strict), buf lint and buf format
+lint: venv ## ruff, mypy (strict), buf lint, buf format and buf breaking
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(BUF) lint
 	$(BUF) format --diff --exit-code
+	$(MAKE) --no-print-directory proto-breaking
+
+.PHONY: proto-breaking
+proto-breaking: venv ## buf breaking: protos/ against main (on main: against the commit before; .ci/buf-breaking)
+	bash .ci/buf-breaking $(BUF)
 
 .PHONY: fmt
 fmt: venv ## Format Python and proto sources
@@ -90,18 +116,18 @@ fmt: venv ## Format Python and proto sources
 	$(BUF) format -w
 
 .PHONY: proto
-proto: venv ## Regenerate the API code (modelreg-api) from protos/ (buf.gen.yaml)
-	rm -rf $(GENERATED)
-	$(BUF) generate
+proto: venv go-plugins ## Regenerate the API code (Python modelreg-api, Go clients/go/gen) from protos/ (buf.gen.yaml)
+	rm -rf $(GENERATED) $(GO_GENERATED)
+	PATH="$(GO_PLUGINS):$$PATH" $(BUF) generate
 	touch $(GENERATED)/__init__.py $(GENERATED)/v1/__init__.py
 	@# PEP 561: type checkers of installed copies read the generated .pyi stubs only with this marker.
 	touch $(GENERATED)/py.typed
 
 .PHONY: proto-check
 proto-check: proto ## Fail when the committed generated code is stale
-	@if [ -n "$$(git status --porcelain -- $(GENERATED))" ]; then \
-	  git status --short -- $(GENERATED); \
-	  echo "generated code in $(GENERATED) is stale: run 'make proto' and commit the result" >&2; exit 1; fi
+	@if [ -n "$$(git status --porcelain -- $(GENERATED) $(GO_GENERATED))" ]; then \
+	  git status --short -- $(GENERATED) $(GO_GENERATED); \
+	  echo "generated code in $(GENERATED) or $(GO_GENERATED) is stale: run 'make proto' and commit the result" >&2; exit 1; fi
 
 .PHONY: ci
 ci: proto-check lint test ## What CI runs

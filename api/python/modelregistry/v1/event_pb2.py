@@ -26,13 +26,14 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cmodelregistry/v1/event.proto\x12\x10modelregistry.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe6\x02\n\x05\x45vent\x12\x1a\n\x08sequence\x18\x01 \x01(\x03R\x08sequence\x12\x0e\n\x02id\x18\x02 \x01(\tR\x02id\x12.\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x04time\x12\x14\n\x05\x61\x63tor\x18\x04 \x01(\tR\x05\x61\x63tor\x12\x1d\n\nrequest_id\x18\x05 \x01(\tR\trequestId\x12\x1a\n\x08resource\x18\x06 \x01(\tR\x08resource\x12\x16\n\x06\x61\x63tion\x18\x07 \x01(\tR\x06\x61\x63tion\x12/\n\x06\x62\x65\x66ore\x18\x08 \x01(\x0b\x32\x17.google.protobuf.StructR\x06\x62\x65\x66ore\x12-\n\x05\x61\x66ter\x18\t \x01(\x0b\x32\x17.google.protobuf.StructR\x05\x61\x66ter\x12&\n\x0e\x61uthentication\x18\n \x01(\tR\x0e\x61uthentication\x12\x10\n\x03via\x18\x0b \x01(\tR\x03viab\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cmodelregistry/v1/event.proto\x12\x10modelregistry.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe6\x02\n\x05\x45vent\x12\x1a\n\x08sequence\x18\x01 \x01(\x03R\x08sequence\x12\x0e\n\x02id\x18\x02 \x01(\tR\x02id\x12.\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x04time\x12\x14\n\x05\x61\x63tor\x18\x04 \x01(\tR\x05\x61\x63tor\x12\x1d\n\nrequest_id\x18\x05 \x01(\tR\trequestId\x12\x1a\n\x08resource\x18\x06 \x01(\tR\x08resource\x12\x16\n\x06\x61\x63tion\x18\x07 \x01(\tR\x06\x61\x63tion\x12/\n\x06\x62\x65\x66ore\x18\x08 \x01(\x0b\x32\x17.google.protobuf.StructR\x06\x62\x65\x66ore\x12-\n\x05\x61\x66ter\x18\t \x01(\x0b\x32\x17.google.protobuf.StructR\x05\x61\x66ter\x12&\n\x0e\x61uthentication\x18\n \x01(\tR\x0e\x61uthentication\x12\x10\n\x03via\x18\x0b \x01(\tR\x03viaB\xbb\x01\n\x1d\x64\x65v.modelreg.modelregistry.v1B\nEventProtoP\x01ZLgithub.com/modelreg/modelreg/clients/go/gen/modelregistry/v1;modelregistryv1\xa2\x02\x03MXX\xaa\x02\x10Modelregistry.V1\xca\x02\x10Modelregistry\\V1\xea\x02\x11Modelregistry::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'modelregistry.v1.event_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\035dev.modelreg.modelregistry.v1B\nEventProtoP\001ZLgithub.com/modelreg/modelreg/clients/go/gen/modelregistry/v1;modelregistryv1\242\002\003MXX\252\002\020Modelregistry.V1\312\002\020Modelregistry\\V1\352\002\021Modelregistry::V1'
   _globals['_EVENT']._serialized_start=114
   _globals['_EVENT']._serialized_end=472
 # @@protoc_insertion_point(module_scope)
