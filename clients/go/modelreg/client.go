@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -98,6 +99,11 @@ func dial(cfg Config, address string) (*grpc.ClientConn, error) {
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessageBytes), grpc.MaxCallSendMsgSize(maxMessageBytes)),
 		grpc.WithChainUnaryInterceptor(unaryInterceptor(cfg)),
 		grpc.WithChainStreamInterceptor(streamInterceptor(cfg)),
+		// gRPC's reconnect backoff grows to 120 s by default; a restarted service (or a cut
+		// connection) should be found again within the client's own retry budget.
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.Config{
+			BaseDelay: 200 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second,
+		}, MinConnectTimeout: 20 * time.Second}),
 		// Several replicas (an address list, or dns:/// of a headless Service): spread calls.
 		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`),
 	}

@@ -1,0 +1,67 @@
+"""The Go client (clients/go): vet, gofmt, and `go test ./...` with its live tests against the
+session's stack, including a resumed upload through a proxy that cuts connections."""
+
+from __future__ import annotations
+
+import re
+import struct
+import subprocess
+from pathlib import Path
+
+import pytest
+from modelreg_local.stack import LocalStack
+
+from tests.clients.golang import GO_MODULE, build, go_environment, run_go
+from tests.integration.cutting_proxy import CuttingProxy
+from tests.support import ALICE, credential_for
+
+MIB = 1024 * 1024
+
+
+def test_go_vet_and_gofmt_are_clean() -> None:
+    env = go_environment()
+    vet = run_go(["vet", "./..."], env, timeout=300)
+    assert vet.returncode == 0, vet.stdout + vet.stderr
+    gofmt = Path(run_go(["env", "GOROOT"], env, timeout=30).stdout.strip()) / "bin" / "gofmt"
+    listed = subprocess.run(
+        [str(gofmt), "-l", "."], cwd=GO_MODULE, capture_output=True, text=True, check=True, timeout=60
+    ).stdout.split()
+    assert listed == [], f"not gofmt-formatted: {listed}"
+
+
+@pytest.mark.integration
+def test_go_tests_against_the_stack(stack: LocalStack) -> None:
+    """Unit and live tests; none may skip, since the stack's addresses and a credential are given."""
+    with CuttingProxy(stack.addresses.artifacts, cut_every=12 * MIB, cuts=2) as proxy:
+        env = go_environment(
+            {
+                "MODELREG_METADATA_ADDR": stack.addresses.metadata,
+                "MODELREG_ARTIFACT_ADDR": stack.addresses.artifacts,
+                "MODELREG_TOKEN": credential_for(ALICE),
+                "MODELREG_TEST_CUT_ARTIFACT_ADDR": proxy.address,
+            }
+        )
+        result = run_go(["test", "-count=1", "-v", "./..."], env, timeout=600)
+        cuts = proxy.cuts_done
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-8000:]
+    assert "--- SKIP" not in output, re.findall(r"--- SKIP.*\n.*\n", output)
+    live = ("TestLivePushAndPullByAlias", "TestLiveUploadResumesAfterCutConnections", "TestLiveExitCodes")
+    for test in live:
+        assert f"--- PASS: {test}" in output
+    assert cuts == 2, "the proxy did not cut the upload twice"
+
+
+def test_modelreg_pull_builds_static(tmp_path: Path) -> None:
+    """CGO_ENABLED=0: an ELF without an interpreter (PT_INTERP), runnable in a scratch image."""
+    binary = build("./cmd/modelreg-pull", tmp_path / "modelreg-pull", go_environment())
+    assert not _has_interpreter(binary.read_bytes())
+
+
+def _has_interpreter(elf: bytes) -> bool:
+    assert elf[:4] == b"\x7fELF", "not an ELF file"
+    assert elf[4] == 2, "not a 64-bit ELF file"
+    (phoff,) = struct.unpack_from("<Q", elf, 0x20)
+    entry_size, count = struct.unpack_from("<HH", elf, 0x36)
+    pt_interp = 3
+    return any(struct.unpack_from("<I", elf, phoff + i * entry_size)[0] == pt_interp for i in range(count))
