@@ -88,7 +88,7 @@ test-unit: venv ## Unit tests and the store contract on the in-memory stores (no
 	$(PY) -m pytest tests/unit tests/contract -m "not integration"
 
 .PHONY: bench
-bench: bench-metadata bench-artifacts ## Run every benchmark (results in bench/results/)
+bench: bench-metadata bench-artifacts bench-clients ## Run every benchmark (results in bench/results/)
 
 .PHONY: bench-metadata
 bench-metadata: tools ## Metadata service vs MLflow: create, get by alias, search (bench/results/metadata.*)
@@ -140,6 +140,10 @@ bench-fuzz: tools ## Fuzz every RPC much longer than CI does (bench/results/fuzz
 bench-artifacts: tools ## Artifact service vs minio SDK vs MLflow on one SeaweedFS (bench/results/artifacts.*)
 	UV=$(UV) bash bench/install-mlflow.sh
 	$(PY) -m bench.artifacts_bench
+
+.PHONY: bench-clients
+bench-clients: tools ## Go client vs Python SDK: 1 GiB push and pull on one stack (bench/results/clients.*)
+	$(PY) -m bench.clients_bench
 
 .PHONY: clean
 clean: ## Remove the virtualenv, tools and caches (keeps .data/)
