@@ -8,16 +8,21 @@
 // MODELREG_METADATA_ADDR, MODELREG_ARTIFACT_ADDR, MODELREG_TOKEN or MODELREG_TOKEN_FILE (a
 // mounted secret), MODELREG_TLS, MODELREG_TLS_CA_FILE. Build it static: CGO_ENABLED=0 go build.
 //
-// Exit codes (docs/clients.md):
+// Exit codes, as the `modelreg` CLI's (docs/clients.md):
 //
-//	0  pulled (or every file was there already with the right bytes)
-//	1  the registry refused or failed (the reason is printed), or the network stayed down
-//	2  usage: wrong arguments
-//	3  configuration: an unusable credential source or TLS setting
-//	4  the destination holds other content under paths the version needs (use -force)
-//	5  the version or alias does not exist
-//	6  integrity: received bytes do not match the manifest (nothing was placed)
-//	7  authentication or permission refused
+//	0    pulled (or every file was there already with the right bytes)
+//	1    any other failure (the status and reason are printed)
+//	2    usage: wrong arguments, an invalid reference or TLS setting
+//	3    the version or alias does not exist
+//	4    conflict: the destination holds other content under paths the version needs (use
+//	     -force), or the version is not sealed yet
+//	5    integrity: received bytes do not match the manifest, or the manifest names an unsafe
+//	     path (nothing was placed)
+//	6    the registry stayed unavailable through every retry (or a deadline passed)
+//	7    refused by a governance rule
+//	8    not authenticated: no credential, a bad one, or an unusable credential source
+//	9    the credential lacks the role (reason IAM_PERMISSION_DENIED)
+//	130  interrupted (SIGINT or SIGTERM); partial downloads stay to be resumed
 package main
 
 import (
@@ -61,12 +66,12 @@ func run(args []string) int {
 	cfg, err := modelreg.ConfigFromEnv()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "modelreg-pull:", err)
-		return 3
+		return exitCode(err)
 	}
 	client, err := modelreg.Dial(cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "modelreg-pull:", err)
-		return 3
+		return 2
 	}
 	defer client.Close()
 	// Kubernetes stops a pod with SIGTERM: end the transfer, leave the partial files to resume.
@@ -81,6 +86,9 @@ func run(args []string) int {
 				fmt.Fprintln(os.Stderr, "  in the way:", path)
 			}
 		}
+		if ctx.Err() != nil {
+			return 130
+		}
 		return exitCode(err)
 	}
 	fmt.Println(result)
@@ -88,17 +96,29 @@ func run(args []string) int {
 }
 
 func exitCode(err error) int {
-	switch reason := modelreg.Reason(err); {
-	case reason == "DESTINATION_NOT_EMPTY":
-		return 4
-	case reason == "DIGEST_MISMATCH" || reason == "SIZE_MISMATCH" || reason == "MANIFEST_MISMATCH" || reason == "UNEXPECTED_OFFSET":
-		return 6
+	switch modelreg.Reason(err) {
+	case "IAM_PERMISSION_DENIED":
+		return 9
+	case "UNSAFE_MANIFEST":
+		return 5
+	case "TLS_CONFIG":
+		return 2
 	}
 	switch modelreg.Code(err) {
+	case codes.InvalidArgument, codes.OutOfRange:
+		return 2
 	case codes.NotFound:
+		return 3
+	case codes.AlreadyExists, codes.FailedPrecondition, codes.Aborted:
+		return 4
+	case codes.DataLoss:
 		return 5
-	case codes.Unauthenticated, codes.PermissionDenied:
+	case codes.Unavailable, codes.DeadlineExceeded:
+		return 6
+	case codes.PermissionDenied:
 		return 7
+	case codes.Unauthenticated:
+		return 8
 	}
 	return 1
 }

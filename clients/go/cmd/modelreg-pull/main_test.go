@@ -58,21 +58,21 @@ func TestLiveExitCodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	if code := run([]string{model + "@production", dest}); code != 4 {
-		t.Fatalf("other content in the way: exit %d, want 4", code)
+		t.Fatalf("other content in the way: exit %d, want 4 (conflict)", code)
 	}
 	if code := run([]string{"-force", model + "@production", dest}); code != 0 {
 		t.Fatalf("-force: exit %d", code)
 	}
-	if code := run([]string{model + "@absent", t.TempDir()}); code != 5 {
-		t.Fatalf("an absent alias: exit %d, want 5", code)
+	if code := run([]string{model + "@absent", t.TempDir()}); code != 3 {
+		t.Fatalf("an absent alias: exit %d, want 3 (not found)", code)
 	}
 	t.Setenv(modelreg.TokenEnv, "not-a-token")
-	if code := run([]string{model + "@production", t.TempDir()}); code != 7 {
-		t.Fatalf("a bad credential: exit %d, want 7", code)
+	if code := run([]string{model + "@production", t.TempDir()}); code != 8 {
+		t.Fatalf("a bad credential: exit %d, want 8 (not authenticated)", code)
 	}
 	t.Setenv(modelreg.TokenEnv, "")
 	t.Setenv(modelreg.TokenFileEnv, filepath.Join(t.TempDir(), "missing"))
-	if code := run([]string{model + "@production", t.TempDir()}); code != 3 {
-		t.Fatalf("an unreadable token file: exit %d, want 3", code)
+	if code := run([]string{model + "@production", t.TempDir()}); code != 8 {
+		t.Fatalf("an unreadable token file: exit %d, want 8", code)
 	}
 }
