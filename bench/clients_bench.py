@@ -82,7 +82,7 @@ class Bench:
             MODELREG_TOKEN=stack.admin_token(),
             MODELREG_CACHE_DIR=str(root / "python-cache"),
             GOTOOLCHAIN="local",
-            GOFLAGS="-mod=readonly",
+            GOFLAGS="-mod=readonly -buildvcs=false",
         )
         self.go_binary = root / "modelreg-bench"
         log("building the Go client's benchmark command")

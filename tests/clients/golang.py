@@ -32,7 +32,9 @@ def go_environment(extra: Mapping[str, str] = {}) -> dict[str, str]:
     """The process environment without MODELREG_* (only what a test passes), and the Makefile's
     Go settings: the machine's toolchain, modules exactly as go.sum pins them."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("MODELREG_")}
-    env.update(GOTOOLCHAIN="local", GOFLAGS="-mod=readonly")
+    # No VCS stamping: a test build needs no commit id, and git may refuse a checkout owned by
+    # another user.
+    env.update(GOTOOLCHAIN="local", GOFLAGS="-mod=readonly -buildvcs=false")
     env.update(extra)
     return env
 
