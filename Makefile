@@ -110,10 +110,11 @@ proto-breaking: venv ## buf breaking: protos/ against main (on main: against the
 	bash .ci/buf-breaking $(BUF)
 
 .PHONY: fmt
-fmt: venv ## Format Python and proto sources
+fmt: venv ## Format Python, proto and Go sources
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 	$(BUF) format -w
+	cd clients/go && $(GO) fmt ./...
 
 .PHONY: proto
 proto: venv go-plugins ## Regenerate the API code (Python modelreg-api, Go clients/go/gen) from protos/ (buf.gen.yaml)
