@@ -14,6 +14,8 @@ PY := $(VENV)/bin/python
 BUF := $(VENV)/bin/buf
 GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 GENERATED := api/python/modelregistry
+TS_CLIENT := clients/ts
+TS_GENERATED := $(TS_CLIENT)/src/gen
 
 # Never let uv fetch a Python of its own or a Go toolchain switch itself: use the machine's.
 export UV_PYTHON_DOWNLOADS := never
@@ -50,7 +52,15 @@ ferretdb: $(TOOLS)/bin/modelreg-ferretdb ## Build the FerretDB wrapper (what `ma
 grpcurl: $(TOOLS)/bin/grpcurl ## Build grpcurl (for the raw gRPC examples and the tests, not for `make run`)
 
 .PHONY: tools
-tools: venv ferretdb grpcurl ## Build the local servers' binaries (FerretDB wrapper, grpcurl)
+tools: venv ferretdb grpcurl ts-deps ## Build the local servers' binaries (FerretDB wrapper, grpcurl), the TS client's packages
+
+# The TypeScript client's pinned packages (protoc-gen-es, tsc, the runtime), from its lock file;
+# again only when package.json or the lock file changed.
+$(TS_CLIENT)/node_modules/.package-lock.json: $(TS_CLIENT)/package.json $(TS_CLIENT)/package-lock.json
+	cd $(TS_CLIENT) && npm ci --no-audit --no-fund --loglevel=error
+
+.PHONY: ts-deps
+ts-deps: $(TS_CLIENT)/node_modules/.package-lock.json ## Install the TypeScript client's packages (npm ci)
 
 # Only what running needs. `exec`: make's child is the stack itself, which also stops when make is
 # sent SIGINT (make keeps it to itself: deploy/local/modelreg_local/parent.py).
@@ -90,8 +100,8 @@ fmt: venv ## Format Python and proto sources
 	$(BUF) format -w
 
 .PHONY: proto
-proto: venv ## Regenerate the API code (modelreg-api) from protos/ (buf.gen.yaml)
-	rm -rf $(GENERATED)
+proto: venv ts-deps ## Regenerate the API code (modelreg-api, clients/ts) from protos/ (buf.gen.yaml)
+	rm -rf $(GENERATED) $(TS_GENERATED)
 	$(BUF) generate
 	touch $(GENERATED)/__init__.py $(GENERATED)/v1/__init__.py
 	@# PEP 561: type checkers of installed copies read the generated .pyi stubs only with this marker.
@@ -99,9 +109,9 @@ proto: venv ## Regenerate the API code (modelreg-api) from protos/ (buf.gen.yaml
 
 .PHONY: proto-check
 proto-check: proto ## Fail when the committed generated code is stale
-	@if [ -n "$$(git status --porcelain -- $(GENERATED))" ]; then \
-	  git status --short -- $(GENERATED); \
-	  echo "generated code in $(GENERATED) is stale: run 'make proto' and commit the result" >&2; exit 1; fi
+	@if [ -n "$$(git status --porcelain -- $(GENERATED) $(TS_GENERATED))" ]; then \
+	  git status --short -- $(GENERATED) $(TS_GENERATED); \
+	  echo "generated code in $(GENERATED) $(TS_GENERATED) is stale: run 'make proto' and commit the result" >&2; exit 1; fi
 
 .PHONY: ci
 ci: proto-check lint test ## What CI runs
