@@ -14,6 +14,9 @@ export interface TransportOptions {
   token: string;
   /** PEM file of the certificate authority to trust for `https://` (default: the system's). */
   caFile?: string | undefined;
+  /** PEM files of a client certificate and its key (mutual TLS). */
+  clientCertFile?: string | undefined;
+  clientKeyFile?: string | undefined;
   /** Deadline of a call that sets none. */
   defaultTimeoutMs: number;
 }
@@ -29,10 +32,14 @@ export function serviceTransport(urls: string[], options: TransportOptions): Ser
     if (options.token) request.header.set("authorization", `Bearer ${options.token}`);
     return next(request);
   };
-  const ca = options.caFile ? readFileSync(options.caFile) : undefined;
+  const tls = {
+    ...(options.caFile ? { ca: readFileSync(options.caFile) } : {}),
+    ...(options.clientCertFile ? { cert: readFileSync(options.clientCertFile) } : {}),
+    ...(options.clientKeyFile ? { key: readFileSync(options.clientKeyFile) } : {}),
+  };
   const sessions: Http2SessionManager[] = [];
   const replicas = urls.map((baseUrl) => {
-    const nodeOptions = ca && baseUrl.startsWith("https:") ? { ca } : {};
+    const nodeOptions = baseUrl.startsWith("https:") ? tls : {};
     // Our own session manager, so `close()` can end the connection (an idle one is unref'ed
     // and never keeps the process alive anyway).
     const sessionManager = new Http2SessionManager(baseUrl, { pingIntervalMs: 30_000 }, nodeOptions);
