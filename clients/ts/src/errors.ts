@@ -126,9 +126,39 @@ export function registryError(
   return new Class(message, reason, code, details, options);
 }
 
+// Node's codes for a connection that failed or broke. Connect reports some of them as ABORTED or
+// INTERNAL (its server-side view: the peer hung up); for a client they mean what gRPC's own
+// transports say, UNAVAILABLE: the call may not have reached a server that acted on it.
+const CONNECTION_LOST = new Set([
+  "ECONNRESET",
+  "ECONNREFUSED",
+  "ECONNABORTED",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "ERR_HTTP2_GOAWAY_SESSION",
+  "ERR_HTTP2_SESSION_ERROR",
+  "ERR_HTTP2_STREAM_CANCEL",
+  "ERR_HTTP2_INVALID_SESSION",
+]);
+
+function lostConnection(error: unknown): string | undefined {
+  const seen = new Set<unknown>();
+  for (let cause = error; cause instanceof Error && !seen.has(cause); cause = cause.cause) {
+    seen.add(cause);
+    const code = (cause as NodeJS.ErrnoException).code;
+    if (typeof code === "string" && CONNECTION_LOST.has(code)) return code;
+  }
+  return undefined;
+}
+
 /**
  * The typed error for anything a call threw: a `ConnectError` becomes the class of its code,
- * with the ErrorInfo and BadRequest decoded from its details; a `ModelregError` stays as it is;
+ * with the ErrorInfo and BadRequest decoded from its details (a broken connection is
+ * `Unavailable`, reason CONNECTION_LOST); a `ModelregError` stays as it is;
  * anything else is `Unknown` (the original is its `cause`).
  */
 export function fromConnectError(error: unknown): ModelregError {
@@ -138,10 +168,12 @@ export function fromConnectError(error: unknown): ModelregError {
   const violations = (connect.findDetails(BadRequestSchema) as unknown as BadRequest[]).flatMap(
     (bad) => bad.fieldViolations,
   );
+  const lost = info === undefined ? lostConnection(error) : undefined;
+  const code = lost !== undefined ? Code.Unavailable : connect.code;
   return registryError(
-    connect.code,
+    code,
     connect.rawMessage,
-    info?.reason || codeName(connect.code),
+    info?.reason || (lost !== undefined ? "CONNECTION_LOST" : codeName(code)),
     {
       domain: info?.domain ?? "",
       metadata: { ...(info?.metadata ?? {}) },

@@ -247,7 +247,7 @@ export class Uploader {
     }
     const broken =
       failure instanceof RegistryError &&
-      [Code.Unavailable, Code.Internal, Code.Unknown, Code.Canceled].includes(failure.code) &&
+      [Code.Unavailable, Code.Internal, Code.Unknown, Code.Canceled, Code.Aborted].includes(failure.code) &&
       !(failure.fromService && failure.code !== Code.Unavailable);
     if (!broken) return failure;
     // A reset connection, or the service ending the stream while we still wrote: the session
