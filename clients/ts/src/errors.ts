@@ -111,6 +111,7 @@ const CLASSES: Record<Code, RegistryErrorClass> = {
 
 /** The status's name as a reason, for statuses without an ErrorInfo: `UNAVAILABLE`. */
 export function codeName(code: Code): string {
+  if (code === Code.Canceled) return "CANCELLED"; // gRPC's spelling; Connect's enum says Canceled
   return (Code[code] ?? "UNKNOWN").replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase();
 }
 
