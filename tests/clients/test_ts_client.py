@@ -74,6 +74,6 @@ def test_typescript_live_tests_against_the_stack(stack: LocalStack, second_repli
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-8000:]
     counts = _tap_counts(result.stdout)
-    assert counts["pass"] >= 5, counts
+    assert counts["pass"] >= 6, counts
     assert (counts["fail"], counts["skipped"], counts["cancelled"]) == (0, 0, 0), counts
     assert cuts == CUTS, "the proxy did not cut the upload as often as planned"

@@ -169,7 +169,11 @@ export function fromConnectError(error: unknown): ModelregError {
   const violations = (connect.findDetails(BadRequestSchema) as unknown as BadRequest[]).flatMap(
     (bad) => bad.fieldViolations,
   );
-  const lost = info === undefined ? lostConnection(error) : undefined;
+  // This client never cancels a call itself (it passes no AbortSignal), so CANCELLED without
+  // the service's ErrorInfo is the transport's doing too: HTTP/2 closes the streams of a
+  // connection that went away with RST_STREAM CANCEL.
+  const lost =
+    info === undefined ? (lostConnection(error) ?? (connect.code === Code.Canceled ? "CANCEL" : undefined)) : undefined;
   const code = lost !== undefined ? Code.Unavailable : connect.code;
   return registryError(
     code,

@@ -34,7 +34,10 @@ export interface PulledFile {
   sha256: string;
   /** "downloaded", "present" (the same bytes were there), or "copied" (same content as another file). */
   outcome: "downloaded" | "present" | "copied";
+  /** Bytes that crossed the network for this file (more than its size after a broken stream). */
   receivedBytes: number;
+  /** Broken download streams continued from the bytes already on disk. */
+  resumedStreams: number;
 }
 
 export interface PullResult {
@@ -147,11 +150,11 @@ export async function pull(
   });
   const staging = join(root, STAGING_DIR);
   await mkdir(staging, { recursive: true });
-  const received = new Map<string, number>();
+  const received = new Map<string, { receivedBytes: number; resumedStreams: number }>();
   try {
     await mapLimited([...needed.values()], client.settings.parallelFiles, async (file) => {
       const report = await downloadFile(client, version.name, file, join(staging, file.sha256));
-      received.set(file.sha256, report.receivedBytes);
+      received.set(file.sha256, report);
     });
     // Every blob is verified: only now are the paths in the way cleared (forced pulls only).
     for (const path of inTheWay.keys()) await rm(path, { recursive: true, force: true });
@@ -164,7 +167,7 @@ export async function pull(
       const target = targets[index] as string;
       const entry = { path: file.path, sizeBytes: Number(file.sizeBytes), sha256: file.sha256 };
       if (present.has(target)) {
-        pulled.push({ ...entry, outcome: "present", receivedBytes: 0 });
+        pulled.push({ ...entry, outcome: "present", receivedBytes: 0, resumedStreams: 0 });
         continue;
       }
       await mkdir(dirname(target), { recursive: true });
@@ -179,9 +182,15 @@ export async function pull(
       // The last file with a digest takes the blob itself; earlier ones get copies.
       if (left === 0) await rename(blob, target);
       else await copyFile(blob, target);
-      const first = received.has(file.sha256);
-      pulled.push({ ...entry, outcome: first ? "downloaded" : "copied", receivedBytes: received.get(file.sha256) ?? 0 });
+      // The first file with a digest reports its download; later ones are copies of it.
+      const report = received.get(file.sha256);
       received.delete(file.sha256);
+      pulled.push({
+        ...entry,
+        outcome: report ? "downloaded" : "copied",
+        receivedBytes: report?.receivedBytes ?? 0,
+        resumedStreams: report?.resumedStreams ?? 0,
+      });
     }
     return { version, destination: root, files: pulled };
   } finally {

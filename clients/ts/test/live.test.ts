@@ -19,6 +19,7 @@ import {
   RegistryClient,
   Unauthenticated,
 } from "../src/index.js";
+import { ResetProxy } from "./reset-proxy.js";
 
 const env = process.env;
 const live = Boolean(env.MODELREG_METADATA_ADDR && env.MODELREG_ARTIFACT_ADDR && env.MODELREG_TOKEN);
@@ -49,7 +50,7 @@ describe("against the registry", { skip }, () => {
   it("pushes a directory with params and metrics and pulls it back byte-identical", async () => {
     const registry = client();
     const weights = randomBytes(7 * MIB + 123); // resumable session (>= 5 MiB)
-    const config = Buffer.from('{"layers": 3}\n'); // one-shot UploadFile
+    const config = Buffer.from(`{"layers": 3, "run": "${randomUUID()}"}\n`); // one-shot UploadFile
     const dir = await workdir({ "weights.bin": weights, "conf/config.json": config });
     const model = unique("roundtrip");
     const pushed = await registry.push(model, join(dir, "in"), {
@@ -100,6 +101,25 @@ describe("against the registry", { skip }, () => {
     assert.ok(pushed.resentBytes <= cuts * resentPerCut, `resent ${pushed.resentBytes}`);
     const pulled = await registry.pull(pushed.version.name, join(dir, "out"));
     assert.equal(pulled.files[0]?.sha256, file.sha256);
+    assert.deepEqual(await readFile(join(dir, "out", "weights.bin")), weights);
+  });
+
+  it("resumes a download whose connection was reset, from the bytes on disk", async () => {
+    const size = 24 * MIB;
+    const weights = randomBytes(size);
+    const dir = await workdir({ "weights.bin": weights });
+    const pushed = await client().push(unique("cut-download"), join(dir, "in"));
+    const proxy = await new ResetProxy(env.MODELREG_ARTIFACT_ADDR as string, 8 * MIB, 2).start();
+    try {
+      const pulled = await client({ artifactAddr: proxy.address }).pull(pushed.version.name, join(dir, "out"));
+      assert.equal(proxy.cutsDone, 2);
+      const [file] = pulled.files;
+      assert.equal(file?.resumedStreams, 2);
+      // Each new stream started where the bytes on disk ended: nothing was received twice.
+      assert.equal(file?.receivedBytes, size);
+    } finally {
+      await proxy.stop();
+    }
     assert.deepEqual(await readFile(join(dir, "out", "weights.bin")), weights);
   });
 
