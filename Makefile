@@ -21,6 +21,8 @@ GO_GENERATED := clients/go/gen
 # Where the Go code generators are installed; buf finds them on PATH.
 GO_PLUGINS := $(TOOLS)/bin
 GO_PLUGINS_STAMP := $(GO_PLUGINS)/.protoc-gen-go-$(PROTOC_GEN_GO_VERSION)-grpc-$(PROTOC_GEN_GO_GRPC_VERSION)
+TS_CLIENT := clients/ts
+TS_GENERATED := $(TS_CLIENT)/src/gen
 
 # Never let uv fetch a Python of its own or a Go toolchain switch itself: use the machine's.
 export UV_PYTHON_DOWNLOADS := never
@@ -71,7 +73,15 @@ ferretdb: $(TOOLS)/bin/modelreg-ferretdb ## Build the FerretDB wrapper (what `ma
 grpcurl: $(TOOLS)/bin/grpcurl ## Build grpcurl (for the raw gRPC examples and the tests, not for `make run`)
 
 .PHONY: tools
-tools: venv ferretdb grpcurl go-plugins go-client ## Build the local servers' binaries (FerretDB wrapper, grpcurl), Go generators and modules
+tools: venv ferretdb grpcurl go-plugins go-client ts-deps ## Build the local servers' binaries (FerretDB wrapper, grpcurl), Go generators and modules, the TS client's packages
+
+# The TypeScript client's pinned packages (protoc-gen-es, tsc, the runtime), from its lock file;
+# again only when package.json or the lock file changed.
+$(TS_CLIENT)/node_modules/.package-lock.json: $(TS_CLIENT)/package.json $(TS_CLIENT)/package-lock.json
+	cd $(TS_CLIENT) && npm ci --no-audit --no-fund --loglevel=error
+
+.PHONY: ts-deps
+ts-deps: $(TS_CLIENT)/node_modules/.package-lock.json ## Install the TypeScript client's packages (npm ci)
 
 # Only what running needs. `exec`: make's child is the stack itself, which also stops when make is
 # sent SIGINT (make keeps it to itself: deploy/local/modelreg_local/parent.py).
@@ -117,8 +127,8 @@ fmt: venv ## Format Python, proto and Go sources
 	cd clients/go && $(GO) fmt ./...
 
 .PHONY: proto
-proto: venv go-plugins ## Regenerate the API code (Python modelreg-api, Go clients/go/gen) from protos/ (buf.gen.yaml)
-	rm -rf $(GENERATED) $(GO_GENERATED)
+proto: venv go-plugins ts-deps ## Regenerate the API code (Python modelreg-api, Go clients/go/gen, clients/ts) from protos/ (buf.gen.yaml)
+	rm -rf $(GENERATED) $(GO_GENERATED) $(TS_GENERATED)
 	PATH="$(GO_PLUGINS):$$PATH" $(BUF) generate
 	touch $(GENERATED)/__init__.py $(GENERATED)/v1/__init__.py
 	@# PEP 561: type checkers of installed copies read the generated .pyi stubs only with this marker.
@@ -126,9 +136,9 @@ proto: venv go-plugins ## Regenerate the API code (Python modelreg-api, Go clien
 
 .PHONY: proto-check
 proto-check: proto ## Fail when the committed generated code is stale
-	@if [ -n "$$(git status --porcelain -- $(GENERATED) $(GO_GENERATED))" ]; then \
-	  git status --short -- $(GENERATED) $(GO_GENERATED); \
-	  echo "generated code in $(GENERATED) or $(GO_GENERATED) is stale: run 'make proto' and commit the result" >&2; exit 1; fi
+	@if [ -n "$$(git status --porcelain -- $(GENERATED) $(GO_GENERATED) $(TS_GENERATED))" ]; then \
+	  git status --short -- $(GENERATED) $(GO_GENERATED) $(TS_GENERATED); \
+	  echo "generated code in $(GENERATED), $(GO_GENERATED) or $(TS_GENERATED) is stale: run 'make proto' and commit the result" >&2; exit 1; fi
 
 .PHONY: ci
 ci: proto-check lint test ## What CI runs
