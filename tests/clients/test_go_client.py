@@ -44,7 +44,13 @@ def test_go_tests_against_the_stack(stack: LocalStack) -> None:
         result = run_go(["test", "-count=1", "-v", "./..."], env, timeout=600)
         cuts = proxy.cuts_done
     output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-8000:]
+    # The failures first (t.Fatalf lines name their _test.go line), then the end of the output.
+    failures = [
+        line
+        for line in output.splitlines()
+        if line.lstrip().startswith(("--- FAIL", "panic:")) or "_test.go:" in line
+    ]
+    assert result.returncode == 0, "\n".join(failures) + "\n...\n" + output[-6000:]
     assert "--- SKIP" not in output, re.findall(r"--- SKIP.*\n.*\n", output)
     live = ("TestLivePushAndPullByAlias", "TestLiveUploadResumesAfterCutConnections", "TestLiveExitCodes")
     for test in live:
