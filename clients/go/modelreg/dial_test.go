@@ -63,6 +63,12 @@ func (f *fakeMetadata) GetModel(ctx context.Context, req *v1.GetModelRequest) (*
 	return &v1.Model{Name: req.GetName()}, nil
 }
 
+func (f *fakeMetadata) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.calls)
+}
+
 // selfSigned is a certificate for 127.0.0.1 and its PEM, acting as its own CA.
 func selfSigned(t *testing.T) (tls.Certificate, []byte) {
 	t.Helper()
@@ -175,13 +181,16 @@ func TestAddressListsBalanceOverReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer client.Close()
-	for range 10 {
+	// round_robin picks among the replicas connected so far: the second may take a moment.
+	deadline := time.Now().Add(10 * time.Second)
+	for (first.count() == 0 || second.count() == 0) && time.Now().Before(deadline) {
 		if _, err := client.Metadata.GetModel(context.Background(), &v1.GetModelRequest{Name: "x"}); err != nil {
 			t.Fatal(err)
 		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	if len(first.calls) == 0 || len(second.calls) == 0 {
-		t.Fatalf("calls went to one replica only: %d and %d", len(first.calls), len(second.calls))
+	if first.count() == 0 || second.count() == 0 {
+		t.Fatalf("calls went to one replica only: %d and %d", first.count(), second.count())
 	}
 	if _, err := Dial(Config{MetadataAddr: "a.example:1,b.example:2"}); err == nil {
 		t.Fatal("a list of host names was accepted")

@@ -22,7 +22,7 @@ from collections import deque
 from dataclasses import dataclass
 
 import google_crc32c
-from modelreg_api.errors import InvalidArgument, OutOfRange
+from modelreg_api.errors import InvalidArgument, OutOfRange, RegistryError
 
 from modelreg_artifacts.domain import StoredPart, UploadSession
 from modelreg_artifacts.hashing import LiveHashes
@@ -144,10 +144,17 @@ class PartWriter:
             await self._retire_oldest()
         if not self.session.multipart_id:
             multipart_id = await self._objects.start_multipart(self._key, self.session.spec.content_type)
+            # Only a refusal (taken over, or ended) says the session will never name this upload.
+            # Any other failure leaves it unknown: a stream cut while the write is in flight is
+            # cancelled without its answer, yet the write may land (even after a read here), and
+            # the next stream, on any replica, then stores its parts in this upload; aborting it
+            # would fail every later stream of the session with S3's NoSuchUpload. So it is kept,
+            # and if no session names it the sweeper aborts it
+            # (`GarbageCollector._abort_untracked_multiparts`).
             try:
                 self.session = await self._sessions.set_multipart_id(self.session, multipart_id)
-            except BaseException:
-                await asyncio.shield(self._abort_unless_recorded(multipart_id))
+            except RegistryError:
+                await asyncio.shield(self._objects.abort_multipart(self._key, multipart_id))
                 raise
         number = self._buffer_start // self.session.part_bytes + 1
         data = buffer if size == len(buffer) else memoryview(buffer)[:size]
@@ -160,22 +167,6 @@ class PartWriter:
         self._in_flight.append(_PartInFlight(stored, self._last_hashed, recorded, buffer))
         self._buffer, self._fill, self._crc32c = None, 0, 0
         self._buffer_start += size
-
-    async def _abort_unless_recorded(self, multipart_id: str) -> None:
-        """Drop a multipart upload the session failed to record, but never one it names.
-
-        A stream cut while `set_multipart_id` is in flight is cancelled without its answer, yet
-        the write may have landed: the session then names this upload and the next stream (on
-        any replica) stores its parts there. Aborting it would fail every later stream of the
-        session with S3's NoSuchUpload. When the record cannot be read, the upload is kept: an
-        unreferenced incomplete upload costs storage, a referenced aborted one loses the session.
-        """
-        try:
-            recorded = (await self._sessions.get(self.session.id)).multipart_id
-        except Exception:  # any failure to read: keep the parts (see above)
-            return
-        if recorded != multipart_id:
-            await self._objects.abort_multipart(self._key, multipart_id)
 
     async def _record(
         self,
