@@ -135,6 +135,7 @@ export async function push(
   const reports = await mapLimited(files, client.settings.parallelFiles, async (file): Promise<PushedFile> => {
     const entry = { path: file.path, sizeBytes: file.sizeBytes, sha256: file.sha256 };
     if (isPresent(file)) {
+      uploader.forget(version.name, file); // a session that finished before a kill
       return { ...entry, outcome: "present", sentBytes: 0, session: "", skippedBytes: file.sizeBytes, resumedStreams: 0 };
     }
     const { file: _, ...report } = await uploader.upload(version.name, file, {

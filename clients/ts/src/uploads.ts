@@ -26,6 +26,7 @@ import type { RegistryClient } from "./client.js";
 import {
   FailedPrecondition,
   fromConnectError,
+  InvalidArgument,
   type ModelregError,
   NotFound,
   RegistryError,
@@ -39,7 +40,7 @@ import {
   type WriteUploadRequestSchema,
 } from "./gen/modelregistry/v1/artifact_service_pb.js";
 import type { ModelFile } from "./gen/modelregistry/v1/model_pb.js";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { Journal, uploadKey } from "./journal.js";
 import type { LocalFile } from "./local-files.js";
 
@@ -161,9 +162,7 @@ export class Uploader {
         }
       } catch (error) {
         // Gone (deleted some time after it ended) or not a session name: start a new one.
-        if (!(error instanceof NotFound || error instanceof RegistryError && error.code === Code.InvalidArgument)) {
-          throw error;
-        }
+        if (!(error instanceof NotFound || error instanceof InvalidArgument)) throw error;
       }
     }
     return this.#start(version, file, replace);
@@ -176,7 +175,7 @@ export class Uploader {
       path: file.path,
       sha256: file.sha256,
       size_bytes: file.sizeBytes,
-      source: file.source,
+      source: resolve(file.source),
     });
   }
 
