@@ -1,7 +1,8 @@
 /**
  * Notes in the cache directory that let a transfer interrupted by a killed process continue:
- * one JSON file per key, the same layout and keys as the Python SDK (modelreg/journal.py), so
- * either client continues an upload session the other left.
+ * one JSON file per key, in the Python SDK's layout (modelreg/journal.py). Upload notes have the
+ * SDK's keys and records, so a push into the same version (`version` option) continues a session
+ * either client left; push notes have keys of their own (the SDK hashes serialized protobuf).
  *
  * - `<cache>/uploads/<key>.json`: which upload session holds the committed bytes of a file
  *   (key: SHA-256 of `version \0 path \0 sha256`);
