@@ -23,6 +23,7 @@ import {
   type TlsMode,
 } from "./addresses.js";
 import { findCredential } from "./credentials.js";
+import { defaultCacheDir } from "./journal.js";
 import { AlreadyExists, fromConnectError, NotFound, type Unavailable } from "./errors.js";
 import { ArtifactService } from "./gen/modelregistry/v1/artifact_service_pb.js";
 import { MetadataService } from "./gen/modelregistry/v1/metadata_service_pb.js";
@@ -64,6 +65,9 @@ export interface ClientOptions {
   parallelFiles?: number;
   /** Bytes per upload message, kept within the protocol's 64 KiB..2 MiB. */
   chunkBytes?: number;
+  /** Notes that let a killed push continue (journal.ts); default MODELREG_CACHE_DIR, else
+   * `${XDG_CACHE_HOME:-~/.cache}/modelreg`, shared with the Python SDK. */
+  cacheDir?: string;
   /** Told before each retry of UNAVAILABLE (e.g. to log it). */
   onRetry?: (error: Unavailable, delayMs: number) => void;
   /** Where the defaults come from; default `process.env`. */
@@ -78,6 +82,7 @@ export interface ClientSettings {
   retry: RetryPolicy;
   parallelFiles: number;
   chunkBytes: number;
+  cacheDir: string;
   /** Where the credential came from (`MODELREG_TOKEN`, ...), or "" when there is none. */
   credentialSource: string;
 }
@@ -126,6 +131,7 @@ export class RegistryClient {
       retry: { ...DEFAULT_RETRY, ...options.retry },
       parallelFiles: Math.max(1, options.parallelFiles ?? 4),
       chunkBytes: Math.min(Math.max(options.chunkBytes ?? MIB, 64 * 1024), 2 * MIB),
+      cacheDir: options.cacheDir ?? defaultCacheDir(env),
       credentialSource: credential?.source ?? "",
     };
   }

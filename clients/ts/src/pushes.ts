@@ -4,12 +4,20 @@
  * `parallelFiles` at a time (content the registry stores already is recorded without sending
  * a byte; large files go through resumable sessions), the version is sealed, and an alias
  * optionally pointed at it.
+ *
+ * The push journal (journal.ts, `<cache>/pushes`) remembers the version a push of exactly this
+ * content and metadata created, so running the same push again after a killed process continues
+ * that version (files already in its manifest are not sent again, and each large file continues
+ * from the last byte the service committed) instead of creating a stray second version.
  */
 
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
+import { join } from "node:path";
 import type { JsonObject } from "@bufbuild/protobuf";
 import type { RegistryClient } from "./client.js";
-import type { ModelVersion } from "./gen/modelregistry/v1/model_pb.js";
+import { type ModelVersion, ModelVersionState } from "./gen/modelregistry/v1/model_pb.js";
+import { NotFound } from "./errors.js";
+import { Journal } from "./journal.js";
 import { describeFiles, type LocalFile } from "./local-files.js";
 import { parseModel, modelResource } from "./names.js";
 import { mapLimited } from "./parallel.js";
@@ -45,6 +53,37 @@ export interface PushResult {
   uploadedBytes: number;
   /** Bytes sent more than once because a stream broke. */
   resentBytes: number;
+  /** The push continued a version an interrupted earlier push of the same content created. */
+  resumed: boolean;
+}
+
+/** JSON with sorted keys: the same options always give the same text. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
+  if (typeof value === "object" && value !== null) {
+    const entries = Object.entries(value).filter(([, v]) => v !== undefined);
+    entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** The push journal's key: the model, the version's metadata and every file's content. */
+function pushKey(model: string, draft: object, files: readonly LocalFile[]): string {
+  const identity = createHash("sha256").update(`typescript\0${model}\0${canonical(draft)}`);
+  for (const file of files) identity.update(`\n${file.path}\0${file.sizeBytes}\0${file.sha256}`);
+  return identity.digest("hex");
+}
+
+/** Whether a push can finish `version`: a PENDING one holding only our files, or a READY one
+ * holding exactly our files (the earlier push was killed after sealing). */
+function continuable(version: ModelVersion, files: readonly LocalFile[]): boolean {
+  const ours = new Map(files.map((f) => [f.path, `${f.sizeBytes}:${f.sha256}`]));
+  const theirs = version.files.map((f) => [f.path, `${f.sizeBytes}:${f.sha256}`] as const);
+  if (version.deleted) return false;
+  const onlyOurs = theirs.every(([path, entry]) => ours.get(path) === entry);
+  if (version.state === ModelVersionState.PENDING) return onlyOurs;
+  return version.state === ModelVersionState.READY && onlyOurs && theirs.length === ours.size;
 }
 
 export async function push(
@@ -56,6 +95,9 @@ export async function push(
   const name = parseModel(model);
   const files = await describeFiles(source, client.settings.parallelFiles);
   let version: ModelVersion;
+  const journal = new Journal(join(client.settings.cacheDir, "pushes"));
+  let key = "";
+  let resumed = false;
   if (options.version !== undefined) {
     version = await client.getVersion(`${modelResource(name)}/versions/${BigInt(options.version)}`);
   } else {
@@ -66,8 +108,24 @@ export async function push(
       metrics: options.metrics ?? {},
       tags: options.tags ?? {},
     };
-    // One request id for the create: a retry after a lost answer returns the same version.
-    version = await client.createVersion(model, draft, randomUUID());
+    key = pushKey(modelResource(name), draft, files);
+    const record = journal.load(key);
+    const earlier = typeof record?.version === "string" ? record.version : "";
+    const found = earlier ? await client.getVersion(earlier).catch((error: unknown) => {
+      if (error instanceof NotFound) return undefined;
+      throw error;
+    }) : undefined;
+    if (found !== undefined && continuable(found, files)) {
+      version = found;
+      resumed = true;
+    } else {
+      // One request id per create, noted before it is sent: a create retried after a lost
+      // answer (or by the next run, after a kill) returns the same version.
+      const requestId = typeof record?.request_id === "string" && !earlier ? record.request_id : randomUUID();
+      journal.save(key, { request_id: requestId });
+      version = await client.createVersion(model, draft, requestId);
+      journal.save(key, { request_id: requestId, version: version.name });
+    }
   }
   const uploader = new Uploader(client);
   const present = new Map(version.files.map((f) => [f.path, `${f.sizeBytes}:${f.sha256}`]));
@@ -77,6 +135,7 @@ export async function push(
   const reports = await mapLimited(files, client.settings.parallelFiles, async (file): Promise<PushedFile> => {
     const entry = { path: file.path, sizeBytes: file.sizeBytes, sha256: file.sha256 };
     if (isPresent(file)) {
+      uploader.forget(version.name, file); // a session that finished before a kill
       return { ...entry, outcome: "present", sentBytes: 0, session: "", skippedBytes: file.sizeBytes, resumedStreams: 0 };
     }
     const { file: _, ...report } = await uploader.upload(version.name, file, {
@@ -90,10 +149,11 @@ export async function push(
     await client.setAlias(model, options.alias, version.number);
     version = await client.getVersion(version.name);
   }
+  if (key) journal.remove(key);
   const uploadedBytes = reports.reduce((sum, file) => sum + file.sentBytes, 0);
   const resentBytes = reports.reduce(
     (sum, file) => sum + Math.max(0, file.sentBytes - (file.sizeBytes - file.skippedBytes)),
     0,
   );
-  return { version, files: reports, uploadedBytes, resentBytes };
+  return { version, files: reports, uploadedBytes, resentBytes, resumed };
 }

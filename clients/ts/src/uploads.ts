@@ -4,7 +4,8 @@
  *
  * - **Known content** (`FindMissingBlobs` says the registry stores these bytes): `StartUpload`
  *   records the file at once and returns a FINISHED session. No byte is sent.
- * - **Large files** (at least `RESUMABLE_MIN_BYTES`): a resumable session. `WriteUpload` streams
+ * - **Large files** (at least `RESUMABLE_MIN_BYTES`): a resumable session, noted in the upload
+ *   journal (journal.ts) so a push after a killed process continues it. `WriteUpload` streams
  *   the bytes from the session's `committed_size`; after a broken stream `GetUploadSession` says
  *   where the service stands and a new stream continues from there. The service commits each
  *   whole part as soon as object storage has it, so a break costs at most the parts in flight.
@@ -25,6 +26,7 @@ import type { RegistryClient } from "./client.js";
 import {
   FailedPrecondition,
   fromConnectError,
+  InvalidArgument,
   type ModelregError,
   NotFound,
   RegistryError,
@@ -38,6 +40,8 @@ import {
   type WriteUploadRequestSchema,
 } from "./gen/modelregistry/v1/artifact_service_pb.js";
 import type { ModelFile } from "./gen/modelregistry/v1/model_pb.js";
+import { join, resolve } from "node:path";
+import { Journal, uploadKey } from "./journal.js";
 import type { LocalFile } from "./local-files.js";
 
 /** S3's smallest part: a smaller file is one part, and a part is what the service commits. */
@@ -84,9 +88,12 @@ function ended(session: UploadSession): FailedPrecondition {
 
 export class Uploader {
   readonly #client: RegistryClient;
+  // Which upload session holds the committed bytes of a file (keyed by `uploadKey`).
+  readonly #journal: Journal;
 
   constructor(client: RegistryClient) {
     this.#client = client;
+    this.#journal = new Journal(join(client.settings.cacheDir, "uploads"));
   }
 
   /** Which of `digests` the registry stores already (asked for the version receiving them). */
@@ -115,8 +122,13 @@ export class Uploader {
     { stored, replace = false }: { stored: boolean; replace?: boolean },
   ): Promise<UploadReport> {
     if (!stored && file.sizeBytes < RESUMABLE_MIN_BYTES) return this.#uploadWhole(version, file, replace);
-    let session = await this.#start(version, file, replace);
-    if (session.state === UploadState.FINISHED) {
+    let session = stored
+      ? await this.#start(version, file, replace)
+      : await this.#resumableSession(version, file, replace);
+    // Recorded from a stored blob at once (a session an earlier push finished is reported by
+    // `writeSession`, which finds nothing left to send).
+    if (session.state === UploadState.FINISHED && session.blobReused) {
+      this.forget(version, file);
       return {
         file: session.file,
         outcome: "deduplicated",
@@ -126,8 +138,50 @@ export class Uploader {
         resumedStreams: 0,
       };
     }
+    if (session.state !== UploadState.FINISHED) this.#remember(version, file, session);
     session = await this.#afterConcurrentUploads(version, file, session, replace);
-    return this.writeSession(file, session);
+    const report = await this.writeSession(file, session);
+    this.forget(version, file);
+    return report;
+  }
+
+  /** The session an interrupted push left for this file, if it can go on; else a new one. */
+  async #resumableSession(version: string, file: LocalFile, replace: boolean): Promise<UploadSession> {
+    const earlier = this.#journal.load(uploadKey(version, file.path, file.sha256))?.session;
+    if (typeof earlier === "string" && earlier !== "") {
+      try {
+        const session = await this.#session(earlier);
+        const spec = session.spec;
+        const same =
+          spec?.modelVersion === version &&
+          spec.path === file.path &&
+          spec.sha256 === file.sha256 &&
+          spec.sizeBytes === BigInt(file.sizeBytes);
+        if (same && (session.state === UploadState.ACTIVE || session.state === UploadState.FINISHED)) {
+          return session;
+        }
+      } catch (error) {
+        // Gone (deleted some time after it ended) or not a session name: start a new one.
+        if (!(error instanceof NotFound || error instanceof InvalidArgument)) throw error;
+      }
+    }
+    return this.#start(version, file, replace);
+  }
+
+  #remember(version: string, file: LocalFile, session: UploadSession): void {
+    this.#journal.save(uploadKey(version, file.path, file.sha256), {
+      session: session.name,
+      model_version: version,
+      path: file.path,
+      sha256: file.sha256,
+      size_bytes: file.sizeBytes,
+      source: resolve(file.source),
+    });
+  }
+
+  /** Drops the journal's note of the file's upload session: nothing is left to resume. */
+  forget(version: string, file: LocalFile): void {
+    this.#journal.remove(uploadKey(version, file.path, file.sha256));
   }
 
   /** Continues an upload session (e.g. one a killed process left) from its `committed_size`. */

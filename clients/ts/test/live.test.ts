@@ -4,9 +4,12 @@
 // tests/integration/cutting_proxy.py) and MODELREG_TS_PULL_BIN (the built modelreg-pull). They
 // are skipped only when those variables are absent (a plain `npm test` on a laptop).
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
+import { once } from "node:events";
 import { randomBytes, randomUUID } from "node:crypto";
-import { mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
+import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -120,6 +123,44 @@ describe("against the registry", { skip }, () => {
     } finally {
       await proxy.stop();
     }
+    assert.deepEqual(await readFile(join(dir, "out", "weights.bin")), weights);
+  });
+
+  it("continues the version and the upload session a killed push left", async () => {
+    const cacheDir = await mkdtemp(join(tmpdir(), "modelreg-ts-cache-"));
+    const size = 96 * MIB;
+    const part = 16 * MIB; // the artifact service's default part: what it commits at a time
+    const weights = randomBytes(size);
+    const dir = await workdir({ "weights.bin": weights });
+    const model = unique("killed");
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", fileURLToPath(new URL("fixtures/push.ts", import.meta.url)), model, join(dir, "in")],
+      { env: { ...env, MODELREG_CACHE_DIR: cacheDir }, stdio: "ignore" },
+    );
+    const exited = once(child, "exit");
+    const registry = client({ cacheDir });
+    // Kill the push once the service committed a part of the file (the session is in the journal).
+    for (let committed = 0n; committed < BigInt(part); await sleep(20)) {
+      assert.equal(child.exitCode, null, "the push finished before it could be killed");
+      const notes = (await readdir(join(cacheDir, "uploads")).catch(() => [])).filter((n) => n.endsWith(".json"));
+      if (notes.length === 0) continue;
+      const note = JSON.parse(await readFile(join(cacheDir, "uploads", notes[0] as string), "utf8")) as { session: string };
+      const session = await registry.call((o) => registry.artifacts.getUploadSession({ name: note.session }, o));
+      committed = session.committedSize;
+    }
+    child.kill("SIGKILL");
+    await exited;
+
+    const pushed = await registry.push(model, join(dir, "in"));
+    assert.equal(pushed.resumed, true);
+    assert.match(pushed.version.name, /\/versions\/1$/); // no stray second version
+    const [file] = pushed.files;
+    assert.equal(file?.outcome, "resumed");
+    assert.ok(file.skippedBytes >= part, `skipped ${file.skippedBytes}`);
+    assert.ok(file.sentBytes <= size - file.skippedBytes, `sent ${file.sentBytes}`);
+    assert.deepEqual(await readdir(join(cacheDir, "uploads")), []); // finished: nothing to resume
+    await registry.pull(pushed.version.name, join(dir, "out"));
     assert.deepEqual(await readFile(join(dir, "out", "weights.bin")), weights);
   });
 
