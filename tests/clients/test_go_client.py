@@ -32,17 +32,24 @@ def test_go_vet_and_gofmt_are_clean() -> None:
 @pytest.mark.integration
 def test_go_tests_against_the_stack(stack: LocalStack) -> None:
     """Unit and live tests; none may skip, since the stack's addresses and a credential are given."""
-    with CuttingProxy(stack.addresses.artifacts, cut_every=12 * MIB, cuts=2) as proxy:
+    # One proxy cuts an upload twice (resumed within the push), the other once after 40 MiB
+    # (a push whose only attempt dies there, continued by the next push).
+    with (
+        CuttingProxy(stack.addresses.artifacts, cut_every=12 * MIB, cuts=2) as proxy,
+        CuttingProxy(stack.addresses.artifacts, cut_every=40 * MIB, cuts=1) as killer,
+    ):
         env = go_environment(
             {
                 "MODELREG_METADATA_ADDR": stack.addresses.metadata,
                 "MODELREG_ARTIFACT_ADDR": stack.addresses.artifacts,
                 "MODELREG_TOKEN": credential_for(ALICE),
                 "MODELREG_TEST_CUT_ARTIFACT_ADDR": proxy.address,
+                "MODELREG_TEST_KILL_ARTIFACT_ADDR": killer.address,
             }
         )
         result = run_go(["test", "-count=1", "-v", "./..."], env, timeout=600)
         cuts = proxy.cuts_done
+        kills = killer.cuts_done
     output = result.stdout + result.stderr
     # The failures first (t.Fatalf lines name their _test.go line), then the end of the output.
     failures = [
@@ -52,10 +59,16 @@ def test_go_tests_against_the_stack(stack: LocalStack) -> None:
     ]
     assert result.returncode == 0, "\n".join(failures) + "\n...\n" + output[-6000:]
     assert "--- SKIP" not in output, re.findall(r"--- SKIP.*\n.*\n", output)
-    live = ("TestLivePushAndPullByAlias", "TestLiveUploadResumesAfterCutConnections", "TestLiveExitCodes")
+    live = (
+        "TestLivePushAndPullByAlias",
+        "TestLiveUploadResumesAfterCutConnections",
+        "TestLivePushContinuesAfterAnInterruptedPush",
+        "TestLiveExitCodes",
+    )
     for test in live:
         assert f"--- PASS: {test}" in output
     assert cuts == 2, "the proxy did not cut the upload twice"
+    assert kills == 1, "the interrupted push was not cut"
 
 
 def test_modelreg_pull_builds_static(tmp_path: Path) -> None:

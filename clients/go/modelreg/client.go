@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -40,6 +41,8 @@ type Client struct {
 	cfg          Config
 	metadataConn *grpc.ClientConn
 	artifactConn *grpc.ClientConn
+	// Which session holds a file's committed bytes, and which version a push created.
+	uploads, pushes journal
 }
 
 // Dial opens (lazily: no network traffic until the first call) the connections to both services.
@@ -61,7 +64,16 @@ func Dial(cfg Config) (*Client, error) {
 		cfg:          cfg,
 		metadataConn: metadataConn,
 		artifactConn: artifactConn,
+		uploads:      journal{cacheSubdir(cfg.CacheDir, "uploads")},
+		pushes:       journal{cacheSubdir(cfg.CacheDir, "pushes")},
 	}, nil
+}
+
+func cacheSubdir(cacheDir, name string) string {
+	if cacheDir == "" {
+		return ""
+	}
+	return filepath.Join(cacheDir, name)
 }
 
 // DialFromEnv is Dial(ConfigFromEnv()).

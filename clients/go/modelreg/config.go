@@ -98,6 +98,10 @@ type Config struct {
 	ChunkBytes int
 	// Files transferred at once (4); each holds a few data messages in memory.
 	ParallelFiles int
+	// Where the upload and push journals go (<CacheDir>/uploads, <CacheDir>/pushes), so a push
+	// whose process was killed continues its version and each large file's session. Empty: no
+	// journal. ConfigFromEnv sets DefaultCacheDir().
+	CacheDir string
 }
 
 func (c Config) withDefaults() Config {
@@ -138,8 +142,8 @@ func (c Config) tlsFor(address string) bool {
 	return c.TLS == TLSOn || (c.TLS == TLSAuto && !IsLoopback(address))
 }
 
-// ConfigFromEnv reads MODELREG_METADATA_ADDR, MODELREG_ARTIFACT_ADDR, the credential and the TLS
-// variables. The credential is the first source that is set: MODELREG_TOKEN, then the file
+// ConfigFromEnv reads MODELREG_METADATA_ADDR, MODELREG_ARTIFACT_ADDR, MODELREG_CACHE_DIR, the
+// credential and the TLS variables. The credential is the first source that is set: MODELREG_TOKEN, then the file
 // MODELREG_TOKEN_FILE names, then (only for a loopback metadata address) the local stack's
 // ${MODELREG_DATA_DIR:-.data}/admin.token. A source that is set but unusable is an error, never
 // a silent step to the next one: that would act as somebody else.
@@ -147,6 +151,7 @@ func ConfigFromEnv() (Config, error) {
 	cfg := Config{
 		MetadataAddr: os.Getenv(MetadataAddrEnv),
 		ArtifactAddr: os.Getenv(ArtifactAddrEnv),
+		CacheDir:     DefaultCacheDir(),
 	}.withDefaults()
 	token, source, err := findCredential(cfg.MetadataAddr)
 	if err != nil {

@@ -12,9 +12,8 @@
 // at once, SHA-256 verified on the way in and out, broken streams resumed from the service's
 // committed offset, and memory bounded by a few data messages per file.
 //
-// One difference from the Python SDK: the Go client keeps no journal on disk, so a push whose
-// process was killed does not find its upload sessions again. Give PushOptions.RequestID a
-// value derived from what is pushed and a rerun continues the same version (files already in
-// its manifest are not sent again; a large file being uploaded starts over). A pull continues
-// from the partial files it left in DIR/.modelreg-partial.
+// Like the Python SDK, a push keeps notes in the cache directory (Config.CacheDir, from
+// MODELREG_CACHE_DIR; the SDK's layout): running the same push again after its process was
+// killed continues the version it had created, and each large file from the bytes the service
+// had committed. A pull continues from the partial files it left in DIR/.modelreg-partial.
 package modelreg

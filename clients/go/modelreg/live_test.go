@@ -9,9 +9,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,8 +24,12 @@ import (
 )
 
 // CutArtifactAddrEnv names a loopback proxy in front of the artifact service that resets every
-// connection after so many bytes (tests/integration/cutting_proxy.py).
-const CutArtifactAddrEnv = "MODELREG_TEST_CUT_ARTIFACT_ADDR"
+// connection after so many bytes (tests/integration/cutting_proxy.py); KillArtifactAddrEnv
+// another one, which resets the connection once, after 40 MiB.
+const (
+	CutArtifactAddrEnv  = "MODELREG_TEST_CUT_ARTIFACT_ADDR"
+	KillArtifactAddrEnv = "MODELREG_TEST_KILL_ARTIFACT_ADDR"
+)
 
 func liveConfig(t *testing.T) modelreg.Config {
 	t.Helper()
@@ -209,6 +215,80 @@ func TestLiveUploadResumesAfterCutConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertPulled(t, dest, contents)
+}
+
+// A push that dies mid-upload (here: its only attempt meets a reset connection, as a killed
+// process would stop) is continued by the next push of the same files with the same cache
+// directory: the same version, and the large file from the bytes the service had committed.
+func TestLivePushContinuesAfterAnInterruptedPush(t *testing.T) {
+	cfg := liveConfig(t)
+	if os.Getenv(KillArtifactAddrEnv) == "" {
+		t.Skipf("%s is not set: no cutting proxy (tests/clients/test_go_client.py starts one)", KillArtifactAddrEnv)
+	}
+	cfg.CacheDir = t.TempDir()
+	dying := cfg
+	dying.ArtifactAddr = os.Getenv(KillArtifactAddrEnv)
+	dying.Retry = modelreg.RetryPolicy{Attempts: 1}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	source := t.TempDir()
+	contents := writeRandom(t, source, map[string]int{"big.bin": 48 << 20, "small.json": 80 << 10})
+	model := uniqueModel("killed")
+	if _, err := dial(t, dying).Push(ctx, model, source, modelreg.PushOptions{Metrics: map[string]float64{"auc": 0.5}}); !errors.Is(err, modelreg.ErrUnavailable) {
+		t.Fatalf("the interrupted push: %v", err)
+	}
+	client := dial(t, cfg)
+	// The service records the parts that were in flight at the cut once object storage has them,
+	// which may be a moment after the client gave up; a rerun comes later than that.
+	waitForCommittedBytes(ctx, t, client, cfg.CacheDir)
+	pushed, err := client.Push(ctx, model, source, modelreg.PushOptions{Metrics: map[string]float64{"auc": 0.5}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !pushed.ContinuedEarlierPush || !strings.HasSuffix(pushed.Version.GetName(), "/versions/1") {
+		t.Fatalf("a second version instead of the interrupted one: %s (continued %v)", pushed.Version.GetName(), pushed.ContinuedEarlierPush)
+	}
+	for _, f := range pushed.Files {
+		if f.Path == "big.bin" && (f.Outcome != modelreg.OutcomeResumed || f.SkippedBytes <= 0 || f.TransferredBytes+f.SkippedBytes != f.SizeBytes) {
+			t.Fatalf("the large file did not continue its session: %+v", f)
+		}
+	}
+	dest := t.TempDir()
+	if _, err := client.Pull(ctx, pushed.Version.GetName(), dest, modelreg.PullOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	assertPulled(t, dest, contents)
+	if left, _ := os.ReadDir(filepath.Join(cfg.CacheDir, "uploads")); len(left) != 0 {
+		t.Fatalf("upload notes left after the push: %d", len(left))
+	}
+	if left, _ := os.ReadDir(filepath.Join(cfg.CacheDir, "pushes")); len(left) != 0 {
+		t.Fatalf("push notes left after the push: %d", len(left))
+	}
+}
+
+// waitForCommittedBytes waits until the upload session the journal notes (the documented
+// layout, <cache>/uploads/<key>.json, shared with the Python SDK) has committed bytes.
+func waitForCommittedBytes(ctx context.Context, t *testing.T, client *modelreg.Client, cacheDir string) {
+	t.Helper()
+	notes, _ := os.ReadDir(filepath.Join(cacheDir, "uploads"))
+	if len(notes) != 1 {
+		t.Fatalf("the interrupted push left %d upload notes, want 1", len(notes))
+	}
+	data, err := os.ReadFile(filepath.Join(cacheDir, "uploads", notes[0].Name()))
+	var note struct{ Session string }
+	if err != nil || json.Unmarshal(data, &note) != nil {
+		t.Fatalf("upload note: %v %s", err, data)
+	}
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		session, err := client.Artifacts.GetUploadSession(ctx, &v1.GetUploadSessionRequest{Name: note.Session})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if session.GetCommittedSize() > 0 {
+			return
+		}
+	}
+	t.Fatalf("%s committed nothing of the bytes sent before the cut", note.Session)
 }
 
 func TestLiveErrorReasons(t *testing.T) {

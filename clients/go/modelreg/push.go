@@ -22,7 +22,8 @@ type PushOptions struct {
 	// Fail with NOT_FOUND instead of registering a model that does not exist yet.
 	NoCreateModel bool
 	// A request id for CreateModelVersion (AIP-155): the same push repeated with it gets the
-	// same version instead of a second one. Empty: a new one per call.
+	// same version instead of a second one. Empty: the push journal's (a new one per push of
+	// new content; the same one when an interrupted push of this content is repeated).
 	RequestID string
 }
 
@@ -31,6 +32,9 @@ type PushResult struct {
 	Version *v1.ModelVersion
 	Files   []TransferredFile
 	Alias   string
+	// The version was created by an earlier push of the same content that was interrupted
+	// (found through the push journal), and this push finished it.
+	ContinuedEarlierPush bool
 }
 
 // Push registers a file or a directory as a new, sealed version of model (`namespace/model`):
@@ -61,12 +65,14 @@ func (c *Client) Push(ctx context.Context, model, source string, opts PushOption
 			return nil, invalidName("params: %v", err)
 		}
 	}
-	requestID := opts.RequestID
-	if requestID == "" {
-		requestID = newRequestID()
-	}
-	version, err := c.Metadata.CreateModelVersion(ctx, &v1.CreateModelVersionRequest{
-		Parent: modelName, ModelVersion: draft, RequestId: requestID,
+	key := pushKey(modelName, draft, files)
+	version, resumed, err := c.resumeOrCreate(ctx, key, files, func(requestID string) (*v1.ModelVersion, error) {
+		if opts.RequestID != "" {
+			requestID = opts.RequestID
+		}
+		return c.Metadata.CreateModelVersion(ctx, &v1.CreateModelVersionRequest{
+			Parent: modelName, ModelVersion: draft, RequestId: requestID,
+		})
 	})
 	if err != nil {
 		return nil, err
@@ -88,7 +94,34 @@ func (c *Client) Push(ctx context.Context, model, source string, opts PushOption
 			return nil, err
 		}
 	}
-	return &PushResult{Version: version, Files: transferred, Alias: opts.Alias}, nil
+	c.pushes.remove(key)
+	return &PushResult{Version: version, Files: transferred, Alias: opts.Alias, ContinuedEarlierPush: resumed}, nil
+}
+
+// resumeOrCreate is the version this push works on, and whether an interrupted earlier push of
+// the same content and metadata left it (the push journal remembers which version that was).
+func (c *Client) resumeOrCreate(ctx context.Context, key string, files []LocalFile, create func(requestID string) (*v1.ModelVersion, error)) (*v1.ModelVersion, bool, error) {
+	var note pushNote
+	if c.pushes.load(key, &note) && note.Version != "" {
+		earlier, err := c.Metadata.GetModelVersion(ctx, &v1.GetModelVersionRequest{Name: note.Version})
+		switch {
+		case err == nil && continuable(earlier, files):
+			return earlier, true, nil
+		case err != nil && !errors.Is(err, ErrNotFound):
+			return nil, false, err
+		}
+	}
+	if note.RequestID == "" {
+		note.RequestID = newRequestID()
+	}
+	// Saved before the create: a create whose answer was lost is repeated with the same id.
+	c.pushes.save(key, pushNote{RequestID: note.RequestID})
+	version, err := create(note.RequestID)
+	if err != nil {
+		return nil, false, err
+	}
+	c.pushes.save(key, pushNote{RequestID: note.RequestID, Version: version.GetName()})
+	return version, false, nil
 }
 
 // UploadFiles uploads every file the PENDING version's manifest lacks, ParallelFiles at a time,
@@ -118,6 +151,7 @@ func (c *Client) UploadFiles(ctx context.Context, version *v1.ModelVersion, file
 		group.Go(func() error {
 			if present[file.Path] == file.SHA256 {
 				out[i] = c.report(file, OutcomeAlreadyPresent, 0, "", file.SizeBytes, 0)
+				c.forget(version.GetName(), file) // a session that finished before a kill
 				return nil
 			}
 			report, err := c.UploadFile(ctx, version.GetName(), file, stored[file.SHA256], false)

@@ -166,7 +166,7 @@ func fakeUpload(t *testing.T, faults ...streamFault) (*Client, *fakeArtifacts, L
 
 func TestResumeAfterOffsetMismatchAndBrokenStream(t *testing.T) {
 	client, fake, file, data := fakeUpload(t, faultOffsetMoved, faultBrokenInternal)
-	report, err := client.writeSession(context.Background(), file, fake.copySession())
+	report, err := client.writeSession(context.Background(), "", file, fake.copySession())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +185,7 @@ func TestResumeAfterOffsetMismatchAndBrokenStream(t *testing.T) {
 
 func TestRefusedBytesBehindInternalEndTheUpload(t *testing.T) {
 	client, fake, file, _ := fakeUpload(t, faultRefusedInternal)
-	_, err := client.writeSession(context.Background(), file, fake.copySession())
+	_, err := client.writeSession(context.Background(), "", file, fake.copySession())
 	var ended *Error
 	if !errors.As(err, &ended) || ended.Reason != "DIGEST_MISMATCH" || ended.Code != codes.FailedPrecondition {
 		t.Fatalf("a session the service FAILED: %v", err)
@@ -197,7 +197,7 @@ func TestRefusedBytesBehindInternalEndTheUpload(t *testing.T) {
 
 func TestTheServicesOwnInternalIsAnAnswer(t *testing.T) {
 	client, fake, file, _ := fakeUpload(t, faultServiceInternal)
-	_, err := client.writeSession(context.Background(), file, fake.copySession())
+	_, err := client.writeSession(context.Background(), "", file, fake.copySession())
 	if Code(err) != codes.Internal || len(fake.starts) != 1 {
 		t.Fatalf("INTERNAL with the service's request id: %v after %d streams", err, len(fake.starts))
 	}

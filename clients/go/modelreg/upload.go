@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -111,22 +112,59 @@ func (c *Client) UploadFile(ctx context.Context, version string, file LocalFile,
 			return c.report(file, OutcomeDeduplicated, 0, session.GetName(), file.SizeBytes, 0), nil
 		}
 		// The blob was collected in between: send the bytes after all.
+		c.remember(version, file, session)
 		if session, err = c.afterConcurrentUploads(ctx, version, file, session, replace); err != nil {
 			return TransferredFile{}, err
 		}
-		return c.writeSession(ctx, file, session)
+		return c.writeSession(ctx, version, file, session)
 	}
 	if file.SizeBytes < ResumableMinBytes {
 		return c.uploadWhole(ctx, version, file, replace)
 	}
-	session, err := c.startUpload(ctx, version, file, replace)
+	session, err := c.resumableSession(ctx, version, file, replace)
 	if err != nil {
 		return TransferredFile{}, err
 	}
 	if session, err = c.afterConcurrentUploads(ctx, version, file, session, replace); err != nil {
 		return TransferredFile{}, err
 	}
-	return c.writeSession(ctx, file, session)
+	return c.writeSession(ctx, version, file, session)
+}
+
+// resumableSession is the session an interrupted push (this process or a killed one) left for
+// the file, if it can go on; else a new one, noted in the upload journal.
+func (c *Client) resumableSession(ctx context.Context, version string, file LocalFile, replace bool) (*v1.UploadSession, error) {
+	var note uploadNote
+	if c.uploads.load(uploadKey(version, file), &note) && note.Session != "" {
+		earlier, err := c.session(ctx, note.Session)
+		switch {
+		case err == nil && continues(earlier, version, file):
+			return earlier, nil
+		case err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrInvalidArgument):
+			return nil, err
+		}
+	}
+	session, err := c.startUpload(ctx, version, file, replace)
+	if err == nil && session.GetState() != v1.UploadState_UPLOAD_STATE_FINISHED {
+		c.remember(version, file, session)
+	}
+	return session, err
+}
+
+func (c *Client) remember(version string, file LocalFile, session *v1.UploadSession) {
+	source, err := filepath.Abs(file.Source)
+	if err != nil {
+		source = file.Source
+	}
+	c.uploads.save(uploadKey(version, file), uploadNote{
+		Session: session.GetName(), ModelVersion: version, Path: file.Path, SHA256: file.SHA256,
+		SizeBytes: file.SizeBytes, Source: source,
+	})
+}
+
+// forget drops the journal's note of the file's upload session: nothing is left to resume.
+func (c *Client) forget(version string, file LocalFile) {
+	c.uploads.remove(uploadKey(version, file))
 }
 
 func (c *Client) report(file LocalFile, outcome string, sent int64, session string, skipped int64, resumed int) TransferredFile {
@@ -181,8 +219,12 @@ func (c *Client) afterConcurrentUploads(ctx context.Context, version string, fil
 		}
 		// Stored by the other upload: record the file from its blob, drop the waiting session.
 		c.cancelQuietly(ctx, session.GetName())
+		c.forget(version, file)
 		if session, err = c.startUpload(ctx, version, file, replace); err != nil {
 			return nil, err
+		}
+		if session.GetState() != v1.UploadState_UPLOAD_STATE_FINISHED { // collected meanwhile (rare)
+			c.remember(version, file, session)
 		}
 	}
 	return session, nil
@@ -194,7 +236,7 @@ func (c *Client) cancelQuietly(ctx context.Context, name string) {
 }
 
 // writeSession sends the bytes the session lacks, continuing from committed_size after any break.
-func (c *Client) writeSession(ctx context.Context, file LocalFile, session *v1.UploadSession) (TransferredFile, error) {
+func (c *Client) writeSession(ctx context.Context, version string, file LocalFile, session *v1.UploadSession) (TransferredFile, error) {
 	skipped := session.GetCommittedSize() // committed by an earlier push of this file
 	var sent int64
 	resumed := 0
@@ -240,6 +282,7 @@ func (c *Client) writeSession(ctx context.Context, file LocalFile, session *v1.U
 	if finished.GetState() != v1.UploadState_UPLOAD_STATE_FINISHED {
 		return TransferredFile{}, ended(finished)
 	}
+	c.forget(version, file)
 	outcome := OutcomeUploaded
 	if skipped > 0 {
 		outcome = OutcomeResumed
