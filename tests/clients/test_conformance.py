@@ -61,7 +61,7 @@ class Leg:
 
 def _go_leg(tmp: Path) -> Leg:
     binary = build("./cmd/conformance", tmp / "conformance-go", go_environment())
-    return Leg("go", [str(binary)], REPOSITORY, go_environment())
+    return Leg("go", [str(binary)], REPOSITORY, go_environment({"MODELREG_CACHE_DIR": str(tmp / "go-cache")}))
 
 
 def _python_leg(tmp: Path) -> Leg:
@@ -80,6 +80,7 @@ def _ts_leg(tmp: Path) -> Leg | None:
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
     env = {key: value for key, value in os.environ.items() if not key.startswith("MODELREG_")}
+    env["MODELREG_CACHE_DIR"] = str(tmp / "ts-cache")
     return Leg("ts", [str(tsx), str(TS_SCENARIO)], TS_PACKAGE, env)
 
 

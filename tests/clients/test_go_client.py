@@ -30,7 +30,7 @@ def test_go_vet_and_gofmt_are_clean() -> None:
 
 
 @pytest.mark.integration
-def test_go_tests_against_the_stack(stack: LocalStack) -> None:
+def test_go_tests_against_the_stack(stack: LocalStack, tmp_path: Path) -> None:
     """Unit and live tests; none may skip, since the stack's addresses and a credential are given."""
     # One proxy cuts an upload twice (resumed within the push), the other once after 40 MiB
     # (a push whose only attempt dies there, continued by the next push).
@@ -45,6 +45,8 @@ def test_go_tests_against_the_stack(stack: LocalStack) -> None:
                 "MODELREG_TOKEN": credential_for(ALICE),
                 "MODELREG_TEST_CUT_ARTIFACT_ADDR": proxy.address,
                 "MODELREG_TEST_KILL_ARTIFACT_ADDR": killer.address,
+                # The push journals of DialFromEnv's clients: never the developer's ~/.cache.
+                "MODELREG_CACHE_DIR": str(tmp_path / "cache"),
             }
         )
         result = run_go(["test", "-count=1", "-v", "./..."], env, timeout=600)
