@@ -65,6 +65,7 @@ def test_go_tests_against_the_stack(stack: LocalStack, tmp_path: Path) -> None:
         "TestLivePushAndPullByAlias",
         "TestLiveUploadResumesAfterCutConnections",
         "TestLivePushContinuesAfterAnInterruptedPush",
+        "TestLivePullResumesAfterACutDownload",
         "TestLiveExitCodes",
     )
     for test in live:
