@@ -22,6 +22,8 @@ FROM python:3.11.14-slim-bookworm
 # pip, setuptools and wheel come with the base image; nothing installs at run time.
 RUN python -m pip uninstall --yes --disable-pip-version-check pip setuptools wheel
 COPY --from=build /opt/venv /opt/venv
+# The exec probe of a TLS port (kubelet's grpc probe is plaintext only): overlays/prod.
+COPY deploy/docker/grpc_health_probe.py /opt/modelreg/grpc_health_probe.py
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
