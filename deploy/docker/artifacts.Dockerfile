@@ -1,6 +1,6 @@
 # The artifact service (verified model files in S3): `modelreg-artifacts`.
 # Build from the repository root (the context must hold the uv workspace and its lock file):
-#   docker build -f deploy/docker/artifacts.Dockerfile -t modelreg-artifacts .
+#   docker build -f deploy/docker/artifacts.Dockerfile -t modelreg/artifacts:0.1.0 .
 # Two stages: the build stage installs exactly the locked dependencies of the `modelreg-artifacts` workspace
 # member into /opt/venv with uv; the final stage is the same slim Python with that venv only
 # (no uv, no pip, no compilers), run as a numeric non-root user so `runAsNonRoot` can verify it.

@@ -1,6 +1,6 @@
 # The `modelreg` CLI, for deployment jobs: init containers pulling a model, training Jobs pushing one.
 # Build from the repository root (the context must hold the uv workspace and its lock file):
-#   docker build -f deploy/docker/cli.Dockerfile -t modelreg-cli .
+#   docker build -f deploy/docker/cli.Dockerfile -t modelreg/cli:0.1.0 .
 # Two stages: the build stage installs exactly the locked dependencies of the `modelreg` workspace
 # member into /opt/venv with uv; the final stage is the same slim Python with that venv only
 # (no uv, no pip, no compilers), run as a numeric non-root user so `runAsNonRoot` can verify it.

@@ -36,7 +36,13 @@ def first_dns_name(cert_file: Path) -> str:
 
 
 def check(
-    port: int, service: str, ca_file: Path, cert_file: Path, client: tuple[Path, Path] | None, timeout: float
+    port: int,
+    service: str,
+    ca_file: Path,
+    cert_file: Path,
+    *,
+    client: tuple[Path, Path] | None,
+    timeout: float,
 ) -> str:
     credentials = grpc.ssl_channel_credentials(
         root_certificates=ca_file.read_bytes(),
@@ -65,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     client = (args.client_cert, args.client_key) if args.client_cert and args.client_key else None
     try:
-        status = check(args.port, args.service, args.ca, Path(cert_file), client, args.timeout)
+        status = check(args.port, args.service, args.ca, Path(cert_file), client=client, timeout=args.timeout)
     except (grpc.RpcError, OSError, ValueError) as exc:
         print(f"health check failed: {exc}", file=sys.stderr)  # noqa: T201
         return 1

@@ -1,6 +1,6 @@
 # The metadata service (models, versions, aliases, the trail over MongoDB): `modelreg-metadata`.
 # Build from the repository root (the context must hold the uv workspace and its lock file):
-#   docker build -f deploy/docker/metadata.Dockerfile -t modelreg-metadata .
+#   docker build -f deploy/docker/metadata.Dockerfile -t modelreg/metadata:0.1.0 .
 # Two stages: the build stage installs exactly the locked dependencies of the `modelreg-metadata` workspace
 # member into /opt/venv with uv; the final stage is the same slim Python with that venv only
 # (no uv, no pip, no compilers), run as a numeric non-root user so `runAsNonRoot` can verify it.
