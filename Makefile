@@ -7,6 +7,8 @@ SHELL := bash
 
 UV_VERSION := 0.13.8
 GRPCURL_VERSION := v1.9.3
+# v5.8.3 needs Go >= 1.27 (shared toolchain notes); v5.8.2 builds with the machine's Go 1.26.
+KUSTOMIZE_VERSION := v5.8.2
 TOOLS := $(CURDIR)/.tools
 UV := $(TOOLS)/uv/bin/uv
 VENV := $(CURDIR)/.venv
@@ -43,6 +45,13 @@ $(TOOLS)/bin/grpcurl:
 	@echo "building grpcurl (first time only, about a minute)..." >&2
 	GOBIN=$(TOOLS)/bin $(GO) install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
 
+$(TOOLS)/bin/kustomize:
+	@echo "building kustomize $(KUSTOMIZE_VERSION) (first time only, about a minute)..." >&2
+	GOBIN=$(TOOLS)/bin $(GO) install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+
+.PHONY: kustomize
+kustomize: $(TOOLS)/bin/kustomize ## Build kustomize (tests/deploy render deploy/k8s with it)
+
 .PHONY: ferretdb
 ferretdb: $(TOOLS)/bin/modelreg-ferretdb ## Build the FerretDB wrapper (what `make run` needs besides .venv)
 
@@ -50,7 +59,7 @@ ferretdb: $(TOOLS)/bin/modelreg-ferretdb ## Build the FerretDB wrapper (what `ma
 grpcurl: $(TOOLS)/bin/grpcurl ## Build grpcurl (for the raw gRPC examples and the tests, not for `make run`)
 
 .PHONY: tools
-tools: venv ferretdb grpcurl ## Build the local servers' binaries (FerretDB wrapper, grpcurl)
+tools: venv ferretdb grpcurl kustomize ## Build the local servers' binaries (FerretDB wrapper, grpcurl) and kustomize
 
 # Only what running needs. `exec`: make's child is the stack itself, which also stops when make is
 # sent SIGINT (make keeps it to itself: deploy/local/modelreg_local/parent.py).
@@ -76,12 +85,16 @@ bench-metadata: tools ## Metadata service vs MLflow: create, get by alias, searc
 	$(PY) -m bench.metadata_bench --only replicas
 
 .PHONY: lint
-lint: venv ## ruff, mypy (strict), buf lint and buf format
+lint: venv lint-deploy ## ruff, mypy (strict), buf lint and buf format, hadolint
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(BUF) lint
 	$(BUF) format --diff --exit-code
+
+.PHONY: lint-deploy
+lint-deploy: venv ## hadolint over the images' Dockerfiles (deploy/docker)
+	$(VENV)/bin/hadolint deploy/docker/*.Dockerfile
 
 .PHONY: fmt
 fmt: venv ## Format Python and proto sources
