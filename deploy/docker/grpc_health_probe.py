@@ -2,6 +2,7 @@
 
     python /opt/modelreg/grpc_health_probe.py --port 50051 --ca /etc/modelreg/tls/ca.crt \
         [--service modelregistry.v1.MetadataService] [--client-cert F --client-key F]
+    python /opt/modelreg/grpc_health_probe.py --port 50051 --plaintext   # compose healthchecks
 
 Kubelet's own `grpc` probe speaks plaintext only, and a service with MODELREG_TLS_CERT_FILE
 serves TLS only (docs/tls.md), so the prod overlay probes with this script inside the container.
@@ -35,22 +36,18 @@ def first_dns_name(cert_file: Path) -> str:
     return dns[0]
 
 
-def check(
-    port: int,
-    service: str,
-    ca_file: Path,
-    cert_file: Path,
-    *,
-    client: tuple[Path, Path] | None,
-    timeout: float,
-) -> str:
+def tls_channel(port: int, ca_file: Path, cert_file: Path, client: tuple[Path, Path] | None) -> grpc.Channel:
     credentials = grpc.ssl_channel_credentials(
         root_certificates=ca_file.read_bytes(),
         private_key=client[1].read_bytes() if client else None,
         certificate_chain=client[0].read_bytes() if client else None,
     )
     options = [("grpc.ssl_target_name_override", first_dns_name(cert_file))]
-    with grpc.secure_channel(f"127.0.0.1:{port}", credentials, options=options) as channel:
+    return grpc.secure_channel(f"127.0.0.1:{port}", credentials, options=options)
+
+
+def check(channel: grpc.Channel, service: str, timeout: float) -> str:
+    with channel:
         stub = health_pb2_grpc.HealthStub(channel)
         reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)
     return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
@@ -60,18 +57,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--service", default="", help="a service name; empty: the whole server")
-    parser.add_argument("--ca", type=Path, required=True, help="the CA that issued the service's certificate")
+    parser.add_argument("--ca", type=Path, help="the CA that issued the service's certificate")
+    parser.add_argument("--plaintext", action="store_true", help="a plaintext port (compose, a mesh)")
     parser.add_argument("--client-cert", type=Path, help="for an mTLS port: a client certificate")
     parser.add_argument("--client-key", type=Path)
     parser.add_argument("--timeout", type=float, default=4.0)
     args = parser.parse_args(argv)
     cert_file = os.environ.get(CERT_FILE_ENV, "")
-    if not cert_file:
-        print(f"{CERT_FILE_ENV} is not set: this service is not serving TLS", file=sys.stderr)  # noqa: T201
+    if not args.plaintext and not (cert_file and args.ca):
+        print(f"TLS needs --ca and {CERT_FILE_ENV} (the service's own); else --plaintext", file=sys.stderr)  # noqa: T201
         return 1
     client = (args.client_cert, args.client_key) if args.client_cert and args.client_key else None
     try:
-        status = check(args.port, args.service, args.ca, Path(cert_file), client=client, timeout=args.timeout)
+        channel = (
+            grpc.insecure_channel(f"127.0.0.1:{args.port}")
+            if args.plaintext
+            else tls_channel(args.port, args.ca, Path(cert_file), client)
+        )
+        status = check(channel, args.service, args.timeout)
     except (grpc.RpcError, OSError, ValueError) as exc:
         print(f"health check failed: {exc}", file=sys.stderr)  # noqa: T201
         return 1

@@ -169,3 +169,18 @@ def test_the_tls_health_probe_passes_while_serving_and_fails_otherwise(
     # Nothing listening.
     server.server.stop(None)
     assert server.probe("--ca", str(ca.ca_file), "--timeout", "1").returncode == 1
+
+
+def test_the_health_probe_checks_a_plaintext_port_for_compose() -> None:
+    servicer = health.HealthServicer()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        command = [sys.executable, str(PROBE), "--port", str(port), "--plaintext"]
+        assert subprocess.run(command, check=False, timeout=30).returncode == 0
+        servicer.enter_graceful_shutdown()  # what the services do on SIGTERM
+        assert subprocess.run(command, check=False, timeout=30, capture_output=True).returncode == 1
+    finally:
+        server.stop(None)
