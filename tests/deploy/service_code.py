@@ -120,6 +120,10 @@ def load(loader: Loader, env: Mapping[str, str]) -> tuple[Any, list[str], set[st
         settings = loader(recording)
     except ConfigError as exc:
         return None, list(exc.problems), recording.read
+    except TlsConfigError as exc:
+        return None, list(exc.problems), recording.read
+    except ValueError as exc:  # a loader that stops at its first problem (the web UI's)
+        return None, [str(exc)], recording.read
     return settings, [], recording.read
 
 
