@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
 import pytest
 import yaml
 
@@ -22,6 +23,8 @@ K8S = REPO / "deploy" / "k8s"
 OVERLAYS = ("dev", "prod")
 JOBS_EXAMPLES = K8S / "examples" / "jobs"
 KUBERNETES_VERSION = "1.33.0"
+# Custom resources (Prometheus Operator) have no schema in kubernetes-validate.
+CRD_GROUPS = ("monitoring.coreos.com/",)
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 Doc = dict[str, Any]
@@ -46,16 +49,18 @@ def tool(name: str, env_override: str) -> str:
     pytest.skip(message)
 
 
-def render(directory: Path) -> list[Doc]:
-    """`kustomize build <directory>` as a list of objects."""
+def render(directory: Path, *, outside_root: bool = False) -> list[Doc]:
+    """`kustomize build <directory>` as a list of objects; `outside_root` lets a kustomization
+    (a test's own, in a temporary directory) use files outside its directory."""
+    flags = ["--load-restrictor", "LoadRestrictionsNone"] if outside_root else []
     result = subprocess.run(
-        [tool("kustomize", "KUSTOMIZE"), "build", str(directory)],
+        [tool("kustomize", "KUSTOMIZE"), "build", *flags, str(directory)],
         capture_output=True,
         text=True,
         check=False,
         timeout=120,
     )
-    assert result.returncode == 0, f"kustomize build {directory.relative_to(REPO)}:\n{result.stderr}"
+    assert result.returncode == 0, f"kustomize build {directory}:\n{result.stderr}"
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
@@ -155,3 +160,13 @@ def probe_port(probe: Doc) -> int:
             return int(probe[handler]["port"])
     command = probe["exec"]["command"]
     return int(command[command.index("--port") + 1])
+
+
+def validate_all(docs: list[Doc]) -> None:
+    for doc in docs:
+        if doc["apiVersion"].startswith(CRD_GROUPS):
+            continue  # no bundled schema: tests/deploy/test_manifests.py checks their keys
+        try:
+            kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            pytest.fail(f"{doc['kind']}/{doc['metadata']['name']}: {exc.message} at {list(exc.path)}")

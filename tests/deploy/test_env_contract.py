@@ -14,6 +14,8 @@ environment a rendered Deployment gives its container, so the test fails when:
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pytest
@@ -33,6 +35,7 @@ from tests.deploy.manifests import (
     port_of,
     probe_port,
     render,
+    validate_all,
 )
 from tests.deploy.service_code import (
     OTEL_STANDARD,
@@ -162,3 +165,27 @@ def test_both_services_mount_the_same_internal_credential() -> None:
         assert len(secrets) == 1, (
             f"{overlay_name}: the services read different internal credentials {secrets}"
         )
+
+
+def test_the_kubernetes_jwt_component_gives_both_services_the_issuers_they_read(tmp_path: Path) -> None:
+    """components/kubernetes-jwt on top of prod, as an operator adds it once the JWKS is in."""
+    component = K8S / "components" / "kubernetes-jwt"
+    overlay_dir = tmp_path / "prod-with-jwt"
+    overlay_dir.mkdir()
+    (overlay_dir / "kustomization.yaml").write_text(
+        f"resources: [{os.path.relpath(K8S / 'overlays' / 'prod', overlay_dir)}]\n"
+        f"components: [{os.path.relpath(component, overlay_dir)}]\n"
+    )
+    docs = render(overlay_dir, outside_root=True)
+    validate_all(docs)
+    issuers = json.loads((component / "issuers.json").read_text())
+    assert all("modelreg" in issuer["audiences"] and issuer["kubernetes"] for issuer in issuers)
+    for service in SERVICES[:2]:
+        assert service.loader is not None
+        pod, container = _service_container(docs, service)
+        env = container_env(docs, container).values
+        issuers_file = Path(env["MODELREG_OIDC_ISSUERS_FILE"])
+        assert str(issuers_file.parent) in _mount_paths(pod, container)
+        assert not refused(service.loader, env, _mount_paths(pod, container))
+        [volume] = [v for v in pod["volumes"] if v["name"] == "oidc-issuers"]
+        named(docs, "ConfigMap", volume["configMap"]["name"])

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import re
 
-import kubernetes_validate
 import pytest
 
 from tests.deploy.manifests import (
     JOBS_EXAMPLES,
     K8S,
-    KUBERNETES_VERSION,
     OVERLAYS,
     REPO,
     Doc,
@@ -22,28 +20,18 @@ from tests.deploy.manifests import (
     of_kind,
     pod_spec,
     render,
+    validate_all,
 )
 
 WORKLOADS = ("Deployment", "StatefulSet", "Job", "CronJob", "DaemonSet")
 SERVICES = ("modelreg-metadata", "modelreg-artifacts", "modelreg-web")
-CRD_GROUPS = ("monitoring.coreos.com/",)
-
-
-def _validate(docs: list[Doc]) -> None:
-    for doc in docs:
-        if doc["apiVersion"].startswith(CRD_GROUPS):
-            continue  # test_monitoring_objects_*
-        try:
-            kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
-        except kubernetes_validate.ValidationError as exc:
-            pytest.fail(f"{doc['kind']}/{doc['metadata']['name']}: {exc.message} at {list(exc.path)}")
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_object_of_the_overlay_validates_strictly(overlay: str) -> None:
     docs = render(K8S / "overlays" / overlay)
     assert {d["metadata"]["name"] for d in of_kind(docs, "Deployment")} >= set(SERVICES)
-    _validate(docs)
+    validate_all(docs)
 
 
 def test_the_deployment_job_examples_render_and_validate() -> None:
@@ -51,7 +39,7 @@ def test_the_deployment_job_examples_render_and_validate() -> None:
         pytest.skip("deploy/k8s/examples/jobs is not in this tree yet (issue 15, jobs)")
     docs = render(JOBS_EXAMPLES)
     assert of_kind(docs, "Job") or of_kind(docs, "Deployment")
-    _validate(docs)
+    validate_all(docs)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
