@@ -122,7 +122,9 @@ def test_probes_and_ports_match_the_address_the_service_listens_on(
     for probe in ("readinessProbe", "livenessProbe"):
         assert probe in container, f"{service.deployment} has no {probe}"
         assert probe_port(container[probe]) == port, f"{service.deployment} {probe} checks another port"
-    if "MODELREG_METRICS_ADDR" in env:
+    if any(p["name"] == "metrics" for p in container["ports"]):
+        # The code's default metrics address is on loopback: a scraped port must be set explicitly.
+        assert "MODELREG_METRICS_ADDR" in env, f"{service.deployment} exposes metrics it does not serve"
         assert container_port(container, "metrics") == port_of(env["MODELREG_METRICS_ADDR"])
     # The Service sends each named port to the container's port of that name.
     [svc] = [s for s in of_kind(docs, "Service") if s["metadata"]["name"] == service.deployment]
@@ -133,11 +135,21 @@ def test_probes_and_ports_match_the_address_the_service_listens_on(
         )
 
 
-def test_grpc_probes_ask_for_the_services_the_servers_register() -> None:
-    docs = render(K8S / "overlays" / "dev")
-    for name, served in (("modelreg-metadata", METADATA_SERVICE), ("modelreg-artifacts", ARTIFACT_SERVICE)):
-        container = pod_spec(named(docs, "Deployment", name))["containers"][0]
-        assert container["readinessProbe"]["grpc"].get("service") == served
+@pytest.mark.parametrize("service", SERVICES[:2], ids=lambda s: s.container)
+def test_readiness_asks_for_the_grpc_service_the_server_registers(
+    overlay: tuple[str, list[Doc]], service: ServiceCode
+) -> None:
+    _, docs = overlay
+    served = {"modelreg-metadata": METADATA_SERVICE, "modelreg-artifacts": ARTIFACT_SERVICE}[
+        service.deployment
+    ]
+    _, container = _service_container(docs, service)
+    probe = container["readinessProbe"]
+    if "grpc" in probe:
+        assert probe["grpc"].get("service") == served
+    else:  # the TLS exec probe (deploy/docker/grpc_health_probe.py)
+        command = probe["exec"]["command"]
+        assert command[command.index("--service") + 1] == served
 
 
 def test_both_services_mount_the_same_internal_credential() -> None:
