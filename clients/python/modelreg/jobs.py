@@ -55,10 +55,13 @@ def write_marker(path: Path, result: PullResult, ref: str) -> None:
     root = result.destination.resolve()
     if target.resolve() in {root.joinpath(*f.path.split("/")) for f in result.version.files}:
         raise MarkerInTheWay(f"{path} is a file of {result.version.name}; choose another marker path")
+    content = json.dumps(marker(result, ref), indent=2, sort_keys=True) + "\n"
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        if target.read_text(encoding="utf-8") == content:
+            return  # a repeated pull: a server watching the file sees no change
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
     try:
-        content = json.dumps(marker(result, ref), indent=2, sort_keys=True) + "\n"
         temporary.write_text(content, encoding="utf-8")
         os.replace(temporary, target)
     except BaseException:
