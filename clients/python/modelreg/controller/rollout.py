@@ -160,9 +160,10 @@ class RolloutController:
                 position = event.sequence
                 last = move_of(event, self.alias) or last
             self._connected = True
+            since = f"events since: up to {position}" if position > current.sequence else "no events since"
             self._log(
-                f"following {short_ref(self.alias)} for deployment {self.deployment} after event "
-                f"{position} (deployment at version {_shown(current.version)})"
+                f"following {short_ref(self.alias)} for deployment {self.deployment}: at version "
+                f"{_shown(current.version)}, rolled out for event {current.sequence}; {since}"
             )
             if last is not None:
                 current = await self._apply(current, last)
