@@ -7,6 +7,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import kubernetes_validate
 import pytest
 from google.protobuf import struct_pb2
 from modelreg.controller.kubernetes import KubernetesApi, KubernetesUnavailable
@@ -22,7 +23,7 @@ from modelreg.jobs import lineage_from, metrics_from
 from modelreg_api.names import parse_alias_name
 from modelregistry.v1 import event_pb2
 
-from tests.deploy.job_pods import CLI_ENTRY_POINT, expand
+from tests.deploy.job_pods import CLI_ENTRY_POINT, documents, expand, find
 
 ALIAS = parse_alias_name("namespaces/fraud/models/detector/aliases/production")
 
@@ -127,3 +128,19 @@ def test_variables_expand_as_kubernetes_expands_them() -> None:
     assert expand("$(JOB_UID)", env) == "u-1"
     assert expand("id-$(JOB_UID)-$(EMPTY)", env) == "id-u-1-"
     assert expand("$(UNSET) $$(JOB_UID)", env) == "$(UNSET) $(JOB_UID)"
+
+
+def test_the_example_manifests_are_valid_kubernetes_1_33_objects() -> None:
+    # Strict: an unknown (misspelt) field fails too. The k8s branch's test renders every
+    # kustomization; this one keeps the jobs' examples checked on their own.
+    for document in documents():
+        kubernetes_validate.validate(document, "1.33.0", strict=True)
+    kinds = sorted((d["kind"], d["metadata"]["name"]) for d in documents())
+    assert ("Role", "rollout-controller") in kinds
+    role = find("Role", "rollout-controller")
+    assert role["rules"] == [
+        {"apiGroups": ["apps"], "resources": ["deployments"], "resourceNames": ["fraud-model-server"],
+         "verbs": ["get", "patch"]}
+    ]  # fmt: skip
+    controller = find("Deployment", "rollout-controller")["spec"]
+    assert (controller["replicas"], controller["strategy"]["type"]) == (1, "Recreate")
