@@ -29,9 +29,10 @@ def register(commands: Subcommands, common: argparse.ArgumentParser) -> None:
             "acted on is kept on the Deployment (annotation modelreg.dev/sequence, in the same "
             "patch), so a restarted controller resumes there: moves made while it was down are "
             "rolled out once, to where the alias points now. Runs until stopped; a broken event "
-            "stream or an unreachable API server is retried with backoff. Needs viewer on the "
-            "namespace in the registry and get/patch on the Deployment in Kubernetes "
-            "(docs/jobs.md)."
+            "stream or an unreachable API server is retried with backoff. The credential comes "
+            "from MODELREG_TOKEN_FILE, read again for every connection (a --token-file is read "
+            "once). Needs viewer on the namespace in the registry and get/patch on the Deployment "
+            "in Kubernetes (docs/jobs.md)."
         ),
     )
     follow.add_argument("alias", metavar="NS/MODEL@ALIAS")
@@ -97,6 +98,8 @@ async def follow_alias(args: argparse.Namespace, client: AsyncClient, out: Outpu
             )
         return AsyncClient(settings=settings)
 
+    if args.kubernetes_ca_file is not None and not args.kubernetes_ca_file.is_file():
+        raise UsageError("--kubernetes-ca-file", f"{str(args.kubernetes_ca_file)[:200]} is not a file")
     deployment = _deployment(args.deployment)
     controller = RolloutController(alias, deployment, kubernetes=kubernetes, client=connect, log=out.log)
     await controller.run()

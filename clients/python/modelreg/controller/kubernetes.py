@@ -76,10 +76,12 @@ class KubernetesApi:
                 )
             port = env.get("KUBERNETES_SERVICE_PORT", "443")
             base_url = f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+        if ca_file is None and (SERVICE_ACCOUNT_DIR / "ca.crt").is_file():
+            ca_file = SERVICE_ACCOUNT_DIR / "ca.crt"
         return cls(
             base_url=base_url.rstrip("/"),
             token_file=token_file or SERVICE_ACCOUNT_DIR / "token",
-            ca_file=ca_file or SERVICE_ACCOUNT_DIR / "ca.crt",
+            ca_file=ca_file,
         )
 
     def get(self, path: str) -> dict[str, Any]:
@@ -101,8 +103,9 @@ class KubernetesApi:
     def _context(self) -> ssl.SSLContext | None:
         if not self.base_url.startswith("https:"):
             return None
-        cafile = str(self.ca_file) if self.ca_file is not None and self.ca_file.exists() else None
-        return ssl.create_default_context(cafile=cafile)
+        # The cluster's CA when there is one; else the system's (an API server with a public
+        # certificate, or a test's server with its own `ca_file`).
+        return ssl.create_default_context(cafile=None if self.ca_file is None else str(self.ca_file))
 
     def _request(
         self, method: str, path: str, body: bytes | None, content_type: str | None
