@@ -144,3 +144,24 @@ def test_the_example_manifests_are_valid_kubernetes_1_33_objects() -> None:
     ]  # fmt: skip
     controller = find("Deployment", "rollout-controller")["spec"]
     assert (controller["replicas"], controller["strategy"]["type"]) == (1, "Recreate")
+
+
+def test_the_example_pods_run_locked_down_and_sized() -> None:
+    """As the services' own pods (tests/deploy/test_manifests.py on the overlays); only the
+    controller holds a Kubernetes API token, for its get/patch."""
+    workloads = [d for d in documents() if d["kind"] in ("Deployment", "Job")]
+    assert len(workloads) == 3
+    for workload in workloads:
+        name = f"{workload['kind']}/{workload['metadata']['name']}"
+        pod = workload["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True, name
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        assert pod["automountServiceAccountToken"] is (name == "Deployment/rollout-controller"), name
+        for container in pod.get("initContainers", []) + pod["containers"]:
+            where = f"{name} container {container['name']}"
+            security = container["securityContext"]
+            assert security["allowPrivilegeEscalation"] is False, where
+            assert security["readOnlyRootFilesystem"] is True, where
+            assert security["capabilities"] == {"drop": ["ALL"]}, where
+            for bound in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(container["resources"][bound]), f"{where} {bound}"
