@@ -17,6 +17,7 @@ One more substitution keeps tests apart on the shared stack: the example's model
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Mapping
@@ -24,6 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from modelreg import Client
+from modelreg_local.stack import LocalStack
+
+from tests.integration.credentials import ready_credential_for
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "deploy" / "k8s" / "examples" / "jobs"
 CLI_IMAGE = "modelreg/cli:"
@@ -126,3 +131,41 @@ class Pod:
     def volume(self, name: str) -> Path:
         directory: Path = self.volumes[name]
         return directory
+
+
+def pod_credential(stack: LocalStack, service_account: str, role: str) -> str:
+    """What the projected token stands for here: an API token of `serviceaccount:ml/<name>` with
+    `role` in the example's namespace (a JWT of the cluster's issuer is the same to the SDK)."""
+    principal = f"serviceaccount:ml/{service_account}"
+    return ready_credential_for(stack.addresses.artifacts, principal, role, NAMESPACE)
+
+
+def cluster(stack: LocalStack) -> dict[str, str]:
+    """What the example's ConfigMap says about the cluster's registry, for the local stack."""
+    return {
+        "MODELREG_METADATA_ADDR": stack.addresses.metadata,
+        "MODELREG_ARTIFACT_ADDR": stack.addresses.artifacts,
+        "MODELREG_TLS": "false",
+    }
+
+
+def base_env(root: Path) -> dict[str, str]:
+    """A container's own environment: nothing from the developer's (no MODELREG_*, no login)."""
+    return {
+        "PATH": os.environ["PATH"],
+        "HOME": str(root / "home"),
+        "XDG_CONFIG_HOME": str(root / "config"),
+        "XDG_CACHE_HOME": str(root / "xdg-cache"),
+        "MODELREG_DATA_DIR": str(root / "no-data"),
+    }
+
+
+def admin_client(stack: LocalStack, cache: Path) -> Client:
+    """The test's own view of the registry, as a global admin (not what the jobs act as)."""
+    token = ready_credential_for(stack.addresses.artifacts, "user:jobs-admin@example.com", "admin")
+    return Client(
+        metadata_addr=stack.addresses.metadata,
+        artifact_addr=stack.addresses.artifacts,
+        token=token,
+        cache_dir=cache,
+    )

@@ -25,8 +25,7 @@ from modelreg_local.stack import LocalStack
 from modelregistry.v1 import model_pb2
 
 from tests.command_line import MIB, write_files
-from tests.deploy.job_pods import NAMESPACE, Pod
-from tests.integration.credentials import ready_credential_for
+from tests.deploy.job_pods import NAMESPACE, Pod, admin_client, base_env, cluster, pod_credential
 from tests.support import unique
 
 pytestmark = pytest.mark.integration
@@ -40,40 +39,8 @@ JOB_UID = "metadata.labels['batch.kubernetes.io/controller-uid']"
 @pytest.fixture
 def registry(stack: LocalStack, tmp_path: Path) -> Iterator[Client]:
     """The test's own view of the registry, as a global admin (not what the jobs act as)."""
-    token = ready_credential_for(stack.addresses.artifacts, "user:jobs-admin@example.com", "admin")
-    with Client(
-        metadata_addr=stack.addresses.metadata,
-        artifact_addr=stack.addresses.artifacts,
-        token=token,
-        cache_dir=tmp_path / "admin-cache",
-    ) as client:
+    with admin_client(stack, tmp_path / "admin-cache") as client:
         yield client
-
-
-def pod_credential(stack: LocalStack, service_account: str, role: str) -> str:
-    return ready_credential_for(
-        stack.addresses.artifacts, f"serviceaccount:ml/{service_account}", role, NAMESPACE
-    )
-
-
-def cluster(stack: LocalStack) -> dict[str, str]:
-    """What the example's ConfigMap says about the cluster's registry, for the local stack."""
-    return {
-        "MODELREG_METADATA_ADDR": stack.addresses.metadata,
-        "MODELREG_ARTIFACT_ADDR": stack.addresses.artifacts,
-        "MODELREG_TLS": "false",
-    }
-
-
-def base_env(root: Path) -> dict[str, str]:
-    """A container's own environment: nothing from the developer's (no MODELREG_*, no login)."""
-    return {
-        "PATH": os.environ["PATH"],
-        "HOME": str(root / "home"),
-        "XDG_CONFIG_HOME": str(root / "config"),
-        "XDG_CACHE_HOME": str(root / "xdg-cache"),
-        "MODELREG_DATA_DIR": str(root / "no-data"),
-    }
 
 
 def run(argv: list[str], env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:

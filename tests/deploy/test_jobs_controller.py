@@ -27,9 +27,7 @@ import pytest
 from modelreg import Client
 from modelreg_local.stack import LocalStack
 
-from tests.deploy.job_pods import NAMESPACE, Pod, find
-from tests.deploy.test_jobs import base_env, cluster, pod_credential
-from tests.integration.credentials import ready_credential_for
+from tests.deploy.job_pods import NAMESPACE, Pod, admin_client, base_env, cluster, find, pod_credential
 from tests.integration.cutting_proxy import CuttingProxy
 from tests.support import unique
 from tests.tls_certs import PrivateCa
@@ -232,13 +230,7 @@ def wait_for(condition: Callable[[], bool], what: str, controller: Controller, t
 
 @pytest.fixture
 def registry(stack: LocalStack, tmp_path: Path) -> Iterator[Client]:
-    token = ready_credential_for(stack.addresses.artifacts, "user:jobs-admin@example.com", "admin")
-    with Client(
-        metadata_addr=stack.addresses.metadata,
-        artifact_addr=stack.addresses.artifacts,
-        token=token,
-        cache_dir=tmp_path / "admin-cache",
-    ) as client:
+    with admin_client(stack, tmp_path / "admin-cache") as client:
         yield client
 
 
