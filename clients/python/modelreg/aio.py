@@ -494,6 +494,7 @@ class AsyncClient:
         progress: TransferProgress | None = None,
         version: int | None = None,
         replace: bool = False,
+        request_id: str = "",
     ) -> PushResult:
         """Register a file or a directory as a new, sealed version of `model`.
 
@@ -507,6 +508,11 @@ class AsyncClient:
         (its metadata stays as it is: pass none here), which is then sealed. A path it already
         holds with other content is refused (`AlreadyExists`, reason FILE_EXISTS) unless
         `replace`; each replacement is a MODEL_VERSION_FILE_REPLACED event in the audit trail.
+
+        `request_id` (at most 128 printable characters, e.g. a Kubernetes Job's uid) makes the
+        push idempotent across machines: a push repeated with it, even from an empty cache,
+        continues the version the first one created instead of creating another. The same id
+        with other metadata is refused (`InvalidArgument`, reason REQUEST_ID_REUSED).
         """
         name = names.parse_model_ref(model)
         if alias is not None:
@@ -539,7 +545,8 @@ class AsyncClient:
                 key,
                 files,
                 get_version=self.get_version,
-                create_version=lambda request_id: self._create_version(name, draft, request_id),
+                create_version=lambda request: self._create_version(name, draft, request),
+                request_id=request_id,
             )
         transferred = await upload_missing(
             self._uploader,

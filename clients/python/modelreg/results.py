@@ -121,6 +121,11 @@ class PullResult:
     def cached_bytes(self) -> int:
         return _bytes_with(self.files, Outcome.FROM_CACHE)
 
+    @property
+    def in_place_bytes(self) -> int:
+        """Bytes of files the destination already held (a repeated pull)."""
+        return _bytes_with(self.files, Outcome.IN_PLACE)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "version": json_format.MessageToDict(self.version, preserving_proto_field_name=True),
@@ -128,5 +133,6 @@ class PullResult:
             "received_bytes": self.received_bytes,
             "downloaded_bytes": self.downloaded_bytes,
             "cached_bytes": self.cached_bytes,
+            "in_place_bytes": self.in_place_bytes,
             "files": [f.to_dict() for f in self.files],
         }
