@@ -1,4 +1,4 @@
-"""The client interceptor of modelreg_api.tracing (imported only when a tracer provider is set)."""
+"""The client interceptors of modelreg_api.tracing (imported only when a tracer provider is set)."""
 
 from __future__ import annotations
 
@@ -11,17 +11,12 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 
-class TracingInterceptor(
-    grpc.aio.UnaryUnaryClientInterceptor[Any, Any],
-    grpc.aio.UnaryStreamClientInterceptor[Any, Any],
-    grpc.aio.StreamUnaryClientInterceptor[Any, Any],
-    grpc.aio.StreamStreamClientInterceptor[Any, Any],
-):
+class _Tracing:
     """A CLIENT span per call, its context in the call's metadata; the span ends with the call."""
 
-    def __init__(self, tracer: Tracer):
+    def __init__(self, tracer: Tracer, ending: set[asyncio.Task[None]]):
         self._tracer = tracer
-        self._ending: set[asyncio.Task[None]] = set()
+        self._ending = ending  # the tasks that end spans, held until they ran
 
     def _start(self, details: grpc.aio.ClientCallDetails) -> tuple[Span, grpc.aio.ClientCallDetails]:
         method = details.method.decode() if isinstance(details.method, bytes) else str(details.method)
@@ -64,18 +59,34 @@ class TracingInterceptor(
             span.set_status(Status(StatusCode.ERROR, code.name))
         span.end()
 
+
+# grpc.aio files an interceptor under the first of the four kinds it is an instance of, so each
+# kind needs an object of its own.
+class _UnaryUnary(_Tracing, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[type-arg]
     async def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
         return await self._call(continuation, client_call_details, request)
 
+
+class _UnaryStream(_Tracing, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[type-arg]
     async def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
         return await self._call(continuation, client_call_details, request)
 
+
+class _StreamUnary(_Tracing, grpc.aio.StreamUnaryClientInterceptor):  # type: ignore[type-arg]
     async def intercept_stream_unary(
         self, continuation: Any, client_call_details: Any, request_iterator: Any
     ) -> Any:
         return await self._call(continuation, client_call_details, request_iterator)
 
+
+class _StreamStream(_Tracing, grpc.aio.StreamStreamClientInterceptor):  # type: ignore[type-arg]
     async def intercept_stream_stream(
         self, continuation: Any, client_call_details: Any, request_iterator: Any
     ) -> Any:
         return await self._call(continuation, client_call_details, request_iterator)
+
+
+def tracing_interceptors(tracer: Tracer) -> list[Any]:
+    """One interceptor of each kind (unary/stream requests, unary/stream responses)."""
+    ending: set[asyncio.Task[None]] = set()
+    return [kind(tracer, ending) for kind in (_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream)]

@@ -24,7 +24,7 @@ def client_interceptors() -> list[grpc.aio.ClientInterceptor]:
     provider = trace.get_tracer_provider()
     if isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
         return []
-    from modelreg_api._trace_interceptor import TracingInterceptor  # noqa: PLC0415
+    from modelreg_api._trace_interceptor import tracing_interceptors  # noqa: PLC0415
 
     # grpc-stubs leave the aio interceptor type open (a cast is what they ask for).
-    return [cast("grpc.aio.ClientInterceptor", TracingInterceptor(provider.get_tracer("modelreg")))]
+    return cast("list[grpc.aio.ClientInterceptor]", tracing_interceptors(provider.get_tracer("modelreg")))
