@@ -228,3 +228,23 @@ def test_the_metrics_port_serves_only_metrics(stack: LocalStack) -> None:
     assert [labels["major"] for labels in series(scrape_now(service.metrics_url), "python_info")] == [
         str(sys.version_info.major)
     ]
+
+
+async def test_a_stream_the_client_abandons_is_counted_cancelled_and_leaves_no_call_in_flight(
+    stack: LocalStack, metadata: MetadataStub, artifacts: ArtifactStub
+) -> None:
+    _, service = _services(stack)
+    version = await new_version(metadata)
+    data = os.urandom(4 * 1024 * 1024)
+    await upload(artifacts, version.name, "big.bin", data)
+    download_file = {"service": ARTIFACTS, "method": "DownloadFile"}
+    before = await scrape(service.metrics_url)
+    call = artifacts.DownloadFile(
+        art.DownloadFileRequest(model_version=version.name, path="big.bin"), metadata=ACTOR
+    )
+    first = await call.read()
+    assert isinstance(first, art.DownloadFileResponse)
+    assert first.HasField("file")
+    call.cancel()
+    await _counted(before, service.metrics_url, **download_file, code="CANCELLED")
+    await _until(service.metrics_url, "modelreg_rpc_in_flight", 0, **download_file)

@@ -19,7 +19,6 @@ call's server span (observability/tracing.py).
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import time
 import uuid
@@ -161,13 +160,14 @@ class _Call:
             self.span.end(code)
             self.span = None
 
-    def ended_by(self, ctx: grpc.aio.ServicerContext[Any, Any], exc: BaseException) -> None:
-        """Account for a call that ends without passing through `fail`: aborted by its handler
-        (the health service's NOT_FOUND), or cancelled (the client went away, the server stops)."""
-        if isinstance(exc, asyncio.CancelledError):
-            self.done(grpc.StatusCode.CANCELLED)
-        else:
-            self.done(ctx.code() or grpc.StatusCode.UNKNOWN)
+    def aborted(self, ctx: grpc.aio.ServicerContext[Any, Any]) -> None:
+        """A call its handler aborted itself (the health service's NOT_FOUND)."""
+        self.done(ctx.code() or grpc.StatusCode.UNKNOWN)
+
+    def ended(self) -> None:
+        """Every call ends here: one that has no status yet was cancelled (the client went away,
+        the server stopped, a stream was closed half-way) and is counted as such."""
+        self.done(grpc.StatusCode.CANCELLED)
 
     async def fail(self, ctx: grpc.aio.ServicerContext[Any, Any], exc: BaseException) -> None:
         """Abort the RPC with the status that `exc` stands for (never returns)."""
@@ -323,15 +323,15 @@ def _wrap(handler: Handler, metrics: MethodMetrics, new_call: Callable[[], _Call
                 await call.start(ctx)
                 response = await inner(_decoded(request), ctx)
                 call.authorized()
-            except asyncio.CancelledError as exc:
-                call.ended_by(ctx, exc)
-                raise
             except Exception as exc:
                 if _is_abort(exc):
-                    call.ended_by(ctx, exc)
+                    call.aborted(ctx)
                     raise
                 await call.fail(ctx, exc)
-            call.done(grpc.StatusCode.OK)
+            else:
+                call.done(grpc.StatusCode.OK)
+            finally:
+                call.ended()
             return response
 
         return behaviour
@@ -351,15 +351,15 @@ def _wrap(handler: Handler, metrics: MethodMetrics, new_call: Callable[[], _Call
                 else:  # a coroutine that sends its responses with ctx.write() (e.g. health Watch)
                     await result
                 call.authorized()
-            except asyncio.CancelledError as exc:
-                call.ended_by(ctx, exc)
-                raise
             except Exception as exc:
                 if _is_abort(exc):
-                    call.ended_by(ctx, exc)
+                    call.aborted(ctx)
                     raise
                 await call.fail(ctx, exc)
-            call.done(grpc.StatusCode.OK)
+            else:
+                call.done(grpc.StatusCode.OK)
+            finally:
+                call.ended()
 
         return behaviour
 
