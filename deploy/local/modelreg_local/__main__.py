@@ -22,6 +22,7 @@ from modelreg_api.addresses import (
     METADATA_ADDR_ENV,
     ServiceAddresses,
 )
+from modelreg_common.observability.exposition import ARTIFACT_METRICS_ADDR, METADATA_METRICS_ADDR
 
 from modelreg_local.parent import MakeParent
 from modelreg_local.stack import LocalStack, ServiceStartError
@@ -55,6 +56,13 @@ def _s3_credentials(stack: LocalStack) -> str:
     return f"\n                     access key '{stack.stores.s3_access_key}', secret key in {secret_file}"
 
 
+def _metrics(stack: LocalStack) -> str:
+    assert stack.metadata is not None  # noqa: S101 - set by start()
+    assert stack.artifacts is not None  # noqa: S101
+    urls = f"{stack.metadata.metrics_url}  {stack.artifacts.metrics_url}"
+    return f"{urls}   (Prometheus: docs/observability.md)"
+
+
 def _banner(stack: LocalStack) -> str:
     assert stack.stores is not None  # noqa: S101 - set by start()
     grpcurl = REPO_ROOT / ".tools" / "bin" / "grpcurl"
@@ -76,6 +84,7 @@ modelreg is running.
   artifact service   {stack.addresses.artifacts}   (gRPC, reflection on)
   MongoDB (FerretDB) {stack.stores.mongodb_uri}
   S3 (SeaweedFS)     http://{stack.stores.s3_endpoint}   bucket 'modelreg'{_s3_credentials(stack)}
+  metrics            {_metrics(stack)}
   data               {stack.data_root}
   logs               {stack.log_dir}
   admin credential   {stack.admin_token_file}   (user:admin, mode 0600; the CLI uses it for a
@@ -103,9 +112,15 @@ def main() -> None:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
+    addresses = ServiceAddresses.from_environment()
     stack = LocalStack(
         data_root,
-        addresses=ServiceAddresses.from_environment(),
+        addresses=addresses,
+        # The services' own default metrics ports with their default addresses; a stack on other
+        # addresses (a second one, a test's) takes free ports, shown in the banner.
+        metrics=ServiceAddresses(METADATA_METRICS_ADDR, ARTIFACT_METRICS_ADDR)
+        if addresses == ServiceAddresses()
+        else None,
         # A port puts FerretDB on TCP, where every local user reaches it without credentials: opt-in only.
         mongo_port=_port("MODELREG_LOCAL_MONGO_PORT", NO_MONGO_PORT),
         s3_port=_port("MODELREG_LOCAL_S3_PORT", DEFAULT_S3_PORT),

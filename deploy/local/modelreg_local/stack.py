@@ -24,8 +24,9 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from modelreg_api.addresses import ARTIFACT_ADDR_ENV, METADATA_ADDR_ENV, ServiceAddresses
 from modelreg_api.channels import ClientTls, TlsConfigError, channel_credentials
+from modelreg_common.observability.exposition import METRICS_ADDR_ENV
 
-from modelreg_local.stores import LocalEndpoints, LocalStores, StoreEndpoints, open_stores
+from modelreg_local.stores import LocalEndpoints, LocalStores, StoreEndpoints, free_port, open_stores
 from modelreg_local.supervisor import Child
 
 ADMIN_TOKEN_FILE = "admin.token"  # noqa: S105 - a file name; the bootstrap admin's credential (the CLI looks here too)
@@ -54,6 +55,9 @@ class ServiceProcess:
     """One service (`python -m <module>`) with its log file, health wait and graceful stop.
 
     `tls` is how the health check connects; by default it follows `env` (`health_check_tls`).
+    `metrics_address` is where it serves `/metrics`: by default MODELREG_METRICS_ADDR of `env`,
+    else a free loopback port of its own (it is not put in `env`, so a process started with a
+    copy of this one's `env` takes another port instead of failing on this one's).
     """
 
     def __init__(
@@ -66,16 +70,23 @@ class ServiceProcess:
         env: Mapping[str, str],
         log_dir: Path,
         tls: ClientTls | None = None,
+        metrics_address: str | None = None,
     ):
         self.name = name
         self.module = module
         self.service = service
         self.address = address
         self.env = dict(env)
+        given = metrics_address or self.env.pop(METRICS_ADDR_ENV, "")
+        self.metrics_address = given or f"127.0.0.1:{free_port()}"
         self.tls = tls
         self.log_path = log_dir / f"{name}.log"
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{self.metrics_address}/metrics"
 
     @property
     def pid(self) -> int | None:
@@ -86,7 +97,7 @@ class ServiceProcess:
         self._log = self.log_path.open("ab")
         self._process = subprocess.Popen(
             [sys.executable, "-m", self.module],
-            env=self.env,
+            env={**self.env, METRICS_ADDR_ENV: self.metrics_address},
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -225,9 +236,11 @@ class LocalStack:
         env: Mapping[str, str] = os.environ,
         prefer_containers: bool = False,
         log_level: str = "INFO",
+        metrics: ServiceAddresses | None = None,
     ):
         self.data_root = data_root
         self.addresses = addresses
+        self._metrics = metrics  # where each service serves /metrics (None: free ports)
         self.log_dir = data_root / "logs"
         self._mongo_port = mongo_port
         self._s3_port = s3_port
@@ -287,6 +300,7 @@ class LocalStack:
             address=self.addresses.metadata,
             env={**env, "MODELREG_BOOTSTRAP_TOKEN_FILE": str(self.admin_token_file)},
             log_dir=self.log_dir,
+            metrics_address=self._metrics.metadata if self._metrics else None,
         )
         self.artifacts = ServiceProcess(
             "artifacts",
@@ -295,6 +309,7 @@ class LocalStack:
             address=self.addresses.artifacts,
             env=env,
             log_dir=self.log_dir,
+            metrics_address=self._metrics.artifacts if self._metrics else None,
         )
         for service in (self.metadata, self.artifacts):
             service.start()
