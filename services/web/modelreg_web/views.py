@@ -129,14 +129,15 @@ def render(
     csrf_value, new = csrf_cookie_value(request)
     if session is None:
         session = codec(request).open(request.cookies.get(SESSION_COOKIE))
-    html = _environment.get_template(template).render(
-        request_path=request.url.path,
-        principal=session.principal if session else "",
-        csrf_token=codec(request).csrf_field(csrf_value),
-        csrf_field=CSRF_FIELD,
-        outage="",
+    values = {
+        "request_path": request.url.path,
+        "principal": session.principal if session else "",
+        "csrf_token": codec(request).csrf_field(csrf_value),
+        "csrf_field": CSRF_FIELD,
+        "outage": "",
         **context,
-    )
+    }
+    html = _environment.get_template(template).render(values)
     response = HTMLResponse(html, status_code=status)
     if new:
         set_cookie(response, CSRF_COOKIE, csrf_value, max_age=None)

@@ -13,7 +13,7 @@ import logging
 from collections.abc import AsyncIterator
 from urllib.parse import quote
 
-from modelreg.errors import IntegrityError
+from modelreg.errors import DataLoss, IntegrityError, ModelregError
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
@@ -40,7 +40,7 @@ async def download(request: Request) -> Response:
     chunks = visit.client.stream_file(found, path).__aiter__()
     try:
         first = await anext(chunks, b"")
-    except IntegrityError as exc:
+    except (IntegrityError, DataLoss) as exc:  # ours, or the artifact service's own check
         log.error("download of %s %s refused: %s", ref, path[:100], exc)
         raise PageError(502, "The file failed verification", str(exc)[:300]) from None
 
@@ -50,7 +50,7 @@ async def download(request: Request) -> Response:
         try:
             async for chunk in chunks:
                 yield chunk
-        except IntegrityError as exc:
+        except ModelregError as exc:
             log.error("download of %s %s aborted: %s", ref, path[:100], exc)
             raise  # uvicorn ends the connection short of Content-Length: the download fails
 
