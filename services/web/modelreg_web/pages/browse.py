@@ -22,6 +22,8 @@ MAX_ALIASES = 50
 ALIAS_HISTORY = 50
 MAX_COLUMNS = 20
 MAX_QUERY_CHARS = 2000
+# A model page lists the newest versions first unless the user orders them otherwise.
+NEWEST_FIRST = "number desc"
 _ALIAS_ACTIONS = ("ALIAS_CREATED", "ALIAS_MOVED", "ALIAS_DELETED", "ALIAS_PROTECTED", "ALIAS_UNPROTECTED")
 MODEL_ORDERS = {
     "model_id": "name",
@@ -147,7 +149,7 @@ async def model(request: Request, *, refusal: Refusal | None = None, status: int
 
     async def fetch(text: str) -> Page[model_pb2.ModelVersion]:
         return await visit.client.list_versions_page(
-            ref, filter=text, order_by=order_by, page_size=PAGE_SIZE, page_token=token
+            ref, filter=text, order_by=order_by or NEWEST_FIRST, page_size=PAGE_SIZE, page_token=token
         )
 
     async def aliases() -> list[model_pb2.Alias]:
@@ -168,7 +170,7 @@ async def model(request: Request, *, refusal: Refusal | None = None, status: int
         "series": [
             {
                 "name": metric,
-                "points": [[v.number, v.metrics[metric]] for v in versions if metric in v.metrics],
+                "points": sorted([v.number, v.metrics[metric]] for v in versions if metric in v.metrics),
             }
         ],
     }
