@@ -162,6 +162,11 @@ def column_value(version: model_pb2.ModelVersion, params: Mapping[str, Any], col
     return ""
 
 
+def finite(value: float) -> float | None:
+    """A value JSON can carry: NaN and the infinities (which JSON has no words for) become null."""
+    return value if math.isfinite(value) else None
+
+
 def json_for_script(data: Any) -> str:
     """JSON to place inside `<script type="application/json">`: `<`, `>` and `&` escaped, so no
     user text can close the element (it is data, never executed)."""
