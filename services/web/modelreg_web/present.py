@@ -11,7 +11,7 @@ import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -285,6 +285,3 @@ def filter_error(text: str, error: RegistryError) -> FilterError:
     found = _POSITION.search(error.message)
     return FilterError(text=text, message=error.message, position=int(found.group(1)) if found else 0)
 
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
