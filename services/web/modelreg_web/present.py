@@ -284,4 +284,3 @@ class FilterError:
 def filter_error(text: str, error: RegistryError) -> FilterError:
     found = _POSITION.search(error.message)
     return FilterError(text=text, message=error.message, position=int(found.group(1)) if found else 0)
-
