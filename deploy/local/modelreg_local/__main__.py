@@ -1,6 +1,6 @@
 """`make run`: the whole registry on this machine, on the embedded local servers.
 
-Starts FerretDB (on a Unix socket under `.data/`), SeaweedFS and both services on 127.0.0.1 with
+Starts FerretDB (on a Unix socket under `.data/`), SeaweedFS, both services and the web UI on 127.0.0.1 with
 data under `.data/` (kept between runs), waits until all are healthy, prints where they are, and
 stops everything on Ctrl-C, SIGINT or SIGTERM (sent to this process or to the `make` it runs under:
 parent.py). A child that dies is named and restarted (supervisor.py). External stores named by
@@ -31,6 +31,7 @@ from modelreg_local.supervisor import GaveUp, Supervisor
 REPO_ROOT = Path(__file__).resolve().parents[3]
 NO_MONGO_PORT = 0  # FerretDB on its Unix socket, reachable by this user only (docs/local-stack.md)
 DEFAULT_S3_PORT = 8333
+DEFAULT_WEB_ADDR = "127.0.0.1:8080"
 
 
 def _port(name: str, default: int) -> int:
@@ -74,6 +75,8 @@ modelreg is running.
 
   metadata service   {stack.addresses.metadata}   (gRPC, reflection on)
   artifact service   {stack.addresses.artifacts}   (gRPC, reflection on)
+  web UI             http://{stack.web_address}/   (sign in with the admin credential below:
+                     paste the contents of {stack.admin_token_file})
   MongoDB (FerretDB) {stack.stores.mongodb_uri}
   S3 (SeaweedFS)     http://{stack.stores.s3_endpoint}   bucket 'modelreg'{_s3_credentials(stack)}
   data               {stack.data_root}
@@ -109,6 +112,7 @@ def main() -> None:
         # A port puts FerretDB on TCP, where every local user reaches it without credentials: opt-in only.
         mongo_port=_port("MODELREG_LOCAL_MONGO_PORT", NO_MONGO_PORT),
         s3_port=_port("MODELREG_LOCAL_S3_PORT", DEFAULT_S3_PORT),
+        web_address=os.environ.get("MODELREG_WEB_ADDR", "").strip() or DEFAULT_WEB_ADDR,
     )
     print(f"starting modelreg with data in {data_root} ...", flush=True)
     make = MakeParent()

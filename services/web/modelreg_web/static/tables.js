@@ -1,0 +1,40 @@
+// Click (or Enter/Space on) a column header to sort the rows shown, again to reverse. This sorts
+// the current page only; the server's order (order_by links, keyset pages) is unchanged.
+export function makeSortable(table) {
+  const headers = table.tHead ? Array.from(table.tHead.rows[0].cells) : [];
+  headers.forEach((header, index) => {
+    if (!header.textContent.trim()) return;
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "sort";
+    button.append(...header.childNodes);
+    header.append(button);
+    header.setAttribute("aria-sort", "none");
+    button.addEventListener("click", () => sortBy(table, headers, index, header.dataset.type === "number"));
+  });
+}
+
+function cellValue(row, index, numeric) {
+  const cell = row.cells[index];
+  if (!cell) return numeric ? -Infinity : "";
+  const raw = cell.dataset.value ?? cell.textContent.trim();
+  if (!numeric) return raw.toLowerCase();
+  const value = parseFloat(raw.replace(/^v/, ""));
+  return Number.isNaN(value) ? -Infinity : value;
+}
+
+function sortBy(table, headers, index, numeric) {
+  const header = headers[index];
+  const ascending = header.getAttribute("aria-sort") !== "ascending";
+  headers.forEach((h) => h.setAttribute("aria-sort", "none"));
+  header.setAttribute("aria-sort", ascending ? "ascending" : "descending");
+  const body = table.tBodies[0];
+  const rows = Array.from(body.rows).filter((row) => row.cells.length > 1);
+  rows.sort((a, b) => {
+    const x = cellValue(a, index, numeric);
+    const y = cellValue(b, index, numeric);
+    const order = x < y ? -1 : x > y ? 1 : 0;
+    return ascending ? order : -order;
+  });
+  body.append(...rows);
+}
