@@ -98,11 +98,16 @@ class Seeder:
         reply = await self.stub.ListModelVersions(request, metadata=self.auth)
         return reply.model_versions[0].number if reply.model_versions else 0
 
+    async def version_counts(self, namespace: str, models: int) -> list[int]:
+        """The version count of each benchmark model `model-0`... of `namespace`."""
+        names = [f"namespaces/{namespace}/models/model-{i}" for i in range(models)]
+        return await bounded(4, [functools.partial(self.count_versions, m) for m in names])
+
     async def history(self, version: str, key: str, values: Sequence[float]) -> None:
         """Log `values` as the history of metric `key`, steps 0..n-1, a call per 1,000 points."""
         for start in range(0, len(values), POINTS_PER_CALL):
-            points = [
-                model_pb2.MetricPoint(key=key, value=value, step=start + offset)
+            points = [  # 4 digits, as a training job logs them (and the summaries read)
+                model_pb2.MetricPoint(key=key, value=round(value, 4), step=start + offset)
                 for offset, value in enumerate(values[start : start + POINTS_PER_CALL])
             ]
             request = md.LogMetricsRequest(model_version=version, points=points, request_id=uuid.uuid4().hex)
@@ -195,16 +200,20 @@ class Seeder:
             local = random.Random(f"demo/{number}")
             await self.history(version.name, "loss", curve(local, 300, 0.69, 0.35 - 0.02 * number, 0.008))
             await self.history(version.name, "auc", curve(local, 300, 0.5, auc, 0.004))
-        approved, candidate = (f"{ref}/{n}" for n in numbers[-2:])
+        approved = f"{ref}/{numbers[-2]}"
         await self.client.submit_for_review(approved, comment="Ready for production.")
         await approver.approve_version(approved, comment="Checked the eval slices: good to go.")
         await self.client.set_alias(ref, "production", numbers[-2])
         await self.client.protect_alias(
             ref, "production", metric_gate="metrics.auc >= 0.9", not_worse={"auc": "max"}
         )
-        await self.client.set_alias(ref, "staging", numbers[-1])
-        await self.client.submit_for_review(candidate, comment="More rounds, better AUC.")
         return {"model": ref, "versions": numbers}
+
+    async def demo_activity(self, model: str, version: int) -> None:
+        """The demo's last steps, done while the home page's live feed watches: stage the newest
+        version and submit it for review."""
+        await self.client.set_alias(model, "staging", version)
+        await self.client.submit_for_review(f"{model}/{version}", comment="More rounds, better AUC.")
 
 
 OTHER_MODELS = (

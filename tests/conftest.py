@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 # Headless Chromium fixtures and the `--screenshots` option of the browser tests (tests/web).
-pytest_plugins = ("tests.browser",)
+pytest_plugins = ("tests.chromium",)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Browser fixtures: a real headless Chromium driven by Playwright (tests/web/test_browser*.py).
+"""Chromium fixtures: a real headless Chromium driven by Playwright (tests/web/test_browser*.py).
 
 Playwright drives Debian's `chromium` package through `executable_path` (CHROMIUM_PATH overrides
 where it is). Playwright's own browser download (`playwright install`) fetches from a CDN that our
@@ -82,7 +82,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
 
 
 @pytest.fixture(scope="session")
-async def browser() -> AsyncIterator[Browser]:
+async def chromium() -> AsyncIterator[Browser]:
     """One headless Chromium for the session (each test opens contexts of its own)."""
     executable = chromium_path()
     if executable is None:
@@ -155,4 +155,21 @@ async def new_context(browser: Browser, base_url: str) -> BrowserContext:
     """A fresh browser profile (own cookies) at the screenshots' viewport size."""
     context = await browser.new_context(base_url=base_url, viewport=VIEWPORT)
     context.set_default_timeout(15_000)
+    return context
+
+
+async def sign_in(page: Page, token: str) -> None:
+    """Sign in as a person does: open /signin, paste the token, submit (docs/web.md)."""
+    await page.goto("/signin")
+    await page.get_by_test_id("signin-token").fill(token)
+    await page.get_by_test_id("signin-submit").click()
+    await page.wait_for_url(lambda url: "/signin" not in url)
+
+
+async def signed_in_context(browser: Browser, base_url: str, token: str) -> BrowserContext:
+    """A fresh browser profile signed in with `token`."""
+    context = await new_context(browser, base_url)
+    page = await context.new_page()
+    await sign_in(page, token)
+    await page.close()
     return context
