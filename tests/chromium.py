@@ -113,7 +113,7 @@ def screenshots(request: pytest.FixtureRequest) -> Path:
 
 @dataclass
 class Tab:
-    """A page with what it has seen: dialogs opened, uncaught errors, console errors."""
+    """A page with what it has seen: dialogs opened, uncaught errors, console errors, requests."""
 
     page: Page
     shots: Path
@@ -121,11 +121,13 @@ class Tab:
     dialogs: list[str] = field(default_factory=list)
     page_errors: list[str] = field(default_factory=list)
     console_errors: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)  # every URL the page fetched
 
     def __post_init__(self) -> None:
         self.page.on("dialog", self._on_dialog)
         self.page.on("pageerror", self._on_page_error)
         self.page.on("console", self._on_console)
+        self.page.on("request", lambda request: self.requests.append(request.url))
 
     async def _on_dialog(self, dialog: Dialog) -> None:
         self.dialogs.append(f"{dialog.type}: {dialog.message}")
