@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from modelreg_local.stack import LocalStack
 
-from tests.support import unique
+from tests.support import ALICE, unique
 from tests.web.conftest import SignedIn
 from tests.web.sample import client_for
 
@@ -126,9 +126,12 @@ def test_alias_history_and_state_at_time(signed_in: SignedIn, stack: LocalStack,
         registry.set_alias(name, "staging", 2)
     browser = signed_in()
     deadline = time.monotonic() + 10
-    while "2 changes" not in (page := browser.get(path_of(name)).text):
+    history = f"{path_of(name)}/aliases/staging/history"
+    assert f'data-history="{history}"' in browser.get(path_of(name)).text
+    while (page := browser.get(history).text).count('data-testid="alias-change"') < 2:
         assert time.monotonic() < deadline, page[:3000]  # the trail is written a moment later
         time.sleep(0.2)
+    assert f'ALIAS_MOVED by {ALICE} → <a href="{path_of(name)}/v/2">v2</a>' in page
     at = middle.isoformat().replace("+00:00", "Z")
     answer = browser.get("/audit", params={"alias": f"{name}@staging", "at": at})
     assert answer.status_code == 200, answer.text[:2000]

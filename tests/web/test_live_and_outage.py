@@ -21,10 +21,10 @@ from tests.web.sample import client_for
 
 pytestmark = pytest.mark.integration
 
+Events = queue.Queue[dict[str, str]]
 
-def follow(
-    browser: Browser, headers: dict[str, str], into: queue.Queue[dict[str, str]], stop: threading.Event
-) -> None:
+
+def follow(browser: Browser, headers: dict[str, str], into: Events, stop: threading.Event) -> None:
     """Read the SSE stream, putting each `registry` event (id, data) into `into`."""
     cookie = "; ".join(f"{k}={v}" for k, v in browser.cookies.items())
     with (
@@ -117,3 +117,20 @@ def test_a_registry_that_is_down_shows_a_banner_not_a_stack_trace(
         signin = browser.sign_in(credential_for(ALICE))
         assert signin.status_code == 503
         assert 'data-testid="outage-banner"' in signin.text
+
+
+def test_sigterm_ends_live_streams_and_stops_cleanly(start_web: WebFactory) -> None:
+    web = start_web()
+    with Browser(web.url) as browser:
+        browser.sign_in(credential_for(ALICE))
+        events: Events = queue.Queue()
+        stop = threading.Event()
+        reader = threading.Thread(target=follow, args=(browser, {}, events, stop), daemon=True)
+        reader.start()
+        assert events.get(timeout=10) == {"status": "200"}
+        started = time.monotonic()
+        web.stop(timeout=20)  # SIGTERM, then SIGKILL after 20 s
+        assert web.exited() == 0
+        assert time.monotonic() - started < 10
+        reader.join(timeout=5)
+        assert not reader.is_alive()  # the event stream ended rather than being cut at exit

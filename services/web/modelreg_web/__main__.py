@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import sys
 from types import FrameType
 
@@ -61,6 +62,9 @@ def main() -> None:
         settings.client.addresses.artifacts,
         key_fingerprint(settings.session_key),
     )
+    # uvicorn handles SIGTERM while it serves, then re-raises it to the handler in place before:
+    # after a completed drain that is this no-op, so a graceful stop exits 0 (as the services do).
+    signal.signal(signal.SIGTERM, lambda *_: None)
     _Server(config, stopping).run()
 
 

@@ -126,6 +126,7 @@ def create_app(settings: WebSettings, stopping: asyncio.Event | None = None) -> 
         Route("/n/{ns}/m/{model}", page(browse.model)),
         Route("/n/{ns}/m/{model}/compare", page(compare.compare)),
         Route("/n/{ns}/m/{model}/aliases/{alias}", page(governance.move_alias), methods=["POST"]),
+        Route("/n/{ns}/m/{model}/aliases/{alias}/history", page(browse.alias_history)),
         Route("/n/{ns}/m/{model}/aliases/{alias}/protect", page(governance.protect_alias), methods=["POST"]),
         Route("/n/{ns}/m/{model}/v/{n}", page(version.version)),
         Route("/n/{ns}/m/{model}/v/{n}/submit", page(governance.submit), methods=["POST"]),

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from modelreg.aio import AsyncClient
 from modelreg.errors import InvalidArgument
 from modelreg.results import Page
 from modelregistry.v1 import event_pb2, model_pb2
@@ -20,9 +19,11 @@ from modelreg_web.views import Visit, render
 
 PAGE_SIZE = 50
 MAX_ALIASES = 50
-ALIAS_HISTORY = 20
+ALIAS_HISTORY = 50
 MAX_COLUMNS = 20
 MAX_QUERY_CHARS = 2000
+# A model page lists the newest versions first unless the user orders them otherwise.
+NEWEST_FIRST = "number desc"
 _ALIAS_ACTIONS = ("ALIAS_CREATED", "ALIAS_MOVED", "ALIAS_DELETED", "ALIAS_PROTECTED", "ALIAS_UNPROTECTED")
 MODEL_ORDERS = {
     "model_id": "name",
@@ -97,10 +98,34 @@ def available_columns(versions: list[model_pb2.ModelVersion], params: list[dict[
     return sorted(found)[:200]
 
 
-async def alias_history(client: AsyncClient, alias: model_pb2.Alias) -> list[dict[str, Any]]:
-    """The alias's first changes (the trail reads oldest first; the audit page has them all)."""
-    page = await client.list_events_page(resource=alias.name, actions=_ALIAS_ACTIONS, page_size=ALIAS_HISTORY)
-    return [_alias_change(event) for event in page.items]
+async def alias_history(request: Request) -> Response:
+    """One alias's changes (created, moved, protected, ...), a page at a time, oldest first.
+
+    A page of its own, which the model page loads when its history is opened: reading the trail
+    costs more than the rest of the model page (on FerretDB it scans the trail), so the model
+    page never waits for it.
+    """
+    visit = Visit.of(request)
+    ns, model_id, alias_id = (request.path_params[k] for k in ("ns", "model", "alias"))
+    alias = await visit.client.get_alias(f"{ns}/{model_id}", alias_id)
+    token = query(request, "page_token")
+    page = await visit.client.list_events_page(
+        resource=alias.name, actions=_ALIAS_ACTIONS, page_size=ALIAS_HISTORY, page_token=token
+    )
+    return render(
+        request,
+        "alias_history.html",
+        {
+            "title": f"{ns}/{model_id}@{alias_id}: history",
+            "ns": ns,
+            "model_id": model_id,
+            "alias_id": alias_id,
+            "alias": alias,
+            "changes": [_alias_change(event) for event in page.items],
+            "next_page_token": page.next_page_token,
+        },
+        session=visit.session,
+    )
 
 
 def _alias_change(event: event_pb2.Event) -> dict[str, Any]:
@@ -124,7 +149,7 @@ async def model(request: Request, *, refusal: Refusal | None = None, status: int
 
     async def fetch(text: str) -> Page[model_pb2.ModelVersion]:
         return await visit.client.list_versions_page(
-            ref, filter=text, order_by=order_by, page_size=PAGE_SIZE, page_token=token
+            ref, filter=text, order_by=order_by or NEWEST_FIRST, page_size=PAGE_SIZE, page_token=token
         )
 
     async def aliases() -> list[model_pb2.Alias]:
@@ -134,7 +159,6 @@ async def model(request: Request, *, refusal: Refusal | None = None, status: int
     found, alias_list, (page, problem), identity = await asyncio.gather(
         visit.client.get_model(ref), aliases(), listing(fetch, filter_text), visit.client.whoami()
     )
-    histories = await asyncio.gather(*(alias_history(visit.client, alias) for alias in alias_list))
     versions = list(page.items)
     params = [present.struct_dict(version.params) for version in versions]
     columns = picked_columns(request)
@@ -146,7 +170,7 @@ async def model(request: Request, *, refusal: Refusal | None = None, status: int
         "series": [
             {
                 "name": metric,
-                "points": [[v.number, v.metrics[metric]] for v in versions if metric in v.metrics],
+                "points": sorted([v.number, v.metrics[metric]] for v in versions if metric in v.metrics),
             }
         ],
     }
@@ -158,7 +182,7 @@ async def model(request: Request, *, refusal: Refusal | None = None, status: int
             "ns": ns,
             "model_id": model_id,
             "model": found,
-            "aliases": list(zip(alias_list, histories, strict=True)),
+            "aliases": alias_list,
             "versions": list(zip(versions, params, strict=True)),
             "next_page_token": page.next_page_token,
             "filter": filter_text,

@@ -38,3 +38,23 @@ function sortBy(table, headers, index, numeric) {
   });
   body.append(...rows);
 }
+
+// An alias's history is a page of its own (reading the trail is slow on some stores); opening
+// the <details> on the model page loads its list in place. Same-origin HTML the server escaped.
+export function loadHistories(root) {
+  root.querySelectorAll("details[data-history]").forEach((details) => {
+    details.addEventListener("toggle", async () => {
+      if (!details.open || details.dataset.loaded) return;
+      details.dataset.loaded = "true";
+      try {
+        const response = await fetch(details.dataset.history, { credentials: "same-origin" });
+        if (!response.ok) return;
+        const page = new DOMParser().parseFromString(await response.text(), "text/html");
+        const list = page.querySelector("[data-testid=alias-history-list]");
+        if (list) details.append(document.importNode(list, true));
+      } catch {
+        // the link to the history page stays
+      }
+    });
+  });
+}
