@@ -67,17 +67,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-def _screenshot_root(config: pytest.Config) -> Path:
-    given = config.getoption("--screenshots")
-    if given:
-        return Path(given).resolve()
-    factory: pytest.TempPathFactory = config._tmp_path_factory  # type: ignore[attr-defined]
-    return factory.getbasetemp() / "screenshots"
+# Where this run's screenshots went, once a test took one (for the summary line).
+SCREENSHOT_ROOT = pytest.StashKey[Path]()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
-    root = _screenshot_root(config) if hasattr(config, "_tmp_path_factory") else None
-    if root is not None and root.is_dir() and any(root.rglob("*.png")):
+    root = config.stash.get(SCREENSHOT_ROOT, None)
+    if root is not None and any(root.rglob("*.png")):
         terminalreporter.write_line(f"browser screenshots: {root}")
 
 
@@ -102,10 +98,13 @@ async def chromium() -> AsyncIterator[Browser]:
 
 
 @pytest.fixture
-def screenshots(request: pytest.FixtureRequest) -> Path:
+def screenshots(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """This test's screenshot directory (kept after the run)."""
+    given = request.config.getoption("--screenshots")
+    root = Path(given).resolve() if given else tmp_path_factory.getbasetemp() / "screenshots"
+    request.config.stash[SCREENSHOT_ROOT] = root
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)[:120]
-    directory = _screenshot_root(request.config) / name
+    directory = root / name
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True)
     return directory
