@@ -1,6 +1,7 @@
 """The README tour in a real headless Chromium: push with the CLI, find the model, compare two
-versions, approve as a second person (four eyes), move an alias and watch it arrive live in
-another tab; and the same pages driven from the keyboard alone.
+versions, approve as a second person (four eyes), download a file and run the copied pull
+command, move an alias and watch it arrive live in another tab; and the same pages driven from
+the keyboard alone.
 
 Each person is a principal of their own with a role in the tour's namespace only (so the home
 page lists exactly that namespace): dana (admin: pushes, submits, moves aliases) and bob
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shlex
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -148,6 +150,29 @@ async def test_readme_tour(
     await expect(bob.page.get_by_test_id("review").last).to_contain_text("user:bob@example.com")
     await expect(bob.page.get_by_test_id("review-comment").last).to_have_text("Checked the eval slices")
     await bob.shoot("approved")
+
+    # dana downloads the file with the page's button, and copies the pull command, which works.
+    await page.goto(f"/n/{namespace}/m/churn/v/2")
+    pushed = (tmp_path / "v2" / "model.bin").read_bytes()
+    async with page.expect_download() as downloading:
+        await (
+            page.locator("[data-testid=file-row][data-path='model.bin']")
+            .get_by_test_id("file-download")
+            .click()
+        )
+    download = await downloading.value
+    await download.save_as(tmp_path / "downloaded.bin")
+    assert (tmp_path / "downloaded.bin").read_bytes() == pushed
+    await page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=web_url)
+    await page.get_by_test_id("copy-button").click()
+    await expect(page.get_by_test_id("copy-button")).to_have_text("Copied")
+    command = await page.evaluate("navigator.clipboard.readText()")
+    assert command == await page.get_by_test_id("pull-command").inner_text()
+    program, *arguments = shlex.split(command)
+    assert program == "modelreg"
+    dana_cli.ok(*arguments)
+    assert (tmp_path / arguments[-1] / "model.bin").read_bytes() == pushed
+    await dana.shoot("downloaded-and-pulled")
 
     # dana watches the home page's live feed while bob moves production to version 2.
     await page.goto("/")
