@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from modelreg import AsyncClient
+from modelreg import AsyncClient, Client, Page
 from modelreg import errors as sdk_errors
 from modelreg_local.stack import LocalStack
 
@@ -109,3 +109,29 @@ async def test_pages_come_with_their_cursor(stack: LocalStack, tmp_path: Path) -
             async for _ in registry.stream_file(version, "missing.bin"):
                 pass
         assert await registry.metric_history(version.name, "accuracy") == []
+
+
+def test_the_blocking_client_pages_too(stack: LocalStack, tmp_path: Path) -> None:
+    token = ready_credential_for(stack.addresses.artifacts, ALICE)
+    model = f"pages/{unique('sync')}"
+    with Client(
+        metadata_addr=stack.addresses.metadata,
+        artifact_addr=stack.addresses.artifacts,
+        token=token,
+        cache_dir=tmp_path,
+    ) as registry:
+        registry.create_model(model)
+        for _ in range(3):
+            registry.seal_version(registry.create_version(model).name)
+        newest = registry.list_versions_page(model, order_by="number desc", page_size=2)
+        assert isinstance(newest, Page)
+        assert [v.number for v in newest.items] == [3, 2]
+        rest = registry.list_versions_page(
+            model, order_by="number desc", page_size=2, page_token=newest.next_page_token
+        )
+        assert [v.number for v in rest.items] == [1]
+        assert [
+            m.name for m in registry.list_models_page("pages", filter=f'model_id = "{model[6:]}"').items
+        ] == [f"namespaces/{model.replace('/', '/models/')}"]
+        assert registry.list_aliases_page(model).items == []
+        assert registry.metric_history(f"{model}/1", "loss") == []

@@ -77,3 +77,14 @@ def test_a_corrupted_file_never_downloads_complete(
         return  # the response was cut off before its end: what a browser shows as a failed download
     assert response.status_code != 200 or response.content != large
     assert response.status_code != 200 or len(response.content) < len(large)
+
+
+def test_a_bad_order_or_audit_filter_is_shown_next_to_its_field(signed_in: SignedIn, sample: Sample) -> None:
+    browser = signed_in()
+    page = browser.get(sample.path, params={"order_by": "metrics.accuracy sideways"})
+    assert page.status_code == 200
+    assert 'data-testid="filter-error"' in page.text
+    assert "order_by" in page.text.split('data-testid="filter-error"')[1][:2000]
+    audit = browser.get("/audit", params={"action": "NOT_AN_ACTION"})
+    assert audit.status_code == 400
+    assert 'id="audit-action-problem"' in audit.text

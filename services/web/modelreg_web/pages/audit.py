@@ -15,6 +15,15 @@ from modelreg_web.pages.browse import query
 from modelreg_web.views import Visit, render
 
 PAGE_SIZE = 50
+# The request field a refusal names -> the form field to show it at.
+_FORM_FIELDS = {
+    "actions": "action",
+    "actor": "actor",
+    "model": "model",
+    "start_time": "since",
+    "end_time": "until",
+    "page_token": "model",
+}
 
 
 class BadField(ValueError):
@@ -63,7 +72,9 @@ async def audit(request: Request) -> Response:
             )
             events, next_token = list(page.items), page.next_page_token
         except (InvalidArgument, InvalidResourceName) as exc:
-            problems[getattr(exc, "field", "") or "model"] = getattr(exc, "message", str(exc))
+            named = getattr(exc, "field", "").split("[")[0].split(".")[0]  # `actions[0]` -> actions
+            field = _FORM_FIELDS.get(named, "model")
+            problems[field] = getattr(exc, "message", str(exc))
     if form["alias"] or form["at"]:
         if "@" not in form["alias"]:
             problems["alias"] = "Name an alias as namespace/model@alias."

@@ -37,12 +37,15 @@ def query(request: Request, name: str) -> str:
     return request.query_params.get(name, "")[:MAX_QUERY_CHARS].strip()
 
 
-async def listing(fetch: Any, text: str) -> tuple[Page[Any], FilterError | None]:
-    """A page from `fetch(filter)`; a filter the service refuses is shown at its position instead."""
+async def listing(fetch: Any, text: str, order_by: str) -> tuple[Page[Any], FilterError | None]:
+    """A page from `fetch(filter)`; a filter (or order) the service refuses is shown under the
+    filter box, at its position, instead."""
     try:
         return await fetch(text), None
     except InvalidArgument as exc:
-        if exc.reason != "INVALID_FILTER" and "filter" not in exc.field and "order_by" not in exc.field:
+        if "order_by" in exc.field:
+            return Page([]), present.filter_error(order_by, exc)
+        if exc.reason != "INVALID_FILTER" and "filter" not in exc.field:
             raise
         return Page([]), present.filter_error(text, exc)
 
@@ -59,7 +62,9 @@ async def namespace(request: Request) -> Response:
             ns, filter=text, order_by=order_by, page_size=PAGE_SIZE, page_token=token
         )
 
-    found, (page, problem) = await asyncio.gather(visit.client.get_namespace(ns), listing(fetch, filter_text))
+    found, (page, problem) = await asyncio.gather(
+        visit.client.get_namespace(ns), listing(fetch, filter_text, order_by)
+    )
     return render(
         request,
         "namespace.html",
@@ -157,7 +162,7 @@ async def model(request: Request, *, refusal: Refusal | None = None, status: int
         return list(page.items)
 
     found, alias_list, (page, problem), identity = await asyncio.gather(
-        visit.client.get_model(ref), aliases(), listing(fetch, filter_text), visit.client.whoami()
+        visit.client.get_model(ref), aliases(), listing(fetch, filter_text, order_by), visit.client.whoami()
     )
     versions = list(page.items)
     params = [present.struct_dict(version.params) for version in versions]
