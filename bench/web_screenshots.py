@@ -6,8 +6,8 @@ Starts a LocalStack in a temporary directory and the web service, seeds a small 
 namespace (bench/web_seed.py `demo`: models with model cards, versions with params, metrics,
 histories, lineage and files, aliases, one protected, a review by a second person), signs in as
 its owner in headless Chromium at 1280x800 and writes docs/images/web-{home,namespace,model,
-version,compare,compare-chart,audit}.png. The content is deterministic, so the images change only when the UI
-does. Run it again after a visible UI change and commit the PNGs.
+version,compare,compare-chart,audit}.png. The content is the same on every run except for the
+times shown, so run it again only after a visible UI change and commit the PNGs (about 700 KB).
 """
 
 from __future__ import annotations

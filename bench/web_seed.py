@@ -2,7 +2,7 @@
 
 `Seeder` writes through the metadata service's gRPC API (and the SDK for pushes with files) as
 any client would; nothing touches the stores. Values are deterministic (a seeded random
-generator), so two runs draw the same charts and the screenshots only change when the UI does.
+generator), so two runs draw the same charts and tables (only the times differ).
 
 - `bench_namespace`: N versions spread over a few models of one namespace, created concurrently;
   versions already there are counted and kept, so a second run adds only what is missing.
