@@ -76,6 +76,9 @@ async def assert_inert(tab: Tab) -> None:
     found = await tab.page.evaluate(INERT)
     assert found == {"pwned": 0, "scripts": [], "handlers": [], "urls": [], "frames": 0}, found
     assert tab.dialogs == [], tab.dialogs
+    # The Content-Security-Policy would block an injected script; it must not even have to.
+    blocked = [message for message in tab.console_errors if "Content Security Policy" in message]
+    assert blocked == [], blocked
 
 
 def registry_as(stack: LocalStack, token: str) -> AsyncClient:
