@@ -50,7 +50,8 @@ def test_model_page_shows_card_versions_columns_and_chart(signed_in: SignedIn, s
 
 
 def test_version_page_shows_everything_about_a_version(signed_in: SignedIn, sample: Sample) -> None:
-    page = signed_in().get(f"{sample.path}/v/2")
+    browser = signed_in()
+    page = browser.get(f"{sample.path}/v/2")
     assert page.status_code == 200, page.text[:2000]
     html = page.text
     assert 'data-testid="version-state">READY<' in html
@@ -61,18 +62,28 @@ def test_version_page_shows_everything_about_a_version(signed_in: SignedIn, samp
     assert 'data-path="model.bin"' in html
     assert 'data-path="config/settings.json"' in html
     assert f"{sample.path}/v/2/files/config/settings.json" in html
-    assert '"name": "loss"' in html  # the history chart's data
+    history = f"{sample.path}/v/2/history?metric=loss"
+    assert f'data-chart-src="{history}"' in html
+    chart = browser.get(history).json()
+    assert chart["x"] == "step"
+    assert [s["name"] for s in chart["series"]] == ["loss"]
+    assert chart["series"][0]["points"][:2] == [[0, 1.02], [1, 0.52]]
     assert "float32" in html  # signature
 
 
 def test_compare_page_marks_differences(signed_in: SignedIn, sample: Sample) -> None:
-    page = signed_in().get(f"{sample.path}/compare?v=1&v=2&v=3&metric=loss")
+    browser = signed_in()
+    page = browser.get(f"{sample.path}/compare?v=1&v=2&v=3&metric=loss")
     assert page.status_code == 200, page.text[:2000]
     html = page.text
     assert 'data-differs="true" data-key="accuracy"' in html
     assert 'data-differs="true" data-key="optimizer.lr"' in html
     assert 'data-differs="false" data-key="layers"' in html
-    assert '"name": "v3"' in html
+    history = f"{sample.path}/compare/history?v=1&amp;v=2&amp;v=3&amp;metric=loss"
+    assert f'data-chart-src="{history}"' in html
+    chart = browser.get(history.replace("&amp;", "&")).json()
+    assert [s["name"] for s in chart["series"]] == ["v1", "v2", "v3"]
+    assert all(len(s["points"]) == 50 for s in chart["series"])
 
 
 def test_audit_page_filters_events(signed_in: SignedIn, sample: Sample) -> None:

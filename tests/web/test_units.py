@@ -3,6 +3,7 @@ filter positions, roles, settings; and the SDK's verified relay of a download.""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import re
 from collections.abc import AsyncIterator
@@ -10,6 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import modelreg_web
 import pytest
 from modelreg.downloads import stream_file
 from modelreg.errors import FailedPrecondition, IntegrityError, InvalidArgument, PermissionDenied
@@ -250,3 +252,21 @@ async def test_a_relayed_download_withholds_its_last_chunk_until_the_digest_matc
     received, error = await _relay(good[:2], b"".join(good))
     assert isinstance(error, IntegrityError)
     assert error.reason == "SIZE_MISMATCH"
+
+
+STATIC = Path(modelreg_web.__file__).parent / "static"
+TEMPLATES = Path(modelreg_web.__file__).parent / "templates"
+
+
+def test_every_asset_ships_with_the_project_within_the_script_budget() -> None:
+    scripts = sorted(STATIC.glob("*.js"))
+    assert scripts
+    bundle = b"".join(path.read_bytes() for path in scripts)
+    assert len(gzip.compress(bundle, 9)) < 300 * 1024
+    for path in [*scripts, *STATIC.glob("*.css"), *TEMPLATES.glob("*.html")]:
+        text = path.read_text()
+        urls = set(re.findall(r"(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}[^\s\"')]*", text))
+        assert urls <= {"http://www.w3.org/2000/svg"}, (path.name, urls)  # the SVG namespace, not a fetch
+        for tag in re.findall(r"<script\b[^>]*>", text):
+            assert 'src="/static/' in tag or 'type="application/json"' in tag, (path.name, tag)
+        assert "import(" not in text or path.suffix != ".js"

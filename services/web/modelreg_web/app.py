@@ -24,7 +24,18 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelreg_web.config import WebSettings
-from modelreg_web.pages import audit, auth, browse, compare, events, files, governance, home, version
+from modelreg_web.pages import (
+    audit,
+    auth,
+    browse,
+    charts,
+    compare,
+    events,
+    files,
+    governance,
+    home,
+    version,
+)
 from modelreg_web.sessions import SessionCodec
 from modelreg_web.views import error_page, failure_response
 
@@ -125,10 +136,12 @@ def create_app(settings: WebSettings, stopping: asyncio.Event | None = None) -> 
         Route("/n/{ns}", page(browse.namespace)),
         Route("/n/{ns}/m/{model}", page(browse.model)),
         Route("/n/{ns}/m/{model}/compare", page(compare.compare)),
+        Route("/n/{ns}/m/{model}/compare/history", page(charts.compare_history)),
         Route("/n/{ns}/m/{model}/aliases/{alias}", page(governance.move_alias), methods=["POST"]),
         Route("/n/{ns}/m/{model}/aliases/{alias}/history", page(browse.alias_history)),
         Route("/n/{ns}/m/{model}/aliases/{alias}/protect", page(governance.protect_alias), methods=["POST"]),
         Route("/n/{ns}/m/{model}/v/{n}", page(version.version)),
+        Route("/n/{ns}/m/{model}/v/{n}/history", page(charts.version_history)),
         Route("/n/{ns}/m/{model}/v/{n}/submit", page(governance.submit), methods=["POST"]),
         Route("/n/{ns}/m/{model}/v/{n}/approve", page(governance.approve), methods=["POST"]),
         Route("/n/{ns}/m/{model}/v/{n}/reject", page(governance.reject), methods=["POST"]),

@@ -11,7 +11,7 @@ import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -162,6 +162,11 @@ def column_value(version: model_pb2.ModelVersion, params: Mapping[str, Any], col
     return ""
 
 
+def finite(value: float) -> float | None:
+    """A value JSON can carry: NaN and the infinities (which JSON has no words for) become null."""
+    return value if math.isfinite(value) else None
+
+
 def json_for_script(data: Any) -> str:
     """JSON to place inside `<script type="application/json">`: `<`, `>` and `&` escaped, so no
     user text can close the element (it is data, never executed)."""
@@ -279,7 +284,3 @@ class FilterError:
 def filter_error(text: str, error: RegistryError) -> FilterError:
     found = _POSITION.search(error.message)
     return FilterError(text=text, message=error.message, position=int(found.group(1)) if found else 0)
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

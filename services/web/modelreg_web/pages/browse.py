@@ -175,7 +175,11 @@ async def model(request: Request, *, refusal: Refusal | None = None, status: int
         "series": [
             {
                 "name": metric,
-                "points": sorted([v.number, v.metrics[metric]] for v in versions if metric in v.metrics),
+                "points": [
+                    [v.number, present.finite(v.metrics[metric])]
+                    for v in sorted(versions, key=lambda v: v.number)
+                    if metric in v.metrics
+                ],
             }
         ],
     }

@@ -3,14 +3,12 @@ one metric's histories overlaid (`?metric=`, default the first metric)."""
 
 from __future__ import annotations
 
-import asyncio
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from modelreg_web import present
 from modelreg_web.pages.browse import query
-from modelreg_web.pages.version import HISTORY_POINTS
 from modelreg_web.views import PageError, Visit, render
 
 MIN_VERSIONS, MAX_VERSIONS = 2, 10
@@ -42,16 +40,6 @@ async def compare(request: Request) -> Response:
     comparison = await visit.client.compare_versions(*refs)
     metric_keys = [row.key for row in comparison.metrics]
     metric = query(request, "metric") or (metric_keys[0] if metric_keys else "")
-    series = []
-    if metric:
-        points = await asyncio.gather(
-            *(visit.client.metric_history(ref, metric, limit=HISTORY_POINTS) for ref in refs)
-        )
-        series = [
-            {"name": f"v{n}", "points": [[p.step, p.value] for p in history]}
-            for n, history in zip(numbers, points, strict=True)
-        ]
-    chart = {"title": metric, "x": "step", "series": series}
     return render(
         request,
         "compare.html",
@@ -63,7 +51,9 @@ async def compare(request: Request) -> Response:
             "comparison": comparison,
             "metric": metric,
             "metric_keys": metric_keys,
-            "chart_json": present.json_for_script(chart),
+            "history_src": f"/n/{ns}/m/{model_id}/compare/history?"
+            + "&".join(f"v={n}" for n in numbers)
+            + f"&metric={quote(metric, safe='')}",
         },
         session=visit.session,
     )

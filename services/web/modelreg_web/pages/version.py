@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from modelreg.aio import AsyncClient
 from modelregistry.v1 import model_pb2
 from starlette.requests import Request
 from starlette.responses import Response
@@ -25,16 +24,6 @@ def version_number(request: Request) -> int:
     if not raw.isdigit() or len(raw) > 18 or int(raw) < 1:
         raise PageError(404, "Not found", "Versions are numbered 1, 2, 3, ...")
     return int(raw)
-
-
-async def histories(client: AsyncClient, ref: str, keys: list[str], limit: int) -> list[dict[str, Any]]:
-    """One chart series per metric key: the history by step (the summary alone has no history)."""
-
-    async def one(key: str) -> dict[str, Any]:
-        points = await client.metric_history(ref, key, limit=limit)
-        return {"name": key, "points": [[point.step, point.value] for point in points]}
-
-    return list(await asyncio.gather(*(one(key) for key in keys)))
 
 
 def lineage_graph(version: model_pb2.ModelVersion) -> dict[str, Any]:
@@ -89,9 +78,6 @@ async def version(request: Request, *, refusal: Refusal | None = None, status: i
     number = version_number(request)
     ref = f"{ns}/{model_id}/{number}"
     found, identity = await asyncio.gather(visit.client.get_version(ref), visit.client.whoami())
-    keys = sorted(found.metrics)[:HISTORY_METRICS]
-    series = await histories(visit.client, ref, keys, HISTORY_POINTS)
-    charts = [{"title": s["name"], "x": "step", "series": [s]} for s in series if s["points"]]
     version_path = f"/n/{ns}/m/{model_id}/v/{number}"
     return render(
         request,
@@ -103,7 +89,7 @@ async def version(request: Request, *, refusal: Refusal | None = None, status: i
             "version": found,
             "version_path": version_path,
             "params": present.struct_dict(found.params),
-            "charts_json": present.json_for_script(charts),
+            "history_metrics": sorted(found.metrics)[:HISTORY_METRICS],
             "lineage": lineage_graph(found),
             "pull_command": f"modelreg pull {ref} ./{model_id}-{number}",
             "can": abilities(identity, ns),

@@ -33,6 +33,7 @@ export function drawChart(spec) {
   }
   let xMin = Infinity, xMax = -Infinity, yMin = Infinity, yMax = -Infinity;
   for (const s of series) {
+    s.points = s.points.filter(([, y]) => y !== null);
     for (const [x, y] of s.points) {
       if (x < xMin) xMin = x; if (x > xMax) xMax = x;
       if (y < yMin) yMin = y; if (y > yMax) yMax = y;
@@ -83,21 +84,30 @@ function readJson(id) {
   try { return JSON.parse(source.textContent); } catch { return null; }
 }
 
+// Inline data (<figure data-chart="id of a JSON script">) draws at once; fetched data
+// (<figure data-chart-src="url">) draws when it arrives: histories are heavy to read, so pages
+// never wait for them. A drawn figure gets data-state="drawn" (or "failed").
 export function drawCharts(root) {
   root.querySelectorAll("figure[data-chart]").forEach((figure) => {
     const spec = readJson(figure.dataset.chart);
     if (spec) figure.append(drawChart(spec));
+    figure.dataset.state = "drawn";
   });
-  root.querySelectorAll("[data-charts]").forEach((container) => {
-    const specs = readJson(container.dataset.charts) || [];
-    for (const spec of specs) {
-      const figure = document.createElement("figure");
-      figure.className = "chart";
-      figure.dataset.testid = "metric-history-chart";
-      const caption = document.createElement("figcaption");
-      caption.textContent = `${spec.title} by step`;
-      figure.append(caption, drawChart(spec));
-      container.append(figure);
+  root.querySelectorAll("figure[data-chart-src]").forEach(async (figure) => {
+    const status = document.createElement("p");
+    status.className = "muted";
+    status.textContent = "Loading…";
+    figure.append(status);
+    try {
+      const response = await fetch(figure.dataset.chartSrc, { credentials: "same-origin", headers: { accept: "application/json" } });
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      const spec = await response.json();
+      status.remove();
+      figure.append(drawChart(spec));
+      figure.dataset.state = "drawn";
+    } catch (error) {
+      status.textContent = `The chart could not be loaded (${error.message}); reload to try again.`;
+      figure.dataset.state = "failed";
     }
   });
 }
