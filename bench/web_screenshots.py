@@ -28,7 +28,7 @@ from modelreg_local.stores import free_port
 
 from bench.web_seed import Seeder
 from bench.web_service import web_service
-from tests.chromium import chromium_path, signed_in_context
+from tests.chromium import charts_settled, chromium_path, signed_in_context
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMESPACE = "growth"
@@ -90,8 +90,8 @@ async def photograph(
         page = await (await signed_in_context(browser, base_url, token)).new_page()
         for name, url in pages(model, versions).items():
             await page.goto(url)
-            # Charts are drawn by the page's module script before the load event.
             await page.wait_for_load_state("load")
+            await charts_settled(page)
             if name == "home":  # the last steps happen while the live feed watches
                 await page.get_by_test_id("feed-status").filter(has_text="live").wait_for()
                 await seeder.demo_activity(model, versions[-1])

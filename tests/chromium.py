@@ -148,6 +148,17 @@ class Tab:
         return path
 
 
+# Version and compare pages fetch their charts' data after they arrive; each figure then says
+# data-state="drawn" (or "failed").
+CHARTS_SETTLED = """() => [...document.querySelectorAll('figure[data-chart-src]')]
+    .every(figure => figure.dataset.state === 'drawn' || figure.dataset.state === 'failed')"""
+
+
+async def charts_settled(page: Page) -> None:
+    """Wait until every chart of the page that fetches its data has drawn (or failed)."""
+    await page.wait_for_function(CHARTS_SETTLED)
+
+
 async def open_tab(context: BrowserContext, shots: Path, label: str = "") -> Tab:
     return Tab(await context.new_page(), shots, label)
 

@@ -27,7 +27,7 @@ from modelregistry.v1 import metadata_service_pb2 as md
 from modelregistry.v1 import metadata_service_pb2_grpc, model_pb2
 from playwright.async_api import Browser, expect
 
-from tests.chromium import Tab, new_context, open_tab, sign_in
+from tests.chromium import Tab, charts_settled, new_context, open_tab, sign_in
 from tests.support import bearer, credential_for, unique
 from tests.web.conftest import WebFactory
 
@@ -162,6 +162,7 @@ async def test_stored_payloads_never_run(
         assert response is not None
         assert response.status == 200, (name, response.status)
         await tab.page.wait_for_load_state("load")
+        await charts_settled(tab.page)  # the payload metric's history arrives as JSON, then drawn
         await assert_inert(tab)
         await tab.shoot(name)
 
