@@ -58,8 +58,28 @@ ferretdb: $(TOOLS)/bin/modelreg-ferretdb ## Build the FerretDB wrapper (what `ma
 .PHONY: grpcurl
 grpcurl: $(TOOLS)/bin/grpcurl ## Build grpcurl (for the raw gRPC examples and the tests, not for `make run`)
 
+# The browser tests drive Debian's chromium through Playwright (`executable_path`; CHROMIUM_PATH
+# overrides). Never `playwright install`: it downloads a browser build from a CDN, which CI cannot reach.
+CHROMIUM ?= $(or $(CHROMIUM_PATH),/usr/bin/chromium)
+
+.PHONY: chromium
+chromium: ## Install Debian's chromium for the browser tests when missing (apt-get, as root)
+	@if [ -x "$(CHROMIUM)" ]; then \
+	  echo "chromium: $(CHROMIUM) is there"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "chromium: $(CHROMIUM) missing, installing Debian's chromium (about a minute):"; \
+	  echo "+ apt-get update && apt-get install -y chromium"; \
+	  apt-get update -q; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	elif [ "$${CI:-}" = true ]; then \
+	  echo "chromium: $(CHROMIUM) missing and this CI user cannot apt-get install it" >&2; exit 1; \
+	else \
+	  echo "chromium: $(CHROMIUM) missing: the browser tests will be skipped. To run them:"; \
+	  echo "  sudo apt-get install -y chromium   (or set CHROMIUM_PATH to a Chromium binary)"; \
+	fi
+
 .PHONY: tools
-tools: venv ferretdb grpcurl kustomize ## Build the local servers' binaries (FerretDB wrapper, grpcurl) and kustomize
+tools: venv ferretdb grpcurl kustomize chromium ## Build the local servers' binaries (FerretDB wrapper, grpcurl), kustomize; install chromium
 
 # Only what running needs. `exec`: make's child is the stack itself, which also stops when make is
 # sent SIGINT (make keeps it to itself: deploy/local/modelreg_local/parent.py).
@@ -122,6 +142,10 @@ ci: proto-check lint test ## What CI runs
 .PHONY: bench-fuzz
 bench-fuzz: tools ## Fuzz every RPC much longer than CI does (bench/results/fuzz.md)
 	$(PY) -m bench.fuzz
+
+.PHONY: bench-web
+bench-web: tools ## Web UI: server-side page latency at 10,000 versions, compare page drawn in Chromium (bench/results/web.*)
+	$(PY) -m bench.web_bench
 
 .PHONY: bench-artifacts
 bench-artifacts: tools ## Artifact service vs minio SDK vs MLflow on one SeaweedFS (bench/results/artifacts.*)
