@@ -7,6 +7,8 @@ SHELL := bash
 
 UV_VERSION := 0.13.8
 GRPCURL_VERSION := v1.9.3
+# v5.8.3 needs Go >= 1.27 (shared toolchain notes); v5.8.2 builds with the machine's Go 1.26.
+KUSTOMIZE_VERSION := v5.8.2
 # Go code generators (buf.gen.yaml): the versions clients/go/gen was generated with.
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
@@ -52,6 +54,13 @@ $(TOOLS)/bin/grpcurl:
 	@echo "building grpcurl (first time only, about a minute)..." >&2
 	GOBIN=$(TOOLS)/bin $(GO) install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
 
+$(TOOLS)/bin/kustomize:
+	@echo "building kustomize $(KUSTOMIZE_VERSION) (first time only, about a minute)..." >&2
+	GOBIN=$(TOOLS)/bin $(GO) install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+
+.PHONY: kustomize
+kustomize: $(TOOLS)/bin/kustomize ## Build kustomize (tests/deploy render deploy/k8s with it)
+
 # The stamp names both versions: changing a pin here reinstalls them.
 $(GO_PLUGINS_STAMP):
 	GOBIN=$(GO_PLUGINS) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
@@ -72,8 +81,28 @@ ferretdb: $(TOOLS)/bin/modelreg-ferretdb ## Build the FerretDB wrapper (what `ma
 .PHONY: grpcurl
 grpcurl: $(TOOLS)/bin/grpcurl ## Build grpcurl (for the raw gRPC examples and the tests, not for `make run`)
 
+# The browser tests drive Debian's chromium through Playwright (`executable_path`; CHROMIUM_PATH
+# overrides). Never `playwright install`: it downloads a browser build from a CDN, which CI cannot reach.
+CHROMIUM ?= $(or $(CHROMIUM_PATH),/usr/bin/chromium)
+
+.PHONY: chromium
+chromium: ## Install Debian's chromium for the browser tests when missing (apt-get, as root)
+	@if [ -x "$(CHROMIUM)" ]; then \
+	  echo "chromium: $(CHROMIUM) is there"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "chromium: $(CHROMIUM) missing, installing Debian's chromium (about a minute):"; \
+	  echo "+ apt-get update && apt-get install -y chromium"; \
+	  apt-get update -q; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	elif [ "$${CI:-}" = true ]; then \
+	  echo "chromium: $(CHROMIUM) missing and this CI user cannot apt-get install it" >&2; exit 1; \
+	else \
+	  echo "chromium: $(CHROMIUM) missing: the browser tests will be skipped. To run them:"; \
+	  echo "  sudo apt-get install -y chromium   (or set CHROMIUM_PATH to a Chromium binary)"; \
+	fi
+
 .PHONY: tools
-tools: venv ferretdb grpcurl go-plugins go-client ts-deps ## Build the local servers' binaries (FerretDB wrapper, grpcurl), Go generators and modules, the TS client's packages
+tools: venv ferretdb grpcurl kustomize chromium go-plugins go-client ts-deps ## Build the local servers' binaries (FerretDB wrapper, grpcurl), kustomize, the Go generators and modules, the TS client's packages; install chromium
 
 # The TypeScript client's pinned packages (protoc-gen-es, tsc, the runtime), from its lock file;
 # again only when package.json or the lock file changed.
@@ -107,7 +136,7 @@ bench-metadata: tools ## Metadata service vs MLflow: create, get by alias, searc
 	$(PY) -m bench.metadata_bench --only replicas
 
 .PHONY: lint
-lint: venv ## ruff, mypy (strict), buf lint, buf format and buf breaking
+lint: venv lint-deploy ## ruff, mypy (strict), buf lint, buf format, buf breaking, hadolint
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
@@ -118,6 +147,10 @@ lint: venv ## ruff, mypy (strict), buf lint, buf format and buf breaking
 .PHONY: proto-breaking
 proto-breaking: venv ## buf breaking: protos/ against main (on main: against the commit before; .ci/buf-breaking)
 	bash .ci/buf-breaking $(BUF)
+
+.PHONY: lint-deploy
+lint-deploy: venv ## hadolint over the images' Dockerfiles (deploy/docker)
+	$(VENV)/bin/hadolint deploy/docker/*.Dockerfile
 
 .PHONY: fmt
 fmt: venv ## Format Python, proto and Go sources
@@ -146,6 +179,10 @@ ci: proto-check lint test ## What CI runs
 .PHONY: bench-fuzz
 bench-fuzz: tools ## Fuzz every RPC much longer than CI does (bench/results/fuzz.md)
 	$(PY) -m bench.fuzz
+
+.PHONY: bench-web
+bench-web: tools ## Web UI: server-side page latency at 10,000 versions, compare page drawn in Chromium (bench/results/web.*)
+	$(PY) -m bench.web_bench
 
 .PHONY: bench-artifacts
 bench-artifacts: tools ## Artifact service vs minio SDK vs MLflow on one SeaweedFS (bench/results/artifacts.*)

@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
+# Headless Chromium fixtures and the `--screenshots` option of the browser tests (tests/web).
+pytest_plugins = ("tests.chromium",)
+
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:

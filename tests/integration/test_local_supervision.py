@@ -52,6 +52,8 @@ class Running:
             METADATA_ADDR_ENV: self.metadata,
             ARTIFACT_ADDR_ENV: f"127.0.0.1:{free_port()}",
             "MODELREG_LOCAL_S3_PORT": str(free_port()),
+            # `make run` also starts the web UI (8080 by default): a free port, like the others.
+            "MODELREG_WEB_ADDR": f"127.0.0.1:{free_port()}",
         }
         if parse_environment(env).endpoints() is not None or parse_environment(env).mongodb_uri:
             pytest.skip("external stores are configured: the stack would run no store process")

@@ -30,6 +30,7 @@ from modelregistry.v1 import (
     model_pb2,
 )
 
+from tests.integration.scrape import scrape, value
 from tests.integration.test_local_stores import _require_ferretdb
 from tests.support import bearer, download, error_info, unique, upload
 
@@ -274,3 +275,62 @@ def _wait_sync(address: str, service: str, wanted: int) -> None:
                 return
             assert time.monotonic() < deadline, f"{service} health is {status}, not {wanted}"
             time.sleep(0.2)
+
+
+async def test_store_outages_show_in_the_metrics(own_stack: LocalStack, registry: Registry) -> None:
+    """What an alert reads (docs/observability.md): the store is down, calls fail UNAVAILABLE,
+    store errors counted by store and kind; and the store back up afterwards."""
+    assert own_stack.metadata is not None
+    assert own_stack.artifacts is not None
+    metadata_url, artifacts_url = own_stack.metadata.metrics_url, own_stack.artifacts.metrics_url
+    await _wait_health(registry, SERVING)
+    before = await scrape(metadata_url)
+    kill_database(own_stack)
+    try:
+        with pytest.raises(grpc.aio.AioRpcError):
+            await asyncio.wait_for(_get_namespace(registry), HANG_SECONDS)
+        await _wait_health(registry, NOT_SERVING)
+        during = await scrape(metadata_url)
+    finally:
+        restart_database(own_stack)
+    outage_errors = sum(
+        value(during, "modelreg_store_errors_total", store="database", kind=kind)
+        - value(before, "modelreg_store_errors_total", store="database", kind=kind)
+        for kind in ("unreachable", "timeout")
+    )
+    assert outage_errors >= 1
+    assert value(during, "modelreg_store_up", store="database") == 0
+    unavailable = {"service": METADATA_SERVICE, "method": "GetNamespace", "code": "UNAVAILABLE"}
+    assert value(during, "modelreg_rpc_requests_total", **unavailable) > value(
+        before, "modelreg_rpc_requests_total", **unavailable
+    )
+    await _wait_health(registry, SERVING)
+    assert value(await scrape(metadata_url), "modelreg_store_up", store="database") == 1
+
+    # Object storage: the artifact service's probe and a download that cannot read its bytes.
+    assert own_stack.local_stores is not None
+    seaweedfs = own_stack.local_stores.seaweedfs
+    assert seaweedfs is not None
+    assert seaweedfs.pid is not None
+    before = await scrape(artifacts_url)
+    os.kill(seaweedfs.pid, signal.SIGKILL)
+    try:
+        await asyncio.to_thread(_wait_sync, own_stack.addresses.artifacts, ARTIFACT_SERVICE, NOT_SERVING)
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            await asyncio.wait_for(_download_file(registry), HANG_SECONDS)
+        assert failed.value.code() is grpc.StatusCode.UNAVAILABLE
+        during = await scrape(artifacts_url)
+    finally:
+        seaweedfs.restart()
+    assert value(during, "modelreg_store_up", store="object_storage") == 0
+    assert value(during, "modelreg_store_up", store="database") == 1
+    assert (
+        sum(
+            value(during, "modelreg_store_errors_total", store="object_storage", kind=kind)
+            - value(before, "modelreg_store_errors_total", store="object_storage", kind=kind)
+            for kind in ("unreachable", "timeout", "unavailable")
+        )
+        >= 1
+    )
+    await asyncio.to_thread(_wait_sync, own_stack.addresses.artifacts, ARTIFACT_SERVICE, SERVING)
+    assert value(await scrape(artifacts_url), "modelreg_store_up", store="object_storage") == 1

@@ -22,6 +22,7 @@ import grpc
 
 from modelreg_api.addresses import grpc_target, is_loopback
 from modelreg_api.errors import ModelregError
+from modelreg_api.tracing import client_interceptors
 
 TLS_ENV = "MODELREG_TLS"
 
@@ -139,9 +140,12 @@ BALANCING = ("grpc.lb_policy_name", "round_robin")
 def open_channel(address: str, tls: ClientTls, options: Sequence[tuple[str, Any]] = ()) -> grpc.aio.Channel:
     """An asyncio channel to `address` (one address, a comma-separated list of replicas' IP
     addresses, or a gRPC target: `addresses.grpc_target`), balancing calls round robin over the
-    replicas; secure when `tls` says so for this address."""
+    replicas; secure when `tls` says so for this address. Calls carry the W3C trace context
+    when the process has an OpenTelemetry tracer provider (`tracing`)."""
     target = grpc_target(address)
     options = [BALANCING, *options]
+    interceptors = client_interceptors()
     if not tls.enabled_for(address):
-        return grpc.aio.insecure_channel(target, options=options)
-    return grpc.aio.secure_channel(target, channel_credentials(tls), options=options)
+        return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
+    credentials = channel_credentials(tls)
+    return grpc.aio.secure_channel(target, credentials, options=options, interceptors=interceptors)

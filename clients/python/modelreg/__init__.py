@@ -45,7 +45,7 @@ from modelreg.errors import (
 )
 from modelreg.events import EventFilter
 from modelreg.progress import Direction, NoProgress, Outcome, TransferProgress
-from modelreg.results import PullResult, PushResult, TransferredFile
+from modelreg.results import Page, PullResult, PushResult, TransferredFile
 from modelreg.settings import ClientSettings, RetryPolicy
 
 __all__ = [
@@ -76,6 +76,7 @@ __all__ = [
     "NoProgress",
     "NoRegression",
     "Outcome",
+    "Page",
     "PermissionDenied",
     "PullResult",
     "PushResult",

@@ -29,14 +29,14 @@ from modelreg import access, credentials, events
 from modelreg.access import RoleLike
 from modelreg.comparison import Comparison
 from modelreg.connection import Connection
-from modelreg.downloads import Downloader
+from modelreg.downloads import Downloader, stream_file
 from modelreg.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from modelreg.journal import Journal
 from modelreg.local_files import describe_files
 from modelreg.progress import NoProgress, TransferProgress
 from modelreg.pulls import pull_files
 from modelreg.pushes import push_key, resume_or_create, upload_missing
-from modelreg.results import PullResult, PushResult
+from modelreg.results import Page, PullResult, PushResult
 from modelreg.settings import ClientSettings
 from modelreg.uploads import Uploader
 
@@ -127,6 +127,18 @@ class AsyncClient:
 
     async def close(self) -> None:
         await self._connection.close()
+
+    def acting_as(self, token: str, *, source: str = "acting_as") -> AsyncClient:
+        """A client over this one's channels whose calls present `token` (an API token or JWT),
+        so they act as its principal. For services that call the registry on behalf of many
+        users (the web UI): one pair of channels, one light client per request. Closing it leaves
+        the channels open; close this client to close them."""
+        client = object.__new__(AsyncClient)
+        client.settings = replace(self.settings, token=token, token_source=source)
+        client._connection = self._connection.with_token(token, source)
+        client._uploader = Uploader(client._connection, Journal(client.settings.cache_dir / "uploads"))
+        client._downloader = Downloader(client._connection)
+        return client
 
     # Namespaces
 
@@ -272,6 +284,16 @@ class AsyncClient:
             for binding in page.bindings:
                 yield binding
 
+    async def list_namespaces_page(
+        self, *, page_size: int = 0, page_token: str = ""
+    ) -> Page[model_pb2.Namespace]:
+        """One page of namespaces, for callers that page themselves (`list_namespaces` iterates)."""
+        response = await self._connection.unary(
+            self._connection.metadata.ListNamespaces,
+            md.ListNamespacesRequest(page_size=page_size, page_token=page_token),
+        )
+        return Page(list(response.namespaces), response.next_page_token)
+
     # Models
 
     async def create_model(
@@ -328,6 +350,27 @@ class AsyncClient:
         async for page in pages:
             for model in page.models:
                 yield model
+
+    async def list_models_page(
+        self,
+        namespace: str,
+        *,
+        filter: str = "",
+        order_by: str = "",
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> Page[model_pb2.Model]:
+        """One page of a namespace's models matching `filter` (the filter language, e.g.
+        `owner = "team-a"`), in `order_by` order (e.g. `update_time desc`)."""
+        request = md.ListModelsRequest(
+            parent=_namespace(namespace),
+            filter=filter,
+            order_by=order_by,
+            page_size=page_size,
+            page_token=page_token,
+        )
+        response = await self._connection.unary(self._connection.metadata.ListModels, request)
+        return Page(list(response.models), response.next_page_token)
 
     # Versions
 
@@ -425,6 +468,52 @@ class AsyncClient:
             for version in page.model_versions:
                 yield version
 
+    async def list_versions_page(
+        self,
+        model: str,
+        *,
+        filter: str = "",
+        order_by: str = "",
+        show_deleted: bool = False,
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> Page[model_pb2.ModelVersion]:
+        """One page of `list_versions`; `model` may be `team/-` for every model of `team`."""
+        namespace, _, model_id = model.partition("/")
+        parent = f"{_namespace(namespace)}/models/-" if model_id == "-" else str(names.parse_model_ref(model))
+        request = md.ListModelVersionsRequest(
+            parent=parent,
+            filter=filter,
+            order_by=order_by,
+            show_deleted=show_deleted,
+            page_size=page_size,
+            page_token=page_token,
+        )
+        response = await self._connection.unary(self._connection.metadata.ListModelVersions, request)
+        return Page(list(response.model_versions), response.next_page_token)
+
+    async def metric_history(
+        self, version: str, key: str, *, limit: int = 10_000
+    ) -> list[model_pb2.MetricPoint]:
+        """The logged points of metric `key` of a version (`team/model/3`), in step order, at most
+        `limit` of them (the first ones)."""
+        name = str(_version_name(version))
+        points: list[model_pb2.MetricPoint] = []
+        token = ""
+        while len(points) < limit:
+            request = md.ListMetricHistoryRequest(
+                model_version=name,
+                metric_key=key,
+                page_size=min(10_000, limit - len(points)),
+                page_token=token,
+            )
+            response = await self._connection.unary(self._connection.metadata.ListMetricHistory, request)
+            points.extend(response.points)
+            token = response.next_page_token
+            if not token:
+                break
+        return points[:limit]
+
     async def compare_versions(self, *versions: str) -> Comparison:
         """Metrics and params of 2 to 100 versions side by side, differences marked.
 
@@ -494,6 +583,7 @@ class AsyncClient:
         progress: TransferProgress | None = None,
         version: int | None = None,
         replace: bool = False,
+        request_id: str = "",
     ) -> PushResult:
         """Register a file or a directory as a new, sealed version of `model`.
 
@@ -507,6 +597,11 @@ class AsyncClient:
         (its metadata stays as it is: pass none here), which is then sealed. A path it already
         holds with other content is refused (`AlreadyExists`, reason FILE_EXISTS) unless
         `replace`; each replacement is a MODEL_VERSION_FILE_REPLACED event in the audit trail.
+
+        `request_id` (at most 128 printable characters, e.g. a Kubernetes Job's uid) makes the
+        push idempotent across machines: a push repeated with it, even from an empty cache,
+        continues the version the first one created instead of creating another. The same id
+        with other metadata is refused (`InvalidArgument`, reason REQUEST_ID_REUSED).
         """
         name = names.parse_model_ref(model)
         if alias is not None:
@@ -539,7 +634,8 @@ class AsyncClient:
                 key,
                 files,
                 get_version=self.get_version,
-                create_version=lambda request_id: self._create_version(name, draft, request_id),
+                create_version=lambda request: self._create_version(name, draft, request),
+                request_id=request_id,
             )
         transferred = await upload_missing(
             self._uploader,
@@ -589,6 +685,16 @@ class AsyncClient:
         async for page in pages:
             for alias in page.aliases:
                 yield alias
+
+    async def list_aliases_page(
+        self, model: str, *, page_size: int = 0, page_token: str = ""
+    ) -> Page[model_pb2.Alias]:
+        """One page of a model's aliases (with their protection), in alias order."""
+        request = md.ListAliasesRequest(
+            parent=str(names.parse_model_ref(model)), page_size=page_size, page_token=page_token
+        )
+        response = await self._connection.unary(self._connection.metadata.ListAliases, request)
+        return Page(list(response.aliases), response.next_page_token)
 
     async def delete_alias(self, model: str, alias: str, *, etag: str = "") -> None:
         """Remove an alias (the version stays). A protected alias must be unprotected first
@@ -698,6 +804,32 @@ class AsyncClient:
             page_size=page_size,
         ):
             yield event
+
+    async def list_events_page(
+        self,
+        *,
+        namespace: str = "",
+        model: str = "",
+        resource: str = "",
+        actions: str | Iterable[str] = (),
+        actor: str = "",
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> Page[event_pb2.Event]:
+        """One page of `list_events`, with its cursor, for callers that page themselves."""
+        scope = _event_filter(namespace, model, resource, actions)
+        request = scope.list_request(
+            actor=actor,
+            start_time=start_time,
+            end_time=end_time,
+            after_sequence=0,
+            page_size=page_size,
+            page_token=page_token,
+        )
+        response = await self._connection.unary(self._connection.metadata.ListEvents, request)
+        return Page(list(response.events), response.next_page_token)
 
     async def watch_events(
         self,
@@ -816,6 +948,20 @@ class AsyncClient:
             parallel=self.settings.parallel_files,
             progress=progress or NoProgress(),
         )
+
+    async def stream_file(self, version: model_pb2.ModelVersion, path: str) -> AsyncIterator[bytes]:
+        """The bytes of one file of `version` (as `get_version` returned it), streamed in chunks
+        as they arrive and never stored: for relaying a download (the web UI).
+
+        The size and SHA-256 are checked against the manifest as the bytes pass; when they do not
+        match, the last chunk is withheld and `IntegrityError` raised, so a relay can abort its
+        response instead of completing it with bad bytes. `NotFound` for a path the version lacks.
+        """
+        file = next((f for f in version.files if f.path == path), None)
+        if file is None:
+            raise NotFound(f"{version.name} has no file {path[:64]!r}", reason="FILE_NOT_FOUND")
+        async for chunk in stream_file(self._connection, names.parse_model_version_name(version.name), file):
+            yield chunk
 
     async def verify_version(self, version: str) -> art.VerifyModelVersionResponse:
         """Have the artifact service re-read every stored file of a version and check its size

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import grpc
@@ -94,55 +95,84 @@ class DataCalls:
         )
 
 
+class _Channels:
+    """The two channels, opened on first use; shared by every Connection made `with_token`."""
+
+    def __init__(self, settings: ClientSettings) -> None:
+        self._settings = settings
+        self.metadata: grpc.aio.Channel | None = None
+        self.artifacts: grpc.aio.Channel | None = None
+
+    def metadata_service(self) -> grpc.aio.Channel:
+        if self.metadata is None:
+            self.metadata = open_channel(
+                self._settings.addresses.metadata, self._settings.tls, _CHANNEL_OPTIONS
+            )
+        return self.metadata
+
+    def artifact_service(self) -> grpc.aio.Channel:
+        if self.artifacts is None:
+            self.artifacts = open_channel(
+                self._settings.addresses.artifacts, self._settings.tls, _CHANNEL_OPTIONS
+            )
+        return self.artifacts
+
+    async def close(self) -> None:
+        for channel in (self.metadata, self.artifacts):
+            if channel is not None:
+                await channel.close(None)
+        self.metadata = self.artifacts = None
+
+
 class Connection:
     """Lazily opened channels: grpc.aio binds a channel to the event loop that first uses it."""
 
-    def __init__(self, settings: ClientSettings) -> None:
+    def __init__(self, settings: ClientSettings, *, channels: _Channels | None = None) -> None:
         self.settings = settings
-        self._metadata_channel: grpc.aio.Channel | None = None
-        self._artifact_channel: grpc.aio.Channel | None = None
+        # A connection made by `with_token` borrows its parent's channels and never closes them.
+        self._owns_channels = channels is None
+        self._channels = channels or _Channels(settings)
         self._metadata_stub: MetadataServiceAsyncStub | None = None
         self._access_stub: AccessServiceAsyncStub | None = None
         self._artifact_stub: ArtifactServiceAsyncStub | None = None
         self._data_calls: DataCalls | None = None
 
-    def _metadata_service(self) -> grpc.aio.Channel:
-        if self._metadata_channel is None:
-            self._metadata_channel = open_channel(
-                self.settings.addresses.metadata, self.settings.tls, _CHANNEL_OPTIONS
-            )
-        return self._metadata_channel
+    def with_token(self, token: str, source: str) -> Connection:
+        """A connection over the same channels whose calls present `token` instead.
+
+        One process serving many principals (the web UI) keeps one pair of channels, not one
+        per caller; the stubs are cheap, the channels (TCP, TLS, HTTP/2) are not.
+        """
+        settings = replace(self.settings, token=token, token_source=source)
+        return Connection(settings, channels=self._channels)
 
     @property
     def metadata(self) -> MetadataServiceAsyncStub:
         if self._metadata_stub is None:
-            self._metadata_stub = metadata_service_pb2_grpc.MetadataServiceStub(self._metadata_service())
+            self._metadata_stub = metadata_service_pb2_grpc.MetadataServiceStub(
+                self._channels.metadata_service()
+            )
         return self._metadata_stub
 
     @property
     def access(self) -> AccessServiceAsyncStub:
         """The AccessService (identity, API tokens, role bindings), served by the metadata service."""
         if self._access_stub is None:
-            self._access_stub = access_service_pb2_grpc.AccessServiceStub(self._metadata_service())
+            self._access_stub = access_service_pb2_grpc.AccessServiceStub(self._channels.metadata_service())
         return self._access_stub
-
-    def _artifact_service(self) -> grpc.aio.Channel:
-        if self._artifact_channel is None:
-            self._artifact_channel = open_channel(
-                self.settings.addresses.artifacts, self.settings.tls, _CHANNEL_OPTIONS
-            )
-        return self._artifact_channel
 
     @property
     def artifacts(self) -> ArtifactServiceAsyncStub:
         if self._artifact_stub is None:
-            self._artifact_stub = artifact_service_pb2_grpc.ArtifactServiceStub(self._artifact_service())
+            self._artifact_stub = artifact_service_pb2_grpc.ArtifactServiceStub(
+                self._channels.artifact_service()
+            )
         return self._artifact_stub
 
     @property
     def data(self) -> DataCalls:
         if self._data_calls is None:
-            self._data_calls = DataCalls(self._artifact_service())
+            self._data_calls = DataCalls(self._channels.artifact_service())
         return self._data_calls
 
     def call_metadata(self, request_id: str | None = None) -> Metadata:
@@ -186,9 +216,8 @@ class Connection:
                 return
 
     async def close(self) -> None:
-        for channel in (self._metadata_channel, self._artifact_channel):
-            if channel is not None:
-                await channel.close(None)
-        self._metadata_channel = self._artifact_channel = None
+        if self._owns_channels:
+            await self._channels.close()
         self._metadata_stub = self._artifact_stub = None
         self._access_stub = None
+        self._data_calls = None

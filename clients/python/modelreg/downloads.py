@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import random
+from collections.abc import AsyncIterator
 
 import grpc
 from modelreg_api import wire
@@ -19,7 +21,7 @@ from modelregistry.v1 import model_pb2
 
 from modelreg.cache import BlobCache, PartialBlob
 from modelreg.connection import Connection
-from modelreg.errors import IntegrityError, from_rpc_error
+from modelreg.errors import IntegrityError, Unavailable, from_rpc_error
 from modelreg.progress import TransferProgress
 from modelreg.retries import with_retries
 
@@ -159,3 +161,59 @@ def _hash_prefix(partial: PartialBlob, size_bytes: int) -> tuple[hashlib._Hash, 
 def _append(partial: PartialBlob, hasher: hashlib._Hash, data: memoryview | bytes) -> None:
     partial.stream.write(data)
     hasher.update(data)
+
+
+async def stream_file(
+    connection: Connection, version: ModelVersionName, file: model_pb2.ModelFile
+) -> AsyncIterator[bytes]:
+    """`file`'s bytes as they arrive, checked against the manifest, stored nowhere.
+
+    One chunk is always held back: it is released only once the size and SHA-256 of the whole
+    file match, so a reader that relays the chunks (the web UI's download) never delivers a
+    complete file with bad bytes; it sees `IntegrityError` instead of the end. A broken stream
+    continues from the last byte received (DownloadFile takes an offset), with the client's retries.
+    """
+    hasher = hashlib.sha256()
+    position = 0
+    held = b""
+    metadata = connection.call_metadata()
+    policy = connection.settings.retry
+    attempt = 1
+    while position < file.size_bytes:
+        request = art.DownloadFileRequest(model_version=str(version), path=file.path, offset=position)
+        timeout = connection.settings.stream_timeout(file.size_bytes - position)
+        try:
+            async for raw in connection.data.download_file(request, timeout=timeout, metadata=metadata):
+                offset, data = _data_of(raw, version, file)
+                if not data:
+                    continue
+                if offset != position or position + len(data) > file.size_bytes:
+                    raise IntegrityError(
+                        f"{file.path}: the server sent bytes {offset}..{offset + len(data)} "
+                        f"while {position} was expected of {file.size_bytes}",
+                        reason="UNEXPECTED_OFFSET",
+                    )
+                await asyncio.to_thread(hasher.update, data)
+                position += len(data)
+                if held:
+                    yield held
+                held = bytes(data)
+            break
+        except grpc.RpcError as exc:
+            error = from_rpc_error(exc)
+            if not isinstance(error, Unavailable) or attempt >= policy.attempts:
+                raise error from exc
+            await asyncio.sleep(random.uniform(0, policy.backoff(attempt)))  # noqa: S311 - jitter
+            attempt += 1
+    if position != file.size_bytes:
+        raise IntegrityError(
+            f"{file.path}: the download ended at byte {position} of {file.size_bytes}", reason="SIZE_MISMATCH"
+        )
+    if hasher.hexdigest() != file.sha256:
+        raise IntegrityError(
+            f"{file.path}: received bytes hash to {hasher.hexdigest()}, "
+            f"but the manifest of {version} records {file.sha256}",
+            reason="DIGEST_MISMATCH",
+        )
+    if held:
+        yield held

@@ -32,6 +32,9 @@ class Outcome(StrEnum):
     ALREADY_PRESENT = "already-present"
     DOWNLOADED = "downloaded"
     FROM_CACHE = "from-cache"
+    # Already in the pull's destination with the same digest (a repeated pull, an init
+    # container restarted): neither downloaded nor read from the cache.
+    IN_PLACE = "in-place"
 
 
 class TransferProgress(Protocol):

@@ -88,13 +88,19 @@ async def pull_files(
     by_digest: dict[str, model_pb2.ModelFile] = {}
     for file in files:
         by_digest.setdefault(file.sha256, file)
+    # Content every one of whose targets already holds it is not fetched at all: a repeated
+    # pull (an init container restarted) costs the survey's hashing, not a download.
+    needed = {file.sha256 for file, target in zip(files, targets, strict=True) if target not in found.present}
     fetched: dict[str, tuple[Outcome, int]] = {}
     limit = asyncio.Semaphore(parallel)
 
     async def fetch(file: model_pb2.ModelFile) -> None:
         async with limit:
             progress.file_started(file.path, file.size_bytes)
-            if await asyncio.to_thread(cache.find, file.sha256, file.size_bytes) is not None:
+            if file.sha256 not in needed:
+                progress.advance(file.size_bytes)
+                fetched[file.sha256] = (Outcome.IN_PLACE, 0)
+            elif await asyncio.to_thread(cache.find, file.sha256, file.size_bytes) is not None:
                 progress.advance(file.size_bytes)
                 fetched[file.sha256] = (Outcome.FROM_CACHE, 0)
             else:
@@ -118,7 +124,9 @@ async def pull_files(
     transferred, seen = [], set()
     for file in files:
         # A digest is fetched once; further files with the same content come from the cache.
-        outcome, received = fetched[file.sha256] if file.sha256 not in seen else (Outcome.FROM_CACHE, 0)
+        outcome, received = fetched[file.sha256]
+        if file.sha256 in seen and outcome is not Outcome.IN_PLACE:
+            outcome, received = Outcome.FROM_CACHE, 0
         seen.add(file.sha256)
         transferred.append(TransferredFile(file.path, file.size_bytes, file.sha256, outcome, received))
     return PullResult(version, destination, transferred)

@@ -72,9 +72,18 @@ async def resume_or_create(
     files: list[LocalFile],
     get_version: Callable[[str], Awaitable[model_pb2.ModelVersion]],
     create_version: Callable[[str], Awaitable[model_pb2.ModelVersion]],
+    *,
+    request_id: str = "",
 ) -> tuple[model_pb2.ModelVersion, bool]:
-    """The version this push works on, and whether it was left by an interrupted earlier push."""
+    """The version this push works on, and whether it was left by an interrupted earlier push.
+
+    `request_id` names the push from outside (a Kubernetes Job's uid): a retry on another machine,
+    with an empty cache and so no journal, still creates no second version, because the service
+    answers a repeated create with the version the first one made.
+    """
     record = _load(journal, key)
+    if request_id and (record is None or record.request_id != request_id):
+        record = PushRecord(request_id=request_id)
     if record is not None and record.version:
         try:
             earlier = await get_version(record.version)
@@ -86,7 +95,9 @@ async def resume_or_create(
     _save(journal, key, record)
     version = await create_version(record.request_id)
     _save(journal, key, PushRecord(record.request_id, version.name))
-    return version, False
+    # A version the service had created already for this request id: the push continues it.
+    started = bool(version.files) or version.state != model_pb2.MODEL_VERSION_STATE_PENDING
+    return version, bool(request_id) and started
 
 
 async def upload_missing(

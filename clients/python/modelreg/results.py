@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from google.protobuf import json_format
 from modelregistry.v1 import model_pb2
 
 from modelreg.progress import Outcome
+
+Item = TypeVar("Item")
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[Item]):
+    """One page of a listing: its items and the cursor of the next page ("" after the last).
+
+    For callers that page on someone else's behalf (a web page with a "next" link): the cursor is
+    the service's opaque keyset token, to be passed back unchanged with the same filter.
+    """
+
+    items: Sequence[Item]
+    next_page_token: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +136,11 @@ class PullResult:
     def cached_bytes(self) -> int:
         return _bytes_with(self.files, Outcome.FROM_CACHE)
 
+    @property
+    def in_place_bytes(self) -> int:
+        """Bytes of files the destination already held (a repeated pull)."""
+        return _bytes_with(self.files, Outcome.IN_PLACE)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "version": json_format.MessageToDict(self.version, preserving_proto_field_name=True),
@@ -128,5 +148,6 @@ class PullResult:
             "received_bytes": self.received_bytes,
             "downloaded_bytes": self.downloaded_bytes,
             "cached_bytes": self.cached_bytes,
+            "in_place_bytes": self.in_place_bytes,
             "files": [f.to_dict() for f in self.files],
         }

@@ -1,6 +1,6 @@
 """`make run`: the whole registry on this machine, on the embedded local servers.
 
-Starts FerretDB (on a Unix socket under `.data/`), SeaweedFS and both services on 127.0.0.1 with
+Starts FerretDB (on a Unix socket under `.data/`), SeaweedFS, both services and the web UI on 127.0.0.1 with
 data under `.data/` (kept between runs), waits until all are healthy, prints where they are, and
 stops everything on Ctrl-C, SIGINT or SIGTERM (sent to this process or to the `make` it runs under:
 parent.py). A child that dies is named and restarted (supervisor.py). External stores named by
@@ -22,6 +22,7 @@ from modelreg_api.addresses import (
     METADATA_ADDR_ENV,
     ServiceAddresses,
 )
+from modelreg_common.observability.exposition import ARTIFACT_METRICS_ADDR, METADATA_METRICS_ADDR
 
 from modelreg_local.parent import MakeParent
 from modelreg_local.stack import LocalStack, ServiceStartError
@@ -31,6 +32,7 @@ from modelreg_local.supervisor import GaveUp, Supervisor
 REPO_ROOT = Path(__file__).resolve().parents[3]
 NO_MONGO_PORT = 0  # FerretDB on its Unix socket, reachable by this user only (docs/local-stack.md)
 DEFAULT_S3_PORT = 8333
+DEFAULT_WEB_ADDR = "127.0.0.1:8080"
 
 
 def _port(name: str, default: int) -> int:
@@ -55,6 +57,13 @@ def _s3_credentials(stack: LocalStack) -> str:
     return f"\n                     access key '{stack.stores.s3_access_key}', secret key in {secret_file}"
 
 
+def _metrics(stack: LocalStack) -> str:
+    assert stack.metadata is not None  # noqa: S101 - set by start()
+    assert stack.artifacts is not None  # noqa: S101
+    urls = f"{stack.metadata.metrics_url}  {stack.artifacts.metrics_url}"
+    return f"{urls}   (Prometheus: docs/observability.md)"
+
+
 def _banner(stack: LocalStack) -> str:
     assert stack.stores is not None  # noqa: S101 - set by start()
     grpcurl = REPO_ROOT / ".tools" / "bin" / "grpcurl"
@@ -74,8 +83,11 @@ modelreg is running.
 
   metadata service   {stack.addresses.metadata}   (gRPC, reflection on)
   artifact service   {stack.addresses.artifacts}   (gRPC, reflection on)
+  web UI             http://{stack.web_address}/   (sign in with the admin credential below:
+                     paste the contents of {stack.admin_token_file})
   MongoDB (FerretDB) {stack.stores.mongodb_uri}
   S3 (SeaweedFS)     http://{stack.stores.s3_endpoint}   bucket 'modelreg'{_s3_credentials(stack)}
+  metrics            {_metrics(stack)}
   data               {stack.data_root}
   logs               {stack.log_dir}
   admin credential   {stack.admin_token_file}   (user:admin, mode 0600; the CLI uses it for a
@@ -103,12 +115,19 @@ def main() -> None:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
+    addresses = ServiceAddresses.from_environment()
     stack = LocalStack(
         data_root,
-        addresses=ServiceAddresses.from_environment(),
+        addresses=addresses,
+        # The services' own default metrics ports with their default addresses; a stack on other
+        # addresses (a second one, a test's) takes free ports, shown in the banner.
+        metrics=ServiceAddresses(METADATA_METRICS_ADDR, ARTIFACT_METRICS_ADDR)
+        if addresses == ServiceAddresses()
+        else None,
         # A port puts FerretDB on TCP, where every local user reaches it without credentials: opt-in only.
         mongo_port=_port("MODELREG_LOCAL_MONGO_PORT", NO_MONGO_PORT),
         s3_port=_port("MODELREG_LOCAL_S3_PORT", DEFAULT_S3_PORT),
+        web_address=os.environ.get("MODELREG_WEB_ADDR", "").strip() or DEFAULT_WEB_ADDR,
     )
     print(f"starting modelreg with data in {data_root} ...", flush=True)
     make = MakeParent()

@@ -14,6 +14,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,12 +26,14 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from modelreg_api.addresses import ARTIFACT_ADDR_ENV, METADATA_ADDR_ENV, ServiceAddresses
 from modelreg_api.channels import ClientTls, TlsConfigError, channel_credentials
+from modelreg_common.observability.exposition import METRICS_ADDR_ENV
 
-from modelreg_local.stores import LocalEndpoints, LocalStores, StoreEndpoints, open_stores
+from modelreg_local.stores import LocalEndpoints, LocalStores, StoreEndpoints, free_port, open_stores
 from modelreg_local.supervisor import Child
 
 ADMIN_TOKEN_FILE = "admin.token"  # noqa: S105 - a file name; the bootstrap admin's credential (the CLI looks here too)
 INTERNAL_TOKEN_FILE = "internal.token"  # noqa: S105 - a file name; the artifact service's credential for the metadata service
+WEB_SESSION_KEY_FILE = "web-session.key"  # the web UI's cookie key (mode 0600), kept across runs
 METADATA_SERVICE = "modelregistry.v1.MetadataService"
 ARTIFACT_SERVICE = "modelregistry.v1.ArtifactService"
 _LOG_TAIL_LINES = 40
@@ -54,6 +58,9 @@ class ServiceProcess:
     """One service (`python -m <module>`) with its log file, health wait and graceful stop.
 
     `tls` is how the health check connects; by default it follows `env` (`health_check_tls`).
+    `metrics_address` is where it serves `/metrics`: by default MODELREG_METRICS_ADDR of `env`,
+    else a free loopback port of its own (it is not put in `env`, so a process started with a
+    copy of this one's `env` takes another port instead of failing on this one's).
     """
 
     def __init__(
@@ -66,16 +73,23 @@ class ServiceProcess:
         env: Mapping[str, str],
         log_dir: Path,
         tls: ClientTls | None = None,
+        metrics_address: str | None = None,
     ):
         self.name = name
         self.module = module
         self.service = service
         self.address = address
         self.env = dict(env)
+        given = metrics_address or self.env.pop(METRICS_ADDR_ENV, "")
+        self.metrics_address = given or f"127.0.0.1:{free_port()}"
         self.tls = tls
         self.log_path = log_dir / f"{name}.log"
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{self.metrics_address}/metrics"
 
     @property
     def pid(self) -> int | None:
@@ -86,7 +100,7 @@ class ServiceProcess:
         self._log = self.log_path.open("ab")
         self._process = subprocess.Popen(
             [sys.executable, "-m", self.module],
-            env=self.env,
+            env={**self.env, METRICS_ADDR_ENV: self.metrics_address},
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -182,6 +196,48 @@ class ServiceProcess:
             self._log = None
 
 
+class WebProcess(ServiceProcess):
+    """The web UI (`python -m modelreg_web`, HTTP): ready once GET /readyz answers 200, which it
+    does when it reaches the metadata service."""
+
+    def __init__(self, name: str, *, address: str, env: Mapping[str, str], log_dir: Path) -> None:
+        super().__init__(name, module="modelreg_web", service="", address=address, env=env, log_dir=log_dir)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}"
+
+    def wait_healthy(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        last_error = ""
+        while True:
+            code = self.exited()
+            if code is not None:
+                raise ServiceStartError(
+                    f"{self.name} exited with code {code} before becoming ready; log {self.log_path}:\n"
+                    f"{self.log_tail()}"
+                )
+            try:
+                with urllib.request.urlopen(f"{self.url}/readyz", timeout=1) as reply:  # noqa: S310 - our own http URL
+                    if reply.status == 200:
+                        return
+            except (urllib.error.URLError, OSError) as exc:
+                last_error = f" (last check: {exc})"
+            if time.monotonic() > deadline:
+                raise ServiceStartError(
+                    f"{self.name} is not ready on {self.url} after {timeout:.0f}s{last_error}; "
+                    f"log {self.log_path}:\n{self.log_tail()}"
+                )
+            time.sleep(0.1)
+
+
+def web_environment(env: Mapping[str, str], data_root: Path, address: str) -> dict[str, str]:
+    """The web UI's environment: the services' addresses from `env`, its own address, and the
+    session key file in the data directory (created once, mode 0600)."""
+    key_file = ensure_secret_file(data_root / WEB_SESSION_KEY_FILE)
+    return {**env, "MODELREG_WEB_ADDR": address, "MODELREG_WEB_SESSION_KEY_FILE": str(key_file)}
+
+
 class _HasPid(Protocol):
     @property
     def pid(self) -> int | None: ...
@@ -225,9 +281,12 @@ class LocalStack:
         env: Mapping[str, str] = os.environ,
         prefer_containers: bool = False,
         log_level: str = "INFO",
+        metrics: ServiceAddresses | None = None,
+        web_address: str | None = None,
     ):
         self.data_root = data_root
         self.addresses = addresses
+        self._metrics = metrics  # where each service serves /metrics (None: free ports)
         self.log_dir = data_root / "logs"
         self._mongo_port = mongo_port
         self._s3_port = s3_port
@@ -237,6 +296,9 @@ class LocalStack:
         self._exit = contextlib.ExitStack()
         self.metadata: ServiceProcess | None = None
         self.artifacts: ServiceProcess | None = None
+        # The web UI runs only when asked for (`make run`); the test session starts its own.
+        self.web_address = web_address
+        self.web: WebProcess | None = None
         self.stores: StoreEndpoints | None = None
         self.local_stores: LocalStores | None = None  # the store processes, when this stack runs them
         self.admin_token_file = data_root / ADMIN_TOKEN_FILE
@@ -287,6 +349,7 @@ class LocalStack:
             address=self.addresses.metadata,
             env={**env, "MODELREG_BOOTSTRAP_TOKEN_FILE": str(self.admin_token_file)},
             log_dir=self.log_dir,
+            metrics_address=self._metrics.metadata if self._metrics else None,
         )
         self.artifacts = ServiceProcess(
             "artifacts",
@@ -295,12 +358,23 @@ class LocalStack:
             address=self.addresses.artifacts,
             env=env,
             log_dir=self.log_dir,
+            metrics_address=self._metrics.artifacts if self._metrics else None,
         )
         for service in (self.metadata, self.artifacts):
             service.start()
             self._exit.callback(service.stop)
         for service in (self.metadata, self.artifacts):
             service.wait_healthy()
+        if self.web_address:
+            self.web = WebProcess(
+                "web",
+                address=self.web_address,
+                env=web_environment(env, self.data_root, self.web_address),
+                log_dir=self.log_dir,
+            )
+            self.web.start()
+            self._exit.callback(self.web.stop)
+            self.web.wait_healthy()
 
     def stop(self) -> None:
         self._exit.close()
@@ -319,7 +393,7 @@ class LocalStack:
                         server.log_path,
                     )
                 )
-        for service in (self.metadata, self.artifacts):
+        for service in (self.metadata, self.artifacts, self.web):
             if service is not None:
                 children.append(
                     Child(

@@ -14,6 +14,7 @@ from modelreg_api.addresses import (
 from modelreg_api.channels import ClientTls, TlsConfigError
 from modelreg_common.config import EnvReader, MongoTimeouts, S3Settings
 from modelreg_common.identity.settings import IdentitySettings
+from modelreg_common.observability.exposition import ARTIFACT_METRICS_ADDR, read_metrics_addr
 from modelreg_common.tls import ServerTls, read_server_tls
 
 MIB = 1024 * 1024
@@ -74,6 +75,8 @@ class ArtifactSettings:
     tls: ServerTls | None = None
     # How this service reaches the metadata service (MODELREG_METADATA_TLS*, as a client would).
     metadata_tls: ClientTls = field(default_factory=ClientTls)
+    # Where `/metrics` is served (MODELREG_METRICS_ADDR; None: `off`): docs/observability.md.
+    metrics_addr: str | None = ARTIFACT_METRICS_ADDR
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str]) -> ArtifactSettings:
@@ -118,6 +121,7 @@ class ArtifactSettings:
             identity=IdentitySettings.read(read),
             tls=read_server_tls(read, listen_addr),
             metadata_tls=_metadata_tls(read, env),
+            metrics_addr=read_metrics_addr(read, ARTIFACT_METRICS_ADDR),
         )
         if settings.identity.internal is None:
             read.problems.append(

@@ -18,6 +18,7 @@ from modelreg_api.names import AliasName, ModelVersionName
 
 from modelreg_artifacts.domain import DownloadRequest, StoredFile
 from modelreg_artifacts.metadata_client import MetadataClient
+from modelreg_artifacts.metrics import DOWNLOADED_BYTES
 from modelreg_artifacts.objects import ObjectStore
 from modelreg_artifacts.store import BlobIndex
 
@@ -101,6 +102,7 @@ class Downloads:
                     )
                 if position + len(data) < end:
                     reading = asyncio.ensure_future(self._objects.run(read_piece))
+                DOWNLOADED_BYTES.inc(len(data))
                 yield position, data
                 position += len(data)
         finally:

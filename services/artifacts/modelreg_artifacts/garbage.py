@@ -22,6 +22,13 @@ import structlog
 
 from modelreg_artifacts.domain import now
 from modelreg_artifacts.metadata_client import MetadataClient
+from modelreg_artifacts.metrics import (
+    GC_DELETED_BLOBS,
+    GC_FREED_BYTES,
+    GC_LAST_SUCCESS,
+    GC_RUNS,
+    UPLOAD_SESSIONS_EXPIRED,
+)
 from modelreg_artifacts.objects import OBJECT_PREFIX, ObjectStore, object_key
 from modelreg_artifacts.store import BlobIndex, UploadSessionStore
 from modelreg_artifacts.uploads import Uploads
@@ -61,6 +68,20 @@ class GarbageCollector:
         self._grace = grace
 
     async def collect(self, *, dry_run: bool) -> CollectionReport:
+        dry = "true" if dry_run else "false"
+        try:
+            report = await self._collect(dry_run=dry_run)
+        except BaseException:
+            GC_RUNS.labels(dry, "error").inc()
+            raise
+        GC_RUNS.labels(dry, "ok").inc()
+        if not dry_run:
+            GC_DELETED_BLOBS.inc(report.deleted_blobs)
+            GC_FREED_BYTES.inc(report.deleted_bytes)
+            GC_LAST_SUCCESS.set_to_current_time()
+        return report
+
+    async def _collect(self, *, dry_run: bool) -> CollectionReport:
         report = CollectionReport(dry_run=dry_run)
         if not dry_run:
             for record in await self._blobs.deleting():  # left by a collector that died
@@ -108,6 +129,7 @@ class GarbageCollector:
             except Exception:  # noqa: S112 - finished or taken over meanwhile; nothing to expire
                 continue
             swept += 1
+        UPLOAD_SESSIONS_EXPIRED.inc(swept)
         for session in await self._sessions.unreleased(limit):
             await self._uploads.release_storage(session)
         await self._abort_untracked_multiparts(moment - self._grace)

@@ -93,4 +93,5 @@ async def run(settings: ArtifactSettings, stop: asyncio.Event | None = None) -> 
         security=security,
         tls=settings.tls,
         store_health=store_health,
+        metrics_addr=settings.metrics_addr,
     )

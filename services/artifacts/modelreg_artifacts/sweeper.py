@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 
 import structlog
+from modelreg_common.observability.metrics import count_database_error
 
 from modelreg_artifacts.config import SweepSettings
 from modelreg_artifacts.garbage import GarbageCollector
@@ -23,7 +24,8 @@ async def _every(seconds: float, name: str, work: Callable[[], Awaitable[object]
         await asyncio.sleep(seconds)
         try:
             await work()
-        except Exception:
+        except Exception as exc:
+            count_database_error(exc)
             log.exception("sweep failed; retrying next round", sweep=name)
 
 

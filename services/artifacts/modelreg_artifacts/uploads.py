@@ -56,6 +56,7 @@ from modelreg_artifacts.domain import (
 )
 from modelreg_artifacts.hashing import LiveHashes
 from modelreg_artifacts.metadata_client import MetadataClient
+from modelreg_artifacts.metrics import UPLOAD_SESSIONS_ACTIVE, UPLOADED_BYTES
 from modelreg_artifacts.objects import ObjectStore, object_key
 from modelreg_artifacts.part_writer import PartWriter
 from modelreg_artifacts.store import BlobIndex, UploadSessionStore
@@ -279,16 +280,20 @@ class Uploads:
             parts_in_flight=self._parts_in_flight,
         )
         bounds = ChunkBounds()
+        UPLOAD_SESSIONS_ACTIVE.inc()
         try:
             async for chunk in chunks:
                 bounds.check(chunk, writer.received)
                 check_chunk_checksum(chunk)
+                UPLOADED_BYTES.inc(len(chunk.data))
                 await writer.write(chunk.write_offset, chunk.data)
                 if chunk.finish_write:
                     return await self._finish(writer)
         except BaseException:
             await asyncio.shield(writer.pause())
             raise
+        finally:
+            UPLOAD_SESSIONS_ACTIVE.dec()
         await writer.pause()
         return await self._sessions.get(session.id) if session.persisted else writer.session
 

@@ -11,6 +11,10 @@ name in a request); this interceptor turns them into AIP-193 statuses. Anything 
 is logged with its traceback and answered with INTERNAL naming the request id, except a store
 outage (an unreachable database, outages.py), which is UNAVAILABLE with reason STORE_UNAVAILABLE
 wherever in the call it happens, and is reported to the service's store health (`on_store_outage`).
+
+It is also the one place that measures calls (observability/metrics.py: count, duration, bytes,
+in flight, by method and final code; a stream when it ends) and, when tracing is on, holds each
+call's server span (observability/tracing.py).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import grpc
 import structlog
 from modelreg_api import errors, headers
 from modelreg_api.names import InvalidResourceName
+from prometheus_client import Counter
 from pymongo.errors import PyMongoError
 
 from modelreg_common import context
@@ -33,6 +38,8 @@ from modelreg_common.access.decisions import CallAccess, bind_access, denied
 from modelreg_common.access.permissions import Scope, permission_of
 from modelreg_common.identity.authenticator import Authenticator
 from modelreg_common.identity.caller import Caller
+from modelreg_common.observability import tracing
+from modelreg_common.observability.metrics import MethodMetrics, count_database_error, method_metrics
 from modelreg_common.outages import STORE_UNAVAILABLE, outage_message, store_outage
 from modelreg_common.tls import peer_certificate_subject
 
@@ -73,8 +80,12 @@ class _Call:
         metadata: dict[str, str],
         security: Security | None,
         on_store_outage: OutageListener | None = None,
+        metrics: MethodMetrics | None = None,
     ):
         self.method = method
+        self.metrics = metrics or method_metrics(method)
+        self.span: tracing.ServerSpan | None = None
+        self.finished = False
         self.on_store_outage = on_store_outage
         self.metadata = metadata
         self.security = security
@@ -85,6 +96,10 @@ class _Call:
 
     async def start(self, ctx: grpc.aio.ServicerContext[Any, Any]) -> None:
         """Bind the request id, then authenticate and authorize what can be decided up front."""
+        self.metrics.in_flight.inc()
+        active = tracing.tracer()
+        if active is not None:
+            self.span = tracing.ServerSpan(active, self.metrics.service, self.metrics.method, self.metadata)
         context.bind_call(self.request_id, _NOBODY)
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=self.request_id, method=self.method)
@@ -106,6 +121,7 @@ class _Call:
         except PyMongoError as exc:
             # Credentials and bindings live in the database: without it nobody can be checked,
             # which is the database being unavailable, not the caller being wrong.
+            count_database_error(exc)
             if store_outage(exc) is not None and self.on_store_outage is not None:
                 self.on_store_outage()
             log.warning("cannot check credentials: the database is unavailable", error=str(exc)[:200])
@@ -131,14 +147,33 @@ class _Call:
             raise RuntimeError(f"{self.method} returned without an authorization decision")
 
     def done(self, code: grpc.StatusCode) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        elapsed = time.perf_counter() - self.started
+        self.metrics.in_flight.dec()
+        self.metrics.finished(code, elapsed)
         if not self.quiet or code is not grpc.StatusCode.OK:
-            elapsed_ms = round((time.perf_counter() - self.started) * 1000, 2)
-            log.info("rpc", code=code.name, duration_ms=elapsed_ms, actor=context.current_actor())
+            duration_ms = round(elapsed * 1000, 2)
+            log.info("rpc", code=code.name, duration_ms=duration_ms, actor=context.current_actor())
+        if self.span is not None:
+            self.span.end(code)
+            self.span = None
+
+    def aborted(self, ctx: grpc.aio.ServicerContext[Any, Any]) -> None:
+        """A call its handler aborted itself (the health service's NOT_FOUND)."""
+        self.done(ctx.code() or grpc.StatusCode.UNKNOWN)
+
+    def ended(self) -> None:
+        """Every call ends here: one that has no status yet was cancelled (the client went away,
+        the server stopped, a stream was closed half-way) and is counted as such."""
+        self.done(grpc.StatusCode.CANCELLED)
 
     async def fail(self, ctx: grpc.aio.ServicerContext[Any, Any], exc: BaseException) -> None:
         """Abort the RPC with the status that `exc` stands for (never returns)."""
         if isinstance(exc, InvalidResourceName):
             exc = errors.InvalidArgument(exc.field, exc.message)
+        count_database_error(exc)
         outage = store_outage(exc)
         if outage is not None:
             # Not a bug: no traceback, and a status clients retry. The driver's text names hosts
@@ -194,14 +229,16 @@ class _Undecodable:
         )
 
 
-def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
-    """A request deserializer that hands a malformed message to the handler as `_Undecodable`."""
+def _tolerant(deserialize: Callable[[bytes], Any] | None, received: Counter) -> Callable[[bytes], Any] | None:
+    """A request deserializer that hands a malformed message to the handler as `_Undecodable`,
+    and counts the bytes it received."""
     if deserialize is None:
         return None
     message_type = getattr(deserialize, "__self__", None)
     kind = getattr(getattr(message_type, "DESCRIPTOR", None), "full_name", "request")
 
     def deserializer(data: bytes) -> Any:
+        received.inc(len(data))
         try:
             return deserialize(data)
         except Exception as exc:  # DecodeError, and whatever else bytes can make a parser raise
@@ -257,25 +294,27 @@ class CallContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-a
             if isinstance(value, str)
         }
         security, on_store_outage = self._security, self._on_store_outage
-        return _wrap(handler, lambda: _Call(method, metadata, security, on_store_outage))
+        metrics = method_metrics(method)
+        return _wrap(handler, metrics, lambda: _Call(method, metadata, security, on_store_outage, metrics))
 
 
-def _or_encoded(serialize: Callable[[Any], bytes] | None) -> Callable[[Any], bytes]:
-    """A response serializer that lets a streaming handler yield messages it already encoded.
+def _or_encoded(serialize: Callable[[Any], bytes] | None, sent: Counter) -> Callable[[Any], bytes]:
+    """A response serializer that counts the bytes it sends and lets a streaming handler yield
+    messages it already encoded.
 
     Bulk streams (DownloadFile) build their data messages as wire-format bytes: one copy of the
     payload instead of three through a protobuf object (measured: 1.5 -> 0.7 CPU-s per GiB).
     """
 
     def serializer(message: Any) -> bytes:
-        if isinstance(message, bytes):
-            return message
-        return serialize(message) if serialize is not None else message
+        data = message if isinstance(message, bytes) or serialize is None else serialize(message)
+        sent.inc(len(data))
+        return data
 
     return serializer
 
 
-def _wrap(handler: Handler, new_call: Callable[[], _Call]) -> Handler:
+def _wrap(handler: Handler, metrics: MethodMetrics, new_call: Callable[[], _Call]) -> Handler:
     # The first argument is a request or a request iterator; the wrappers pass it through as is.
     def single_response(inner: Callable[[Any, Any], Awaitable[Any]]) -> Callable[[Any, Any], Awaitable[Any]]:
         async def behaviour(request: Any, ctx: grpc.aio.ServicerContext[Any, Any]) -> Any:
@@ -286,9 +325,13 @@ def _wrap(handler: Handler, new_call: Callable[[], _Call]) -> Handler:
                 call.authorized()
             except Exception as exc:
                 if _is_abort(exc):
+                    call.aborted(ctx)
                     raise
                 await call.fail(ctx, exc)
-            call.done(grpc.StatusCode.OK)
+            else:
+                call.done(grpc.StatusCode.OK)
+            finally:
+                call.ended()
             return response
 
         return behaviour
@@ -310,21 +353,24 @@ def _wrap(handler: Handler, new_call: Callable[[], _Call]) -> Handler:
                 call.authorized()
             except Exception as exc:
                 if _is_abort(exc):
+                    call.aborted(ctx)
                     raise
                 await call.fail(ctx, exc)
-            call.done(grpc.StatusCode.OK)
+            else:
+                call.done(grpc.StatusCode.OK)
+            finally:
+                call.ended()
 
         return behaviour
 
     serializers = {
-        "request_deserializer": _tolerant(handler.request_deserializer),
-        "response_serializer": handler.response_serializer,
+        "request_deserializer": _tolerant(handler.request_deserializer, metrics.received),
+        "response_serializer": _or_encoded(handler.response_serializer, metrics.sent),
     }
     if handler.unary_unary is not None:
         return grpc.unary_unary_rpc_method_handler(single_response(handler.unary_unary), **serializers)
     if handler.stream_unary is not None:
         return grpc.stream_unary_rpc_method_handler(single_response(handler.stream_unary), **serializers)
     if handler.unary_stream is not None:
-        serializers["response_serializer"] = _or_encoded(handler.response_serializer)
         return grpc.unary_stream_rpc_method_handler(streamed_response(handler.unary_stream), **serializers)
     return grpc.stream_stream_rpc_method_handler(streamed_response(handler.stream_stream), **serializers)

@@ -20,6 +20,7 @@ from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined
 from grpc_reflection.v1alpha import reflection
 
 from modelreg_common.interceptors import CallContextInterceptor, Security
+from modelreg_common.observability.exposition import MetricsServer
 from modelreg_common.store_health import StoreHealth
 from modelreg_common.tls import ServerTls, is_loopback, server_credentials
 
@@ -52,6 +53,7 @@ async def serve(
     security: Security | None = None,
     tls: ServerTls | None = None,
     store_health: StoreHealth | None = None,
+    metrics_addr: str | None = None,
 ) -> None:
     """Serve until SIGTERM/SIGINT (or `stop` is set), then shut down gracefully.
 
@@ -60,7 +62,8 @@ async def serve(
     refused (UNAUTHENTICATED): a server is never open by omission. Without `tls` the port is
     plaintext: the settings allow that on a non-loopback address only with
     MODELREG_ALLOW_PLAINTEXT (`tls.read_server_tls`). With `store_health`, health follows the
-    stores it probes, and calls that meet a store outage report it there.
+    stores it probes, and calls that meet a store outage report it there. With `metrics_addr`,
+    `/metrics` is served there (observability/exposition.py) from before the first call.
     """
     store_health = store_health or StoreHealth(())
     server = grpc.aio.server(
@@ -84,6 +87,11 @@ async def serve(
             server.add_secure_port(listen_addr, server_credentials(tls))
     except (RuntimeError, OSError) as exc:  # OSError: a TLS file vanished since the settings were read
         raise BindError(f"cannot listen on {listen_addr}: {exc}") from exc
+    metrics = MetricsServer(metrics_addr) if metrics_addr is not None else None
+    try:
+        metrics_at = metrics.start() if metrics is not None else None
+    except OSError as exc:
+        raise BindError(f"cannot serve metrics on {metrics_addr}: {exc}") from exc
     if tls is None and not is_loopback(listen_addr):
         log.warning(
             "plaintext on a non-loopback address: credentials and models cross the network unencrypted "
@@ -101,7 +109,7 @@ async def serve(
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     store_health.start(health_servicer, ["", *names])
     transport = "plaintext" if tls is None else "mtls" if tls.require_client_cert else "tls"
-    log.info("serving", address=listen_addr, services=names, transport=transport)
+    log.info("serving", address=listen_addr, services=names, transport=transport, metrics=metrics_at)
 
     await stop.wait()
     log.info("shutting down", grace_seconds=grace_seconds)
@@ -115,4 +123,6 @@ async def serve(
             await close()
         except Exception:
             log.exception("error while closing a client during shutdown")
+    if metrics is not None:
+        metrics.stop()
     log.info("stopped")

@@ -23,6 +23,8 @@ from typing import Protocol
 import structlog
 from grpc_health.v1 import health_pb2
 
+from modelreg_common.observability.metrics import STORE_UP, declare_store
+
 log = structlog.get_logger("modelreg.health")
 
 # How much longer than its own bound a probe may take before the monitor cancels it.
@@ -38,6 +40,11 @@ class StoreProbe:
 
     name: str  # "database", "object storage": what the log says is down
     check: Callable[[], Awaitable[None]]
+
+    @property
+    def metric_label(self) -> str:
+        """The `store` label of its metrics: "database", "object_storage"."""
+        return self.name.replace(" ", "_")
 
 
 class HealthSetter(Protocol):
@@ -58,6 +65,9 @@ class StoreHealth:
         failures_to_mark: int = 2,
     ):
         self._probes = list(probes)
+        self._up = [STORE_UP.labels(probe.metric_label) for probe in self._probes]
+        for probe in self._probes:
+            declare_store(probe.metric_label)
         self._interval = interval
         self._probe_timeout = probe_timeout
         self._failures_to_mark = failures_to_mark
@@ -115,6 +125,8 @@ class StoreHealth:
 
     async def _unreachable(self) -> list[str]:
         results = await asyncio.gather(*(self._check(probe) for probe in self._probes))
+        for up, ok in zip(self._up, results, strict=True):
+            up.set(1 if ok else 0)
         return [probe.name for probe, ok in zip(self._probes, results, strict=True) if not ok]
 
     async def _check(self, probe: StoreProbe) -> bool:

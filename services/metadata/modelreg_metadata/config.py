@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from modelreg_api.addresses import DEFAULT_METADATA_ADDR, METADATA_ADDR_ENV
 from modelreg_common.config import EnvReader, MongoTimeouts
 from modelreg_common.identity.settings import IdentitySettings
+from modelreg_common.observability.exposition import METADATA_METRICS_ADDR, read_metrics_addr
 from modelreg_common.tls import ServerTls, read_server_tls
 
 from modelreg_metadata.faults import Faults
@@ -41,6 +42,8 @@ class MetadataSettings:
     identity: IdentitySettings = field(default_factory=IdentitySettings)
     # None: plaintext, which the settings allow on a loopback address only (modelreg_common.tls).
     tls: ServerTls | None = None
+    # Where `/metrics` is served (MODELREG_METRICS_ADDR; None: `off`): docs/observability.md.
+    metrics_addr: str | None = METADATA_METRICS_ADDR
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str]) -> MetadataSettings:
@@ -62,6 +65,7 @@ class MetadataSettings:
             ),
             identity=IdentitySettings.read(read, bootstrap=True),
             tls=read_server_tls(read, listen_addr),
+            metrics_addr=read_metrics_addr(read, METADATA_METRICS_ADDR),
         )
         if settings.store_semantics not in STORE_SEMANTICS:
             read.problems.append(

@@ -103,6 +103,7 @@ async def run(settings: MetadataSettings, stop: asyncio.Event | None = None) -> 
         stop=stop,
         security=security,
         tls=settings.tls,
+        metrics_addr=settings.metrics_addr,
         # NOT_SERVING while the database cannot be reached.
         store_health=StoreHealth(
             [StoreProbe("database", database.ping)], probe_timeout=settings.mongodb_timeouts.probe_seconds

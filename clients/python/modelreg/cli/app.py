@@ -30,6 +30,7 @@ from modelreg.cli import (
     aliases,
     compare,
     events,
+    follow,
     history,
     identity,
     models,
@@ -189,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
         review,
         events,
         history,
+        follow,
     ):
         module.register(commands, common)
     return parser

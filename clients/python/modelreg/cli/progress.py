@@ -25,6 +25,7 @@ _VERBS = {
     Outcome.ALREADY_PRESENT: "already in the version",
     Outcome.DOWNLOADED: "downloaded and verified",
     Outcome.FROM_CACHE: "verified from the local cache",
+    Outcome.IN_PLACE: "already in the destination, verified",
 }
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+from pathlib import Path
 from typing import Any
 
 from modelreg_api import names
 from modelregistry.v1 import artifact_service_pb2 as art
 
+from modelreg import jobs
 from modelreg.aio import AsyncClient
 from modelreg.cli.arguments import Subcommands, UsageError, json_file, key_value, metric, param, progress_for
 from modelreg.cli.output import Output, human_bytes, table
@@ -41,6 +44,9 @@ def register(commands: Subcommands, common: argparse.ArgumentParser) -> None:
     )
     push.add_argument("--params-file", type=json_file, metavar="FILE", help="params as a JSON object")
     push.add_argument("--metric", type=metric, action="append", default=[], metavar="KEY=NUMBER")
+    push.add_argument(
+        "--metrics-file", type=json_file, metavar="FILE", help="metrics as a JSON object of numbers"
+    )
     push.add_argument("--tag", type=key_value, action="append", default=[], metavar="KEY=VALUE")
     push.add_argument("--alias", help="point this alias at the new version once sealed")
     push.add_argument("--git-commit", default="", metavar="SHA", help="lineage: source commit")
@@ -49,6 +55,20 @@ def register(commands: Subcommands, common: argparse.ArgumentParser) -> None:
     push.add_argument("--run-url", default="", metavar="URL", help="lineage: training run URL")
     push.add_argument(
         "--parent", default="", metavar="NS/MODEL/VERSION", help="lineage: the version this one derives from"
+    )
+    push.add_argument(
+        "--lineage-file",
+        type=json_file,
+        metavar="FILE",
+        help='lineage as JSON: {"source_commit": ..., "datasets": [{"uri": ..., "digest": "sha256:...", '
+        '"role": "train"}], ...}; the --git-*, --run-* and --parent options override its fields',
+    )
+    push.add_argument(
+        "--request-id",
+        default="",
+        metavar="ID",
+        help="the push's identity (e.g. a Kubernetes Job's uid): repeating the push with it, from any "
+        "machine, continues the version it created instead of creating another",
     )
     push.add_argument(
         "--signature-file", type=json_file, metavar="FILE", help='{"inputs": [...], "outputs": [...]} as JSON'
@@ -95,6 +115,12 @@ def register(commands: Subcommands, common: argparse.ArgumentParser) -> None:
         action="store_true",
         help="replace whatever DEST holds under the version's paths (other files are never touched)",
     )
+    pull.add_argument(
+        "--marker",
+        metavar="FILE",
+        help="once every file is verified and in place, write a JSON file naming the version, "
+        "its number and manifest digest (for the model server; see docs/jobs.md)",
+    )
     pull.set_defaults(handler=pull_version)
 
     verify = commands.add_parser(
@@ -112,6 +138,12 @@ def register(commands: Subcommands, common: argparse.ArgumentParser) -> None:
 
 
 def _lineage(args: argparse.Namespace) -> dict[str, Any]:
+    lineage: dict[str, Any] = {}
+    if args.lineage_file is not None:
+        try:
+            lineage.update(jobs.lineage_from(args.lineage_file))
+        except ValueError as exc:
+            raise UsageError("--lineage-file", str(exc)) from None
     fields = {
         "source_commit": args.git_commit,
         "source_repository": args.git_repo,
@@ -123,7 +155,19 @@ def _lineage(args: argparse.Namespace) -> dict[str, Any]:
         if isinstance(version, names.AliasName):
             raise UsageError("--parent", "name a version by number, not an alias")
         fields["parent_model_version"] = str(version)
-    return {key: value for key, value in fields.items() if value}
+    lineage.update({key: value for key, value in fields.items() if value})
+    return lineage
+
+
+def _metrics(args: argparse.Namespace) -> dict[str, float]:
+    metrics: dict[str, float] = {}
+    if args.metrics_file is not None:
+        try:
+            metrics.update(jobs.metrics_from(args.metrics_file))
+        except ValueError as exc:
+            raise UsageError("--metrics-file", str(exc)) from None
+    metrics.update(dict(args.metric))
+    return metrics
 
 
 async def push_version(args: argparse.Namespace, client: AsyncClient, out: Output) -> None:
@@ -138,7 +182,7 @@ async def push_version(args: argparse.Namespace, client: AsyncClient, out: Outpu
         args.path,
         description=args.description,
         params=params,
-        metrics=dict(args.metric),
+        metrics=_metrics(args),
         tags=dict(args.tag),
         lineage=_lineage(args),
         signature=args.signature_file,
@@ -147,6 +191,7 @@ async def push_version(args: argparse.Namespace, client: AsyncClient, out: Outpu
         progress=progress_for(args, out),
         version=args.version,
         replace=args.replace,
+        request_id=args.request_id,
     )
     version = names.parse_model_version_name(result.version.name)
     if not args.quiet and not out.json_mode:
@@ -170,10 +215,17 @@ async def pull_version(args: argparse.Namespace, client: AsyncClient, out: Outpu
         progress=progress_for(args, out),
     )
     version = names.short_ref(names.parse_model_version_name(result.version.name))
+    in_place = f", {human_bytes(result.in_place_bytes)} already in place" if result.in_place_bytes else ""
     text = (
         f"{version} -> {result.destination} ({len(result.files)} files verified; "
-        f"{human_bytes(result.received_bytes)} received, {human_bytes(result.cached_bytes)} from cache)"
+        f"{human_bytes(result.received_bytes)} received, {human_bytes(result.cached_bytes)} from cache"
+        f"{in_place})"
     )
+    if args.marker:
+        try:
+            await asyncio.to_thread(jobs.write_marker, Path(args.marker), result, args.version)
+        except jobs.MarkerInTheWay as exc:
+            raise UsageError("--marker", str(exc)) from None
     out.result(text, result.to_dict())
 
 

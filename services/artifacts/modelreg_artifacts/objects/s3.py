@@ -17,6 +17,7 @@ MODELREG_S3_PAYLOAD_CHECKSUM=sha256 restores the SDK's behaviour for a server wi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -27,6 +28,15 @@ from minio import Minio
 from minio.error import S3Error
 from modelreg_api.errors import Unavailable
 from modelreg_common.config import S3Settings
+from modelreg_common.observability.metrics import (
+    OBJECT_STORAGE,
+    OTHER,
+    STORE_ERRORS,
+    TIMEOUT,
+    UNAVAILABLE,
+    UNREACHABLE,
+)
+from modelreg_common.observability.tracing import store_span
 
 from modelreg_artifacts.objects import OBJECT_PREFIX, PendingMultipart
 from modelreg_artifacts.objects.minio_adapter import (
@@ -41,6 +51,19 @@ from modelreg_artifacts.objects.minio_adapter import (
 )
 
 T = TypeVar("T")
+
+_UNTRACED = contextlib.nullcontext()
+
+
+def _s3_span(operation: str, bucket: str) -> contextlib.AbstractContextManager[None]:
+    """The span of an S3 request in a traced call; work that is not a request gets none."""
+    if not operation:
+        return _UNTRACED
+    return store_span(
+        f"S3.{operation}",
+        {"rpc.system": "aws-api", "rpc.service": "S3", "rpc.method": operation, "aws.s3.bucket": bucket},
+    )
+
 
 _MISSING_CODES = ("NoSuchKey", "NoSuchObject", "ResourceNotFound")
 _NO_UPLOAD_CODES = ("NoSuchUpload",)
@@ -84,25 +107,32 @@ class S3ObjectStore:
             http_client=pool,
         )
 
-    async def run(self, function: Callable[..., T], *args: Any) -> T:
+    async def run(self, function: Callable[..., T], *args: Any, operation: str = "") -> T:
         """Run blocking work (SDK calls, hashing) on the shared bounded pool.
 
         An object store that cannot be reached or answers 5xx is UNAVAILABLE to our callers
-        (retry later), not an internal error of ours.
+        (retry later), not an internal error of ours; either is counted in the store errors. An
+        S3 request names its `operation` (its S3 API name): a traced call gets a span for it.
         """
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
-        except urllib3.exceptions.HTTPError as exc:
-            raise Unavailable(f"object storage is unreachable: {exc}") from exc
-        except S3Error as exc:
-            if exc.code in _UNAVAILABLE_CODES:
-                raise Unavailable(f"object storage is unavailable: {exc.code}") from exc
-            raise
+        with _s3_span(operation, self.bucket):
+            try:
+                return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+            except urllib3.exceptions.HTTPError as exc:
+                timeout = isinstance(exc, urllib3.exceptions.TimeoutError)
+                STORE_ERRORS.labels(OBJECT_STORAGE, TIMEOUT if timeout else UNREACHABLE).inc()
+                raise Unavailable(f"object storage is unreachable: {exc}") from exc
+            except S3Error as exc:
+                if exc.code in _UNAVAILABLE_CODES:
+                    STORE_ERRORS.labels(OBJECT_STORAGE, UNAVAILABLE).inc()
+                    raise Unavailable(f"object storage is unavailable: {exc.code}") from exc
+                if exc.code not in _MISSING_CODES + _NO_UPLOAD_CODES:  # those are answers, not failures
+                    STORE_ERRORS.labels(OBJECT_STORAGE, OTHER).inc()
+                raise
 
     async def ensure_bucket(self) -> None:
-        if not await self.run(self._client.bucket_exists, self.bucket):
+        if not await self.run(self._client.bucket_exists, self.bucket, operation="HeadBucket"):
             try:
-                await self.run(self._client.make_bucket, self.bucket)
+                await self.run(self._client.make_bucket, self.bucket, operation="CreateBucket")
             except S3Error as exc:  # another replica created it first
                 if exc.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                     raise
@@ -110,7 +140,7 @@ class S3ObjectStore:
     async def size_of(self, key: str) -> int | None:
         """Size of the stored object, or None when there is none."""
         try:
-            stat = await self.run(self._client.stat_object, self.bucket, key)
+            stat = await self.run(self._client.stat_object, self.bucket, key, operation="HeadObject")
         except S3Error as exc:
             if exc.code in _MISSING_CODES:
                 return None
@@ -129,11 +159,18 @@ class S3ObjectStore:
             headers = {"Content-Type": content_type or "application/octet-stream", **self._checksum(crc32c)}
             put_object(self._client, self.bucket, key, data, headers)
 
-        await self.run(put)
+        await self.run(put, operation="PutObject")
 
     async def start_multipart(self, key: str, content_type: str) -> str:
         content_type = content_type or "application/octet-stream"
-        return await self.run(create_multipart_upload, self._client, self.bucket, key, content_type)
+        return await self.run(
+            create_multipart_upload,
+            self._client,
+            self.bucket,
+            key,
+            content_type,
+            operation="CreateMultipartUpload",
+        )
 
     async def upload_part(
         self, key: str, multipart_id: str, number: int, data: bytes | bytearray | memoryview, *, crc32c: int
@@ -151,12 +188,20 @@ class S3ObjectStore:
                 headers=self._checksum(crc32c),
             )
 
-        return await self.run(upload)
+        return await self.run(upload, operation="UploadPart")
 
     async def complete_multipart(self, key: str, multipart_id: str, parts: list[tuple[int, str]]) -> bool:
         """Complete the upload; False when it no longer exists (completed or aborted before)."""
         try:
-            await self.run(complete_multipart_upload, self._client, self.bucket, key, multipart_id, parts)
+            await self.run(
+                complete_multipart_upload,
+                self._client,
+                self.bucket,
+                key,
+                multipart_id,
+                parts,
+                operation="CompleteMultipartUpload",
+            )
         except S3Error as exc:
             if exc.code in _NO_UPLOAD_CODES:
                 return False
@@ -165,20 +210,31 @@ class S3ObjectStore:
 
     async def abort_multipart(self, key: str, multipart_id: str) -> None:
         try:
-            await self.run(abort_multipart_upload, self._client, self.bucket, key, multipart_id)
+            await self.run(
+                abort_multipart_upload,
+                self._client,
+                self.bucket,
+                key,
+                multipart_id,
+                operation="AbortMultipartUpload",
+            )
         except S3Error as exc:
             if exc.code not in _NO_UPLOAD_CODES:
                 raise
 
     async def pending_multiparts(self) -> list[PendingMultipart]:
         """Incomplete multipart uploads under our prefix (to abort the ones nobody tracks)."""
-        return await self.run(list_multipart_uploads, self._client, self.bucket, OBJECT_PREFIX)
+        return await self.run(
+            list_multipart_uploads, self._client, self.bucket, OBJECT_PREFIX, operation="ListMultipartUploads"
+        )
 
     async def delete(self, key: str) -> None:
-        await self.run(self._client.remove_object, self.bucket, key)
+        await self.run(self._client.remove_object, self.bucket, key, operation="DeleteObject")
 
     async def open(self, key: str, offset: int, length: int) -> S3ObjectReader:
-        response = await self.run(self._client.get_object, self.bucket, key, offset, length)
+        response = await self.run(
+            self._client.get_object, self.bucket, key, offset, length, operation="GetObject"
+        )
         return S3ObjectReader(response)
 
     async def digest_of(self, key: str) -> tuple[int, str] | None:
@@ -201,7 +257,7 @@ class S3ObjectStore:
                 response.release_conn()
             return size, hasher.hexdigest()
 
-        return await self.run(read_and_hash)
+        return await self.run(read_and_hash, operation="GetObject")
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

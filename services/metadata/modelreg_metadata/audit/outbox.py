@@ -55,6 +55,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 import structlog
+from modelreg_common.observability.metrics import count_database_error
 from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
@@ -63,6 +64,7 @@ from modelreg_metadata.audit.events import Event
 from modelreg_metadata.audit.mongo_log import EventFeed, MongoEventLog, event_document, sequence_key
 from modelreg_metadata.audit.outbox_entry import event_from_json
 from modelreg_metadata.faults import FaultPoint, Faults
+from modelreg_metadata.metrics import EVENT_RELAY_LAG, EVENT_RELAY_PENDING, EVENTS_RELAYED
 from modelreg_metadata.store.documents import MAX_UPDATES_PER_COMMAND, Document
 
 log = structlog.get_logger("modelreg.metadata.relay")
@@ -149,7 +151,24 @@ class Relay:
             self._progress.clear()
             await self._progress.wait()
 
+    def pending(self) -> int:
+        """Changes committed in this process whose event is not in the trail yet."""
+        return self._committed - self._placed
+
+    def lag_seconds(self) -> float:
+        """How long the oldest of those changes has waited (0 when none waits). Read by the
+        metrics thread: the queue may change meanwhile, so it tolerates an empty one."""
+        try:
+            committed_at = self._queue[0][2]["time"]
+        except IndexError:
+            return 0.0
+        if committed_at.tzinfo is None:
+            committed_at = committed_at.replace(tzinfo=UTC)
+        return max(0.0, float((datetime.now(UTC) - committed_at).total_seconds()))
+
     async def start(self) -> None:
+        EVENT_RELAY_PENDING.set_function(self.pending)
+        EVENT_RELAY_LAG.set_function(self.lag_seconds)
         self._last = await self._log.latest_sequence()
         if self._single_writer:
             await self._recover()
@@ -199,6 +218,7 @@ class Relay:
                         for _ in batch:
                             self._queue.popleft()
                         self._placed += len(batch)
+                        EVENTS_RELAYED.inc(len(batch))
                         self._progress.set()
                         await self._pull([d for d in self._rewritten if d in self._unpulled])
                         await self._pull_overflow()
@@ -207,15 +227,17 @@ class Relay:
                         await self._relay_document(collection, key, entry["id"])
                         self._queue.popleft()
                         self._placed += 1
+                        EVENTS_RELAYED.inc()
                         self._progress.set()
                 while idle and self._unpulled and not self._queue:
                     await self._pull(list(self._unpulled)[:PULL_SLICE])
                 if time.monotonic() >= next_sweep:
                     await self.sweep(everything=False)
                     next_sweep = time.monotonic() + self._sweep_seconds
-            except Exception:
+            except Exception as exc:
                 # The entries stay in their outboxes and in the queue: retry until the database
                 # answers again (nothing is lost meanwhile, only delayed).
+                count_database_error(exc)
                 log.exception("relaying events failed; retrying")
                 await asyncio.sleep(RETRY_SECONDS)
 

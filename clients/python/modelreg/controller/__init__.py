@@ -1,0 +1,1 @@
+"""The rollout controller: `modelreg follow NS/MODEL@ALIAS --deployment NS/NAME` (rollout.py)."""

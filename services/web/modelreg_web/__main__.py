@@ -1,0 +1,72 @@
+"""`python -m modelreg_web`: serve the web UI on MODELREG_WEB_ADDR (default 127.0.0.1:8080).
+
+SIGTERM (Kubernetes, the local stack) drains: new connections are refused, event streams end
+(the browsers reconnect to another replica and resume from their last event), open requests get
+`shutdown_grace` seconds, then the registry client is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from types import FrameType
+
+import uvicorn
+
+from modelreg_web.app import create_app
+from modelreg_web.config import WebConfigError, WebSettings, key_fingerprint
+
+log = logging.getLogger("modelreg_web")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, which also tells long-lived streams to end when asked to exit."""
+
+    def __init__(self, config: uvicorn.Config, stopping: asyncio.Event) -> None:
+        super().__init__(config)
+        self._stopping = stopping
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._stopping.set()
+        super().handle_exit(sig, frame)
+
+
+def main() -> None:
+    logging.basicConfig(
+        level=os.environ.get("MODELREG_LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    try:
+        settings = WebSettings.from_environment()
+    except (WebConfigError, ValueError) as exc:
+        sys.exit(f"modelreg-web: {exc}")
+    stopping = asyncio.Event()
+    app = create_app(settings, stopping)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=os.environ.get("MODELREG_LOG_LEVEL", "INFO").lower(),
+        timeout_graceful_shutdown=int(settings.shutdown_grace),
+        proxy_headers=False,
+        server_header=False,
+    )
+    log.info(
+        "modelreg web UI on http://%s:%d (metadata %s, artifacts %s, session key %s)",
+        settings.host,
+        settings.port,
+        settings.client.addresses.metadata,
+        settings.client.addresses.artifacts,
+        key_fingerprint(settings.session_key),
+    )
+    # uvicorn handles SIGTERM while it serves, then re-raises it to the handler in place before:
+    # after a completed drain that is this no-op, so a graceful stop exits 0 (as the services do).
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    _Server(config, stopping).run()
+
+
+if __name__ == "__main__":
+    main()

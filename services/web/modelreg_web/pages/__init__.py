@@ -1,0 +1,1 @@
+"""One module per page family; each exports its handlers, wired to routes in `app.py`."""
