@@ -14,6 +14,7 @@ then not be ranges of the drawn line.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,7 +41,7 @@ def series(steps: Sequence[int], values: Sequence[float], buckets: int = BUCKETS
     bucket of steps."""
     finite = [v if math.isfinite(v) else None for v in values]
     logged = len(steps)
-    rising = all(a <= b for a, b in zip(steps, steps[1:], strict=False))
+    rising = all(a <= b for a, b in itertools.pairwise(steps))
     if logged <= 2 * buckets or not rising or steps[0] == steps[-1]:
         return Series(list(steps), finite, logged)
     first, span = steps[0], steps[-1] - steps[0]
