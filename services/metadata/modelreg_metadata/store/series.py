@@ -12,9 +12,9 @@ store pays per value it decodes. FerretDB decodes an array of 1000 small subdocu
 20 ms and a binary field in under 1 ms, so the packed form makes a history read cheap on the
 local store as on MongoDB.
 
-Appending rewrites the document's columns with a compare-and-set on `n` (the points it held
-when read), so two writers never lose each other's points; the in-process lock of the version
-already serialises writers of one process, so a lost race is a rare retry. Appends keep what a
+Appending rewrites the document's columns under the version's in-process lock (held by
+`MongoVersionStore.log_metrics`) and, on MongoDB, with a compare-and-set on `n` (the points it
+held when read), so two writers never lose each other's points. Appends keep what a
 `$push` gave: new points go after the ones the document holds, so a retried LogMetrics (see
 `MongoVersionStore.log_metrics`) appends again rather than overwriting.
 
@@ -119,25 +119,18 @@ def _columns(held: Document | None, points: Sequence[MetricPoint]) -> Document:
     return columns
 
 
-async def append(series: AsyncCollection[Document], document_id: str, points: Sequence[MetricPoint]) -> None:
-    """Appends `points` to the document (creating it), whatever its layout."""
-    legacy = await series.update_one(
-        {"_id": document_id, "points": {"$exists": True}},
-        {
-            "$push": {
-                "points": {
-                    "$each": [
-                        {"v": p.value, "s": p.step, "t": p.time, "d": p.dataset, "sl": p.slice}
-                        for p in points
-                    ]
-                }
-            }
-        },
-    )
-    if legacy.matched_count:
-        return
+async def append(
+    series: AsyncCollection[Document], document_id: str, points: Sequence[MetricPoint], *, atomic: bool
+) -> None:
+    """Appends `points` to the document (creating it), whatever its layout. Filters name `_id`
+    alone unless `atomic` (MongoDB): FerretDB v1 scans the collection for anything more and
+    does not apply updates atomically, so there the version's in-process lock is what holds."""
     for _ in range(APPEND_ATTEMPTS):
         held = await series.find_one({"_id": document_id})
+        if held is not None and "points" in held:  # the layout before packed columns
+            rows = [{"v": p.value, "s": p.step, "t": p.time, "d": p.dataset, "sl": p.slice} for p in points]
+            await series.update_one({"_id": document_id}, {"$push": {"points": {"$each": rows}}})
+            return
         columns = _columns(held, points)
         if held is None:
             try:
@@ -145,7 +138,8 @@ async def append(series: AsyncCollection[Document], document_id: str, points: Se
             except DuplicateKeyError:
                 continue  # another writer created it first: append to theirs
             return
-        written = await series.update_one({"_id": document_id, "n": held["n"]}, {"$set": columns})
+        condition = {"_id": document_id, "n": held["n"]} if atomic else {"_id": document_id}
+        written = await series.update_one(condition, {"$set": columns})
         if written.matched_count:
             return
     raise Aborted(f"metric history {document_id[:120]!r} is being written concurrently; retry")

@@ -350,7 +350,9 @@ class MongoVersionStore:
             bucket, offset = divmod(position, POINTS_PER_SERIES_DOCUMENT)
             room = POINTS_PER_SERIES_DOCUMENT - offset
             chunk, points = points[:room], points[room:]
-            await series.append(self._series, f"{version}|{bucket}|{metric}", chunk)
+            await series.append(
+                self._series, f"{version}|{bucket}|{metric}", chunk, atomic=self._db.atomic_updates
+            )
             position += len(chunk)
 
     async def metric_history(
