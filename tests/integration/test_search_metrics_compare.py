@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,7 @@ from modelreg_local.stack import METADATA_SERVICE, LocalStack, ServiceProcess
 from modelreg_local.stores import free_port
 from modelregistry.v1 import metadata_service_pb2 as md
 from modelregistry.v1 import metadata_service_pb2_grpc, model_pb2
+from pymongo import MongoClient
 
 from tests.support import ACTOR, authenticated_channel, error_info, unique
 
@@ -352,6 +354,55 @@ async def test_metric_history_lives_outside_the_version_and_pages(metadata: Meta
     # The history did not grow the version: its summary has one value per key.
     fetched = await metadata.GetModelVersion(md.GetModelVersionRequest(name=version.name))
     assert len(fetched.metrics) == 2
+
+
+async def test_history_documents_of_the_old_layout_are_read_and_appended_to(
+    metadata: MetadataStub, stack: LocalStack
+) -> None:
+    """Series documents written before the packed columns (`points: [{v, s, t, d, sl}]`, see
+    store/series.py) still read, and LogMetrics appends to them in that layout; new documents
+    are packed."""
+    version = await new_version(metadata)
+    at = timestamp_pb2.Timestamp(seconds=1_800_000_000, nanos=123_000_000)
+    first = [point("loss", 0.5, 0, time=at), point("loss", 0.25, 1, time=at, dataset="eval", slice="fr")]
+    await metadata.LogMetrics(md.LogMetricsRequest(model_version=version.name, points=first))
+    _, namespace, _, model_id, _, number = version.name.split("/")
+    document_id = f"{namespace}/{model_id}/{number}|0|loss"
+    when = datetime.fromtimestamp(1_800_000_000.123, UTC)
+    assert stack.stores is not None
+    with MongoClient[dict[str, Any]](stack.stores.mongodb_uri) as client:
+        series = client["modelreg"]["metric_series"]
+        packed = series.find_one({"_id": document_id})
+        assert packed is not None
+        assert packed["n"] == 2
+        assert "points" not in packed
+        series.replace_one(
+            {"_id": document_id},
+            {
+                "points": [
+                    {"v": 0.5, "s": 0, "t": when, "d": "", "sl": ""},
+                    {"v": 0.25, "s": 1, "t": when, "d": "eval", "sl": "fr"},
+                ]
+            },
+        )
+        assert [
+            (p.value, p.step, p.time, p.dataset, p.slice)
+            for p in await history(metadata, version.name, "loss")
+        ] == [
+            (0.5, 0, at, "", ""),
+            (0.25, 1, at, "eval", "fr"),
+        ]
+        await metadata.LogMetrics(
+            md.LogMetricsRequest(model_version=version.name, points=[point("loss", 0.125, 2, time=at)])
+        )
+        assert [(p.value, p.step) for p in await history(metadata, version.name, "loss")] == [
+            (0.5, 0),
+            (0.25, 1),
+            (0.125, 2),
+        ]
+        grown = series.find_one({"_id": document_id})
+        assert grown is not None
+        assert [row["v"] for row in grown["points"]] == [0.5, 0.25, 0.125]
 
 
 async def test_summary_keeps_the_highest_step(metadata: MetadataStub) -> None:

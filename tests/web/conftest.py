@@ -18,6 +18,7 @@ from modelreg_local.stores import free_port
 
 from tests.support import ALICE, credential_for
 from tests.web.browser import Browser
+from tests.web.sample import Histories, make_histories
 
 WebFactory = Callable[..., WebProcess]
 SignedIn = Callable[..., Browser]
@@ -78,3 +79,9 @@ def signed_in(web_url: str) -> Iterator[SignedIn]:
     yield sign_in
     for browser in browsers:
         browser.close()
+
+
+@pytest.fixture(scope="session")
+def histories(stack: LocalStack) -> Histories:
+    """Ten versions with 5,000-step `loss` histories and one with 2,000 (tests/web/sample.py)."""
+    return make_histories(stack)

@@ -4,6 +4,7 @@ metric histories, tags, lineage, a signature and files."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,3 +106,55 @@ def make_sample(stack: LocalStack, root: Path, *, namespace: str = NAMESPACE) ->
                 [1.0 / (step + 1) + 0.01 * number for step in range(50)],
             )
     return sample
+
+
+@dataclass
+class Histories:
+    """A model whose versions 1-10 have a `loss` history of HISTORY_STEPS steps each (version 1
+    with a spike and a dip), and version 11 one of SHORT_STEPS steps."""
+
+    namespace: str
+    model_id: str
+    logged: dict[int, list[float]]  # version number -> its loss values, step = index
+
+    @property
+    def path(self) -> str:
+        return f"/n/{self.namespace}/m/{self.model_id}"
+
+    def version_name(self, number: int) -> str:
+        return f"namespaces/{self.namespace}/models/{self.model_id}/versions/{number}"
+
+
+HISTORY_STEPS = 5000
+SHORT_STEPS = 2000
+SPIKE_STEP, DIP_STEP = 1234, 3210
+
+
+def loss_curve(number: int, steps: int) -> list[float]:
+    values = [round(1 / (1 + s / 200) + 0.05 * math.sin(s * (0.3 + number)), 6) for s in range(steps)]
+    if number == 1:
+        values[SPIKE_STEP], values[DIP_STEP] = 9.5, -4.25
+    return values
+
+
+def make_histories(stack: LocalStack, *, namespace: str = NAMESPACE) -> Histories:
+    token = ready_credential_for(stack.addresses.artifacts, ALICE)
+    histories = Histories(namespace, unique("histories"), {})
+    with grpc.insecure_channel(stack.addresses.metadata) as channel:
+        stub = metadata_service_pb2_grpc.MetadataServiceStub(channel)
+        model = stub.CreateModel(
+            md.CreateModelRequest(parent=f"namespaces/{namespace}", model_id=histories.model_id),
+            metadata=bearer(token),
+            timeout=30,
+        )
+        for number in range(1, 12):
+            version = stub.CreateModelVersion(
+                md.CreateModelVersionRequest(parent=model.name, request_id=unique("create")),
+                metadata=bearer(token),
+                timeout=30,
+            )
+            assert version.number == number
+            histories.logged[number] = loss_curve(number, HISTORY_STEPS if number <= 10 else SHORT_STEPS)
+    for number, values in histories.logged.items():
+        log_history(stack, histories.version_name(number), "loss", values)
+    return histories

@@ -67,7 +67,8 @@ def test_version_page_shows_everything_about_a_version(signed_in: SignedIn, samp
     chart = browser.get(history).json()
     assert chart["x"] == "step"
     assert [s["name"] for s in chart["series"]] == ["loss"]
-    assert chart["series"][0]["points"][:2] == [[0, 1.02], [1, 0.52]]
+    assert chart["series"][0]["steps"][:2] == [0, 1]
+    assert chart["series"][0]["values"][:2] == [1.02, 0.52]
     assert "float32" in html  # signature
 
 
@@ -83,7 +84,7 @@ def test_compare_page_marks_differences(signed_in: SignedIn, sample: Sample) -> 
     assert f'data-chart-src="{history}"' in html
     chart = browser.get(history.replace("&amp;", "&")).json()
     assert [s["name"] for s in chart["series"]] == ["v1", "v2", "v3"]
-    assert all(len(s["points"]) == 50 for s in chart["series"])
+    assert all(len(s["steps"]) == len(s["values"]) == 50 for s in chart["series"])
 
 
 def test_audit_page_filters_events(signed_in: SignedIn, sample: Sample) -> None:

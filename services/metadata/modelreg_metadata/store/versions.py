@@ -18,7 +18,7 @@ from modelreg_metadata.audit.outbox_entry import outbox_entry
 from modelreg_metadata.clock import new_etag, now
 from modelreg_metadata.domain import AliasProtection, MetricPoint, ModelVersion
 from modelreg_metadata.search import Page, Search
-from modelreg_metadata.store import EventFor, fences
+from modelreg_metadata.store import EventFor, fences, series
 from modelreg_metadata.store.database import MongoDatabase
 from modelreg_metadata.store.documents import (
     MAX_UPDATES_PER_COMMAND,
@@ -314,14 +314,14 @@ class MongoVersionStore:
             # History first, then the summary: the version's write is the commit that makes the
             # call visible in the summary (and, later, in the audit trail). A crash in between
             # leaves extra history points and no summary change; the retry logs them again.
-            for metric, series in by_key.items():
+            for metric, logged in by_key.items():
                 count = meta.get(metric, {}).get("points", 0)
-                await self._append_series(key, metric, count, series)
+                await self._append_series(key, metric, count, logged)
             metrics = dict(before.metrics)
-            for metric, series in by_key.items():
-                latest = max(series, key=lambda p: (p.step, p.time))
+            for metric, logged in by_key.items():
+                latest = max(logged, key=lambda p: (p.step, p.time))
                 previous = meta.get(metric)
-                count = (previous or {}).get("points", 0) + len(series)
+                count = (previous or {}).get("points", 0) + len(logged)
                 if previous is None or (latest.step, latest.time) >= (previous["step"], previous["time"]):
                     metrics[metric] = latest.value
                     meta[metric] = {"k": metric, "step": latest.step, "time": latest.time, "points": count}
@@ -345,14 +345,13 @@ class MongoVersionStore:
             return before, after
 
     async def _append_series(self, version: str, metric: str, count: int, points: list[MetricPoint]) -> None:
-        rows = [{"v": p.value, "s": p.step, "t": p.time, "d": p.dataset, "sl": p.slice} for p in points]
         position = count
-        while rows:
+        while points:
             bucket, offset = divmod(position, POINTS_PER_SERIES_DOCUMENT)
             room = POINTS_PER_SERIES_DOCUMENT - offset
-            chunk, rows = rows[:room], rows[room:]
-            await self._series.update_one(
-                {"_id": f"{version}|{bucket}|{metric}"}, {"$push": {"points": {"$each": chunk}}}, upsert=True
+            chunk, points = points[:room], points[room:]
+            await series.append(
+                self._series, f"{version}|{bucket}|{metric}", chunk, atomic=self._db.atomic_updates
             )
             position += len(chunk)
 
@@ -368,19 +367,9 @@ class MongoVersionStore:
             doc = await self._series.find_one({"_id": f"{key}|{bucket}|{metric}"})
             if doc is None:
                 return points, None
-            stored = doc.get("points", [])
+            stored = series.points_of(doc, metric)
             taken = stored[offset : offset + limit - len(points)]
-            points += [
-                MetricPoint(
-                    key=metric,
-                    value=row["v"],
-                    step=row.get("s", 0),
-                    time=row.get("t"),
-                    dataset=row.get("d", ""),
-                    slice=row.get("sl", ""),
-                )
-                for row in taken
-            ]
+            points += taken
             offset += len(taken)
             if offset >= len(stored):
                 bucket, offset = bucket + 1, 0

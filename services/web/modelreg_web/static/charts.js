@@ -1,6 +1,8 @@
 // Line charts as SVG, drawn here (no library). One <polyline> per series, so 10 series of 5,000
 // points is 10 elements: the browser lays that out in milliseconds. Data comes from
-// <script type="application/json"> blocks the server wrote; labels go in with textContent.
+// <script type="application/json"> blocks the server wrote (series of [x, y] `points`) or from
+// the history endpoints (series of `steps` and `values`, min/max decimated by the server to the
+// chart's width); labels go in with textContent.
 const SVG = "http://www.w3.org/2000/svg";
 const WIDTH = 720, HEIGHT = 300, LEFT = 60, RIGHT = 16, TOP = 16, BOTTOM = 36;
 const COLOURS = ["#0b5cad", "#c2410c", "#15803d", "#7e22ce", "#b91c1c", "#0e7490", "#a16207", "#be185d", "#4d7c0f", "#334155"];
@@ -23,8 +25,19 @@ function format(value) {
   return magnitude !== 0 && (magnitude >= 1e5 || magnitude < 1e-3) ? value.toExponential(2) : String(+value.toPrecision(4));
 }
 
+// A series as two arrays of drawable numbers (null values, i.e. not finite, left out).
+function columns(s) {
+  const xs = [], ys = [];
+  if (Array.isArray(s.steps) && Array.isArray(s.values)) {
+    for (let i = 0; i < s.steps.length; i++) if (s.values[i] !== null) { xs.push(s.steps[i]); ys.push(s.values[i]); }
+  } else if (Array.isArray(s.points)) {
+    for (const [x, y] of s.points) if (y !== null) { xs.push(x); ys.push(y); }
+  }
+  return { name: s.name, xs, ys };
+}
+
 export function drawChart(spec) {
-  const series = (spec.series || []).filter((s) => s.points && s.points.length);
+  const series = (spec.series || []).map(columns).filter((s) => s.xs.length);
   const wrapper = document.createElement("div");
   if (!series.length) {
     wrapper.textContent = "No data to chart.";
@@ -32,9 +45,9 @@ export function drawChart(spec) {
     return wrapper;
   }
   let xMin = Infinity, xMax = -Infinity, yMin = Infinity, yMax = -Infinity;
-  for (const s of series) {
-    s.points = s.points.filter(([, y]) => y !== null);
-    for (const [x, y] of s.points) {
+  for (const { xs, ys } of series) {
+    for (let i = 0; i < xs.length; i++) {
+      const x = xs[i], y = ys[i];
       if (x < xMin) xMin = x; if (x > xMax) xMax = x;
       if (y < yMin) yMin = y; if (y > yMax) yMax = y;
     }
@@ -56,14 +69,12 @@ export function drawChart(spec) {
   svg.append(label(spec.x || "", { x: (LEFT + WIDTH) / 2, y: HEIGHT - 6, "text-anchor": "middle" }));
   series.forEach((s, index) => {
     const colour = COLOURS[index % COLOURS.length];
-    let points = "";
-    for (const [x, y] of s.points) points += `${sx(x).toFixed(1)},${sy(y).toFixed(1)} `;
-    const line = element("polyline", { points, stroke: colour, "data-series": s.name });
+    const { xs, ys } = s;
+    const parts = new Array(xs.length);
+    for (let i = 0; i < xs.length; i++) parts[i] = `${sx(xs[i]).toFixed(1)},${sy(ys[i]).toFixed(1)}`;
+    const line = element("polyline", { points: parts.join(" "), stroke: colour, "data-series": s.name });
     svg.append(line);
-    if (s.points.length === 1) {
-      const [x, y] = s.points[0];
-      svg.append(element("circle", { cx: sx(x), cy: sy(y), r: 3, fill: colour }));
-    }
+    if (xs.length === 1) svg.append(element("circle", { cx: sx(xs[0]), cy: sy(ys[0]), r: 3, fill: colour }));
   });
   wrapper.append(svg);
   const legend = document.createElement("div");
@@ -84,30 +95,49 @@ function readJson(id) {
   try { return JSON.parse(source.textContent); } catch { return null; }
 }
 
+// Set when every chart of the page is drawn (the UI benchmark and the browser tests read it).
+export const CHART_DRAWN_MARK = "modelreg:chart-drawn";
+
 // Inline data (<figure data-chart="id of a JSON script">) draws at once; fetched data
 // (<figure data-chart-src="url">) draws when it arrives: histories are heavy to read, so pages
-// never wait for them. A drawn figure gets data-state="drawn" (or "failed").
+// never wait for them. A drawn figure gets data-state="drawn" (or "failed"); once all of the
+// page's figures are drawn, performance.mark(CHART_DRAWN_MARK) records the moment.
 export function drawCharts(root) {
-  root.querySelectorAll("figure[data-chart]").forEach((figure) => {
+  const inline = root.querySelectorAll("figure[data-chart]");
+  inline.forEach((figure) => {
     const spec = readJson(figure.dataset.chart);
     if (spec) figure.append(drawChart(spec));
     figure.dataset.state = "drawn";
   });
-  root.querySelectorAll("figure[data-chart-src]").forEach(async (figure) => {
+  const fetched = [...root.querySelectorAll("figure[data-chart-src]")];
+  if (!fetched.length) {
+    if (inline.length) performance.mark(CHART_DRAWN_MARK);
+    return;
+  }
+  let waiting = fetched.length, failed = false;
+  const settled = (ok) => {
+    failed ||= !ok;
+    if (--waiting === 0 && !failed) performance.mark(CHART_DRAWN_MARK);
+  };
+  fetched.forEach(async (figure) => {
     const status = document.createElement("p");
     status.className = "muted";
     status.textContent = "Loading…";
     figure.append(status);
     try {
+      // The answer carries an ETag from the versions' etags; the browser's cache revalidates it
+      // (304 when no point was logged since), so a chart seen before is not read again.
       const response = await fetch(figure.dataset.chartSrc, { credentials: "same-origin", headers: { accept: "application/json" } });
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
       const spec = await response.json();
       status.remove();
       figure.append(drawChart(spec));
       figure.dataset.state = "drawn";
+      settled(true);
     } catch (error) {
       status.textContent = `The chart could not be loaded (${error.message}); reload to try again.`;
       figure.dataset.state = "failed";
+      settled(false);
     }
   });
 }
