@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
-from google.protobuf import timestamp_pb2
+from google.protobuf import field_mask_pb2, timestamp_pb2
 from modelregistry.v1 import metadata_service_pb2 as md
 from modelregistry.v1 import model_pb2
 
@@ -47,7 +47,7 @@ async def _write(metadata: MetadataStub, namespaces: list[str], round_: int) -> 
                 await metadata.UpdateModelVersion(
                     md.UpdateModelVersionRequest(
                         model_version=model_pb2.ModelVersion(name=version.name, description=f"r{round_}"),
-                        update_mask={"paths": ["description"]},
+                        update_mask=field_mask_pb2.FieldMask(paths=["description"]),
                     ),
                     metadata=BOB,
                 )
