@@ -193,7 +193,7 @@ class EventIndex:
         postings: list[array[int] | None]
         if scope.resource:
             postings = [self._by_resource.get(scope.resource)]
-        elif scope.model_id:
+        elif scope.model_id and scope.namespace:
             postings = [self._by_model.get((scope.namespace, scope.model_id))]
         elif scope.namespace:
             postings = [self._by_namespace.get(scope.namespace)]
