@@ -9,7 +9,9 @@ from dataclasses import replace
 import pytest
 from modelreg_api.errors import Aborted
 from modelreg_api.names import ModelName, NamespaceName
+from modelreg_metadata.audit.event_index import EventIndex
 from modelreg_metadata.audit.events import Action, EventScope
+from modelreg_metadata.audit.mongo_log import DatabaseEventSearch, MongoEventLog
 from modelreg_metadata.clock import new_etag
 
 from tests.contract.conftest import Stores, create_model, create_version, event
@@ -123,3 +125,13 @@ async def test_searches_find_every_later_change_and_agree_with_matches_on_every_
         assert paged == expected, scope
     found = await stores.events.search(EventScope(resource=str(version.name)), 0, 10)
     assert found == [e for e in trail if e.resource == str(version.name)]  # whole events, before/after
+
+
+async def test_only_a_single_writing_process_searches_an_index_of_the_trail(stores: Stores) -> None:
+    """Several processes (MongoDB's semantics) query the database and its indexes: only the one
+    writing process of a FerretDB deployment, with its replica, can follow every event."""
+    if not isinstance(stores.events, MongoEventLog):
+        pytest.skip("the in-memory trail has no database to query")
+    indexed = isinstance(stores.events.searcher, EventIndex)
+    assert indexed == (stores.kind == "ferretdb-replica")
+    assert indexed or isinstance(stores.events.searcher, DatabaseEventSearch)
