@@ -9,10 +9,13 @@ from dataclasses import replace
 import pytest
 from modelreg_api.errors import Aborted
 from modelreg_api.names import ModelName, NamespaceName
+from modelreg_metadata.audit.event_index import EventIndex
 from modelreg_metadata.audit.events import Action, EventScope
+from modelreg_metadata.audit.mongo_log import DatabaseEventSearch, MongoEventLog
 from modelreg_metadata.clock import new_etag
 
 from tests.contract.conftest import Stores, create_model, create_version, event
+from tests.support import unique
 
 
 async def test_every_change_has_one_event_in_a_trail_without_gaps(stores: Stores) -> None:
@@ -70,3 +73,65 @@ async def test_every_change_has_one_event_in_a_trail_without_gaps(stores: Stores
         resource=str(ModelName(first.name.namespace, first.name.model)), end_time=trail[0].time
     )
     assert await stores.events.search(before, 0, 100) == []
+
+
+async def test_searches_find_every_later_change_and_agree_with_matches_on_every_scope(stores: Stores) -> None:
+    """A search answers from the whole trail at the time it is asked: changes made after an
+    earlier search (which may have loaded an index of the trail) are found, and every scope
+    finds exactly the events its `matches` admits, in sequence order, page by page."""
+    namespace = unique("ns")
+    first = await create_model(stores, namespace)
+    await stores.events.settle()
+    assert len(await stores.events.search(EventScope(namespace=namespace), 0, 100)) == 1
+    second = await create_model(stores, namespace)
+    other = await create_model(stores)
+    version = await create_version(stores, first)
+    for _ in range(2):
+        await stores.versions.update_version(
+            version.name,
+            lambda current, _: replace(current, description="x", etag=new_etag()),
+            "",
+            event(Action.MODEL_VERSION_UPDATED),
+        )
+    await create_version(stores, other)
+    await stores.events.settle()
+    trail = await stores.events.read_after(0, 1000, probe=True)
+    middle = trail[len(trail) // 2].time
+    scopes = [
+        EventScope(namespace=namespace),
+        EventScope.of(model=second.name),
+        EventScope(resource=str(version.name)),
+        EventScope(resource=str(version.name), actions=("MODEL_VERSION_UPDATED",)),
+        EventScope(actions=("MODEL_CREATED", "MODEL_VERSION_CREATED")),
+        EventScope(actor="user:nobody"),
+        EventScope(actor=trail[-1].actor, namespace=namespace),
+        EventScope(visible_namespaces=tuple(sorted({namespace, other.name.namespace}))),
+        EventScope(visible_namespaces=()),
+        EventScope(namespace=namespace, visible_namespaces=(other.name.namespace,)),
+        EventScope(start_time=middle),
+        EventScope(namespace=namespace, end_time=middle),
+        EventScope(resource=str(version.name), until=trail[-1].time),
+        EventScope(),
+    ]
+    for scope in scopes:
+        expected = [e.sequence for e in trail if scope.matches(e)]
+        assert [e.sequence for e in await stores.events.search(scope, 0, 1000)] == expected, scope
+        paged: list[int] = []
+        while True:
+            page = await stores.events.search(scope, paged[-1] if paged else 0, 2)
+            paged += [e.sequence for e in page]
+            if len(page) < 2:
+                break
+        assert paged == expected, scope
+    found = await stores.events.search(EventScope(resource=str(version.name)), 0, 10)
+    assert found == [e for e in trail if e.resource == str(version.name)]  # whole events, before/after
+
+
+async def test_only_a_single_writing_process_searches_an_index_of_the_trail(stores: Stores) -> None:
+    """Several processes (MongoDB's semantics) query the database and its indexes: only the one
+    writing process of a FerretDB deployment, with its replica, can follow every event."""
+    if not isinstance(stores.events, MongoEventLog):
+        pytest.skip("the in-memory trail has no database to query")
+    indexed = isinstance(stores.events.searcher, EventIndex)
+    assert indexed == (stores.kind == "ferretdb-replica")
+    assert indexed or isinstance(stores.events.searcher, DatabaseEventSearch)

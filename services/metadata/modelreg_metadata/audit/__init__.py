@@ -8,6 +8,7 @@ append-only, gap-free (sequence 1..n) and readable at any point in time (docs/go
 - outbox.py: the relay that moves outbox entries into the trail, exactly once and without gaps;
 - mongo_log.py: the trail on MongoDB (the `events` collection) and the in-process feed watchers
   wait on;
+- event_index.py: on FerretDB, the one process's in-memory index of the trail that searches use;
 - replay.py: a resource's state rebuilt from its events;
 - trail.py: reading the trail (ListEvents, WatchEvents, state at a point in time).
 

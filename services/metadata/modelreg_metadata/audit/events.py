@@ -152,16 +152,31 @@ class EventScope:
 
     def matches(self, event: Event) -> bool:
         namespace, model_id = scope_of(event.resource)
+        return self.admits(
+            namespace=namespace,
+            model_id=model_id,
+            resource=event.resource,
+            action=event.action,
+            actor=event.actor,
+            time=event.time,
+        )
+
+    def admits(
+        self, *, namespace: str, model_id: str, resource: str, action: str, actor: str, time: datetime
+    ) -> bool:
+        """`matches` for an event given by these fields (the in-process event index keeps only
+        them: audit/event_index.py). The one definition of a scope; audit/mongo_log.py compiles
+        the same conditions for MongoDB (`scope_condition`)."""
         return (
             (self.visible_namespaces is None or namespace in self.visible_namespaces)
             and (not self.namespace or namespace == self.namespace)
             and (not self.model_id or model_id == self.model_id)
-            and (not self.resource or event.resource == self.resource)
-            and (not self.actions or event.action in self.actions)
-            and (not self.actor or event.actor == self.actor)
-            and (self.start_time is None or event.time >= self.start_time)
-            and (self.end_time is None or event.time < self.end_time)
-            and (self.until is None or event.time <= self.until)
+            and (not self.resource or resource == self.resource)
+            and (not self.actions or action in self.actions)
+            and (not self.actor or actor == self.actor)
+            and (self.start_time is None or time >= self.start_time)
+            and (self.end_time is None or time < self.end_time)
+            and (self.until is None or time <= self.until)
         )
 
 

@@ -9,7 +9,12 @@ audit/outbox.py), which is what makes "read n+1, n+2, ... until one is missing" 
 
 `EventFeed` is the in-process side: the relay publishes every event it places, watchers wait on
 it (with a short poll as the fallback for events placed by other processes) and take recent
-events from its memory instead of the database.
+events from its memory instead of the database; its followers (the event index) get every event
+published or read from the trail.
+
+Searches (ListEvents, a resource's history) go through `MongoEventLog.searcher`: the database and
+its indexes (`DatabaseEventSearch`), or on FerretDB the process's index of the trail
+(audit/event_index.py), chosen by store/database.py with the same switch as the version replica.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import contextlib
 import json
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
@@ -80,13 +86,24 @@ class EventFeed:
         self._capacity = capacity
         self._recent: OrderedDict[int, Event] = OrderedDict()
         self._grown = asyncio.Event()
+        self._followers: list[Callable[[Event], None]] = []
         self.latest = 0  # the highest sequence number known to be in the trail
         self.closed = False
+
+    def follow(self, follower: Callable[[Event], None]) -> None:
+        """From now on, `follower` gets every event published or read from the trail."""
+        self._followers.append(follower)
 
     def publish(self, event: Event) -> None:
         self._recent[event.sequence] = event
         while len(self._recent) > self._capacity:
             self._recent.popitem(last=False)
+        self.found(event)
+
+    def found(self, event: Event) -> None:
+        """An event in the trail (placed by this process, or read from the database)."""
+        for follower in self._followers:
+            follower(event)
         self.saw(event.sequence)
 
     def saw(self, sequence: int) -> None:
@@ -107,10 +124,30 @@ class EventFeed:
         self._grown.set()
 
 
+class EventSearch(Protocol):
+    async def search(self, scope: EventScope, after_sequence: int, limit: int) -> list[Event]:
+        """Events in `scope` after `after_sequence`, in sequence order."""
+        ...
+
+
+class DatabaseEventSearch:
+    """Searches as queries: MongoDB answers them from the `events` indexes (store/database.py)."""
+
+    def __init__(self, events: AsyncCollection[Document]):
+        self._events = events
+
+    async def search(self, scope: EventScope, after_sequence: int, limit: int) -> list[Event]:
+        condition = scope_condition(scope)
+        query: Document = {**condition, "seq": {"$gt": after_sequence}} if after_sequence else condition
+        cursor = self._events.find(query).sort("seq", ASCENDING).limit(limit)
+        return [event_from_document(doc) async for doc in cursor]
+
+
 class MongoEventLog:
     def __init__(self, events: AsyncCollection[Document], feed: EventFeed):
         self._events = events
         self.feed = feed
+        self.searcher: EventSearch = DatabaseEventSearch(events)
         # Set by the database to its relay's `placed`: waits until this process's committed
         # changes have their events in the trail.
         self.placement: Callable[[], Awaitable[None]] | None = None
@@ -130,7 +167,11 @@ class MongoEventLog:
         if event is not None:
             return event
         doc = await self._events.find_one({"_id": sequence_key(sequence)})
-        return None if doc is None else event_from_document(doc)
+        if doc is None:
+            return None
+        event = event_from_document(doc)
+        self.feed.found(event)
+        return event
 
     async def exists(self, sequence: int) -> bool:
         if sequence <= self.feed.latest:
@@ -181,7 +222,7 @@ class MongoEventLog:
             if doc is None:
                 return found
             found.append(event_from_document(doc))
-            self.feed.saw(start)
+            self.feed.found(found[-1])
             start += 1
         count = max(0, min(READ_AHEAD, limit - len(found)))
         # Read concurrently, keep the prefix: a slot read as missing ends the batch even if a later
@@ -193,8 +234,7 @@ class MongoEventLog:
             if doc is None:
                 break
             found.append(event_from_document(doc))
-        if found:
-            self.feed.saw(found[-1].sequence)
+            self.feed.found(found[-1])
         return found
 
     def growth(self) -> asyncio.Event:
@@ -205,14 +245,11 @@ class MongoEventLog:
         return self.feed.closed
 
     async def search(self, scope: EventScope, after_sequence: int, limit: int) -> list[Event]:
-        condition = scope_condition(scope)
-        query: Document = {**condition, "seq": {"$gt": after_sequence}} if after_sequence else condition
-        cursor = self._events.find(query).sort("seq", ASCENDING).limit(limit)
-        return [event_from_document(doc) async for doc in cursor]
+        return await self.searcher.search(scope, after_sequence, limit)
 
 
 def scope_condition(scope: EventScope) -> Document:
-    """The query for the events in `scope` (what `EventScope.matches` tests, for the index)."""
+    """The query for the events in `scope` (what `EventScope.admits` tests, for MongoDB's indexes)."""
     condition: Document = {}
     if scope.namespace:
         condition["namespace"] = scope.namespace

@@ -40,6 +40,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
+from modelreg_metadata.audit.event_index import EventIndex
 from modelreg_metadata.audit.mongo_log import EventFeed, MongoEventLog
 from modelreg_metadata.audit.outbox import Relay
 from modelreg_metadata.faults import Faults
@@ -137,6 +138,8 @@ class MongoDatabase:
             replica = ReplicaView(self)  # one process is the only writer: see store/replica.py
             self.before_close.append(replica.record_last_version_numbers)
             self.view = replica
+            # The same process places every event: it can index the trail (audit/event_index.py).
+            self.event_log.searcher = EventIndex(self.events, self.event_log.feed)
         await self.ensure_indexes()
         await self.relay.start()
 
@@ -167,6 +170,7 @@ class MongoDatabase:
                 ),
                 (self.events, IndexModel([("resource", ASCENDING), ("seq", ASCENDING)], name="by_resource")),
                 (self.events, IndexModel([("actor", ASCENDING), ("seq", ASCENDING)], name="by_actor")),
+                (self.events, IndexModel([("action", ASCENDING), ("seq", ASCENDING)], name="by_action")),
                 (self.events, IndexModel([("time", ASCENDING)], name="by_time")),
                 # The relay's sweep finds leftover outbox entries by their time.
                 (self.namespaces, IndexModel([("outbox.time", ASCENDING)], name="outbox")),
