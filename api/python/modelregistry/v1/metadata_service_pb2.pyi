@@ -1104,6 +1104,7 @@ class ListEventsRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     AFTER_SEQUENCE_FIELD_NUMBER: _builtins.int
+    ORDER_BY_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     """Only events of this namespace's resources: `namespaces/{namespace}`."""
     model: _builtins.str
@@ -1116,7 +1117,11 @@ class ListEventsRequest(_message.Message):
     """At most 1000; 0 means the default of 100."""
     page_token: _builtins.str
     after_sequence: _builtins.int
-    """Only events with a larger sequence number."""
+    """Only events with a larger sequence number (in either order)."""
+    order_by: _builtins.str
+    """`sequence` (the default: oldest first) or `sequence desc` (newest first). A page token
+    continues in the order it was made for; with the other order it is INVALID_ARGUMENT.
+    """
     @_builtins.property
     def actions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Only these actions, e.g. `ALIAS_MOVED`."""
@@ -1142,10 +1147,11 @@ class ListEventsRequest(_message.Message):
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
         after_sequence: _builtins.int = ...,
+        order_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actions", b"actions", "actor", b"actor", "after_sequence", b"after_sequence", "end_time", b"end_time", "model", b"model", "namespace", b"namespace", "page_size", b"page_size", "page_token", b"page_token", "resource", b"resource", "start_time", b"start_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actions", b"actions", "actor", b"actor", "after_sequence", b"after_sequence", "end_time", b"end_time", "model", b"model", "namespace", b"namespace", "order_by", b"order_by", "page_size", b"page_size", "page_token", b"page_token", "resource", b"resource", "start_time", b"start_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -2351,8 +2351,11 @@ type ListEventsRequest struct {
 	// At most 1000; 0 means the default of 100.
 	PageSize  int32  `protobuf:"varint,8,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	PageToken string `protobuf:"bytes,9,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
-	// Only events with a larger sequence number.
+	// Only events with a larger sequence number (in either order).
 	AfterSequence int64 `protobuf:"varint,10,opt,name=after_sequence,json=afterSequence,proto3" json:"after_sequence,omitempty"`
+	// `sequence` (the default: oldest first) or `sequence desc` (newest first). A page token
+	// continues in the order it was made for; with the other order it is INVALID_ARGUMENT.
+	OrderBy       string `protobuf:"bytes,11,opt,name=order_by,json=orderBy,proto3" json:"order_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2455,6 +2458,13 @@ func (x *ListEventsRequest) GetAfterSequence() int64 {
 		return x.AfterSequence
 	}
 	return 0
+}
+
+func (x *ListEventsRequest) GetOrderBy() string {
+	if x != nil {
+		return x.OrderBy
+	}
+	return ""
 }
 
 type ListEventsResponse struct {
@@ -2901,7 +2911,7 @@ const file_modelregistry_v1_metadata_service_proto_rawDesc = "" +
 	"\x19GetAliasProtectionRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"+\n" +
 	"\x15UnprotectAliasRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"\xe8\x02\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x83\x03\n" +
 	"\x11ListEventsRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x12\x1a\n" +
@@ -2915,7 +2925,8 @@ const file_modelregistry_v1_metadata_service_proto_rawDesc = "" +
 	"\n" +
 	"page_token\x18\t \x01(\tR\tpageToken\x12%\n" +
 	"\x0eafter_sequence\x18\n" +
-	" \x01(\x03R\rafterSequence\"m\n" +
+	" \x01(\x03R\rafterSequence\x12\x19\n" +
+	"\border_by\x18\v \x01(\tR\aorderBy\"m\n" +
 	"\x12ListEventsResponse\x12/\n" +
 	"\x06events\x18\x01 \x03(\v2\x17.modelregistry.v1.EventR\x06events\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xc0\x01\n" +
