@@ -10,7 +10,7 @@ import pytest
 from modelreg_api.errors import Aborted
 from modelreg_api.names import ModelName, NamespaceName
 from modelreg_metadata.audit.event_index import EventIndex
-from modelreg_metadata.audit.events import Action, EventScope
+from modelreg_metadata.audit.events import Action, Event, EventScope
 from modelreg_metadata.audit.mongo_log import DatabaseEventSearch, MongoEventLog
 from modelreg_metadata.clock import new_etag
 
@@ -75,10 +75,10 @@ async def test_every_change_has_one_event_in_a_trail_without_gaps(stores: Stores
     assert await stores.events.search(before, 0, 100) == []
 
 
-async def test_searches_find_every_later_change_and_agree_with_matches_on_every_scope(stores: Stores) -> None:
-    """A search answers from the whole trail at the time it is asked: changes made after an
-    earlier search (which may have loaded an index of the trail) are found, and every scope
-    finds exactly the events its `matches` admits, in sequence order, page by page."""
+async def _varied_trail(stores: Stores) -> tuple[list[Event], list[EventScope]]:
+    """A trail of changes in two namespaces, and scopes that select from it by every field
+    (each served by another posting of the event index); asserts that a search made between
+    changes does not hide the later ones."""
     namespace = unique("ns")
     first = await create_model(stores, namespace)
     await stores.events.settle()
@@ -113,6 +113,15 @@ async def test_searches_find_every_later_change_and_agree_with_matches_on_every_
         EventScope(resource=str(version.name), until=trail[-1].time),
         EventScope(),
     ]
+    return trail, scopes
+
+
+async def test_searches_find_every_later_change_and_agree_with_matches_on_every_scope(stores: Stores) -> None:
+    """A search answers from the whole trail at the time it is asked: changes made after an
+    earlier search (which may have loaded an index of the trail) are found, and every scope
+    finds exactly the events its `matches` admits, in sequence order, page by page."""
+    trail, scopes = await _varied_trail(stores)
+    version = scopes[2].resource  # the version updated twice
     for scope in scopes:
         expected = [e.sequence for e in trail if scope.matches(e)]
         assert [e.sequence for e in await stores.events.search(scope, 0, 1000)] == expected, scope
@@ -123,8 +132,37 @@ async def test_searches_find_every_later_change_and_agree_with_matches_on_every_
             if len(page) < 2:
                 break
         assert paged == expected, scope
-    found = await stores.events.search(EventScope(resource=str(version.name)), 0, 10)
-    assert found == [e for e in trail if e.resource == str(version.name)]  # whole events, before/after
+    found = await stores.events.search(EventScope(resource=version), 0, 10)
+    assert found == [e for e in trail if e.resource == version]  # whole events, before/after
+
+
+async def test_newest_first_searches_find_the_same_events_in_reverse_within_both_bounds(
+    stores: Stores,
+) -> None:
+    """Newest first, every scope finds exactly what it finds oldest first, reversed; paging down
+    with `before_sequence` (as a ListEvents page token does) goes through all of it, and
+    `after_sequence` still means "only larger sequence numbers"."""
+    trail, scopes = await _varied_trail(stores)
+    floor = trail[len(trail) // 3].sequence
+    for scope in scopes:
+        expected = [e.sequence for e in trail if scope.matches(e)][::-1]
+        newest = await stores.events.search(scope, 0, 1000, newest_first=True)
+        assert [e.sequence for e in newest] == expected, scope
+        paged: list[int] = []
+        while True:
+            page = await stores.events.search(
+                scope, 0, 2, before_sequence=paged[-1] if paged else 0, newest_first=True
+            )
+            paged += [e.sequence for e in page]
+            if len(page) < 2:
+                break
+        assert paged == expected, scope
+        above = await stores.events.search(scope, floor, 1000, newest_first=True)
+        assert [e.sequence for e in above] == [n for n in expected if n > floor], scope
+        window = await stores.events.search(scope, floor, 1000, before_sequence=floor + 4, newest_first=True)
+        assert [e.sequence for e in window] == [n for n in expected if floor < n < floor + 4], scope
+    latest = await stores.events.search(EventScope(), 0, 1, newest_first=True)
+    assert latest == [trail[-1]]  # the whole event, before/after included
 
 
 async def test_only_a_single_writing_process_searches_an_index_of_the_trail(stores: Stores) -> None:

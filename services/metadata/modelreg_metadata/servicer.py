@@ -378,6 +378,7 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
             after_sequence=request.after_sequence,
             page_size=request.page_size,
             page_token=request.page_token,
+            order_by=request.order_by,
         )
         return pb.ListEventsResponse(
             events=[convert.event_to_proto(e) for e in events], next_page_token=token

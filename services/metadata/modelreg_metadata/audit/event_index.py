@@ -90,10 +90,21 @@ class EventIndex:
         """The highest sequence number up to which the index holds every event."""
         return len(self._time)
 
-    async def search(self, scope: EventScope, after_sequence: int, limit: int) -> list[Event]:
+    async def search(
+        self,
+        scope: EventScope,
+        after_sequence: int,
+        limit: int,
+        *,
+        before_sequence: int = 0,
+        newest_first: bool = False,
+    ) -> list[Event]:
         await self._ready()
         await self._catch_up()
-        sequences = await self._matching(scope, after_sequence, limit)
+        # Events added while the loop is given back wait for the next search.
+        high = self.high if before_sequence <= 0 else min(self.high, before_sequence - 1)
+        candidates = self._candidates(scope, after_sequence, high, newest_first=newest_first)
+        sequences = await self._matching(scope, candidates, limit)
         return await self._fetch(sequences)
 
     # Filling
@@ -187,9 +198,9 @@ class EventIndex:
 
     # Answering
 
-    def _candidates(self, scope: EventScope, after: int) -> Iterator[int]:
-        """Sequence numbers after `after`, ascending, that include every event in `scope`: the
-        posting of its most selective field, or every number."""
+    def _candidates(self, scope: EventScope, after: int, high: int, *, newest_first: bool) -> Iterator[int]:
+        """Sequence numbers in (`after`, `high`], ascending or descending, that include every
+        event in `scope`: the posting of its most selective field, or every number."""
         postings: list[array[int] | None]
         if scope.resource:
             postings = [self._by_resource.get(scope.resource)]
@@ -203,18 +214,19 @@ class EventIndex:
             postings = [self._by_action.get(action) for action in scope.actions]
         elif scope.visible_namespaces is not None:
             postings = [self._by_namespace.get(namespace) for namespace in scope.visible_namespaces]
+        elif newest_first:
+            return iter(range(high, after, -1))
         else:
-            return iter(range(after + 1, self.high + 1))
-        parts = [_after(posting, after) for posting in postings if posting is not None]
-        return parts[0] if len(parts) == 1 else heapq.merge(*parts)
+            return iter(range(after + 1, high + 1))
+        parts = [_between(posting, after, high, newest_first) for posting in postings if posting is not None]
+        return parts[0] if len(parts) == 1 else heapq.merge(*parts, reverse=newest_first)
 
-    async def _matching(self, scope: EventScope, after: int, limit: int) -> list[int]:
-        high = self.high  # events added while the loop is given back wait for the next search
+    async def _matching(self, scope: EventScope, candidates: Iterator[int], limit: int) -> list[int]:
         # A scope without time bounds admits any time: then no `datetime` is built per candidate.
         timed = scope.start_time is not None or scope.end_time is not None or scope.until is not None
         found: list[int] = []
-        for tested, sequence in enumerate(self._candidates(scope, after), 1):
-            if sequence > high or len(found) == limit:
+        for tested, sequence in enumerate(candidates, 1):
+            if len(found) == limit:
                 break
             i = sequence - 1
             resource, namespace, model_id = self._resources[self._resource[i]]
@@ -254,6 +266,9 @@ def _posting(postings: dict[Any, array[int]], key: Any) -> array[int]:
     return found
 
 
-def _after(posting: array[int], after: int) -> Iterator[int]:
-    start = bisect.bisect_right(posting, after)
-    return (posting[i] for i in range(start, len(posting)))
+def _between(posting: array[int], after: int, high: int, newest_first: bool) -> Iterator[int]:
+    """The posting's numbers in (`after`, `high`]: postings are ascending, so both ends are a
+    bisection and either direction is a walk, however many events lie outside."""
+    start, end = bisect.bisect_right(posting, after), bisect.bisect_right(posting, high)
+    steps = range(end - 1, start - 1, -1) if newest_first else range(start, end)
+    return (posting[i] for i in steps)

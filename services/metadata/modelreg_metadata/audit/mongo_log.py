@@ -26,7 +26,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 
 from modelreg_metadata.audit.events import Event, EventScope, scope_of
@@ -125,8 +125,16 @@ class EventFeed:
 
 
 class EventSearch(Protocol):
-    async def search(self, scope: EventScope, after_sequence: int, limit: int) -> list[Event]:
-        """Events in `scope` after `after_sequence`, in sequence order."""
+    async def search(
+        self,
+        scope: EventScope,
+        after_sequence: int,
+        limit: int,
+        *,
+        before_sequence: int = 0,
+        newest_first: bool = False,
+    ) -> list[Event]:
+        """As `EventLog.search` (store/__init__.py)."""
         ...
 
 
@@ -136,10 +144,26 @@ class DatabaseEventSearch:
     def __init__(self, events: AsyncCollection[Document]):
         self._events = events
 
-    async def search(self, scope: EventScope, after_sequence: int, limit: int) -> list[Event]:
-        condition = scope_condition(scope)
-        query: Document = {**condition, "seq": {"$gt": after_sequence}} if after_sequence else condition
-        cursor = self._events.find(query).sort("seq", ASCENDING).limit(limit)
+    async def search(
+        self,
+        scope: EventScope,
+        after_sequence: int,
+        limit: int,
+        *,
+        before_sequence: int = 0,
+        newest_first: bool = False,
+    ) -> list[Event]:
+        query = scope_condition(scope)
+        bounds: Document = {}
+        if after_sequence:
+            bounds["$gt"] = after_sequence
+        if before_sequence:
+            bounds["$lt"] = before_sequence
+        if bounds:
+            query["seq"] = bounds
+        # The indexes are (field, seq): either direction walks one of them, in order.
+        order = DESCENDING if newest_first else ASCENDING
+        cursor = self._events.find(query).sort("seq", order).limit(limit)
         return [event_from_document(doc) async for doc in cursor]
 
 
@@ -244,8 +268,18 @@ class MongoEventLog:
     def closed(self) -> bool:
         return self.feed.closed
 
-    async def search(self, scope: EventScope, after_sequence: int, limit: int) -> list[Event]:
-        return await self.searcher.search(scope, after_sequence, limit)
+    async def search(
+        self,
+        scope: EventScope,
+        after_sequence: int,
+        limit: int,
+        *,
+        before_sequence: int = 0,
+        newest_first: bool = False,
+    ) -> list[Event]:
+        return await self.searcher.search(
+            scope, after_sequence, limit, before_sequence=before_sequence, newest_first=newest_first
+        )
 
 
 def scope_condition(scope: EventScope) -> Document:

@@ -12,17 +12,29 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 
-from modelreg_api.errors import InvalidArgument, NotFound, Unavailable
+from modelreg_api.errors import InvalidArgument, NotFound, Unavailable, quoted
 from modelreg_api.names import AliasName, ModelVersionName
 from modelreg_common import paging
 
 from modelreg_metadata.audit import replay
 from modelreg_metadata.audit.events import Action, Event, EventScope, Json
 from modelreg_metadata.domain import Alias, ModelVersion
+from modelreg_metadata.filtering import parse_order_by
 from modelreg_metadata.store import EventLog
 
 WATCH_POLL_SECONDS = 0.15  # how long a watcher waits for this process's relay before re-reading
 WATCH_BATCH = 256
+ORDERS = "`sequence` (oldest first) or `sequence desc` (newest first)"
+
+
+def is_newest_first(order_by: str) -> bool:
+    """ListEvents' `order_by`: events have one order, by sequence number, in either direction."""
+    keys = parse_order_by(order_by)
+    if not keys:
+        return False
+    if len(keys) != 1 or keys[0].path.segments != ("sequence",):
+        raise InvalidArgument("order_by", f"{quoted(order_by)} is not {ORDERS}")
+    return keys[0].descending
 
 
 class AuditTrail:
@@ -32,19 +44,29 @@ class AuditTrail:
         self._events = events
 
     async def list_events(
-        self, scope: EventScope, *, after_sequence: int, page_size: int, page_token: str
+        self, scope: EventScope, *, after_sequence: int, page_size: int, page_token: str, order_by: str = ""
     ) -> tuple[list[Event], str]:
+        """A page of the events in `scope`, oldest first or (`order_by="sequence desc"`) newest
+        first. The token holds the last sequence returned and is bound to the query, order
+        included: the next page continues in the same order, after (or before) that number."""
         if after_sequence < 0:
             raise InvalidArgument("after_sequence", "must not be negative")
+        newest_first = is_newest_first(order_by)
         limit = paging.page_size(page_size)
-        query = f"events:{scope!r}:{after_sequence}"
+        query = f"events:{scope!r}:{after_sequence}:{'desc' if newest_first else 'asc'}"
         key = paging.decode_token(page_token, query)
+        before_sequence = 0
         if key is not None:
-            if len(key) != 1 or not isinstance(key[0], int):
+            if len(key) != 1 or not isinstance(key[0], int) or key[0] < 1:
                 raise InvalidArgument("page_token", "is not a token returned by this method")
-            after_sequence = max(after_sequence, key[0])
+            if newest_first:
+                before_sequence = key[0]
+            else:
+                after_sequence = max(after_sequence, key[0])
         await self._events.settle()
-        found = await self._events.search(scope, after_sequence, limit + 1)
+        found = await self._events.search(
+            scope, after_sequence, limit + 1, before_sequence=before_sequence, newest_first=newest_first
+        )
         token = paging.encode_token(query, [found[limit - 1].sequence]) if len(found) > limit else ""
         return found[:limit], token
 

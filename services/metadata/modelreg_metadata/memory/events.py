@@ -35,9 +35,19 @@ class MemoryEventLog:
     async def read_after(self, sequence: int, limit: int, *, probe: bool) -> list[Event]:
         return self._events[max(sequence, 0) : max(sequence, 0) + limit]
 
-    async def search(self, scope: EventScope, after_sequence: int, limit: int) -> list[Event]:
+    async def search(
+        self,
+        scope: EventScope,
+        after_sequence: int,
+        limit: int,
+        *,
+        before_sequence: int = 0,
+        newest_first: bool = False,
+    ) -> list[Event]:
+        end = len(self._events) if before_sequence <= 0 else min(before_sequence - 1, len(self._events))
+        window = self._events[max(after_sequence, 0) : end]
         found: list[Event] = []
-        for event in self._events[max(after_sequence, 0) :]:
+        for event in reversed(window) if newest_first else window:
             if len(found) == limit:
                 break
             if scope.matches(event):

@@ -139,8 +139,18 @@ class EventLog(Protocol):
     async def latest_sequence(self) -> int: ...
     async def settle(self) -> None: ...
     async def read_after(self, sequence: int, limit: int, *, probe: bool) -> list[Event]: ...
-    async def search(self, scope: EventScope, after_sequence: int, limit: int) -> list[Event]:
-        """Events in `scope` after `after_sequence`, in sequence order."""
+    async def search(
+        self,
+        scope: EventScope,
+        after_sequence: int,
+        limit: int,
+        *,
+        before_sequence: int = 0,
+        newest_first: bool = False,
+    ) -> list[Event]:
+        """At most `limit` events in `scope` with after_sequence < sequence < before_sequence
+        (0: no upper bound), in sequence order, or the reverse with `newest_first`: the first
+        `limit` in that order."""
         ...
 
     def growth(self) -> asyncio.Event:
