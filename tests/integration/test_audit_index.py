@@ -129,6 +129,8 @@ async def _answers_as_a_full_scan(isolated: Isolated, metadata: MetadataStub, ns
     for filters in combinations:
         listed = await list_all_events(metadata, **filters)
         assert [e.sequence for e in listed] == _expected(trail, filters), filters
+        newest = await list_all_events(metadata, order_by="sequence desc", **filters)
+        assert [e.sequence for e in newest] == _expected(trail, filters)[::-1], filters
         for event in listed:
             doc = by_sequence[event.sequence]
             stored = (doc["event_id"], doc["action"], doc["resource"])
@@ -136,18 +138,23 @@ async def _answers_as_a_full_scan(isolated: Isolated, metadata: MetadataStub, ns
         nonempty += bool(listed)
     assert nonempty > len(combinations) // 4  # the filters select something, not only nothing
 
-    # Paging: small pages walk the same events, whatever the filter.
-    for filters in ({}, {"model": f"namespaces/{ns}/models/m1"}, {"actions": ["ALIAS_MOVED"]}):
+    # Paging: small pages walk the same events, whatever the filter, in either order.
+    for filters, order in itertools.product(
+        ({}, {"model": f"namespaces/{ns}/models/m1"}, {"actions": ["ALIAS_MOVED"]}), ("", "sequence desc")
+    ):
         paged = []
         token = ""
         while True:
-            page = await metadata.ListEvents(md.ListEventsRequest(page_size=3, page_token=token, **filters))
+            page = await metadata.ListEvents(
+                md.ListEventsRequest(page_size=3, page_token=token, order_by=order, **filters)
+            )
             assert len(page.events) <= 3
             paged += [e.sequence for e in page.events]
             token = page.next_page_token
             if not token:
                 break
-        assert paged == _expected(trail, filters)
+        expected = _expected(trail, filters)
+        assert paged == (expected[::-1] if order else expected), (filters, order)
 
 
 async def _states(metadata: MetadataStub, ns: str) -> list[tuple[str, int, str]]:

@@ -454,10 +454,64 @@ async def test_list_events_filters_and_pages(metadata: MetadataStub) -> None:
     assert [e.sequence for e in after] == [e.sequence for e in everything[7:]]
 
 
+async def test_list_events_newest_first_is_the_exact_reverse_page_by_page(metadata: MetadataStub) -> None:
+    """What changed recently, first: `order_by="sequence desc"` pages down the trail, and all its
+    pages together are the oldest-first listing reversed. `after_sequence` still means "only
+    later events"; a page token continues only in the order it was made for."""
+    ns = unique("recent")
+    namespace = f"namespaces/{ns}"
+    created = await metadata.CreateModel(
+        md.CreateModelRequest(parent=namespace, model_id="m"), metadata=ALICE
+    )
+    for _ in range(4):
+        await metadata.CreateModelVersion(md.CreateModelVersionRequest(parent=created.name), metadata=BOB)
+    oldest = await events_when(metadata, 6, namespace=namespace)  # the namespace, the model, 4 versions
+
+    newest: list[event_pb2.Event] = []
+    token = ""
+    while True:
+        page = await metadata.ListEvents(
+            md.ListEventsRequest(namespace=namespace, page_size=2, page_token=token, order_by="sequence desc")
+        )
+        assert len(page.events) <= 2
+        newest += page.events
+        token = page.next_page_token
+        if not token:
+            break
+    assert [e.sequence for e in newest] == [e.sequence for e in reversed(oldest)]
+    assert newest[0].resource == f"{created.name}/versions/4"  # the latest change comes first
+    assert newest[0] == oldest[-1]  # the whole event, as oldest first lists it
+
+    later = await list_all_events(
+        metadata, namespace=namespace, after_sequence=oldest[2].sequence, order_by="sequence DESC"
+    )
+    assert [e.sequence for e in later] == [e.sequence for e in reversed(oldest[3:])]
+    ascending = await list_all_events(metadata, namespace=namespace, order_by="sequence asc")
+    assert [e.sequence for e in ascending] == [e.sequence for e in oldest]
+
+    # A token of one order is refused in the other, naming the token, not silently re-read.
+    for made, used in (("sequence desc", ""), ("", "sequence desc")):
+        first = await metadata.ListEvents(
+            md.ListEventsRequest(namespace=namespace, page_size=2, order_by=made)
+        )
+        assert first.next_page_token
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await metadata.ListEvents(
+                md.ListEventsRequest(
+                    namespace=namespace, page_size=2, order_by=used, page_token=first.next_page_token
+                )
+            )
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert error_info(caught.value)[1] == ["page_token"]
+
+
 @pytest.mark.parametrize(
     ("request_fields", "field"),
     [
         ({"actions": ["MODEL_EXPLODED"]}, "actions[0]"),
+        ({"order_by": "time desc"}, "order_by"),
+        ({"order_by": "sequence desc, time"}, "order_by"),
+        ({"order_by": "sequence sideways"}, "order_by"),
         ({"namespace": "teams/x"}, "namespace"),
         ({"model": "namespaces/x"}, "model"),
         ({"namespace": "namespaces/a", "model": "namespaces/b/models/m"}, "model"),

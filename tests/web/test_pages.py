@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import re
+from html import unescape
+from pathlib import Path
+from urllib.parse import urlencode
+
 import pytest
 from modelreg_local.stack import LocalStack
+from modelreg_web.pages.audit import PAGE_SIZE
 
+from tests.support import unique
 from tests.web.browser import Browser
 from tests.web.conftest import SignedIn
-from tests.web.sample import Sample, make_sample
+from tests.web.sample import Sample, client_for, make_sample
 
 pytestmark = pytest.mark.integration
 
@@ -91,6 +98,50 @@ def test_audit_page_filters_events(signed_in: SignedIn, sample: Sample) -> None:
     page = signed_in().get(f"/audit?model={sample.ref}&action=MODEL_VERSION_SEALED")
     assert page.status_code == 200, page.text[:2000]
     assert page.text.count('data-testid="audit-row"') == 3
+
+
+def _sequences(html: str) -> list[int]:
+    return [int(n) for n in re.findall(r'data-testid="audit-row" data-sequence="(\d+)"', html)]
+
+
+def _link(html: str, testid: str) -> str:
+    found = re.search(rf'data-testid="{testid}" href="([^"]+)"|href="([^"]+)" data-testid="{testid}"', html)
+    assert found, testid
+    return unescape(found.group(1) or found.group(2))
+
+
+def test_audit_page_lists_the_latest_events_first_and_pages_to_older_ones(
+    signed_in: SignedIn, sample: Sample, stack: LocalStack, tmp_path: Path
+) -> None:
+    """What changed recently comes first; "Older events" continues down the trail; the toggle
+    lists the same events oldest first, "Later events" after them: together the exact reverse."""
+    ref = f"{sample.namespace}/{unique('recent')}"
+    with client_for(stack, tmp_path / "cache") as registry:
+        registry.create_model(ref)
+        versions = [registry.create_version(ref) for _ in range(PAGE_SIZE + 2)]
+        latest = registry.list_events_page(model=ref, page_size=1, newest_first=True).items[0]
+    assert latest.resource == versions[-1].name
+    browser = signed_in()
+    page = browser.get("/audit", params={"model": ref})
+    assert page.status_code == 200, page.text[:2000]
+    newest = _sequences(page.text)
+    assert len(newest) == PAGE_SIZE
+    assert newest[0] == latest.sequence  # the latest event is the first row
+    assert "Older events" in page.text
+    older = browser.get(_link(page.text, "next-page"))
+    assert older.status_code == 200, older.text[:2000]
+    newest += _sequences(older.text)
+    assert 'data-testid="next-page"' not in older.text
+
+    oldest_page = browser.get(_link(page.text, "audit-order-toggle"))
+    assert oldest_page.status_code == 200, oldest_page.text[:2000]
+    assert 'name="order" value="oldest"' in oldest_page.text  # filtering again keeps the order
+    oldest = _sequences(oldest_page.text)
+    assert "Later events" in oldest_page.text
+    oldest += _sequences(browser.get(_link(oldest_page.text, "next-page")).text)
+    assert len(newest) == PAGE_SIZE + 3  # the model and its versions
+    assert newest == oldest[::-1]
+    assert _link(oldest_page.text, "audit-order-toggle") == f"/audit?{urlencode({'model': ref})}"
 
 
 def test_missing_model_is_a_404_page(signed_in: SignedIn, sample: Sample) -> None:

@@ -784,8 +784,10 @@ class AsyncClient:
         end_time: datetime | None = None,
         after_sequence: int = 0,
         page_size: int = 0,
+        newest_first: bool = False,
     ) -> AsyncIterator[event_pb2.Event]:
-        """The audit trail in sequence order, filtered, a page at a time.
+        """The audit trail in sequence order (`newest_first`: the latest event first), filtered,
+        a page at a time.
 
         `namespace` (`team`), `model` (`team/model`: the model, its versions and aliases) and
         `resource` (`team/model/3`, `team/model@production`, or any resource name) narrow it,
@@ -802,6 +804,7 @@ class AsyncClient:
             end_time=end_time,
             after_sequence=after_sequence,
             page_size=page_size,
+            newest_first=newest_first,
         ):
             yield event
 
@@ -817,8 +820,11 @@ class AsyncClient:
         end_time: datetime | None = None,
         page_size: int = 0,
         page_token: str = "",
+        newest_first: bool = False,
     ) -> Page[event_pb2.Event]:
-        """One page of `list_events`, with its cursor, for callers that page themselves."""
+        """One page of `list_events`, with its cursor, for callers that page themselves. A
+        cursor continues in the order it was made for (`newest_first` or not): passing it with
+        the other order is refused (InvalidArgument naming `page_token`)."""
         scope = _event_filter(namespace, model, resource, actions)
         request = scope.list_request(
             actor=actor,
@@ -827,6 +833,7 @@ class AsyncClient:
             after_sequence=0,
             page_size=page_size,
             page_token=page_token,
+            newest_first=newest_first,
         )
         response = await self._connection.unary(self._connection.metadata.ListEvents, request)
         return Page(list(response.events), response.next_page_token)

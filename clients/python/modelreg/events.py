@@ -23,6 +23,8 @@ from modelregistry.v1 import metadata_service_pb2 as md
 from modelreg.connection import Connection
 from modelreg.errors import RegistryError, Unavailable, from_rpc_error
 
+NEWEST_FIRST = "sequence desc"  # ListEvents' order_by for the latest events first
+
 # Called before each reconnection: the error that ended the stream, the sequence number the
 # next stream continues after, and the delay before it is opened.
 ReconnectCallback = Callable[[RegistryError, int, float], None]
@@ -46,6 +48,7 @@ class EventFilter:
         after_sequence: int,
         page_size: int,
         page_token: str,
+        newest_first: bool = False,
     ) -> md.ListEventsRequest:
         return md.ListEventsRequest(
             namespace=self.namespace,
@@ -58,6 +61,7 @@ class EventFilter:
             after_sequence=after_sequence,
             page_size=page_size,
             page_token=page_token,
+            order_by=NEWEST_FIRST if newest_first else "",
         )
 
     def watch_request(self, *, after_sequence: int, from_now: bool) -> md.WatchEventsRequest:
@@ -164,8 +168,9 @@ async def list_events(
     end_time: datetime | None,
     after_sequence: int,
     page_size: int,
+    newest_first: bool = False,
 ) -> AsyncIterator[event_pb2.Event]:
-    """The matching events in sequence order, a page at a time."""
+    """The matching events in sequence order (or newest first), a page at a time."""
     pages = connection.pages(
         connection.metadata.ListEvents,
         lambda token: scope.list_request(
@@ -175,6 +180,7 @@ async def list_events(
             after_sequence=after_sequence,
             page_size=page_size,
             page_token=token,
+            newest_first=newest_first,
         ),
     )
     async for page in pages:

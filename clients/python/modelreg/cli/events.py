@@ -44,8 +44,9 @@ def register(commands: Subcommands, common: argparse.ArgumentParser) -> None:
         help="print the audit trail; --follow prints new events as they happen",
         parents=[common],
         description=(
-            "Print the audit trail in sequence order: every change to namespaces, models, versions, "
-            "aliases and reviews, with its actor and what changed. With --follow, keep printing new "
+            "Print the audit trail in sequence order (with --newest-first, the latest first): every "
+            "change to namespaces, models, versions, aliases and reviews, with its actor and what "
+            "changed. With --follow, keep printing new "
             "events as they are committed (reconnecting, without gaps or repeats, when the service "
             "restarts) until interrupted. With --output json: a JSON array, or with --follow one "
             "JSON object per line. To resume later, pass the last SEQ printed to --since."
@@ -77,6 +78,11 @@ def register(commands: Subcommands, common: argparse.ArgumentParser) -> None:
         default="",
         metavar="PRINCIPAL",
         help="only changes made by PRINCIPAL (e.g. user:alice@example.com)",
+    )
+    events.add_argument(
+        "--newest-first",
+        action="store_true",
+        help="latest event first (what changed recently); --since still means only later events",
     )
     events.add_argument("--start-time", type=moment, metavar="TIME", help="only events at or after TIME")
     events.add_argument(
@@ -190,12 +196,17 @@ async def print_events(args: argparse.Namespace, client: AsyncClient, out: Outpu
                 start_time=args.start_time,
                 end_time=args.end_time,
                 after_sequence=args.since,
+                newest_first=args.newest_first,
             )
         ]
         out.result(table(_HEADERS, [_row(e) for e in found]) if found else "no events", found)
         return
     if args.end_time is not None:
         raise UsageError("--end-time", "cannot be combined with --follow")
+    if args.newest_first:
+        raise UsageError(
+            "--newest-first", "cannot be combined with --follow (which prints events as they come)"
+        )
 
     def reconnecting(error: RegistryError, after: int, delay: float) -> None:
         if not args.quiet:

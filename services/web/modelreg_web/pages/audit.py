@@ -1,9 +1,11 @@
-"""The audit trail, filtered by actor, action, model and time, a page at a time; and "what did
-this alias point at on a given date" (`?alias=ns/model@alias&at=<RFC3339>`, GetStateAtTime)."""
+"""The audit trail, filtered by actor, action, model and time, a page at a time, newest first
+(what changed recently; `?order=oldest` for the trail from its start); and "what did this alias
+point at on a given date" (`?alias=ns/model@alias&at=<RFC3339>`, GetStateAtTime)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from urllib.parse import urlencode
 
 from modelreg.errors import InvalidArgument, NotFound
 from modelreg_api.names import InvalidResourceName
@@ -15,6 +17,7 @@ from modelreg_web.pages.browse import query
 from modelreg_web.views import Visit, render
 
 PAGE_SIZE = 50
+_EVENT_FILTERS = ("actor", "action", "model", "since", "until")
 # The request field a refusal names -> the form field to show it at.
 _FORM_FIELDS = {
     "actions": "action",
@@ -43,12 +46,24 @@ def moment(field: str, text: str) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def _href(form: dict[str, str], *, oldest_first: bool, page_token: str = "") -> str:
+    """This page with the same event filters, in an order (newest first unless told), at a page."""
+    params = {name: form[name] for name in _EVENT_FILTERS if form[name]}
+    if oldest_first:
+        params["order"] = "oldest"
+    if page_token:
+        params["page_token"] = page_token
+    return f"/audit?{urlencode(params)}" if params else "/audit"
+
+
 async def audit(request: Request) -> Response:
     visit = Visit.of(request)
     form = {
         name: query(request, name) for name in ("actor", "action", "model", "since", "until", "alias", "at")
     }
     token = query(request, "page_token")
+    # Anything but `oldest` is the default: a made-up value shows the usual page, not an error.
+    oldest_first = query(request, "order") == "oldest"
     problems: dict[str, str] = {}
     events: list[object] = []
     next_token = ""
@@ -69,6 +84,7 @@ async def audit(request: Request) -> Response:
                 end_time=until,
                 page_size=PAGE_SIZE,
                 page_token=token,
+                newest_first=not oldest_first,
             )
             events, next_token = list(page.items), page.next_page_token
         except (InvalidArgument, InvalidResourceName) as exc:
@@ -94,7 +110,9 @@ async def audit(request: Request) -> Response:
             "title": "Audit trail",
             "form": form,
             "events": events,
-            "next_page_token": next_token,
+            "oldest_first": oldest_first,
+            "other_order_href": _href(form, oldest_first=not oldest_first),
+            "next_href": _href(form, oldest_first=oldest_first, page_token=next_token) if next_token else "",
             "problems": problems,
             "state": state,
         },
