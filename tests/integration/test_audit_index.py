@@ -139,9 +139,12 @@ async def _answers_as_a_full_scan(isolated: Isolated, metadata: MetadataStub, ns
     assert nonempty > len(combinations) // 4  # the filters select something, not only nothing
 
     # Paging: small pages walk the same events, whatever the filter, in either order.
-    for filters, order in itertools.product(
-        ({}, {"model": f"namespaces/{ns}/models/m1"}, {"actions": ["ALIAS_MOVED"]}), ("", "sequence desc")
-    ):
+    paged_filters: list[dict[str, Any]] = [
+        {},
+        {"model": f"namespaces/{ns}/models/m1"},
+        {"actions": ["ALIAS_MOVED"]},
+    ]
+    for filters, order in itertools.product(paged_filters, ("", "sequence desc")):
         paged = []
         token = ""
         while True:
