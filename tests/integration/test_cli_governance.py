@@ -260,6 +260,12 @@ def test_events_list_every_mutation_with_its_actor(cli: Cli, tmp_path: Path) -> 
     assert [e["action"] for e in of_staging] == ["ALIAS_CREATED", "ALIAS_MOVED", "ALIAS_DELETED"]
     later = cli.json("events", "--model", model, "--since", str(sequences[-3]))
     assert [int(e["sequence"]) for e in later] == sequences[-2:]
+    newest = cli.json("events", "--model", model, "--newest-first")
+    assert [int(e["sequence"]) for e in newest] == sequences[::-1]
+    assert [
+        int(e["sequence"])
+        for e in cli.json("events", "--model", model, "--newest-first", "--since", str(sequences[-3]))
+    ] == sequences[-1:-3:-1]
 
 
 def test_events_follow_prints_mutations_made_after_it_started(cli: Cli, tmp_path: Path) -> None:

@@ -46,6 +46,10 @@ def modelreg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Cap
             ["events", "-f", "--end-time", "2026-01-01T00:00:00Z"],
             "--end-time: cannot be combined with --follow",
         ),
+        (
+            ["events", "--follow", "--newest-first"],
+            "--newest-first: cannot be combined with --follow (which prints events as they come)",
+        ),
         (["compare", "team-a/m", "1"], "VERSION: name at least two versions to compare"),
     ],
 )
