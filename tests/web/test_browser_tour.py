@@ -76,9 +76,9 @@ async def test_readme_tour(
     dana = await person(chromium, web_url, dana_cli.env[TOKEN_ENV], screenshots, "dana")
     page = dana.page
 
-    # Home: dana's one namespace with its counts, the model among the recent ones.
+    # Home: dana's one namespace first, with its counts; the model among the recent ones.
     await page.goto("/")
-    row = page.get_by_test_id("namespace-row")
+    row = page.get_by_test_id("your-namespaces").get_by_test_id("namespace-row")
     await expect(row).to_have_count(1)
     await expect(row).to_have_attribute("data-namespace", namespace)
     await expect(row.locator("td")).to_have_text(["1", "2"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from html import unescape
 from pathlib import Path
@@ -25,11 +26,33 @@ def sample(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Sampl
 
 
 def test_home_lists_namespaces_with_counts_and_recent_models(signed_in: SignedIn, sample: Sample) -> None:
-    page = signed_in().get("/")
+    browser = signed_in()
+    page = browser.get("/")
     assert page.status_code == 200
-    assert f'data-namespace="{sample.namespace}"' in page.text
-    assert sample.model_id in page.text  # recently changed
+    assert sample.model_id in page.text  # recently changed: read from the newest events
     assert 'data-testid="activity-feed"' in page.text
+    # Every namespace is reachable through the "More namespaces" pages (keyset), each once, in order.
+    seen: list[str] = []
+    for _ in range(200):
+        seen += re.findall(r'data-testid="namespace-row" data-namespace="([^"]+)"', page.text)
+        following = re.search(r'data-testid="more-namespaces" href="([^"]+)"', page.text)
+        if following is None:
+            break
+        page = browser.get(html.unescape(following.group(1)))
+        assert page.status_code == 200
+    assert sample.namespace in seen
+    assert seen == sorted(set(seen))
+
+
+def test_home_puts_the_callers_own_namespaces_first(signed_in: SignedIn, sample: Sample) -> None:
+    page = signed_in("carol@example.com", "viewer", sample.namespace).get("/")
+    assert page.status_code == 200
+    own = page.text.split('data-testid="your-namespaces"', 1)[1].split("</table>", 1)[0]
+    assert re.findall(r'data-namespace="([^"]+)"', own) == [sample.namespace]
+    counts = re.findall(r'<td class="num">(\d+)\+?</td>', own)
+    assert len(counts) == 2
+    assert int(counts[0]) >= 1
+    assert int(counts[1]) >= int(counts[0])
 
 
 def test_namespace_page_lists_models_and_sorts(signed_in: SignedIn, sample: Sample) -> None:
