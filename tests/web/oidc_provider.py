@@ -18,11 +18,15 @@ import secrets
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from modelreg_local.stack import LocalStack
+
 from tests.identity_keys import SigningKey, claims, jwks_document, sign
+from tests.integration.isolated import Isolated
 
 
 @dataclass
@@ -33,9 +37,25 @@ class Grant:
     nonce: str
 
 
+def trusting_metadata(stack: LocalStack, provider: OidcProvider, directory: Path) -> Isolated:
+    """A metadata process (started) whose issuers file trusts `provider` for its client id."""
+    issuers = directory / "issuers.json"
+    issuers.write_text(
+        json.dumps(
+            [{"issuer": provider.issuer, "audiences": [provider.client_id], "jwks_url": provider.jwks_url}]
+        )
+    )
+    service = Isolated(stack, directory)
+    service.env["MODELREG_OIDC_ISSUERS_FILE"] = str(issuers)
+    service.start()
+    return service
+
+
 class OidcProvider:
-    def __init__(self, *, client_id: str, secret: str, subject: str) -> None:
-        self.client_id, self.secret, self.subject = client_id, secret, subject
+    def __init__(self, *, client_id: str, secret: str, subject: str, host: str = "127.0.0.1") -> None:
+        """`host`: the name in the issuer URL (`localhost` makes the provider another site than
+        a web UI on 127.0.0.1, as a real provider is); it listens on 127.0.0.1 either way."""
+        self.client_id, self.secret, self.subject, self.host = client_id, secret, subject, host
         self.key = SigningKey.rsa("idp-1")
         self.deny = False
         self.lifetime_seconds = 600.0
@@ -47,8 +67,8 @@ class OidcProvider:
 
     @property
     def issuer(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
+        port = self._httpd.server_address[1]
+        return f"http://{self.host}:{port}"
 
     @property
     def jwks_url(self) -> str:

@@ -7,7 +7,6 @@ services configured with the provider, through the real stack.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -19,7 +18,7 @@ from modelreg_local.stores import free_port
 from tests.integration.isolated import Isolated
 from tests.web.browser import Browser
 from tests.web.conftest import WebFactory
-from tests.web.oidc_provider import OidcProvider
+from tests.web.oidc_provider import OidcProvider, trusting_metadata
 
 pytestmark = pytest.mark.integration
 
@@ -42,18 +41,11 @@ def _provider_defaults(provider: OidcProvider) -> None:
 
 
 @pytest.fixture(scope="module")
-def trusting_metadata(
+def trusting(
     stack: LocalStack, provider: OidcProvider, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Isolated]:
     """A metadata process whose issuers file trusts the provider for the web UI's client id."""
-    directory = tmp_path_factory.mktemp("oidc-metadata")
-    issuers = directory / "issuers.json"
-    issuers.write_text(
-        json.dumps([{"issuer": provider.issuer, "audiences": [CLIENT_ID], "jwks_url": provider.jwks_url}])
-    )
-    service = Isolated(stack, directory)
-    service.env["MODELREG_OIDC_ISSUERS_FILE"] = str(issuers)
-    service.start()
+    service = trusting_metadata(stack, provider, tmp_path_factory.mktemp("oidc-metadata"))
     yield service
     service.stop()
 
@@ -67,8 +59,8 @@ def oidc_env(issuer: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def oidc_web(start_web: WebFactory, provider: OidcProvider, trusting_metadata: Isolated) -> WebProcess:
-    return start_web(MODELREG_METADATA_ADDR=trusting_metadata.address, **oidc_env(provider.issuer))
+def oidc_web(start_web: WebFactory, provider: OidcProvider, trusting: Isolated) -> WebProcess:
+    return start_web(MODELREG_METADATA_ADDR=trusting.address, **oidc_env(provider.issuer))
 
 
 def to_callback(browser: Browser, next_path: str = "/") -> str:
@@ -102,6 +94,7 @@ def test_the_whole_flow_signs_in_as_the_oidc_principal(oidc_web: WebProcess, pro
         assert browser.cookie_attributes["modelreg_oidc"]["path"] == "/signin/oidc"
 
         at_provider = browser.get(start.headers["location"], follow=False)
+        code = parse_qs(urlsplit(at_provider.headers["location"]).query)["code"][0]
         landed = browser.get(at_provider.headers["location"])
         assert landed.status_code == 200, landed.text[:1000]
         assert PRINCIPAL in landed.text
@@ -113,6 +106,12 @@ def test_the_whole_flow_signs_in_as_the_oidc_principal(oidc_web: WebProcess, pro
             page = browser.get(path)
             assert page.status_code == 200, page.text[:1000]
             assert f'data-testid="principal">{PRINCIPAL}<' in page.text
+    # Nothing secret in the web service's log: not the code, not the state, not the token.
+    log = oidc_web.log_path.read_text(errors="replace")
+    assert "/signin/oidc/callback?..." in log
+    assert code not in log
+    assert query["state"] not in log
+    assert "eyJ" not in log
 
 
 def test_a_wrong_state_is_refused(oidc_web: WebProcess) -> None:

@@ -213,6 +213,22 @@ class OidcProvider:
         return document
 
 
+class CallbackRedaction(logging.Filter):
+    """Keeps the one-time code and the state out of the access log: the callback's query string
+    is logged as `?...` (uvicorn's access records carry the path with its query as an argument)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple):
+            record.args = tuple(
+                value.split("?", 1)[0] + "?..."
+                if isinstance(value, str) and value.startswith(FLOW_COOKIE_PATH + "/callback?")
+                else value
+                for value in args
+            )
+        return True
+
+
 def _provider_broken(detail: str) -> OidcError:
     log.warning("OIDC provider answer unusable: %s", detail)
     return OidcError(502, "The sign-in provider answered something unusable", f"The provider: {detail}.")
