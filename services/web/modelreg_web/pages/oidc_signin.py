@@ -131,9 +131,10 @@ async def callback(request: Request) -> Response:  # noqa: PLR0911 - one page pe
     expires = claims.get("exp")
     not_after = int(expires) if isinstance(expires, (int, float)) and not isinstance(expires, bool) else None
     sessions = codec(request)
-    # A page, not a redirect: the browser arrived here from the provider's site, and a Strict
-    # session cookie is not sent on the rest of such a redirect chain; this page's own
-    # navigation (same site) carries it.
+    # A page, not a redirect: the browser arrived here from the provider's site, and RFC 6265bis
+    # counts a whole redirect chain that began on another site as cross-site, so a browser that
+    # follows it may withhold the Strict session cookie on the next page (Chromium, by default,
+    # does not); this page's own navigation starts on this site and always carries it.
     response = render(
         request,
         "signed_in.html",
