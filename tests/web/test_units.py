@@ -21,7 +21,7 @@ from modelreg_api.names import ModelVersionName
 from modelreg_web import present
 from modelreg_web.config import WebConfigError, WebSettings
 from modelreg_web.markdown import render_markdown
-from modelreg_web.pages.auth import _local_path
+from modelreg_web.pages.auth import local_path
 from modelreg_web.roles import abilities
 from modelreg_web.sessions import SessionCodec
 from modelregistry.v1 import access_service_pb2 as acc
@@ -100,7 +100,7 @@ def test_csrf_tokens_are_bound_to_the_cookie_and_the_key() -> None:
     ],
 )
 def test_sign_in_returns_only_to_this_site(target: str, kept: str) -> None:
-    assert _local_path(target) == kept
+    assert local_path(target) == kept
 
 
 def test_a_gate_refusal_reads_in_plain_words_with_the_values() -> None:

@@ -18,6 +18,7 @@ import uvicorn
 
 from modelreg_web.app import create_app
 from modelreg_web.config import WebConfigError, WebSettings, key_fingerprint
+from modelreg_web.oidc import CallbackRedaction
 
 log = logging.getLogger("modelreg_web")
 
@@ -54,6 +55,10 @@ def main() -> None:
         proxy_headers=False,
         server_header=False,
     )
+    # uvicorn set its loggers up in Config(): the filter goes on after. httpx logs every request
+    # at INFO; the provider's URLs carry no secret, but its chatter is not this service's log.
+    logging.getLogger("uvicorn.access").addFilter(CallbackRedaction())
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     log.info(
         "modelreg web UI on http://%s:%d (metadata %s, artifacts %s, session key %s)",
         settings.host,

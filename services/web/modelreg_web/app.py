@@ -24,6 +24,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelreg_web.config import WebSettings
+from modelreg_web.oidc import OidcProvider
 from modelreg_web.pages import (
     audit,
     auth,
@@ -34,6 +35,7 @@ from modelreg_web.pages import (
     files,
     governance,
     home,
+    oidc_signin,
     version,
 )
 from modelreg_web.sessions import SessionCodec
@@ -118,11 +120,14 @@ def create_app(settings: WebSettings, stopping: asyncio.Event | None = None) -> 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.registry = AsyncClient(settings=settings.client)
+        app.state.oidc = OidcProvider(settings.oidc) if settings.oidc is not None else None
         try:
             yield
         finally:
             app.state.stopping.set()
             await app.state.registry.close()
+            if app.state.oidc is not None:
+                await app.state.oidc.close()
 
     routes = [
         Route("/healthz", healthz),
@@ -131,6 +136,8 @@ def create_app(settings: WebSettings, stopping: asyncio.Event | None = None) -> 
         Route("/events/stream", events.event_stream),
         Route("/signin", page(auth.signin_form), methods=["GET"]),
         Route("/signin", page(auth.signin), methods=["POST"]),
+        Route("/signin/oidc", page(oidc_signin.start)),
+        Route("/signin/oidc/callback", page(oidc_signin.callback)),
         Route("/signout", page(auth.signout), methods=["POST"]),
         Route("/audit", page(audit.audit)),
         Route("/n/{ns}", page(browse.namespace)),

@@ -21,6 +21,7 @@ import json
 import secrets
 import time
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -31,6 +32,7 @@ SESSION_COOKIE = "modelreg_session"
 CSRF_COOKIE = "modelreg_csrf"
 CSRF_FIELD = "csrf_token"
 _AAD = b"modelreg-web session v1"
+_FLOW_AAD = b"modelreg-web oidc flow v1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,22 +56,49 @@ class SessionCodec:
         self._csrf_key = hashlib.sha256(b"csrf\0" + key).digest()
         self.lifetime = lifetime
 
-    def seal(self, token: str, principal: str) -> str:
-        nonce = secrets.token_bytes(12)
-        body = json.dumps({"t": token, "p": principal, "e": int(time.time()) + self.lifetime}).encode()
-        return _b64(nonce + self._aead.encrypt(nonce, body, _AAD))
+    def seal(self, token: str, principal: str, not_after: int | None = None) -> str:
+        """A session cookie value; it ends after `lifetime`, or at `not_after` (the token's own
+        expiry) when that comes first."""
+        expires = int(time.time()) + self.lifetime
+        if not_after is not None:
+            expires = min(expires, not_after)
+        return self._seal({"t": token, "p": principal, "e": expires}, _AAD)
 
     def open(self, cookie: str | None) -> Session | None:
         """The session in `cookie`, or None when it is absent, altered, foreign or expired."""
-        if not cookie or len(cookie) > 4096:
-            return None
+        body = self._open(cookie, _AAD)
         try:
-            raw = _unb64(cookie)
-            body = json.loads(self._aead.decrypt(raw[:12], raw[12:], _AAD))
             session = Session(token=str(body["t"]), principal=str(body["p"]), expires=int(body["e"]))
-        except (InvalidTag, ValueError, KeyError, TypeError, binascii.Error):
+        except (ValueError, KeyError, TypeError):
             return None
         return session if session.expires > time.time() else None
+
+    def seal_flow(self, flow: dict[str, str], lifetime: int) -> str:
+        """A sign-in in progress (modelreg_web.oidc), sealed under its own associated data so it
+        can never pass for a session, nor a session for it."""
+        return self._seal({**flow, "e": int(time.time()) + lifetime}, _FLOW_AAD)
+
+    def open_flow(self, cookie: str | None) -> dict[str, Any] | None:
+        body = self._open(cookie, _FLOW_AAD)
+        try:
+            live = int(body["e"]) > time.time()
+        except (ValueError, KeyError, TypeError):
+            return None
+        return body if live else None
+
+    def _seal(self, body: dict[str, Any], aad: bytes) -> str:
+        nonce = secrets.token_bytes(12)
+        return _b64(nonce + self._aead.encrypt(nonce, json.dumps(body).encode(), aad))
+
+    def _open(self, cookie: str | None, aad: bytes) -> dict[str, Any]:
+        if not cookie or len(cookie) > 4096:
+            return {}
+        try:
+            raw = _unb64(cookie)
+            body = json.loads(self._aead.decrypt(raw[:12], raw[12:], aad))
+        except (InvalidTag, ValueError, binascii.Error):
+            return {}
+        return body if isinstance(body, dict) else {}
 
     def csrf_field(self, cookie_value: str) -> str:
         return _b64(hmac.new(self._csrf_key, cookie_value.encode(), hashlib.sha256).digest())
@@ -88,8 +117,18 @@ def csrf_cookie_value(request: Request) -> tuple[str, bool]:
     return secrets.token_urlsafe(24), True
 
 
-def set_cookie(response: Response, name: str, value: str, max_age: int | None) -> None:
-    response.set_cookie(name, value, max_age=max_age, path="/", secure=True, httponly=True, samesite="strict")
+def set_cookie(
+    response: Response,
+    name: str,
+    value: str,
+    max_age: int | None,
+    *,
+    path: str = "/",
+    samesite: Literal["strict", "lax"] = "strict",
+) -> None:
+    response.set_cookie(
+        name, value, max_age=max_age, path=path, secure=True, httponly=True, samesite=samesite
+    )
 
 
 def same_origin(request: Request) -> bool:

@@ -81,7 +81,12 @@ class PageError(Exception):
 
 
 class SignInRequired(Exception):
-    pass
+    """No session; `ended` when the browser still sent one that is no longer valid (expired with
+    its token, or sealed under another key), so the sign-in page says why."""
+
+    def __init__(self, *, ended: bool = False) -> None:
+        super().__init__("sign-in required")
+        self.ended = ended
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,9 +99,10 @@ class Visit:
 
     @classmethod
     def of(cls, request: Request) -> Visit:
-        session = codec(request).open(request.cookies.get(SESSION_COOKIE))
+        cookie = request.cookies.get(SESSION_COOKIE)
+        session = codec(request).open(cookie)
         if session is None:
-            raise SignInRequired
+            raise SignInRequired(ended=bool(cookie))
         base: AsyncClient = request.app.state.registry
         return cls(request, session, base.acting_as(session.token, source="the web session"))
 
@@ -165,7 +171,13 @@ def failure_response(request: Request, exc: BaseException) -> Response:  # noqa:
     if isinstance(exc, SignInRequired):
         if request.method != "GET":
             return error_page(request, 401, "Please sign in", "Your session has ended; sign in again.")
-        return RedirectResponse(f"/signin?next={quote(_next_path(request), safe='')}", status_code=303)
+        ended = "expired=1&" if exc.ended else ""
+        redirect = RedirectResponse(
+            f"/signin?{ended}next={quote(_next_path(request), safe='')}", status_code=303
+        )
+        if exc.ended:
+            redirect.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="strict")
+        return redirect
     if isinstance(exc, PageError):
         return error_page(request, exc.status, exc.title, exc.detail)
     if isinstance(exc, Unauthenticated):

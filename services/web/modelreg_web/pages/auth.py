@@ -16,12 +16,18 @@ from modelreg_web.views import check_csrf, codec, render
 MAX_TOKEN_CHARS = 8192
 
 
-def _local_path(target: str) -> str:
+def local_path(target: str) -> str:
     """`target` when it is a path on this site, else "/" (no open redirect to another site)."""
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return "/"
     return target
+
+
+def _provider_context(request: Request) -> dict[str, str]:
+    """The name of the sign-in provider to offer a button for ("" when none is configured)."""
+    oidc = request.app.state.oidc
+    return {"provider": oidc.display_name if oidc is not None else ""}
 
 
 async def signin_form(request: Request) -> Response:
@@ -30,9 +36,10 @@ async def signin_form(request: Request) -> Response:
         "signin.html",
         {
             "title": "Sign in",
-            "next": _local_path(request.query_params.get("next", "/")),
+            "next": local_path(request.query_params.get("next", "/")),
             "expired": bool(request.query_params.get("expired")),
             "problem": "",
+            **_provider_context(request),
         },
     )
 
@@ -40,7 +47,7 @@ async def signin_form(request: Request) -> Response:
 async def signin(request: Request) -> Response:
     form = await read_form(request)
     await check_csrf(request, form)
-    target = _local_path(form.get("next", "/"))
+    target = local_path(form.get("next", "/"))
     token = form.get("token", "").strip()
     problem = ""
     if not token or len(token) > MAX_TOKEN_CHARS or any(c.isspace() for c in token):
@@ -59,7 +66,13 @@ async def signin(request: Request) -> Response:
     return render(
         request,
         "signin.html",
-        {"title": "Sign in", "next": target, "expired": False, "problem": problem},
+        {
+            "title": "Sign in",
+            "next": target,
+            "expired": False,
+            "problem": problem,
+            **_provider_context(request),
+        },
         status=401,
     )
 
