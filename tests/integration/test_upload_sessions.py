@@ -427,12 +427,23 @@ async def test_data_messages_keep_to_the_documented_bounds(
     assert error_info(caught.value) == ("CHUNK_TOO_LARGE", ["data"])
     assert len(caught.value.details() or "") < 300
 
-    # 200,000 one-byte messages: refused at the second, before they cost anything.
+    # One-byte messages: refused at the second, with the reason and the bound.
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await write_upload(artifacts, session.name, data, end=200_000, chunk=1)
+        await write_upload(artifacts, session.name, data, end=3, chunk=1)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error_info(caught.value) == ("CHUNK_TOO_SMALL", ["data"])
     assert "64 KiB" in (caught.value.details() or "")
+    # 200,000 of them: the stream ends at the second, before they cost anything. The client may
+    # still be sending when the refusal ends the stream; grpc's core then reports its failed send
+    # as INTERNAL "Internal error from Core" instead of the service's status (grpc/grpc#36066),
+    # which is the client library's race, not the service's answer (shown exactly just above).
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await write_upload(artifacts, session.name, data, end=200_000, chunk=1)
+    if caught.value.code() == grpc.StatusCode.INTERNAL:
+        assert caught.value.details() == "Internal error from Core"
+    else:
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert error_info(caught.value) == ("CHUNK_TOO_SMALL", ["data"])
     still = await session_of(artifacts, session.name)
     assert (still.state, still.committed_size) == (art.UPLOAD_STATE_ACTIVE, 0)
 
