@@ -24,6 +24,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelreg_web.config import WebSettings
+from modelreg_web.metrics import RequestMetrics, route_templates
 from modelreg_web.pages import (
     audit,
     auth,
@@ -156,4 +157,6 @@ def create_app(settings: WebSettings, stopping: asyncio.Event | None = None) -> 
     app.state.sessions = SessionCodec(settings.session_key, settings.session_seconds)
     app.state.stopping = stopping or asyncio.Event()
     app.add_middleware(ResponseHeaders)
+    # Outermost of ours: a request's time includes the headers' middleware (the last added wraps).
+    app.add_middleware(RequestMetrics, templates=route_templates(routes))
     return app
