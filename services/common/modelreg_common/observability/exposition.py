@@ -6,8 +6,8 @@ it to the monitoring namespace alone) and answers without credentials, as Promet
 It serves `/metrics` and nothing else (404), in Prometheus' text format or in OpenMetrics when
 the scraper asks for it. The defaults are on loopback (metadata 127.0.0.1:9464, artifacts
 127.0.0.1:9465, web UI 127.0.0.1:9466): nothing is exposed beyond the host unless the
-deployment says so, as the manifests do with 0.0.0.0:<port>. The server runs on threads of its own, so a scrape never
-waits for the event loop, and a busy event loop never delays a scrape.
+deployment says so, as the manifests do with 0.0.0.0:<port>. The server runs on threads of its
+own, so a scrape never waits for the event loop, and a busy event loop never delays a scrape.
 """
 
 from __future__ import annotations
