@@ -1,0 +1,147 @@
+"""The web UI's Prometheus metrics, scraped from its `/metrics` port after real page loads
+(docs/observability.md, "Web UI"). The web service is this module's own, so every count is
+exactly what these tests did.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from modelreg_local.stack import LocalStack, WebProcess
+
+from tests.integration.scrape import Samples, scrape_now, series, value
+from tests.support import ALICE, credential_for, unique
+from tests.web.browser import Browser
+from tests.web.conftest import WebFactory
+from tests.web.sample import Sample, make_sample
+
+pytestmark = pytest.mark.integration
+
+MODEL_ROUTE = "/n/{ns}/m/{model}"
+FILE_ROUTE = "/n/{ns}/m/{model}/v/{n}/files/{path:path}"
+PATIENCE_SECONDS = 10.0
+
+
+@pytest.fixture(scope="module")
+def web(start_web: WebFactory) -> WebProcess:
+    return start_web()
+
+
+@pytest.fixture(scope="module")
+def sample(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Sample:
+    return make_sample(stack, tmp_path_factory.mktemp("web-metrics"), namespace="web-metrics")
+
+
+@pytest.fixture
+def browser(web: WebProcess) -> Iterator[Browser]:
+    with Browser(web.url) as signed:
+        assert signed.sign_in(credential_for(ALICE, "admin", "-")).status_code == 303
+        yield signed
+
+
+def until(web: WebProcess, name: str, wanted: float, **labels: str) -> Samples:
+    """Scrape until the sample has the wanted value (a request is counted as its response
+    ends, just after the client has it), or fail naming what it was."""
+    deadline = time.monotonic() + PATIENCE_SECONDS
+    while True:
+        samples = scrape_now(web.metrics_url)
+        found = value(samples, name, **labels)
+        if found == wanted or time.monotonic() > deadline:
+            assert found == wanted, (name, labels, found)
+            return samples
+        time.sleep(0.05)
+
+
+def test_pages_are_counted_and_timed_by_route_template_and_code(
+    web: WebProcess, browser: Browser, sample: Sample
+) -> None:
+    before = scrape_now(web.metrics_url)
+    assert browser.get(sample.path).status_code == 200
+    assert browser.get(f"/n/{sample.namespace}/m/{unique('gone')}").status_code == 404
+    assert browser.get(f"/no/such/page/{unique('x')}").status_code == 404
+
+    ok = {"route": MODEL_ROUTE, "method": "GET", "code": "200"}
+    missing = {"route": MODEL_ROUTE, "method": "GET", "code": "404"}
+    unmatched = {"route": "unmatched", "method": "GET", "code": "404"}
+    count = "modelreg_http_requests_total"
+    after = until(web, count, value(before, count, **unmatched) + 1, **unmatched)
+    for labels in (ok, missing, unmatched):
+        assert value(after, count, **labels) - value(before, count, **labels) == 1, labels
+        histogram = "modelreg_http_request_duration_seconds"
+        assert (
+            value(after, f"{histogram}_count", **labels) - value(before, f"{histogram}_count", **labels) == 1
+        )
+        assert value(after, f"{histogram}_sum", **labels) > value(before, f"{histogram}_sum", **labels)
+        assert value(after, f"{histogram}_bucket", le="+Inf", **labels) == value(after, count, **labels)
+    # Bounded labels: templates only, never a path that was asked for.
+    routes = {labels["route"] for labels in series(after, count)}
+    assert all(route == "unmatched" or route.startswith("/") for route in routes), routes
+    assert not any(sample.model_id in route or "gone" in route or "/no/" in route for route in routes), routes
+    assert value(after, "modelreg_http_requests_in_flight") == 0
+    # The page's calls to the metadata service, counted by the SDK channels' interceptor.
+    assert any(
+        labels["service"] == "modelregistry.v1.MetadataService" and labels["code"] == "NOT_FOUND"
+        for labels in series(after, "modelreg_grpc_client_requests_total")
+    ), series(after, "modelreg_grpc_client_requests_total")
+    assert value(after, "process_resident_memory_bytes") > 0
+
+
+def test_a_download_adds_its_bytes(web: WebProcess, browser: Browser, sample: Sample) -> None:
+    name = "modelreg_web_download_bytes_total"
+    before = scrape_now(web.metrics_url)
+    response = browser.get(f"{sample.path}/v/1/files/model.bin")
+    assert response.status_code == 200
+    size = len(sample.files["model.bin"])
+    assert len(response.content) == size
+    after = until(web, name, value(before, name) + size)
+    labels = {"route": FILE_ROUTE, "method": "GET", "code": "200"}
+    count = "modelreg_http_requests_total"
+    assert value(after, count, **labels) - value(before, count, **labels) == 1
+
+
+def test_an_open_event_stream_shows_in_the_gauge_until_it_closes(web: WebProcess, browser: Browser) -> None:
+    gauge = "modelreg_web_event_streams_open"
+    assert value(scrape_now(web.metrics_url), gauge) == 0
+    cookie = "; ".join(f"{k}={v}" for k, v in browser.cookies.items())
+    opened = threading.Event()
+    close = threading.Event()
+
+    def follow() -> None:
+        with (
+            httpx.Client(base_url=web.url, timeout=httpx.Timeout(30, read=60)) as http,
+            http.stream("GET", "/events/stream", headers={"cookie": cookie}) as response,
+        ):
+            assert response.status_code == 200
+            next(response.iter_lines())  # "retry: 1000": the stream is open
+            opened.set()
+            close.wait(30)
+
+    reader = threading.Thread(target=follow)
+    reader.start()
+    try:
+        assert opened.wait(15)
+        during = until(web, gauge, 1)
+        assert value(during, "modelreg_http_requests_in_flight") == 1
+    finally:
+        close.set()
+        reader.join(30)
+    after = until(web, gauge, 0)
+    closed = {"route": "/events/stream", "method": "GET", "code": "200"}
+    assert value(after, "modelreg_http_requests_total", **closed) >= 1
+    assert value(after, "modelreg_http_requests_in_flight") == 0
+
+
+def test_only_metrics_is_served_on_the_metrics_port(web: WebProcess) -> None:
+    base = web.metrics_url.removesuffix("/metrics")
+    for path in ("/", "/healthz", "/n/x", "/metrics/extra"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{base}{path}", timeout=5)  # noqa: S310 - our loopback URL
+        assert refused.value.code == 404, path
+    # and the web UI's own port does not serve the metrics
+    assert httpx.get(f"{web.url}/metrics", timeout=10).status_code == 404
