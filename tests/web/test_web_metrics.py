@@ -118,7 +118,8 @@ def test_an_open_event_stream_shows_in_the_gauge_until_it_closes(web: WebProcess
             http.stream("GET", "/events/stream", headers={"cookie": cookie}) as response,
         ):
             assert response.status_code == 200
-            next(response.iter_lines())  # "retry: 1000": the stream is open
+            lines = response.iter_lines()  # held: a dropped iterator closes the response
+            assert next(lines) == "retry: 1000"  # the stream is open
             opened.set()
             close.wait(30)
 
@@ -131,9 +132,10 @@ def test_an_open_event_stream_shows_in_the_gauge_until_it_closes(web: WebProcess
     finally:
         close.set()
         reader.join(30)
-    after = until(web, gauge, 0)
+    until(web, gauge, 0)
+    # Counted once, when it ended (as the browser left), like any response.
     closed = {"route": "/events/stream", "method": "GET", "code": "200"}
-    assert value(after, "modelreg_http_requests_total", **closed) >= 1
+    after = until(web, "modelreg_http_requests_total", 1, **closed)
     assert value(after, "modelreg_http_requests_in_flight") == 0
 
 
@@ -142,6 +144,7 @@ def test_only_metrics_is_served_on_the_metrics_port(web: WebProcess) -> None:
     for path in ("/", "/healthz", "/n/x", "/metrics/extra"):
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(f"{base}{path}", timeout=5)  # noqa: S310 - our loopback URL
+        refused.value.close()
         assert refused.value.code == 404, path
     # and the web UI's own port does not serve the metrics
     assert httpx.get(f"{web.url}/metrics", timeout=10).status_code == 404
