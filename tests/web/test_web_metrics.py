@@ -148,3 +148,15 @@ def test_only_metrics_is_served_on_the_metrics_port(web: WebProcess) -> None:
         assert refused.value.code == 404, path
     # and the web UI's own port does not serve the metrics
     assert httpx.get(f"{web.url}/metrics", timeout=10).status_code == 404
+
+
+def test_a_metrics_port_in_use_stops_the_start(web: WebProcess, start_web: WebFactory) -> None:
+    taken = start_web(wait=False, MODELREG_METRICS_ADDR=web.metrics_address)
+    assert taken.wait_exited(30) == 1
+    assert f"cannot serve metrics on {web.metrics_address}" in taken.log_tail()
+
+
+def test_metrics_off_serves_none(start_web: WebFactory) -> None:
+    quiet = start_web(MODELREG_METRICS_ADDR="off")
+    assert "metrics off" in quiet.log_tail()
+    assert httpx.get(f"{quiet.url}/readyz", timeout=10).status_code == 200
