@@ -5,11 +5,13 @@ exactly what these tests did.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -160,3 +162,37 @@ def test_metrics_off_serves_none(start_web: WebFactory) -> None:
     quiet = start_web(MODELREG_METRICS_ADDR="off")
     assert "metrics off" in quiet.log_tail()
     assert httpx.get(f"{quiet.url}/readyz", timeout=10).status_code == 200
+
+
+def test_with_tracing_on_a_page_is_a_server_span_over_its_calls(
+    start_web: WebFactory, sample: Sample
+) -> None:
+    traced = start_web(OTEL_TRACES_EXPORTER="console", OTEL_BSP_SCHEDULE_DELAY="100")
+    with Browser(traced.url) as browser:
+        assert browser.sign_in(credential_for(ALICE, "admin", "-")).status_code == 303
+        assert browser.get(sample.path).status_code == 200
+    deadline = time.monotonic() + PATIENCE_SECONDS
+    while True:
+        spans = _console_spans(traced.log_path.read_text(errors="replace"))
+        pages = [s for s in spans if s["name"] == f"GET {MODEL_ROUTE}"]
+        if pages or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert pages, [s["name"] for s in spans]
+    [page] = pages
+    assert page["kind"] == "SpanKind.SERVER"
+    assert page["attributes"]["http.route"] == MODEL_ROUTE
+    assert page["attributes"]["http.response.status_code"] == 200
+    trace_id = page["context"]["trace_id"]
+    calls = [s for s in spans if s["kind"] == "SpanKind.CLIENT" and s["context"]["trace_id"] == trace_id]
+    assert calls, "the page's gRPC calls are not in its trace"
+    assert all(c["parent_id"] == page["context"]["span_id"] for c in calls)
+
+
+def _console_spans(log: str) -> list[dict[str, Any]]:
+    """The spans the console exporter wrote (one JSON object each, among the log lines)."""
+    spans, decoder, at = [], json.JSONDecoder(), 0
+    while (at := log.find('{\n    "name"', at)) != -1:
+        span, at = decoder.raw_decode(log, at)
+        spans.append(span)
+    return spans

@@ -17,8 +17,10 @@ from types import FrameType
 
 import uvicorn
 from modelreg_api.channels import intercept_channels
+from modelreg_common.config import ConfigError
 from modelreg_common.observability.client_metrics import client_metrics_interceptors
 from modelreg_common.observability.exposition import MetricsServer
+from modelreg_common.observability.tracing import configure_tracing
 
 from modelreg_web.app import create_app
 from modelreg_web.config import WebConfigError, WebSettings, key_fingerprint
@@ -47,6 +49,16 @@ def main() -> None:
         settings = WebSettings.from_environment()
     except (WebConfigError, ValueError) as exc:
         sys.exit(f"modelreg-web: {exc}")
+    try:
+        # Before the app's client opens its channels: they add CLIENT spans when tracing is on.
+        tracing = configure_tracing(os.environ, "modelreg-web")
+    except ConfigError as exc:
+        print(f"modelreg-web: {exc}", file=sys.stderr)  # noqa: T201 - as the services say it
+        sys.exit(2)
+    if tracing.enabled:
+        log.info("traces exported (%s)", ", ".join(tracing.exporters))
+    else:
+        log.info("tracing off")
     # Before the app's client opens its channels: they count the calls to the services.
     intercept_channels(client_metrics_interceptors())
     metrics = MetricsServer(settings.metrics_addr) if settings.metrics_addr is not None else None
@@ -82,6 +94,7 @@ def main() -> None:
     finally:
         if metrics is not None:
             metrics.stop()
+        tracing.shutdown()  # exports the spans still batched
 
 
 if __name__ == "__main__":
