@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -146,6 +147,10 @@ def test_a_killed_store_and_a_killed_service_are_named_and_restarted(
 ) -> None:
     running = Running([str(PYTHON), "-m", "modelreg_local"], tmp_path)
     launch.append(running)
+    # The banner lists the web UI's metrics beside the two services' (free ports here), served.
+    urls = running.wait_for(r"metrics +(http://\S+) +(http://\S+) +(http://\S+)", 5).groups()
+    with urllib.request.urlopen(urls[2], timeout=5) as reply:  # noqa: S310 - the stack's loopback URL
+        assert b"modelreg_http_requests_in_flight" in reply.read()
 
     ferretdb = running.store_pid("ferretdb")
     os.kill(ferretdb, signal.SIGKILL)

@@ -200,6 +200,16 @@ def test_the_session_key_must_be_given_long_enough_and_private(tmp_path: Path) -
         WebSettings.from_environment({"MODELREG_WEB_SESSION_KEY": "k" * 40, "MODELREG_WEB_ADDR": "8080"})
 
 
+def test_the_metrics_address_defaults_to_loopback_and_can_be_off() -> None:
+    key = {"MODELREG_WEB_SESSION_KEY": "k" * 40}
+    assert WebSettings.from_environment(key).metrics_addr == "127.0.0.1:9466"
+    pod = WebSettings.from_environment({**key, "MODELREG_METRICS_ADDR": "0.0.0.0:9466"})
+    assert pod.metrics_addr == "0.0.0.0:9466"
+    assert WebSettings.from_environment({**key, "MODELREG_METRICS_ADDR": "off"}).metrics_addr is None
+    with pytest.raises(WebConfigError, match="MODELREG_METRICS_ADDR='9466' is not host:port"):
+        WebSettings.from_environment({**key, "MODELREG_METRICS_ADDR": "9466"})
+
+
 class _Stream:
     """What DownloadFile would send: `chunks` as data messages from offset 0."""
 

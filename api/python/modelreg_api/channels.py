@@ -136,6 +136,16 @@ def channel_credentials(tls: ClientTls) -> grpc.ChannelCredentials:
 # Service's DNS name), one subchannel each; the default (pick_first) would send all to one.
 BALANCING = ("grpc.lb_policy_name", "round_robin")
 
+# Interceptors a process adds to every channel it opens from then on (a service's client-call
+# metrics: modelreg_common.observability.client_metrics), after the tracing one.
+_process_interceptors: list[grpc.aio.ClientInterceptor] = []
+
+
+def intercept_channels(interceptors: Sequence[grpc.aio.ClientInterceptor]) -> None:
+    """Give every channel `open_channel` opens from now on these interceptors too (call before
+    the first client is made; a process calls it once)."""
+    _process_interceptors[:] = interceptors
+
 
 def open_channel(address: str, tls: ClientTls, options: Sequence[tuple[str, Any]] = ()) -> grpc.aio.Channel:
     """An asyncio channel to `address` (one address, a comma-separated list of replicas' IP
@@ -144,7 +154,7 @@ def open_channel(address: str, tls: ClientTls, options: Sequence[tuple[str, Any]
     when the process has an OpenTelemetry tracer provider (`tracing`)."""
     target = grpc_target(address)
     options = [BALANCING, *options]
-    interceptors = client_interceptors()
+    interceptors = [*client_interceptors(), *_process_interceptors]
     if not tls.enabled_for(address):
         return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
     credentials = channel_credentials(tls)

@@ -22,7 +22,11 @@ from modelreg_api.addresses import (
     METADATA_ADDR_ENV,
     ServiceAddresses,
 )
-from modelreg_common.observability.exposition import ARTIFACT_METRICS_ADDR, METADATA_METRICS_ADDR
+from modelreg_common.observability.exposition import (
+    ARTIFACT_METRICS_ADDR,
+    METADATA_METRICS_ADDR,
+    WEB_METRICS_ADDR,
+)
 
 from modelreg_local.parent import MakeParent
 from modelreg_local.stack import LocalStack, ServiceStartError
@@ -61,6 +65,8 @@ def _metrics(stack: LocalStack) -> str:
     assert stack.metadata is not None  # noqa: S101 - set by start()
     assert stack.artifacts is not None  # noqa: S101
     urls = f"{stack.metadata.metrics_url}  {stack.artifacts.metrics_url}"
+    if stack.web is not None:
+        urls += f"  {stack.web.metrics_url}"
     return f"{urls}   (Prometheus: docs/observability.md)"
 
 
@@ -116,6 +122,7 @@ def main() -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     addresses = ServiceAddresses.from_environment()
+    web_address = os.environ.get("MODELREG_WEB_ADDR", "").strip() or DEFAULT_WEB_ADDR
     stack = LocalStack(
         data_root,
         addresses=addresses,
@@ -127,7 +134,8 @@ def main() -> None:
         # A port puts FerretDB on TCP, where every local user reaches it without credentials: opt-in only.
         mongo_port=_port("MODELREG_LOCAL_MONGO_PORT", NO_MONGO_PORT),
         s3_port=_port("MODELREG_LOCAL_S3_PORT", DEFAULT_S3_PORT),
-        web_address=os.environ.get("MODELREG_WEB_ADDR", "").strip() or DEFAULT_WEB_ADDR,
+        web_address=web_address,
+        web_metrics=WEB_METRICS_ADDR if web_address == DEFAULT_WEB_ADDR else None,
     )
     print(f"starting modelreg with data in {data_root} ...", flush=True)
     make = MakeParent()

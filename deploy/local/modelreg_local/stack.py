@@ -200,8 +200,24 @@ class WebProcess(ServiceProcess):
     """The web UI (`python -m modelreg_web`, HTTP): ready once GET /readyz answers 200, which it
     does when it reaches the metadata service."""
 
-    def __init__(self, name: str, *, address: str, env: Mapping[str, str], log_dir: Path) -> None:
-        super().__init__(name, module="modelreg_web", service="", address=address, env=env, log_dir=log_dir)
+    def __init__(
+        self,
+        name: str,
+        *,
+        address: str,
+        env: Mapping[str, str],
+        log_dir: Path,
+        metrics_address: str | None = None,
+    ) -> None:
+        super().__init__(
+            name,
+            module="modelreg_web",
+            service="",
+            address=address,
+            env=env,
+            log_dir=log_dir,
+            metrics_address=metrics_address,
+        )
 
     @property
     def url(self) -> str:
@@ -283,6 +299,7 @@ class LocalStack:
         log_level: str = "INFO",
         metrics: ServiceAddresses | None = None,
         web_address: str | None = None,
+        web_metrics: str | None = None,
     ):
         self.data_root = data_root
         self.addresses = addresses
@@ -298,6 +315,7 @@ class LocalStack:
         self.artifacts: ServiceProcess | None = None
         # The web UI runs only when asked for (`make run`); the test session starts its own.
         self.web_address = web_address
+        self._web_metrics = web_metrics  # where the web UI serves /metrics (None: a free port)
         self.web: WebProcess | None = None
         self.stores: StoreEndpoints | None = None
         self.local_stores: LocalStores | None = None  # the store processes, when this stack runs them
@@ -371,6 +389,7 @@ class LocalStack:
                 address=self.web_address,
                 env=web_environment(env, self.data_root, self.web_address),
                 log_dir=self.log_dir,
+                metrics_address=self._web_metrics,
             )
             self.web.start()
             self._exit.callback(self.web.stop)

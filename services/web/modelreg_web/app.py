@@ -16,6 +16,7 @@ from pathlib import Path
 
 from modelreg.aio import AsyncClient
 from modelreg.errors import ModelregError, Unavailable
+from modelreg_common.observability.tracing import tracer
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -24,6 +25,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelreg_web.config import WebSettings
+from modelreg_web.metrics import RequestMetrics, route_templates
 from modelreg_web.oidc import OidcProvider
 from modelreg_web.pages import (
     audit,
@@ -39,6 +41,7 @@ from modelreg_web.pages import (
     version,
 )
 from modelreg_web.sessions import SessionCodec
+from modelreg_web.spans import RequestSpans
 from modelreg_web.views import error_page, failure_response
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -163,4 +166,10 @@ def create_app(settings: WebSettings, stopping: asyncio.Event | None = None) -> 
     app.state.sessions = SessionCodec(settings.session_key, settings.session_seconds)
     app.state.stopping = stopping or asyncio.Event()
     app.add_middleware(ResponseHeaders)
+    templates = route_templates(routes)
+    active = tracer()
+    if active is not None:  # OTEL_* turned tracing on (configure_tracing in main)
+        app.add_middleware(RequestSpans, tracer=active, templates=templates)
+    # Outermost of ours: a request's time includes the others' (the last added wraps the rest).
+    app.add_middleware(RequestMetrics, templates=templates)
     return app

@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 from modelreg.settings import ClientSettings, RetryPolicy
 from modelreg_api.addresses import ServiceAddresses
 from modelreg_api.channels import ClientTls
+from modelreg_common.config import EnvReader
+from modelreg_common.observability.exposition import WEB_METRICS_ADDR, read_metrics_addr
 
 WEB_ADDR_ENV = "MODELREG_WEB_ADDR"
 DEFAULT_WEB_ADDR = "127.0.0.1:8080"
@@ -103,6 +105,8 @@ class WebSettings:
     shutdown_grace: float = 5.0
     # None: sign-in by token only.
     oidc: OidcSettings | None = None
+    # Where `/metrics` is served (MODELREG_METRICS_ADDR; None: `off`): docs/observability.md.
+    metrics_addr: str | None = WEB_METRICS_ADDR
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str] | None = None) -> WebSettings:
@@ -117,12 +121,17 @@ class WebSettings:
         )
         # The service itself holds no credential: every call presents the signed-in user's token.
         client = replace(client, token="", token_source="")
+        read = EnvReader(env)
+        metrics_addr = read_metrics_addr(read, WEB_METRICS_ADDR)
+        if read.problems:
+            raise WebConfigError("; ".join(read.problems))
         return cls(
             host=host,
             port=port,
             session_key=_session_key(env),
             client=client,
             oidc=OidcSettings.from_environment(env),
+            metrics_addr=metrics_addr,
         )
 
 

@@ -5,9 +5,9 @@ authenticated; the metrics port is for the cluster's Prometheus only (a NetworkP
 it to the monitoring namespace alone) and answers without credentials, as Prometheus targets do.
 It serves `/metrics` and nothing else (404), in Prometheus' text format or in OpenMetrics when
 the scraper asks for it. The defaults are on loopback (metadata 127.0.0.1:9464, artifacts
-127.0.0.1:9465): nothing is exposed beyond the host unless the deployment says so, as the
-manifests do with 0.0.0.0:<port>. The server runs on threads of its own, so a scrape never
-waits for the event loop, and a busy event loop never delays a scrape.
+127.0.0.1:9465, web UI 127.0.0.1:9466): nothing is exposed beyond the host unless the
+deployment says so, as the manifests do with 0.0.0.0:<port>. The server runs on threads of its
+own, so a scrape never waits for the event loop, and a busy event loop never delays a scrape.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from modelreg_common.config import EnvReader
 METRICS_ADDR_ENV = "MODELREG_METRICS_ADDR"
 METADATA_METRICS_ADDR = "127.0.0.1:9464"
 ARTIFACT_METRICS_ADDR = "127.0.0.1:9465"
+WEB_METRICS_ADDR = "127.0.0.1:9466"
 _OFF = ("off", "none", "false", "0")
 METRICS_PATH = "/metrics"
 

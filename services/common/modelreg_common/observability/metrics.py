@@ -14,10 +14,8 @@ import grpc
 from prometheus_client import Counter, Gauge, Histogram
 from pymongo.errors import PyMongoError
 
+from modelreg_common.observability.buckets import DURATION_BUCKETS
 from modelreg_common.outages import store_outage
-
-# From a cached read (1 ms) to a multi-GiB stream or a long WatchEvents (minutes).
-DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
 RPC_REQUESTS = Counter(
     "modelreg_rpc_requests",

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 
 from modelreg_web import present
+from modelreg_web.metrics import EVENT_STREAMS
 from modelreg_web.views import SignInRequired, Visit
 
 HEARTBEAT_SECONDS = 15.0
@@ -55,6 +56,7 @@ async def event_stream(request: Request) -> Response:
     async def body() -> AsyncIterator[str]:
         queue: asyncio.Queue[event_pb2.Event | ModelregError] = asyncio.Queue(_QUEUE_EVENTS)
         task = asyncio.create_task(pump(queue))
+        EVENT_STREAMS.inc()
         try:
             yield "retry: 1000\n\n"
             idle = 0.0
@@ -74,6 +76,7 @@ async def event_stream(request: Request) -> Response:
                     return
                 yield f"id: {item.sequence}\nevent: registry\ndata: {json.dumps(event_json(item))}\n\n"
         finally:
+            EVENT_STREAMS.dec()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, ModelregError):
                 await task

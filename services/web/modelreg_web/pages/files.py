@@ -17,6 +17,7 @@ from modelreg.errors import DataLoss, IntegrityError, ModelregError
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from modelreg_web.metrics import DOWNLOAD_BYTES
 from modelreg_web.pages.version import version_number
 from modelreg_web.views import PageError, Visit
 
@@ -47,9 +48,11 @@ async def download(request: Request) -> Response:
     async def body() -> AsyncIterator[bytes]:
         if first:
             yield first
+            DOWNLOAD_BYTES.inc(len(first))
         try:
             async for chunk in chunks:
                 yield chunk
+                DOWNLOAD_BYTES.inc(len(chunk))  # counted once the server took it for the browser
         except ModelregError as exc:
             log.error("download of %s %s aborted: %s", ref, path[:100], exc)
             raise  # uvicorn ends the connection short of Content-Length: the download fails
