@@ -10,6 +10,8 @@ import grpc
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
+from modelreg_api.interceptor_kinds import for_every_kind
+
 
 class _Tracing:
     """A CLIENT span per call, its context in the call's metadata; the span ends with the call."""
@@ -60,33 +62,6 @@ class _Tracing:
         span.end()
 
 
-# grpc.aio files an interceptor under the first of the four kinds it is an instance of, so each
-# kind needs an object of its own.
-class _UnaryUnary(_Tracing, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[type-arg]
-    async def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
-        return await self._call(continuation, client_call_details, request)
-
-
-class _UnaryStream(_Tracing, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[type-arg]
-    async def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
-        return await self._call(continuation, client_call_details, request)
-
-
-class _StreamUnary(_Tracing, grpc.aio.StreamUnaryClientInterceptor):  # type: ignore[type-arg]
-    async def intercept_stream_unary(
-        self, continuation: Any, client_call_details: Any, request_iterator: Any
-    ) -> Any:
-        return await self._call(continuation, client_call_details, request_iterator)
-
-
-class _StreamStream(_Tracing, grpc.aio.StreamStreamClientInterceptor):  # type: ignore[type-arg]
-    async def intercept_stream_stream(
-        self, continuation: Any, client_call_details: Any, request_iterator: Any
-    ) -> Any:
-        return await self._call(continuation, client_call_details, request_iterator)
-
-
-def tracing_interceptors(tracer: Tracer) -> list[Any]:
+def tracing_interceptors(tracer: Tracer) -> list[grpc.aio.ClientInterceptor]:
     """One interceptor of each kind (unary/stream requests, unary/stream responses)."""
-    ending: set[asyncio.Task[None]] = set()
-    return [kind(tracer, ending) for kind in (_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream)]
+    return for_every_kind(_Tracing(tracer, set())._call)

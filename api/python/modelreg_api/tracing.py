@@ -10,8 +10,6 @@ extra. The provider is looked at when the channel opens: set it up before the fi
 
 from __future__ import annotations
 
-from typing import cast
-
 import grpc
 
 
@@ -26,5 +24,4 @@ def client_interceptors() -> list[grpc.aio.ClientInterceptor]:
         return []
     from modelreg_api._trace_interceptor import tracing_interceptors  # noqa: PLC0415
 
-    # grpc-stubs leave the aio interceptor type open (a cast is what they ask for).
-    return cast("list[grpc.aio.ClientInterceptor]", tracing_interceptors(provider.get_tracer("modelreg")))
+    return tracing_interceptors(provider.get_tracer("modelreg"))

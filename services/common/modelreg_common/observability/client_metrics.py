@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 import grpc
+from modelreg_api.interceptor_kinds import for_every_kind
 from prometheus_client import Counter, Histogram
 
 from modelreg_common.observability.buckets import DURATION_BUCKETS
@@ -71,35 +72,6 @@ async def _record(service: str, name: str, elapsed: float, call: grpc.aio.Call) 
     CLIENT_DURATION.labels(service, name, code.name).observe(elapsed)
 
 
-# grpc.aio files an interceptor under the first of the four kinds it is an instance of, so each
-# kind needs an object of its own.
-class _UnaryUnary(_Measuring, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[type-arg]
-    async def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
-        return await self._call(continuation, client_call_details, request)
-
-
-class _UnaryStream(_Measuring, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[type-arg]
-    async def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
-        return await self._call(continuation, client_call_details, request)
-
-
-class _StreamUnary(_Measuring, grpc.aio.StreamUnaryClientInterceptor):  # type: ignore[type-arg]
-    async def intercept_stream_unary(
-        self, continuation: Any, client_call_details: Any, request_iterator: Any
-    ) -> Any:
-        return await self._call(continuation, client_call_details, request_iterator)
-
-
-class _StreamStream(_Measuring, grpc.aio.StreamStreamClientInterceptor):  # type: ignore[type-arg]
-    async def intercept_stream_stream(
-        self, continuation: Any, client_call_details: Any, request_iterator: Any
-    ) -> Any:
-        return await self._call(continuation, client_call_details, request_iterator)
-
-
 def client_metrics_interceptors() -> list[grpc.aio.ClientInterceptor]:
     """One interceptor of each kind (unary/stream requests, unary/stream responses)."""
-    ending: set[asyncio.Task[None]] = set()
-    kinds = (_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream)
-    # grpc-stubs leave the aio interceptor type open (a cast is what they ask for).
-    return cast("list[grpc.aio.ClientInterceptor]", [kind(ending) for kind in kinds])
+    return for_every_kind(_Measuring(set())._call)
