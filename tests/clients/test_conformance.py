@@ -70,9 +70,7 @@ def _python_leg(tmp: Path) -> Leg:
     return Leg("python", [sys.executable, "-m", python_scenario.__name__], REPOSITORY, env)
 
 
-def _ts_leg(tmp: Path) -> Leg | None:
-    if not TS_SCENARIO.is_file():
-        return None  # clients/ts is not on this branch
+def _ts_leg(tmp: Path) -> Leg:
     tsx = TS_PACKAGE / "node_modules" / ".bin" / "tsx"
     if not tsx.is_file() or shutil.which("node") is None:
         message = "clients/ts has a scenario but no node or node_modules (make tools installs them)"
@@ -87,11 +85,7 @@ def _ts_leg(tmp: Path) -> Leg | None:
 @pytest.fixture(scope="module")
 def legs(tmp_path_factory: pytest.TempPathFactory) -> list[Leg]:
     tmp = tmp_path_factory.mktemp("legs")
-    found = [_python_leg(tmp), _go_leg(tmp)]
-    ts = _ts_leg(tmp)
-    if ts is not None:
-        found.append(ts)
-    return found
+    return [_python_leg(tmp), _go_leg(tmp), _ts_leg(tmp)]
 
 
 def _run(leg: Leg, args: list[str], addresses: dict[str, str]) -> dict[str, Any]:

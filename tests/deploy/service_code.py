@@ -5,7 +5,6 @@ values it accepts, and the names any code reads. Each service's own settings loa
 from __future__ import annotations
 
 import contextlib
-import importlib
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,14 +20,12 @@ from modelreg_api.channels import TLS_ENV, ClientTls, TlsConfigError
 from modelreg_artifacts.config import METADATA_TLS_ENV, ArtifactSettings
 from modelreg_common.config import ConfigError
 from modelreg_metadata.config import MetadataSettings
+from modelreg_web.config import WebSettings
 
 from tests.deploy.manifests import REPO
 
 Loader = Callable[[Mapping[str, str]], Any]
 
-# Read by code landing on other branches of this round; allowed while the code does not name
-# them yet (once it does, the static scan below finds them and this entry is redundant).
-PENDING: dict[str, str] = {}
 # Standard OpenTelemetry variables, read by the OpenTelemetry SDK itself.
 OTEL_STANDARD = frozenset(
     {
@@ -65,24 +62,11 @@ class RecordingEnv(Mapping[str, str]):
         return len(self._values)
 
 
-def _web_loader() -> Loader | None:
-    """The web UI's settings loader (services/web/modelreg_web/config.py), once that exists."""
-    try:
-        module = importlib.import_module("modelreg_web.config")
-    except ModuleNotFoundError:
-        return None
-    for value in vars(module).values():
-        loader = getattr(value, "from_environment", None)
-        if isinstance(value, type) and callable(loader) and value.__module__ == module.__name__:
-            return loader  # type: ignore[no-any-return]
-    raise AssertionError("modelreg_web.config has no settings class with from_environment")
-
-
 @dataclass(frozen=True)
 class ServiceCode:
     deployment: str
     container: str
-    loader: Loader | None
+    loader: Loader
     port_name: str
     listen_env: str
     default_listen: str
@@ -105,7 +89,9 @@ SERVICES = (
         ARTIFACT_ADDR_ENV,
         DEFAULT_ARTIFACT_ADDR,
     ),
-    ServiceCode("modelreg-web", "web", _web_loader(), "http", "MODELREG_WEB_ADDR", "127.0.0.1:8080"),
+    ServiceCode(
+        "modelreg-web", "web", WebSettings.from_environment, "http", "MODELREG_WEB_ADDR", "127.0.0.1:8080"
+    ),
 )
 
 
