@@ -51,6 +51,17 @@ def modelreg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Cap
             "--newest-first: cannot be combined with --follow (which prints events as they come)",
         ),
         (["compare", "team-a/m", "1"], "VERSION: name at least two versions to compare"),
+        (
+            [
+                "follow",
+                "team-a/m@production",
+                "--deployment",
+                "a/b/c",
+                "--kubernetes-api",
+                "https://127.0.0.1:1",
+            ],
+            "--deployment: 'a/b/c' is not [NAMESPACE/]NAME",
+        ),
     ],
 )
 def test_a_usage_mistake_exits_2_with_one_line_naming_the_option(
