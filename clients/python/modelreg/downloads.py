@@ -93,15 +93,9 @@ class Downloader:
                 async for raw in self._connection.data.download_file(
                     request, timeout=timeout, metadata=metadata
                 ):
-                    offset, data = _data_of(raw, version, file)
+                    data = _data_at(raw, version, file, position)
                     if not data:
                         continue
-                    if offset != position or position + len(data) > file.size_bytes:
-                        raise IntegrityError(
-                            f"{file.path}: the server sent bytes {offset}..{offset + len(data)} "
-                            f"while {position} was expected of {file.size_bytes}",
-                            reason="UNEXPECTED_OFFSET",
-                        )
                     await asyncio.to_thread(_append, partial, hasher, data)
                     position += len(data)
                     progress.advance(len(data))
@@ -132,6 +126,20 @@ def _data_of(
     if message.HasField("file"):
         _check_header(version, file, message.file)
     return message.offset, message.data
+
+
+def _data_at(
+    raw: bytes, version: ModelVersionName, file: model_pb2.ModelFile, position: int
+) -> memoryview | bytes:
+    """The data of one DownloadFileResponse, which must continue the file exactly at `position`."""
+    offset, data = _data_of(raw, version, file)
+    if data and (offset != position or position + len(data) > file.size_bytes):
+        raise IntegrityError(
+            f"{file.path}: the server sent bytes {offset}..{offset + len(data)} "
+            f"while {position} was expected of {file.size_bytes}",
+            reason="UNEXPECTED_OFFSET",
+        )
+    return data
 
 
 def _check_header(version: ModelVersionName, wanted: model_pb2.ModelFile, got: model_pb2.ModelFile) -> None:
@@ -184,15 +192,9 @@ async def stream_file(
         timeout = connection.settings.stream_timeout(file.size_bytes - position)
         try:
             async for raw in connection.data.download_file(request, timeout=timeout, metadata=metadata):
-                offset, data = _data_of(raw, version, file)
+                data = _data_at(raw, version, file, position)
                 if not data:
                     continue
-                if offset != position or position + len(data) > file.size_bytes:
-                    raise IntegrityError(
-                        f"{file.path}: the server sent bytes {offset}..{offset + len(data)} "
-                        f"while {position} was expected of {file.size_bytes}",
-                        reason="UNEXPECTED_OFFSET",
-                    )
                 await asyncio.to_thread(hasher.update, data)
                 position += len(data)
                 if held:
