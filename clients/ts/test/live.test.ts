@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
 import { once } from "node:events";
 import { randomBytes, randomUUID } from "node:crypto";
-import { mkdir, mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { tmpdir } from "node:os";
@@ -40,8 +40,17 @@ function client(options: ConstructorParameters<typeof RegistryClient>[0] = {}): 
 }
 after(() => clients.forEach((made) => made.close()));
 
+// Every scratch directory a test makes, removed when the file's tests are done (tests leave no data).
+const scratchDirs: string[] = [];
+async function scratch(prefix: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  scratchDirs.push(dir);
+  return dir;
+}
+after(() => Promise.all(scratchDirs.map((dir) => rm(dir, { recursive: true, force: true }))));
+
 async function workdir(files: Record<string, Buffer>): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), "modelreg-ts-live-"));
+  const dir = await scratch("modelreg-ts-live-");
   for (const [path, data] of Object.entries(files)) {
     await mkdir(join(dir, "in", path, ".."), { recursive: true });
     await writeFile(join(dir, "in", path), data);
@@ -127,7 +136,7 @@ describe("against the registry", { skip }, () => {
   });
 
   it("continues the version and the upload session a killed push left", async () => {
-    const cacheDir = await mkdtemp(join(tmpdir(), "modelreg-ts-cache-"));
+    const cacheDir = await scratch("modelreg-ts-cache-");
     const size = 96 * MIB;
     const part = 16 * MIB; // the artifact service's default part: what it commits at a time
     const weights = randomBytes(size);

@@ -1,10 +1,10 @@
 // Unit tests: no registry needed. `npm test` (node --test with tsx).
 import assert from "node:assert/strict";
-import { mkdtemp, mkdir, symlink, writeFile, chmod } from "node:fs/promises";
+import { mkdtemp, mkdir, rm, symlink, writeFile, chmod } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
   baseUrls,
@@ -23,6 +23,15 @@ import {
 import { checkManifestPath } from "../src/pulls.js";
 import { mapLimited } from "../src/parallel.js";
 import { CredentialError, UnsafeManifest } from "../src/errors.js";
+
+// Every scratch directory a test makes, removed when the file's tests are done (tests leave no data).
+const scratchDirs: string[] = [];
+async function scratch(prefix: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  scratchDirs.push(dir);
+  return dir;
+}
+after(() => Promise.all(scratchDirs.map((dir) => rm(dir, { recursive: true, force: true }))));
 
 const hex = (s: string) => Uint8Array.from(Buffer.from(s, "hex"));
 // Serialized by Python's googleapis-common-protos (the services' encoder):
@@ -144,7 +153,7 @@ describe("settings", () => {
 
 describe("credentials", () => {
   it("takes the first source that is set, and refuses one that is set but unusable", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "modelreg-ts-"));
+    const dir = await scratch("modelreg-ts-");
     const file = join(dir, "token");
     await writeFile(file, "mrt_abc_def\n");
     assert.deepEqual(findCredential({ MODELREG_TOKEN: " t1 ", MODELREG_TOKEN_FILE: file }, "10.0.0.1:1"), {
@@ -175,7 +184,7 @@ describe("credentials", () => {
 
 describe("local files and manifests", () => {
   it("lists a directory's files with /-separated paths and their SHA-256, and refuses links", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "modelreg-ts-"));
+    const dir = await scratch("modelreg-ts-");
     await mkdir(join(dir, "sub"));
     await writeFile(join(dir, "sub", "b.txt"), "hello\n");
     await writeFile(join(dir, "a.bin"), "");
