@@ -199,7 +199,24 @@ class Uploads:
             await self._sessions.insert(session)
         if stored is None or await self._blobs.claim(spec.sha256, now()) is None:
             # A one-shot upload (`as_writer`) streams its bytes anyway: nobody to tell to wait.
-            return session if as_writer else await self._with_concurrent_upload(session)
+            if as_writer:
+                return session
+            session = await self._with_concurrent_upload(session)
+            # Taking the lead races the holder finishing: it stores the blob, then gives the lead
+            # up, so a lead won after our first look may be for content stored meanwhile. Look
+            # again before asking for the bytes (publishing ends the session and drops its lead).
+            if session.concurrent_upload:
+                return session
+            stored = await self._blobs.claim(spec.sha256, now())
+            if stored is None:
+                return session
+            if stored.size_bytes != spec.size_bytes:  # as above: the declared size is wrong
+                await self._end(session, UploadState.CANCELLED)
+                raise InvalidArgument(
+                    "spec.size_bytes",
+                    f"declared {spec.size_bytes} bytes, but blob {spec.sha256} has {stored.size_bytes}",
+                    reason="SIZE_MISMATCH",
+                )
         return await self._publish(session, blob_reused=True)
 
     async def get(self, name: UploadSessionName) -> UploadSession:
